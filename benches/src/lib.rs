@@ -1,0 +1,1 @@
+//! Shared helpers for Agora benchmarks (fixtures live in the bench files).
