@@ -1,1 +1,164 @@
-//! (being written)
+//! The Agora master: admits agents, keeps frameworks, tasks and offers,
+//! runs the DRF allocator (crate `agora-allocator`) every allocation interval
+//! and on events, validates ACCEPTs, forwards status updates at least once,
+//! and serves the Scheduler and AgentService gRPC APIs plus HTTP /health,
+//! /state and /metrics on one port.
+//!
+//! Architecture invariant: one event loop (`event_loop::run`) owns all
+//! mutable state; handlers in `api/` and `http.rs` only decode, validate and
+//! send it a `Command`. The registry (agents admitted/unreachable, weights)
+//! changes only through `Registry::apply`.
+#![forbid(unsafe_code)]
+
+mod agents;
+mod api;
+mod clock;
+mod config;
+mod error;
+mod event_loop;
+mod frameworks;
+mod http;
+mod metrics;
+mod offers;
+pub mod registry;
+mod state;
+mod state_json;
+mod tasks;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use agora_proto::v1;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::info;
+
+pub use config::MasterConfig;
+pub use error::MasterError;
+
+use crate::registry::RegistryStore;
+use crate::state::{AgentEntry, AgentStatus, Master};
+
+/// How long shutdown waits for connections to drain before cutting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// A running master.
+pub struct MasterHandle {
+    addr: SocketAddr,
+    shutdown_loop: Option<oneshot::Sender<()>>,
+    shutdown_server: Option<oneshot::Sender<()>>,
+    loop_task: JoinHandle<()>,
+    server_task: JoinHandle<()>,
+}
+
+impl MasterHandle {
+    /// The address it serves on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving and stops the loop; open streams end.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown_loop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(tx) = self.shutdown_server.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.loop_task).await;
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.server_task).await.is_err() {
+            self.server_task.abort();
+        }
+    }
+
+    /// Stops everything at once, like kill -9: no goodbyes, no flushing.
+    pub fn crash(self) {
+        self.loop_task.abort();
+        self.server_task.abort();
+    }
+}
+
+/// Starts a master serving on `listener` (gRPC and HTTP on the same port).
+pub async fn start(cfg: MasterConfig, listener: TcpListener) -> Result<MasterHandle, MasterError> {
+    cfg.validate()?;
+    let addr = listener.local_addr()?;
+    let store = RegistryStore::new(cfg.data_dir.as_deref())?;
+    let registry = store.load()?;
+    let now_unix = clock::unix_now();
+    let master_id = uuid::Uuid::new_v4().to_string();
+    let mut master = Master {
+        leader: addr.to_string(),
+        master_id: master_id.clone(),
+        start_unix: now_unix,
+        agents: Default::default(),
+        frameworks: Default::default(),
+        removed_frameworks: Default::default(),
+        tasks: Default::default(),
+        offers: Default::default(),
+        registry,
+        store,
+        metrics: metrics::Metrics::new(),
+        allocation_wanted: false,
+        allocation_seed: rand::random(),
+        cfg,
+    };
+    recover_agents(&mut master);
+    let (tx, rx) = mpsc::channel(event_loop::COMMAND_QUEUE);
+    let (loop_stop, loop_stop_rx) = oneshot::channel();
+    let loop_task = tokio::spawn(event_loop::run(master, rx, loop_stop_rx));
+
+    let grpc = tonic::service::Routes::new(v1::scheduler_server::SchedulerServer::new(api::scheduler::SchedulerApi {
+        tx: tx.clone(),
+    }))
+    .add_service(v1::agent_service_server::AgentServiceServer::new(api::agent::AgentApi { tx: tx.clone() }))
+    .into_axum_router();
+    let app = grpc.merge(http::router(http::HttpState { tx }));
+    let (server_stop, server_stop_rx) = oneshot::channel::<()>();
+    let server_task = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = server_stop_rx.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "master server stopped with an error");
+        }
+    });
+    info!(%addr, %master_id, "master started");
+    Ok(MasterHandle {
+        addr,
+        shutdown_loop: Some(loop_stop),
+        shutdown_server: Some(server_stop),
+        loop_task,
+        server_task,
+    })
+}
+
+/// Agents in the registry come back as `Recovered` (or `Unreachable`) and
+/// must re-register within the re-register timeout.
+fn recover_agents(master: &mut Master) {
+    let deadline = agora_model::MonoTime(0).after(master.cfg.agent_reregister_timeout);
+    for (id, rec) in &master.registry.agents {
+        let unreachable = master.registry.unreachable.get(id);
+        master.agents.insert(
+            id.clone(),
+            AgentEntry {
+                id: id.clone(),
+                hostname: rec.hostname.clone(),
+                port: rec.port,
+                total: agora_model::Resources::parse(&rec.resources).unwrap_or_default(),
+                attributes: Default::default(),
+                status: if unreachable.is_some() { AgentStatus::Unreachable } else { AgentStatus::Recovered },
+                session: String::new(),
+                tx: None,
+                ping_seq: 0,
+                outstanding_ping: None,
+                misses: 0,
+                registered_unix: master.start_unix,
+                unreachable_since_unix: unreachable.map(|ms| *ms as f64 / 1000.0),
+                reregister_deadline: Some(deadline),
+                tasks: Default::default(),
+                pending_kills: Vec::new(),
+            },
+        );
+    }
+}

@@ -15,6 +15,7 @@ pub mod ids;
 pub mod ranges;
 pub mod resources;
 pub mod scalar;
+pub mod status;
 pub mod task;
 pub mod time;
 
@@ -27,6 +28,7 @@ pub use ids::{AgentId, FrameworkId, OfferId, Role, TaskId};
 pub use ranges::Ranges;
 pub use resources::{ResourceRequest, Resources, Value};
 pub use scalar::Scalar;
+pub use status::{Offer, StatusSource, TaskStatus};
 pub use task::{
     CommandSpec, DockerNetwork, DockerSpec, HealthCheck, HealthCheckKind, PortMapping, TaskSpec,
     TaskState, TaskStatusReason,

@@ -515,6 +515,143 @@ reasons! {
     MasterDisconnected <=> MasterDisconnected,
 }
 
+
+fn source_from_wire(s: i32) -> m::StatusSource {
+    use v1::task_status::Source as W;
+    match W::try_from(s) {
+        Ok(W::Agent) => m::StatusSource::Agent,
+        Ok(W::Executor) => m::StatusSource::Executor,
+        _ => m::StatusSource::Master,
+    }
+}
+
+fn source_to_wire(s: m::StatusSource) -> i32 {
+    use v1::task_status::Source as W;
+    (match s {
+        m::StatusSource::Master => W::Master,
+        m::StatusSource::Agent => W::Agent,
+        m::StatusSource::Executor => W::Executor,
+    }) as i32
+}
+
+/// Wire TaskStatus → model, validated.
+pub fn status_from_wire(s: &v1::TaskStatus) -> Result<m::TaskStatus> {
+    let uuid = if s.uuid.is_empty() {
+        None
+    } else {
+        Some(uuid::Uuid::from_slice(&s.uuid).map_err(|_| ConvertError::new("status.uuid", "must be 16 bytes"))?)
+    };
+    if !s.timestamp.is_finite() {
+        return Err(ConvertError::new("status.timestamp", "must be finite"));
+    }
+    Ok(m::TaskStatus {
+        task_id: m::TaskId::parse(s.task_id.clone()).map_err(|e| ConvertError::from(e).at("status"))?,
+        framework_id: if s.framework_id.is_empty() {
+            None
+        } else {
+            Some(m::FrameworkId::parse(s.framework_id.clone()).map_err(|e| ConvertError::from(e).at("status"))?)
+        },
+        agent_id: if s.agent_id.is_empty() {
+            None
+        } else {
+            Some(m::AgentId::parse(s.agent_id.clone()).map_err(|e| ConvertError::from(e).at("status"))?)
+        },
+        state: state_from_wire(s.state).map_err(|e| e.at("status"))?,
+        message: s.message.clone(),
+        source: source_from_wire(s.source),
+        reason: reason_from_wire(s.reason),
+        uuid,
+        timestamp: s.timestamp,
+        healthy: s.healthy,
+        exit_code: s.exit_code,
+    })
+}
+
+/// Model TaskStatus → wire.
+pub fn status_to_wire(s: &m::TaskStatus) -> v1::TaskStatus {
+    v1::TaskStatus {
+        task_id: s.task_id.to_string(),
+        state: state_to_wire(s.state),
+        message: s.message.clone(),
+        source: source_to_wire(s.source),
+        reason: reason_to_wire(s.reason),
+        agent_id: s.agent_id.as_ref().map(ToString::to_string).unwrap_or_default(),
+        uuid: s.uuid.map(|u| u.as_bytes().to_vec()).unwrap_or_default(),
+        timestamp: s.timestamp,
+        healthy: s.healthy,
+        exit_code: s.exit_code,
+        framework_id: s.framework_id.as_ref().map(ToString::to_string).unwrap_or_default(),
+    }
+}
+
+/// Wire Offer → model, validated.
+pub fn offer_from_wire(o: &v1::Offer) -> Result<m::Offer> {
+    Ok(m::Offer {
+        id: m::OfferId::parse(o.offer_id.clone())?,
+        framework_id: m::FrameworkId::parse(o.framework_id.clone())?,
+        agent_id: m::AgentId::parse(o.agent_id.clone())?,
+        hostname: o.hostname.clone(),
+        resources: resources_from_wire(&o.resources, "resources")?,
+        attributes: attributes_from_wire(&o.attributes)?,
+        role: if o.role.is_empty() { m::Role::star() } else { m::Role::parse(o.role.clone())? },
+    })
+}
+
+/// Model Offer → wire.
+pub fn offer_to_wire(o: &m::Offer) -> v1::Offer {
+    v1::Offer {
+        offer_id: o.id.to_string(),
+        framework_id: o.framework_id.to_string(),
+        agent_id: o.agent_id.to_string(),
+        hostname: o.hostname.clone(),
+        resources: resources_to_wire(&o.resources),
+        attributes: attributes_to_wire(&o.attributes),
+        role: o.role.to_string(),
+    }
+}
+
+/// Wire AgentInfo → (id if re-registering, hostname, port, resources, attributes), validated.
+pub fn agent_info_from_wire(a: &v1::AgentInfo) -> Result<AgentInfo> {
+    let id = if a.agent_id.is_empty() { None } else { Some(m::AgentId::parse(a.agent_id.clone())?) };
+    if a.hostname.trim().is_empty() {
+        return Err(ConvertError::new("agent_info.hostname", "must not be empty"));
+    }
+    let port = u16::try_from(a.port).map_err(|_| ConvertError::new("agent_info.port", "is not a port"))?;
+    Ok(AgentInfo {
+        id,
+        hostname: a.hostname.clone(),
+        port,
+        resources: resources_from_wire(&a.resources, "agent_info.resources")?,
+        attributes: attributes_from_wire(&a.attributes).map_err(|e| e.at("agent_info"))?,
+    })
+}
+
+/// Model AgentInfo → wire.
+pub fn agent_info_to_wire(a: &AgentInfo) -> v1::AgentInfo {
+    v1::AgentInfo {
+        agent_id: a.id.as_ref().map(ToString::to_string).unwrap_or_default(),
+        hostname: a.hostname.clone(),
+        port: u32::from(a.port),
+        resources: resources_to_wire(&a.resources),
+        attributes: attributes_to_wire(&a.attributes),
+    }
+}
+
+/// An agent's self-description, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentInfo {
+    /// Set when re-registering.
+    pub id: Option<m::AgentId>,
+    /// Hostname.
+    pub hostname: String,
+    /// The agent's HTTP port.
+    pub port: u16,
+    /// Total resources.
+    pub resources: m::Resources,
+    /// Attributes.
+    pub attributes: m::Attributes,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -564,6 +701,22 @@ mod tests {
         w.task_id = "t".into();
         w.container = Some(v1::ContainerInfo { docker: Some(v1::DockerInfo { image: String::new(), ..Default::default() }) });
         assert_eq!(task_from_wire(&w, &agent).unwrap_err().field, "container.docker.image");
+    }
+
+    #[test]
+    fn status_round_trips_and_rejects_bad_uuid() {
+        let mut st = m::TaskStatus::new(m::TaskId::new_unchecked("t"), m::TaskState::Running, m::StatusSource::Executor, 1.5);
+        st.uuid = Some(uuid::Uuid::new_v4());
+        st.healthy = Some(true);
+        st.agent_id = Some(m::AgentId::new_unchecked("a"));
+        st.framework_id = Some(m::FrameworkId::new_unchecked("f"));
+        assert_eq!(status_from_wire(&status_to_wire(&st)).unwrap(), st);
+        let mut w = status_to_wire(&st);
+        w.uuid = vec![1, 2, 3];
+        assert_eq!(status_from_wire(&w).unwrap_err().field, "status.uuid");
+        w.uuid = vec![];
+        w.state = 99;
+        assert_eq!(status_from_wire(&w).unwrap_err().field, "status.state");
     }
 
     #[test]

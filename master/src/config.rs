@@ -1,0 +1,164 @@
+//! Master configuration: defaults follow Mesos (see ARCHITECTURE.md), and a
+//! TOML file may override any of them.
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::MasterError;
+
+/// Everything the master can be configured with.
+#[derive(Debug, Clone)]
+pub struct MasterConfig {
+    /// Where gRPC and HTTP are served (one port).
+    pub listen: SocketAddr,
+    /// Batch allocation period (Mesos `--allocation_interval`, 1 s).
+    pub allocation_interval: Duration,
+    /// How often agents are pinged (Mesos `--agent_ping_timeout`, 15 s).
+    pub agent_ping_interval: Duration,
+    /// Missed pings before an agent is unreachable (Mesos `--max_agent_ping_timeouts`, 5).
+    pub max_agent_ping_misses: u32,
+    /// How long agents recovered from the registry have to re-register after a
+    /// master restart before they are marked unreachable (Mesos 10 min).
+    pub agent_reregister_timeout: Duration,
+    /// Rescind offers older than this (Mesos `--offer_timeout`, unset).
+    pub offer_timeout: Option<Duration>,
+    /// Filter duration for declines without filters (Mesos 5 s).
+    pub default_refuse: Duration,
+    /// Heartbeat events to frameworks (Mesos 15 s).
+    pub framework_heartbeat_interval: Duration,
+    /// Role weights for DRF (default 1.0).
+    pub role_weights: BTreeMap<String, f64>,
+    /// Offer GPU agents only to GPU_RESOURCES frameworks (Mesos default on).
+    pub filter_gpu_resources: bool,
+    /// Terminal tasks kept per framework for /state and reconciliation.
+    pub max_completed_tasks_per_framework: usize,
+    /// Where the registry (admitted and unreachable agents, weights) is kept.
+    /// None = in memory only (tests).
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Most refuse_seconds a filter may ask for (Mesos caps at 365 days).
+pub(crate) const MAX_REFUSE: Duration = Duration::from_secs(365 * 24 * 3600);
+
+impl Default for MasterConfig {
+    fn default() -> Self {
+        MasterConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 5050)),
+            allocation_interval: Duration::from_secs(1),
+            agent_ping_interval: Duration::from_secs(15),
+            max_agent_ping_misses: 5,
+            agent_reregister_timeout: Duration::from_secs(600),
+            offer_timeout: None,
+            default_refuse: Duration::from_secs(5),
+            framework_heartbeat_interval: Duration::from_secs(15),
+            role_weights: BTreeMap::new(),
+            filter_gpu_resources: true,
+            max_completed_tasks_per_framework: 1000,
+            data_dir: None,
+        }
+    }
+}
+
+/// The TOML file form; every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    listen: Option<SocketAddr>,
+    allocation_interval_seconds: Option<f64>,
+    agent_ping_interval_seconds: Option<f64>,
+    max_agent_ping_misses: Option<u32>,
+    agent_reregister_timeout_seconds: Option<f64>,
+    offer_timeout_seconds: Option<f64>,
+    default_refuse_seconds: Option<f64>,
+    framework_heartbeat_interval_seconds: Option<f64>,
+    role_weights: Option<BTreeMap<String, f64>>,
+    filter_gpu_resources: Option<bool>,
+    max_completed_tasks_per_framework: Option<usize>,
+    data_dir: Option<PathBuf>,
+}
+
+fn secs(key: &str, v: f64) -> Result<Duration, MasterError> {
+    if !v.is_finite() || v <= 0.0 || v > MAX_REFUSE.as_secs_f64() {
+        return Err(MasterError::Config(format!("{key}: {v} is not a positive number of seconds")));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+impl MasterConfig {
+    /// Applies a TOML config file's keys over `self`.
+    pub fn merge_toml(mut self, text: &str) -> Result<MasterConfig, MasterError> {
+        let f: ConfigFile = toml::from_str(text).map_err(|e| MasterError::Config(e.to_string()))?;
+        if let Some(v) = f.listen {
+            self.listen = v;
+        }
+        if let Some(v) = f.allocation_interval_seconds {
+            self.allocation_interval = secs("allocation_interval_seconds", v)?;
+        }
+        if let Some(v) = f.agent_ping_interval_seconds {
+            self.agent_ping_interval = secs("agent_ping_interval_seconds", v)?;
+        }
+        if let Some(v) = f.max_agent_ping_misses {
+            self.max_agent_ping_misses = v;
+        }
+        if let Some(v) = f.agent_reregister_timeout_seconds {
+            self.agent_reregister_timeout = secs("agent_reregister_timeout_seconds", v)?;
+        }
+        if let Some(v) = f.offer_timeout_seconds {
+            self.offer_timeout = Some(secs("offer_timeout_seconds", v)?);
+        }
+        if let Some(v) = f.default_refuse_seconds {
+            self.default_refuse = secs("default_refuse_seconds", v)?;
+        }
+        if let Some(v) = f.framework_heartbeat_interval_seconds {
+            self.framework_heartbeat_interval = secs("framework_heartbeat_interval_seconds", v)?;
+        }
+        if let Some(v) = f.role_weights {
+            self.role_weights = v;
+        }
+        if let Some(v) = f.filter_gpu_resources {
+            self.filter_gpu_resources = v;
+        }
+        if let Some(v) = f.max_completed_tasks_per_framework {
+            self.max_completed_tasks_per_framework = v;
+        }
+        if let Some(v) = f.data_dir {
+            self.data_dir = Some(v);
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Checks values that would make the master misbehave.
+    pub fn validate(&self) -> Result<(), MasterError> {
+        if self.max_agent_ping_misses == 0 {
+            return Err(MasterError::Config("max_agent_ping_misses must be at least 1".into()));
+        }
+        for (role, w) in &self.role_weights {
+            agora_model::Role::parse(role.clone()).map_err(|e| MasterError::Config(format!("role_weights: {e}")))?;
+            if !w.is_finite() || *w <= 0.0 {
+                return Err(MasterError::Config(format!("role_weights.{role}: weight must be positive")));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_overrides_defaults_and_rejects_unknown_keys() {
+        let c = MasterConfig::default()
+            .merge_toml("allocation_interval_seconds = 0.5\noffer_timeout_seconds = 30\n[role_weights]\nweb = 2.0\n")
+            .unwrap();
+        assert_eq!(c.allocation_interval, Duration::from_millis(500));
+        assert_eq!(c.offer_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(c.role_weights["web"], 2.0);
+        assert!(MasterConfig::default().merge_toml("bogus = 1").is_err());
+        assert!(MasterConfig::default().merge_toml("allocation_interval_seconds = -1").is_err());
+        assert!(MasterConfig::default().merge_toml("[role_weights]\nweb = 0").is_err());
+    }
+}

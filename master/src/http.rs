@@ -1,0 +1,52 @@
+//! Operator HTTP endpoints, served on the gRPC port: /health, /state, /metrics.
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::event_loop::Command;
+
+#[derive(Clone)]
+pub(crate) struct HttpState {
+    pub(crate) tx: mpsc::Sender<Command>,
+}
+
+pub(crate) fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/state", get(state_handler))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn health() -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"status\":\"ok\"}").into_response()
+}
+
+fn unavailable() -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, "the master is shutting down\n").into_response()
+}
+
+async fn state_handler(State(s): State<HttpState>) -> Response {
+    let (reply, rx) = oneshot::channel();
+    if s.tx.send(Command::GetState { reply }).await.is_err() {
+        return unavailable();
+    }
+    match rx.await {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(_) => unavailable(),
+    }
+}
+
+async fn metrics(State(s): State<HttpState>) -> Response {
+    let (reply, rx) = oneshot::channel();
+    if s.tx.send(Command::GetMetrics { reply }).await.is_err() {
+        return unavailable();
+    }
+    match rx.await {
+        Ok(text) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Err(_) => unavailable(),
+    }
+}

@@ -1,0 +1,137 @@
+//! Prometheus metrics (text format). Counters and histograms are updated as
+//! things happen; gauges describing the cluster are recomputed from state
+//! when /metrics is scraped, so they can never drift from the truth.
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+
+use agora_model::TaskState;
+
+use crate::state::{AgentStatus, Master};
+
+pub(crate) struct Metrics {
+    registry: Registry,
+    pub(crate) resources: prometheus::GaugeVec,
+    pub(crate) agents: IntGaugeVec,
+    pub(crate) frameworks: IntGaugeVec,
+    pub(crate) tasks: IntGaugeVec,
+    pub(crate) outstanding_offers: IntGauge,
+    pub(crate) allocation_runs: IntCounter,
+    pub(crate) allocation_seconds: Histogram,
+    pub(crate) queue_depth: IntGauge,
+    pub(crate) messages: IntCounterVec,
+    pub(crate) uptime: prometheus::Gauge,
+}
+
+fn must<T>(r: prometheus::Result<T>) -> T {
+    match r {
+        Ok(v) => v,
+        // Only reachable with a malformed metric name, a programming error
+        // caught by the unit test below.
+        Err(e) => panic!("metric definition: {e}"),
+    }
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Metrics {
+        let registry = Registry::new_custom(Some("agora_master".into()), None).unwrap_or_default();
+        let resources = must(prometheus::GaugeVec::new(
+            Opts::new("resources", "Cluster resources by name and kind (total, used by tasks, offered)"),
+            &["resource", "kind"],
+        ));
+        let agents = must(IntGaugeVec::new(Opts::new("agents", "Agents by state"), &["state"]));
+        let frameworks = must(IntGaugeVec::new(Opts::new("frameworks", "Frameworks by state"), &["state"]));
+        let tasks = must(IntGaugeVec::new(Opts::new("tasks", "Live tasks by state"), &["state"]));
+        let outstanding_offers = must(IntGauge::new("outstanding_offers", "Offers not yet accepted, declined or rescinded"));
+        let allocation_runs = must(IntCounter::new("allocation_runs_total", "Allocation runs"));
+        let allocation_seconds = must(Histogram::with_opts(
+            HistogramOpts::new("allocation_run_seconds", "Duration of one allocation run")
+                .buckets(vec![0.0001, 0.0005, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0]),
+        ));
+        let queue_depth = must(IntGauge::new("event_queue_depth", "Commands waiting for the event loop"));
+        let messages = must(IntCounterVec::new(Opts::new("messages_total", "Messages handled by type"), &["type"]));
+        let uptime = must(prometheus::Gauge::new("uptime_seconds", "Seconds since the master started"));
+        for c in [
+            Box::new(resources.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(agents.clone()),
+            Box::new(frameworks.clone()),
+            Box::new(tasks.clone()),
+            Box::new(outstanding_offers.clone()),
+            Box::new(allocation_runs.clone()),
+            Box::new(allocation_seconds.clone()),
+            Box::new(queue_depth.clone()),
+            Box::new(messages.clone()),
+            Box::new(uptime.clone()),
+        ] {
+            must(registry.register(c));
+        }
+        Metrics {
+            registry,
+            resources,
+            agents,
+            frameworks,
+            tasks,
+            outstanding_offers,
+            allocation_runs,
+            allocation_seconds,
+            queue_depth,
+            messages,
+            uptime,
+        }
+    }
+
+    pub(crate) fn message(&self, kind: &str) {
+        self.messages.with_label_values(&[kind]).inc();
+    }
+}
+
+impl Master {
+    pub(crate) fn metrics_text(&mut self) -> String {
+        let m = &self.metrics;
+        let mut total = agora_model::Resources::new();
+        let mut used = agora_model::Resources::new();
+        let mut offered = agora_model::Resources::new();
+        for s in [AgentStatus::Connected, AgentStatus::Disconnected, AgentStatus::Recovered, AgentStatus::Unreachable] {
+            let n = self.agents.values().filter(|a| a.status == s).count();
+            m.agents.with_label_values(&[s.as_str()]).set(n as i64);
+        }
+        for a in self.agents.values().filter(|a| a.status == AgentStatus::Connected) {
+            total.add(&a.total);
+        }
+        for t in self.tasks.values() {
+            if self.agents.get(&t.spec.agent_id).is_some_and(|a| a.status == AgentStatus::Connected) {
+                used.add(&t.spec.resources);
+            }
+        }
+        for o in self.offers.values() {
+            offered.add(&o.offer.resources);
+        }
+        for name in ["cpus", "mem", "disk", "gpus"] {
+            for (kind, r) in [("total", &total), ("used", &used), ("offered", &offered)] {
+                m.resources.with_label_values(&[name, kind]).set(r.scalar(name).as_f64());
+            }
+        }
+        let active = self.frameworks.values().filter(|f| f.connected()).count();
+        m.frameworks.with_label_values(&["active"]).set(active as i64);
+        m.frameworks.with_label_values(&["disconnected"]).set((self.frameworks.len() - active) as i64);
+        for s in TaskState::ALL {
+            let n = self.tasks.values().filter(|t| t.state == s).count();
+            m.tasks.with_label_values(&[s.as_str()]).set(n as i64);
+        }
+        m.outstanding_offers.set(self.offers.len() as i64);
+        m.uptime.set((crate::clock::unix_now() - self.start_unix).max(0.0));
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&m.registry.gather(), &mut buf) {
+            return format!("# encoding error: {e}\n");
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn metrics_register_without_conflicts() {
+        let m = super::Metrics::new();
+        m.message("x");
+        assert!(!m.registry.gather().is_empty());
+    }
+}
