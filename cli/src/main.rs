@@ -1,1 +1,68 @@
-fn main() {}
+//! The `agora` binary: `agora dev` (a one-machine cluster), `agora master`,
+//! `agora agent`, and client commands that read a master's /state.
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+mod client;
+mod dev;
+mod run;
+
+/// Agora: a two-level cluster scheduler in the Mesos tradition.
+#[derive(Parser)]
+#[command(name = "agora", version, about)]
+struct Cli {
+    /// Log filter (also RUST_LOG), e.g. `info`, `agora_master=debug`.
+    #[arg(long, global = true, env = "AGORA_LOG", default_value = "info")]
+    log: String,
+    /// Log as JSON lines.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a master, an agent and (later) Marathon together, data under one directory.
+    Dev(dev::DevArgs),
+    /// Run a master.
+    Master(run::MasterArgs),
+    /// Run an agent.
+    Agent(run::AgentArgs),
+    /// Print a master's /state as JSON.
+    State(client::ClientArgs),
+    /// List a master's agents.
+    Agents(client::ClientArgs),
+    /// List a master's frameworks.
+    Frameworks(client::ClientArgs),
+    /// List a master's live tasks.
+    Tasks(client::ClientArgs),
+}
+
+fn init_logging(filter: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.log, cli.log_json);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Dev(a) => dev::run(a).await,
+            Command::Master(a) => run::master(a).await,
+            Command::Agent(a) => run::agent(a).await,
+            Command::State(a) => client::state(a).await,
+            Command::Agents(a) => client::agents(a).await,
+            Command::Frameworks(a) => client::frameworks(a).await,
+            Command::Tasks(a) => client::tasks(a).await,
+        }
+    })
+}

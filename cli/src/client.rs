@@ -1,0 +1,105 @@
+//! Client commands: read a master's /state and print it.
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::Value;
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ClientArgs {
+    /// Master `host:port`.
+    #[arg(long, env = "AGORA_MASTER", default_value = "127.0.0.1:5050")]
+    pub(crate) master: String,
+}
+
+/// A blocking HTTP/1.1 GET; the CLI needs nothing more.
+fn get(master: &str, path: &str) -> anyhow::Result<String> {
+    let addr = master
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {master}"))?
+        .next()
+        .with_context(|| format!("{master} resolves to nothing"))?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).with_context(|| format!("connecting to {master}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {master}\r\nConnection: close\r\n\r\n")?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    let (head, body) = buf.split_once("\r\n\r\n").context("malformed HTTP response")?;
+    anyhow::ensure!(head.starts_with("HTTP/1.1 200"), "{path}: {}", head.lines().next().unwrap_or(""));
+    Ok(body.to_string())
+}
+
+async fn fetch_state(master: &str) -> anyhow::Result<Value> {
+    let master = master.to_string();
+    let body = tokio::task::spawn_blocking(move || get(&master, "/state")).await??;
+    serde_json::from_str(&body).context("/state is not JSON")
+}
+
+pub(crate) async fn state(a: ClientArgs) -> anyhow::Result<()> {
+    let v = fetch_state(&a.master).await?;
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+pub(crate) async fn agents(a: ClientArgs) -> anyhow::Result<()> {
+    let v = fetch_state(&a.master).await?;
+    println!("{:<38} {:<20} {:<13} {:>8} {:>10} {:>6}", "ID", "HOSTNAME", "STATUS", "CPUS", "MEM", "TASKS");
+    for ag in v["agents"].as_array().into_iter().flatten() {
+        let used = &ag["used_resources"];
+        let total = &ag["resources"];
+        println!(
+            "{:<38} {:<20} {:<13} {:>8} {:>10} {:>6}",
+            s(&ag["id"]),
+            s(&ag["hostname"]),
+            s(&ag["status"]),
+            format!("{}/{}", s(&used["cpus"]), s(&total["cpus"])),
+            format!("{}/{}", s(&used["mem"]), s(&total["mem"])),
+            s(&ag["task_count"])
+        );
+    }
+    Ok(())
+}
+
+pub(crate) async fn frameworks(a: ClientArgs) -> anyhow::Result<()> {
+    let v = fetch_state(&a.master).await?;
+    println!("{:<38} {:<20} {:<8} {:>6} {:>6}", "ID", "NAME", "ACTIVE", "TASKS", "OFFERS");
+    for f in v["frameworks"].as_array().into_iter().flatten() {
+        println!(
+            "{:<38} {:<20} {:<8} {:>6} {:>6}",
+            s(&f["id"]),
+            s(&f["name"]),
+            s(&f["active"]),
+            f["tasks"].as_array().map_or(0, Vec::len),
+            f["offers"].as_array().map_or(0, Vec::len)
+        );
+    }
+    Ok(())
+}
+
+pub(crate) async fn tasks(a: ClientArgs) -> anyhow::Result<()> {
+    let v = fetch_state(&a.master).await?;
+    println!("{:<30} {:<20} {:<16} {:<38} {:>6}", "TASK", "FRAMEWORK", "STATE", "AGENT", "CPUS");
+    for f in v["frameworks"].as_array().into_iter().flatten() {
+        for t in f["tasks"].as_array().into_iter().flatten() {
+            println!(
+                "{:<30} {:<20} {:<16} {:<38} {:>6}",
+                s(&t["id"]),
+                s(&f["name"]),
+                s(&t["state"]),
+                s(&t["agent_id"]),
+                s(&t["resources"]["cpus"])
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! `agora master` and `agora agent`: flags (and a TOML file for the master)
+//! turned into configurations, then run until Ctrl-C or SIGTERM.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use agora_agent::{AgentConfig, DockerMode};
+use agora_master::MasterConfig;
+use agora_model::{Attributes, Resources};
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use tracing::info;
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct MasterArgs {
+    /// Address for gRPC and HTTP.
+    #[arg(long, env = "AGORA_MASTER_LISTEN")]
+    pub(crate) listen: Option<SocketAddr>,
+    /// TOML file with any of the settings below (flags win).
+    #[arg(long)]
+    pub(crate) config: Option<PathBuf>,
+    /// Where the registry is kept.
+    #[arg(long, env = "AGORA_MASTER_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Seconds between batch allocations (Mesos default 1).
+    #[arg(long)]
+    pub(crate) allocation_interval: Option<f64>,
+    /// Seconds between agent pings (Mesos default 15).
+    #[arg(long)]
+    pub(crate) agent_ping_timeout: Option<f64>,
+    /// Missed pings before an agent is unreachable (Mesos default 5).
+    #[arg(long)]
+    pub(crate) max_agent_ping_timeouts: Option<u32>,
+    /// Rescind offers not answered within this many seconds (default: never).
+    #[arg(long)]
+    pub(crate) offer_timeout: Option<f64>,
+    /// refuse_seconds for declines without filters (Mesos default 5).
+    #[arg(long)]
+    pub(crate) default_refuse_seconds: Option<f64>,
+    /// Role weights, e.g. `web=2,batch=0.5`.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) weights: Vec<String>,
+}
+
+fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
+    anyhow::ensure!(v.is_finite() && v > 0.0, "--{name}: {v} is not a positive number of seconds");
+    Ok(Duration::from_secs_f64(v))
+}
+
+impl MasterArgs {
+    pub(crate) fn into_config(self) -> anyhow::Result<MasterConfig> {
+        let mut cfg = MasterConfig::default();
+        if let Some(path) = &self.config {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            cfg = cfg.merge_toml(&text).with_context(|| format!("in {}", path.display()))?;
+        }
+        if let Some(v) = self.listen {
+            cfg.listen = v;
+        }
+        if let Some(v) = self.data_dir {
+            cfg.data_dir = Some(v);
+        }
+        if let Some(v) = self.allocation_interval {
+            cfg.allocation_interval = secs("allocation-interval", v)?;
+        }
+        if let Some(v) = self.agent_ping_timeout {
+            cfg.agent_ping_interval = secs("agent-ping-timeout", v)?;
+        }
+        if let Some(v) = self.max_agent_ping_timeouts {
+            cfg.max_agent_ping_misses = v;
+        }
+        if let Some(v) = self.offer_timeout {
+            cfg.offer_timeout = Some(secs("offer-timeout", v)?);
+        }
+        if let Some(v) = self.default_refuse_seconds {
+            cfg.default_refuse = secs("default-refuse-seconds", v)?;
+        }
+        for w in &self.weights {
+            let (role, weight) = w.split_once('=').with_context(|| format!("--weights: {w:?} is not role=weight"))?;
+            let weight: f64 = weight.parse().with_context(|| format!("--weights: {weight:?} is not a number"))?;
+            cfg.role_weights.insert(role.to_string(), weight);
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub(crate) enum DockerFlag {
+    /// Use Docker when the daemon answers.
+    Auto,
+    /// Refuse to start without Docker.
+    Required,
+    /// Never use Docker.
+    Disabled,
+}
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct AgentArgs {
+    /// Masters, `host:port[,host:port...]`.
+    #[arg(long, env = "AGORA_MASTER", value_delimiter = ',', required = true)]
+    pub(crate) master: Vec<String>,
+    /// Work directory: checkpoint and sandboxes.
+    #[arg(long, env = "AGORA_WORK_DIR")]
+    pub(crate) work_dir: PathBuf,
+    /// Address for the agent's HTTP endpoints.
+    #[arg(long, default_value = "0.0.0.0:5051")]
+    pub(crate) listen: SocketAddr,
+    /// Resources, e.g. `cpus:4;mem:8192;ports:[31000-32000]` (default: detected).
+    #[arg(long)]
+    pub(crate) resources: Option<String>,
+    /// Attributes, e.g. `rack:r1;zone:a`.
+    #[arg(long)]
+    pub(crate) attributes: Option<String>,
+    /// Hostname to report (default: detected).
+    #[arg(long)]
+    pub(crate) hostname: Option<String>,
+    /// Docker runtime.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) docker: DockerFlag,
+}
+
+impl AgentArgs {
+    pub(crate) fn into_config(self) -> anyhow::Result<AgentConfig> {
+        let resources = match &self.resources {
+            Some(r) => Some(Resources::parse(r).with_context(|| format!("--resources {r:?}"))?),
+            None => None,
+        };
+        let attributes = match &self.attributes {
+            Some(a) => Attributes::parse(a).with_context(|| format!("--attributes {a:?}"))?,
+            None => Attributes::default(),
+        };
+        Ok(AgentConfig {
+            masters: self.master,
+            work_dir: self.work_dir,
+            resources,
+            attributes,
+            hostname: self.hostname,
+            docker: match self.docker {
+                DockerFlag::Auto => DockerMode::Auto,
+                DockerFlag::Required => DockerMode::Required,
+                DockerFlag::Disabled => DockerMode::Disabled,
+            },
+            ..AgentConfig::default()
+        })
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+pub(crate) async fn master(args: MasterArgs) -> anyhow::Result<()> {
+    let cfg = args.into_config()?;
+    let listener =
+        tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    let handle = agora_master::start(cfg, listener).await?;
+    info!(addr = %handle.addr(), "agora master running; Ctrl-C to stop");
+    stop_signal().await;
+    handle.shutdown().await;
+    Ok(())
+}
+
+pub(crate) async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    let listen = args.listen;
+    let cfg = args.into_config()?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let handle = agora_agent::start(cfg, listener).await?;
+    info!(addr = %handle.addr(), "agora agent running; Ctrl-C to stop (tasks keep running)");
+    stop_signal().await;
+    handle.shutdown().await;
+    Ok(())
+}
