@@ -1,0 +1,94 @@
+//! The real `agora` binary as separate processes: kill -9 and restart.
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use agora_tests::{SimAgent, SimAgentConfig, eventually, http_get};
+
+const AGORA: &str = env!("CARGO_BIN_EXE_agora");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(args: &[&str]) -> Proc {
+    let child = Command::new(AGORA)
+        .args(args)
+        .env("AGORA_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {AGORA}: {e}"));
+    Proc(child)
+}
+
+async fn state(addr: SocketAddr) -> Option<serde_json::Value> {
+    let (code, body) = http_get(addr, "/state").await.ok()?;
+    if code != 200 {
+        return None;
+    }
+    serde_json::from_str(&body).ok()
+}
+
+#[tokio::test]
+async fn master_kill_9_keeps_its_registry_and_agents_come_back() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let listen = addr.to_string();
+    let data = dir.path().display().to_string();
+    let args = ["master", "--listen", &listen, "--data-dir", &data, "--allocation-interval", "0.05", "--agent-ping-timeout", "0.1"];
+    let mut master = spawn(&args);
+    let agent = SimAgent::start(&format!("http://{addr}"), SimAgentConfig::default()).await;
+    let agent_id = tokio::time::timeout(Duration::from_secs(20), agent.agent_id()).await?;
+
+    // kill -9: no chance to flush anything beyond what was already durable.
+    master.0.kill()?;
+    master.0.wait()?;
+    let _master = spawn(&args);
+    // The restarted master knows the agent from its registry before the
+    // agent re-registers, and the agent then comes back under the same id.
+    let st = eventually("restarted master lists the agent as connected", Duration::from_secs(20), || async {
+        let st = state(addr).await?;
+        let a = st["agents"].as_array()?.iter().find(|a| a["id"] == agent_id.to_string())?.clone();
+        (a["status"] == "connected").then_some(st)
+    })
+    .await?;
+    assert_eq!(st["agents"].as_array().map(Vec::len), Some(1), "same agent, not a new one: {st}");
+    assert!(dir.path().join("registry.json").exists());
+    Ok(())
+}
+
+#[tokio::test]
+async fn dev_runs_a_cluster_and_stops_on_sigterm() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (mp, ap) = (free_port(), free_port());
+    let m: SocketAddr = format!("127.0.0.1:{mp}").parse()?;
+    let data = dir.path().join("data").display().to_string();
+    let (ml, al) = (m.to_string(), format!("127.0.0.1:{ap}"));
+    let mut dev = spawn(&[
+        "dev", "--data-dir", &data, "--master-listen", &ml, "--agent-listen", &al, "--no-docker",
+        "--resources", "cpus:2;mem:1024;disk:1024;ports:[32000-32010]",
+    ]);
+    eventually("the dev agent registers", Duration::from_secs(30), || async {
+        let st = state(m).await?;
+        (st["agents"].as_array()?.first()?["status"] == "connected").then_some(())
+    })
+    .await?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(dev.0.id() as i32), nix::sys::signal::Signal::SIGTERM)?;
+    let status = eventually("agora dev exits after SIGTERM", Duration::from_secs(20), || {
+        let s = dev.0.try_wait().ok().flatten();
+        async move { s }
+    })
+    .await?;
+    assert!(status.success(), "{status:?}");
+    Ok(())
+}
