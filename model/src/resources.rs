@@ -317,11 +317,10 @@ impl Resources {
                     return Err(ModelError::invalid(GPUS, format!("{s} is not a whole number")));
                 }
                 (GPUS, Value::Scalar(_)) => {}
-                (PORTS, Value::Ranges(r)) => {
-                    if r.pairs().last().is_some_and(|&(_, e)| e > u64::from(u16::MAX)) {
-                        return Err(ModelError::invalid(PORTS, "port above 65535"));
-                    }
+                (PORTS, Value::Ranges(r)) if r.pairs().last().is_some_and(|&(_, e)| e > u64::from(u16::MAX)) => {
+                    return Err(ModelError::invalid(PORTS, "port above 65535"));
                 }
+                (PORTS, Value::Ranges(_)) => {}
                 (CPUS | MEM | DISK | GPUS, _) => return Err(ModelError::invalid(&k.name, "must be a scalar")),
                 (PORTS, _) => return Err(ModelError::invalid(PORTS, "must be ranges")),
                 _ => {}
