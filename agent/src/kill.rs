@@ -1,0 +1,209 @@
+//! Killing tasks: on the master's request, after failed health checks, and
+//! when the master refuses the agent.
+use std::time::Duration;
+
+use agora_model::{Capability, FrameworkId, TaskId, TaskState, TaskStatusReason};
+use agora_proto::v1;
+use agora_runtime::ContainerHandle;
+
+use crate::checkpoint::KillCause;
+use crate::event_loop::{Event, State, TaskKey};
+use crate::health::HealthAction;
+use crate::outcome::Outcome;
+
+impl State {
+    /// `MasterMessage::Kill`. A kill of a task this agent never had (or
+    /// already forgot) is answered with TASK_LOST, reason TASK_UNKNOWN, so a
+    /// master that still believes in the task learns otherwise; a kill of a
+    /// task that already ended is ignored (its terminal update is on its way).
+    pub(crate) fn on_kill(&mut self, k: v1::master_message::Kill) {
+        let (Ok(fw), Ok(task)) = (FrameworkId::parse(k.framework_id), TaskId::parse(k.task_id))
+        else {
+            tracing::warn!("ignoring a kill with invalid ids");
+            return;
+        };
+        let key = (fw, task);
+        let grace = k
+            .kill_policy
+            .and_then(|p| p.grace_period_seconds)
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64);
+        let Some(t) = self.tasks.get(&key) else {
+            if self
+                .completed
+                .iter()
+                .any(|c| c.framework_id == key.0 && c.task_id == key.1)
+            {
+                tracing::debug!(task = %key.1, "kill of a completed task; ignored");
+                return;
+            }
+            let msg = "this agent does not know the task";
+            return self.report(
+                &key,
+                Outcome::new(TaskState::Lost, TaskStatusReason::TaskUnknown, msg),
+            );
+        };
+        if t.record.state.is_terminal() || t.record.kill.is_some() {
+            tracing::debug!(task = %key.1, "kill of a task that is ending already; ignored");
+            return;
+        }
+        self.start_kill(&key, KillCause::Requested, grace);
+    }
+
+    /// Marks the task as being killed (checkpointed), tells frameworks that
+    /// understand TASK_KILLING, and kills the container if there is one yet
+    /// (otherwise `on_launched` finishes the job).
+    pub(crate) fn start_kill(&mut self, key: &TaskKey, cause: KillCause, grace: Option<Duration>) {
+        let default_grace = self.config.default_kill_grace;
+        let killing_state = self
+            .frameworks
+            .get(&key.0)
+            .is_some_and(|f| f.has(Capability::TaskKillingState));
+        let Some(task) = self.tasks.get_mut(key) else {
+            return;
+        };
+        let first_request = task.record.kill.is_none();
+        task.record.kill = Some(cause);
+        if let Some(p) = task.prober.take() {
+            p.abort();
+        }
+        let grace = grace
+            .or(task.record.spec.kill_grace)
+            .unwrap_or(default_grace);
+        let handle = task.record.handle.clone();
+        let container_id = task.record.container_id.clone();
+        if let Err(e) = self.checkpoint.write_task(&task.record) {
+            tracing::error!(task = %key.1, error = %e, "could not checkpoint the kill");
+        }
+        if first_request && killing_state && task.record.state != TaskState::Killing {
+            let mut o = Outcome::new(TaskState::Killing, cause.reason(), "");
+            o.healthy = task
+                .record
+                .healthy
+                .filter(|_| cause == KillCause::Unhealthy);
+            self.report(key, o);
+        }
+        let Some(handle) = handle else { return };
+        let (runtimes, events, key) = (self.runtimes.clone(), self.events.clone(), key.clone());
+        tokio::spawn(async move {
+            let result = runtimes.kill(&handle, grace).await;
+            let _ = events
+                .send(Event::KillDone {
+                    key,
+                    container_id,
+                    result,
+                })
+                .await;
+        });
+    }
+
+    /// Kills and removes a container no task owns.
+    pub(crate) fn kill_orphan(&self, handle: ContainerHandle) {
+        let runtimes = self.runtimes.clone();
+        tokio::spawn(async move {
+            if let Err(e) = runtimes.kill(&handle, Duration::ZERO).await {
+                tracing::warn!(container_id = handle.container_id, error = %e, "killing an orphan failed");
+            }
+            if let Err(e) = runtimes.cleanup(&handle).await {
+                tracing::warn!(container_id = handle.container_id, error = %e, "cleaning up an orphan failed");
+            }
+        });
+    }
+
+    pub(crate) fn on_health(
+        &mut self,
+        key: &TaskKey,
+        container_id: &str,
+        result: Result<(), String>,
+    ) {
+        let now = self.now();
+        let Some(task) = self.tasks.get_mut(key) else {
+            return;
+        };
+        if task.record.container_id != container_id
+            || task.record.state != TaskState::Running
+            || task.record.kill.is_some()
+        {
+            return;
+        }
+        let Some(tracker) = task.health.as_mut() else {
+            return;
+        };
+        if let Err(why) = &result {
+            self.metrics.health_check_failures_total.inc();
+            tracing::debug!(task = %key.1, why, "health check failed");
+        }
+        for action in tracker.on_result(result.is_ok(), now) {
+            match action {
+                HealthAction::Report(healthy) => {
+                    let mut o = Outcome::new(
+                        TaskState::Running,
+                        TaskStatusReason::TaskHealthCheckStatusUpdated,
+                        "",
+                    );
+                    o.healthy = Some(healthy);
+                    if let Err(why) = &result {
+                        o.message = why.clone();
+                    }
+                    self.report(key, o);
+                }
+                HealthAction::Kill => {
+                    tracing::info!(task = %key.1, "killing the task after failed health checks");
+                    self.start_kill(key, KillCause::Unhealthy, None);
+                }
+            }
+        }
+    }
+
+    /// The master refused this agent (Mesos: an agent the master removed
+    /// must come back as a new agent). Kill every task, move the checkpoint
+    /// aside for inspection, forget the id; the link then registers anew.
+    pub(crate) fn on_master_shutdown(&mut self, reason: &str) {
+        tracing::warn!(
+            reason,
+            "the master shut this agent down; killing tasks and registering as a new agent"
+        );
+        let grace = self.config.default_kill_grace;
+        for (_, task) in std::mem::take(&mut self.tasks) {
+            if let Some(p) = task.prober {
+                p.abort();
+            }
+            if let Some(w) = task.waiter {
+                w.abort();
+            }
+            if let Some(handle) = task.record.handle {
+                let runtimes = self.runtimes.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = runtimes.kill(&handle, grace).await {
+                        tracing::warn!(container_id = handle.container_id, error = %e, "kill failed");
+                    }
+                    if let Err(e) = runtimes.cleanup(&handle).await {
+                        tracing::warn!(container_id = handle.container_id, error = %e, "cleanup failed");
+                    }
+                });
+            }
+        }
+        self.updates.clear();
+        self.frameworks.clear();
+        self.completed.clear();
+        self.link = None;
+        let label = self
+            .agent_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| "unregistered".to_string());
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        match self.checkpoint.discard(&label, secs) {
+            Ok(to) => tracing::warn!(to = %to.display(), "old checkpoint kept for inspection"),
+            Err(e) => tracing::error!(error = %e, "could not move the old checkpoint aside"),
+        }
+        self.agent_id = None;
+        let _ = self.agent_id_tx.send(None);
+        if let Err(e) = self.checkpoint.write_agent(&self.agent_record()) {
+            tracing::error!(error = %e, "could not write a fresh checkpoint");
+        }
+    }
+}

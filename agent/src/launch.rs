@@ -1,0 +1,306 @@
+//! Launching tasks, watching their containers, and turning container
+//! exits into status updates.
+use std::collections::BTreeMap;
+
+use agora_model::{FrameworkInfo, TaskId, TaskSpec, TaskState, TaskStatusReason};
+use agora_proto::v1;
+use agora_runtime::{ContainerHandle, ExitStatus, LaunchSpec, Limits, RuntimeError, RuntimeKind};
+
+use crate::checkpoint::{KillCause, TaskRecord};
+use crate::event_loop::{Event, State, Task, TaskKey};
+use crate::health::HealthTracker;
+use crate::outcome::{Outcome, exit_outcome, launch_failure_reason};
+
+impl State {
+    fn remember_framework(&mut self, fw: FrameworkInfo) {
+        let Some(id) = fw.id.clone() else { return };
+        if self.frameworks.get(&id) == Some(&fw) {
+            return;
+        }
+        if let Err(e) = self.checkpoint.write_framework(&id, &fw) {
+            tracing::error!(framework = %id, error = %e, "could not checkpoint the framework");
+        }
+        self.frameworks.insert(id, fw);
+    }
+
+    pub(crate) fn on_launch(&mut self, l: v1::master_message::Launch) {
+        let Some(agent_id) = self.agent_id.clone() else {
+            tracing::warn!("launch before registration; ignored");
+            return;
+        };
+        let framework =
+            match agora_proto::convert::framework_from_wire(&l.framework.unwrap_or_default()) {
+                Ok(f) if f.id.is_some() => f,
+                Ok(_) => {
+                    tracing::warn!("launch without a framework id; ignored");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "launch with an invalid framework; ignored");
+                    return;
+                }
+            };
+        let Some(fw_id) = framework.id.clone() else {
+            return;
+        };
+        let wire = l.task.unwrap_or_default();
+        let Ok(task_id) = TaskId::parse(wire.task_id.clone()) else {
+            tracing::warn!(
+                task_id = wire.task_id,
+                "launch with an invalid task id; ignored"
+            );
+            return;
+        };
+        let key = (fw_id, task_id);
+        if self.tasks.contains_key(&key) {
+            tracing::warn!(task = %key.1, "duplicate launch of a known task; ignored");
+            return;
+        }
+        self.remember_framework(framework);
+        let spec = match agora_proto::convert::task_from_wire(&wire, &agent_id) {
+            Ok(s) => s,
+            Err(e) => {
+                return self.report(
+                    &key,
+                    Outcome::new(
+                        TaskState::Error,
+                        TaskStatusReason::TaskInvalid,
+                        e.to_string(),
+                    ),
+                );
+            }
+        };
+        if !self.identity.resources.contains(&spec.resources) {
+            let msg = format!(
+                "task needs {} but this agent has {} in total",
+                spec.resources, self.identity.resources
+            );
+            return self.report(
+                &key,
+                Outcome::new(TaskState::Error, TaskStatusReason::TaskInvalid, msg),
+            );
+        }
+        let free = self.identity.resources.minus(&self.used_resources());
+        if !free.contains(&spec.resources) {
+            // Never over-commit: the master's view was stale.
+            let msg = format!("task needs {} but only {free} is free", spec.resources);
+            return self.report(
+                &key,
+                Outcome::new(TaskState::Dropped, TaskStatusReason::ResourcesUnknown, msg),
+            );
+        }
+        let kind = if spec.docker.is_some() {
+            RuntimeKind::Docker
+        } else {
+            RuntimeKind::Process
+        };
+        if let Some(why) = self.runtimes.unavailable(kind) {
+            self.metrics.container_launch_errors_total.inc();
+            return self.report(
+                &key,
+                Outcome::new(
+                    TaskState::Failed,
+                    TaskStatusReason::ContainerLaunchFailed,
+                    why,
+                ),
+            );
+        }
+        let container_id = uuid::Uuid::new_v4().simple().to_string();
+        let sandbox = self.checkpoint.sandbox(&key.0, &key.1, &container_id);
+        if let Err(e) = std::fs::create_dir_all(&sandbox) {
+            self.metrics.container_launch_errors_total.inc();
+            let msg = format!("creating sandbox {}: {e}", sandbox.display());
+            return self.report(
+                &key,
+                Outcome::new(
+                    TaskState::Failed,
+                    TaskStatusReason::ContainerLaunchFailed,
+                    msg,
+                ),
+            );
+        }
+        let env = crate::env::task_env(&spec, &self.identity.hostname, &sandbox.to_string_lossy());
+        let launch = LaunchSpec {
+            container_id: container_id.clone(),
+            task_id: key.1.clone(),
+            agent_id,
+            framework_id: key.0.clone(),
+            sandbox: sandbox.clone(),
+            command: spec.command.clone(),
+            docker: spec.docker.clone(),
+            env: env.clone(),
+            limits: Limits {
+                cpus: spec.resources.cpus(),
+                mem_mb: spec.resources.mem(),
+                pids: self.config.task_pids_limit,
+            },
+        };
+        let record = TaskRecord {
+            framework_id: key.0.clone(),
+            spec,
+            container_id: container_id.clone(),
+            sandbox,
+            state: TaskState::Staging,
+            handle: None,
+            healthy: None,
+            kill: None,
+        };
+        if let Err(e) = self.checkpoint.write_task(&record) {
+            tracing::error!(task = %key.1, error = %e, "could not checkpoint the task");
+        }
+        self.tasks.insert(
+            key.clone(),
+            Task {
+                record,
+                env,
+                health: None,
+                prober: None,
+                waiter: None,
+                launched_at: None,
+            },
+        );
+        self.report(
+            &key,
+            Outcome::new(TaskState::Starting, TaskStatusReason::Unspecified, ""),
+        );
+        let (runtimes, events) = (self.runtimes.clone(), self.events.clone());
+        tokio::spawn(async move {
+            let result = runtimes.launch(&launch).await;
+            let _ = events
+                .send(Event::Launched {
+                    key,
+                    container_id,
+                    result,
+                })
+                .await;
+        });
+    }
+
+    pub(crate) fn on_launched(
+        &mut self,
+        key: TaskKey,
+        container_id: &str,
+        result: Result<ContainerHandle, RuntimeError>,
+    ) {
+        let known = self
+            .tasks
+            .get(&key)
+            .is_some_and(|t| t.record.container_id == container_id);
+        if !known {
+            if let Ok(h) = result {
+                tracing::warn!(task = %key.1, container_id, "launched a container nobody wants; killing it");
+                self.kill_orphan(h);
+            }
+            return;
+        }
+        let handle = match result {
+            Ok(h) => h,
+            Err(e) => {
+                self.metrics.container_launch_errors_total.inc();
+                let outcome =
+                    Outcome::new(TaskState::Failed, launch_failure_reason(&e), e.to_string());
+                return self.report(&key, outcome);
+            }
+        };
+        let now = self.now();
+        let Some(task) = self.tasks.get_mut(&key) else {
+            return;
+        };
+        task.record.handle = Some(handle);
+        if let Err(e) = self.checkpoint.write_task(&task.record) {
+            tracing::error!(task = %key.1, error = %e, "could not checkpoint the container handle");
+        }
+        self.spawn_waiter(&key);
+        if let Some(cause) = task_kill(self.tasks.get(&key)) {
+            // Killed while launching: finish the kill now that there is a container.
+            return self.start_kill(&key, cause, None);
+        }
+        if let Some(task) = self.tasks.get_mut(&key) {
+            task.launched_at = Some(now);
+        }
+        self.report(
+            &key,
+            Outcome::new(TaskState::Running, TaskStatusReason::Unspecified, ""),
+        );
+        self.start_health_checks(&key);
+    }
+
+    pub(crate) fn spawn_waiter(&mut self, key: &TaskKey) {
+        let Some(task) = self.tasks.get_mut(key) else {
+            return;
+        };
+        let Some(handle) = task.record.handle.clone() else {
+            return;
+        };
+        let (runtimes, events, key2) = (self.runtimes.clone(), self.events.clone(), key.clone());
+        let container_id = task.record.container_id.clone();
+        let jh = tokio::spawn(async move {
+            let result = runtimes.wait(&handle).await;
+            let _ = events
+                .send(Event::Exited {
+                    key: key2,
+                    container_id,
+                    result,
+                })
+                .await;
+        });
+        task.waiter = Some(jh.abort_handle());
+    }
+
+    pub(crate) fn start_health_checks(&mut self, key: &TaskKey) {
+        let now = self.now();
+        let Some(task) = self.tasks.get_mut(key) else {
+            return;
+        };
+        let (Some(check), Some(handle)) = (
+            task.record.spec.health_check.clone(),
+            task.record.handle.clone(),
+        ) else {
+            return;
+        };
+        task.health = Some(HealthTracker::new(&check, now));
+        let fut = crate::health::probe::run(
+            key.clone(),
+            task.record.container_id.clone(),
+            check,
+            handle,
+            task.env.clone(),
+            self.runtimes.clone(),
+            self.events.clone(),
+        );
+        task.prober = Some(tokio::spawn(fut).abort_handle());
+    }
+
+    pub(crate) fn on_exited(
+        &mut self,
+        key: &TaskKey,
+        container_id: &str,
+        result: Result<ExitStatus, RuntimeError>,
+    ) {
+        let Some(task) = self.tasks.get(key) else {
+            return;
+        };
+        if task.record.container_id != container_id || task.record.state.is_terminal() {
+            return;
+        }
+        // `launched_at` is set only once TASK_RUNNING was reported.
+        let was_running = task.launched_at.is_some();
+        let outcome = exit_outcome(task.record.kill, was_running, &result);
+        self.report(key, outcome);
+    }
+}
+
+/// The kill cause of a task, if a kill was asked for.
+pub(crate) fn task_kill(task: Option<&Task>) -> Option<KillCause> {
+    task.and_then(|t| t.record.kill)
+}
+
+/// The environment a recovered task had (recomputed: it is a pure function
+/// of the spec, hostname and sandbox).
+pub(crate) fn recovered_env(
+    spec: &TaskSpec,
+    host: &str,
+    sandbox: &std::path::Path,
+) -> BTreeMap<String, String> {
+    crate::env::task_env(spec, host, &sandbox.to_string_lossy())
+}

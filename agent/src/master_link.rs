@@ -1,0 +1,269 @@
+//! The agent's link to the masters: register with the first master that
+//! accepts (trying the list in order, with capped jittered exponential
+//! backoff between rounds), open the Attach stream, answer pings, pass
+//! launches, kills and acknowledgements to the event loop, and start over
+//! when the stream ends, fails or goes quiet for `max_missed_pings` ping
+//! intervals.
+use std::time::Duration;
+
+use agora_model::AgentId;
+use agora_proto::v1;
+use agora_proto::v1::agent_service_client::AgentServiceClient;
+use rand::Rng;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::event_loop::Event;
+
+/// Capacity of the Attach stream's outgoing queue. Updates that do not fit
+/// are resent after their backoff, pongs are small and rare; 256 messages
+/// is far above a healthy steady state.
+pub(crate) const OUTBOUND_CAPACITY: usize = 256;
+
+/// Ping interval assumed when the master does not name one (Mesos 15 s).
+const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Settings of the link.
+#[derive(Debug, Clone)]
+pub(crate) struct LinkConfig {
+    pub(crate) masters: Vec<String>,
+    pub(crate) backoff_min: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) max_missed_pings: u32,
+}
+
+/// Capped exponential backoff with "equal jitter": each wait is uniformly
+/// drawn from [d/2, d] so agents restarted together do not stampede.
+pub(crate) struct Backoff {
+    next: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new(min: Duration, max: Duration) -> Backoff {
+        Backoff {
+            next: min,
+            min,
+            max,
+        }
+    }
+    pub(crate) fn reset(&mut self) {
+        self.next = self.min;
+    }
+    /// The next wait (jittered), doubling the base up to the cap.
+    pub(crate) fn next_wait(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        let half = d / 2;
+        half + rand::rng().random_range(Duration::ZERO..=half)
+    }
+}
+
+/// How a session ended.
+enum End {
+    /// The stream ended, failed or went quiet.
+    Lost(String),
+    /// The master refused the agent; the loop has forgotten its id.
+    Refused,
+}
+
+/// Runs forever (the agent's runtime is dropped to stop it).
+pub(crate) async fn run(config: LinkConfig, events: mpsc::Sender<Event>) {
+    let mut backoff = Backoff::new(config.backoff_min, config.backoff_max);
+    let mut index = 0usize;
+    let n = config.masters.len().max(1);
+    loop {
+        let Some(master) = config.masters.get(index % n).cloned() else {
+            return;
+        };
+        match session(&config, &master, &events).await {
+            Ok(End::Refused) => backoff.reset(),
+            Ok(End::Lost(why)) => {
+                tracing::warn!(master, why, "lost the master; registering again");
+                if events.send(Event::Disconnected).await.is_err() {
+                    return;
+                }
+                backoff.reset();
+                tokio::time::sleep(backoff.next_wait()).await;
+            }
+            Err(why) => {
+                tracing::warn!(master, why, "registration failed");
+                if events.is_closed() {
+                    return;
+                }
+                index += 1;
+                if index.is_multiple_of(n) {
+                    // A whole round failed: back off before the next one.
+                    tokio::time::sleep(backoff.next_wait()).await;
+                }
+            }
+        }
+    }
+}
+
+async fn connect(config: &LinkConfig, master: &str) -> Result<AgentServiceClient<Channel>, String> {
+    let url = if master.contains("://") {
+        master.to_string()
+    } else {
+        format!("http://{master}")
+    };
+    let endpoint = Endpoint::from_shared(url)
+        .map_err(|e| format!("bad master address {master:?}: {e}"))?
+        .connect_timeout(config.connect_timeout)
+        .tcp_nodelay(true);
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    Ok(AgentServiceClient::new(channel))
+}
+
+/// One registration and Attach stream. `Err` = registration failed.
+async fn session(
+    config: &LinkConfig,
+    master: &str,
+    events: &mpsc::Sender<Event>,
+) -> Result<End, String> {
+    let mut client = connect(config, master).await?;
+    let (tx, rx) = oneshot::channel();
+    events
+        .send(Event::RegisterSnapshot(tx))
+        .await
+        .map_err(|_| "agent stopped".to_string())?;
+    let request = rx.await.map_err(|_| "agent stopped".to_string())?;
+    let delivered: Vec<uuid::Uuid> = request
+        .unacknowledged_updates
+        .iter()
+        .filter_map(|u| u.status.as_ref())
+        .filter_map(|s| uuid::Uuid::from_slice(&s.uuid).ok())
+        .collect();
+    let registering_as = request
+        .agent_info
+        .as_ref()
+        .map(|a| a.agent_id.clone())
+        .unwrap_or_default();
+    let response = tokio::time::timeout(config.connect_timeout, client.register(request))
+        .await
+        .map_err(|_| "Register timed out".to_string())?
+        .map_err(|s| format!("Register refused: {}: {}", s.code(), s.message()))?
+        .into_inner();
+    let agent_id = AgentId::parse(response.agent_id.clone())
+        .map_err(|e| format!("master sent a bad agent id: {e}"))?;
+    if !registering_as.is_empty() && registering_as != response.agent_id {
+        tracing::warn!(
+            old = registering_as,
+            new = response.agent_id,
+            "re-registered under a new id"
+        );
+    }
+    let ping_interval =
+        if response.ping_interval_seconds.is_finite() && response.ping_interval_seconds > 0.0 {
+            Duration::from_secs_f64(response.ping_interval_seconds.min(3600.0))
+        } else {
+            DEFAULT_PING_INTERVAL
+        };
+    let quiet_limit = ping_interval * config.max_missed_pings;
+
+    let (out_tx, out_rx) = mpsc::channel(OUTBOUND_CAPACITY);
+    let hello = v1::AgentMessage {
+        message: Some(v1::agent_message::Message::Hello(
+            v1::agent_message::Hello {
+                agent_id: response.agent_id.clone(),
+                session_id: response.session_id.clone(),
+            },
+        )),
+    };
+    let outbound = tokio_stream::once(hello).chain(ReceiverStream::new(out_rx));
+    let registered = Event::Registered {
+        agent_id,
+        master: master.to_string(),
+        outbound: out_tx.clone(),
+        delivered,
+    };
+    events
+        .send(registered)
+        .await
+        .map_err(|_| "agent stopped".to_string())?;
+    let mut inbound = match client.attach(outbound).await {
+        Ok(r) => r.into_inner(),
+        Err(s) => {
+            return Ok(End::Lost(format!(
+                "Attach refused: {}: {}",
+                s.code(),
+                s.message()
+            )));
+        }
+    };
+    loop {
+        let msg = match tokio::time::timeout(quiet_limit, inbound.message()).await {
+            Err(_) => return Ok(End::Lost(format!("no ping for {quiet_limit:?}"))),
+            Ok(Err(s)) => {
+                return Ok(End::Lost(format!(
+                    "stream failed: {}: {}",
+                    s.code(),
+                    s.message()
+                )));
+            }
+            Ok(Ok(None)) => return Ok(End::Lost("stream ended".to_string())),
+            Ok(Ok(Some(m))) => m,
+        };
+        use v1::master_message::Message as M;
+        match msg.message {
+            Some(M::Ping(p)) => {
+                let pong = v1::AgentMessage {
+                    message: Some(v1::agent_message::Message::Pong(v1::agent_message::Pong {
+                        seq: p.seq,
+                    })),
+                };
+                // A pong that does not fit is lost like a dropped packet;
+                // the master tolerates missed pongs.
+                let _ = out_tx.try_send(pong);
+            }
+            Some(M::Shutdown(s)) => {
+                let (done_tx, done_rx) = oneshot::channel();
+                events
+                    .send(Event::MasterShutdown {
+                        reason: s.reason,
+                        done: done_tx,
+                    })
+                    .await
+                    .map_err(|_| "agent stopped".to_string())?;
+                let _ = done_rx.await;
+                return Ok(End::Refused);
+            }
+            Some(other) => {
+                events
+                    .send(Event::FromMaster(Box::new(other)))
+                    .await
+                    .map_err(|_| "agent stopped".to_string())?;
+            }
+            None => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_capped_and_jittered() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(400));
+        let waits: Vec<Duration> = (0..6).map(|_| b.next_wait()).collect();
+        let bases = [100, 200, 400, 400, 400, 400];
+        for (w, base) in waits.iter().zip(bases) {
+            let base = Duration::from_millis(base);
+            assert!(
+                *w >= base / 2 && *w <= base,
+                "{w:?} outside [{:?}, {base:?}]",
+                base / 2
+            );
+        }
+        b.reset();
+        assert!(b.next_wait() <= Duration::from_millis(100));
+    }
+}

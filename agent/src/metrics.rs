@@ -1,0 +1,98 @@
+//! The agent's Prometheus metrics, in a private registry (several agents
+//! may share a process in tests). Metrics are atomics: the event loop sets
+//! them, `/metrics` only reads them.
+use agora_model::Resources;
+use prometheus::{Encoder, Gauge, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+
+/// All metrics of one agent.
+pub(crate) struct Metrics {
+    registry: Registry,
+    cpus_total: Gauge,
+    cpus_used: Gauge,
+    mem_total: Gauge,
+    mem_used: Gauge,
+    disk_total: Gauge,
+    disk_used: Gauge,
+    /// Tasks held, by state.
+    pub(crate) tasks: IntGaugeVec,
+    /// Launches that failed before the task ran.
+    pub(crate) container_launch_errors_total: IntCounter,
+    /// Failed health probes.
+    pub(crate) health_check_failures_total: IntCounter,
+    /// Status updates sent again for lack of an acknowledgement.
+    pub(crate) status_update_retries_total: IntCounter,
+    /// 1 while registered with a master.
+    pub(crate) registered: IntGauge,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub(crate) fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let gauge = |name: &str, help: &str| -> Result<Gauge, prometheus::Error> {
+            let g = Gauge::new(name, help)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
+            let c = IntCounter::new(name, help)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let cpus_total = gauge("agent_cpus_total", "CPUs this agent offers")?;
+        let cpus_used = gauge("agent_cpus_used", "CPUs held by live tasks")?;
+        let mem_total = gauge("agent_mem_total_mb", "Memory this agent offers, MB")?;
+        let mem_used = gauge("agent_mem_used_mb", "Memory held by live tasks, MB")?;
+        let disk_total = gauge("agent_disk_total_mb", "Disk this agent offers, MB")?;
+        let disk_used = gauge("agent_disk_used_mb", "Disk held by live tasks, MB")?;
+        let tasks = IntGaugeVec::new(
+            Opts::new("agent_tasks", "Tasks held by this agent, by state"),
+            &["state"],
+        )?;
+        registry.register(Box::new(tasks.clone()))?;
+        let registered = IntGauge::new("agent_registered", "1 while registered with a master")?;
+        registry.register(Box::new(registered.clone()))?;
+        Ok(Metrics {
+            cpus_total,
+            cpus_used,
+            mem_total,
+            mem_used,
+            disk_total,
+            disk_used,
+            tasks,
+            container_launch_errors_total: counter(
+                "agent_container_launch_errors_total",
+                "Task launches that failed before the task ran",
+            )?,
+            health_check_failures_total: counter(
+                "agent_health_check_failures_total",
+                "Failed health probes",
+            )?,
+            status_update_retries_total: counter(
+                "agent_status_update_retries_total",
+                "Status updates resent because no acknowledgement arrived",
+            )?,
+            registered,
+            registry,
+        })
+    }
+
+    /// Sets the resource gauges.
+    pub(crate) fn set_resources(&self, total: &Resources, used: &Resources) {
+        self.cpus_total.set(total.cpus().as_f64());
+        self.cpus_used.set(used.cpus().as_f64());
+        self.mem_total.set(total.mem().as_f64());
+        self.mem_used.set(used.mem().as_f64());
+        self.disk_total.set(total.disk().as_f64());
+        self.disk_used.set(used.disk().as_f64());
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub(crate) fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::warn!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+}

@@ -1,0 +1,179 @@
+//! The agent's set of runtimes. `agora_runtime::Runtime` uses `async fn`
+//! in a trait, which is not object safe, so dispatch on the handle's kind
+//! happens here instead of through `dyn Runtime`.
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agora_model::AgentId;
+use agora_runtime::{
+    ContainerHandle, DockerConfig, DockerRuntime, ExitStatus, LaunchSpec, ProcessConfig,
+    ProcessRuntime, RecoveryReport, Runtime, RuntimeError, RuntimeKind,
+};
+
+use crate::AgentError;
+use crate::config::{AgentConfig, DockerMode};
+
+/// The runtimes this agent has; cheap to clone (shared by probes, waiters).
+#[derive(Clone)]
+pub(crate) struct Runtimes {
+    process: Result<Arc<ProcessRuntime>, String>,
+    docker: Result<Arc<DockerRuntime>, String>,
+}
+
+impl Runtimes {
+    /// Sets up the runtimes the configuration asks for. Docker is probed
+    /// once here: `Auto` records why it is missing, `Required` fails.
+    pub(crate) async fn new(config: &AgentConfig) -> Result<Runtimes, AgentError> {
+        let process = ProcessRuntime::new(ProcessConfig {
+            cgroup_parent: config.cgroup_parent.clone(),
+            ..ProcessConfig::default()
+        })
+        .map(Arc::new)
+        .map_err(|e| e.to_string());
+        if let Err(e) = &process {
+            tracing::warn!(error = %e, "process runtime unavailable; command tasks will fail");
+        }
+        let docker = match config.docker {
+            DockerMode::Disabled => Err("Docker is disabled on this agent".to_string()),
+            mode => {
+                let cfg = DockerConfig {
+                    keep_exited: config.docker_keep_exited,
+                    ..DockerConfig::default()
+                };
+                match DockerRuntime::connect(cfg).await {
+                    Ok(d) => Ok(Arc::new(d)),
+                    Err(e) if mode == DockerMode::Required => return Err(AgentError::Runtime(e)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Docker unavailable; Docker tasks will fail");
+                        Err(format!("Docker is not available on this agent: {e}"))
+                    }
+                }
+            }
+        };
+        Ok(Runtimes { process, docker })
+    }
+
+    /// Names of the usable runtimes, for `/state`.
+    pub(crate) fn available(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.process.is_ok() {
+            v.push("process");
+        }
+        if self.docker.is_ok() {
+            v.push("docker");
+        }
+        v
+    }
+
+    /// Why a runtime kind cannot be used, if it cannot.
+    pub(crate) fn unavailable(&self, kind: RuntimeKind) -> Option<String> {
+        match kind {
+            RuntimeKind::Docker => self.docker.as_ref().err().cloned(),
+            RuntimeKind::Process => self
+                .process
+                .as_ref()
+                .err()
+                .map(|e| format!("process runtime unavailable: {e}")),
+        }
+    }
+
+    fn docker(&self) -> Result<&DockerRuntime, RuntimeError> {
+        self.docker
+            .as_deref()
+            .map_err(|e| RuntimeError::DockerUnavailable(e.clone()))
+    }
+
+    fn process(&self) -> Result<&ProcessRuntime, RuntimeError> {
+        self.process
+            .as_deref()
+            .map_err(|e| RuntimeError::Launch(format!("process runtime unavailable: {e}")))
+    }
+
+    pub(crate) async fn launch(&self, spec: &LaunchSpec) -> Result<ContainerHandle, RuntimeError> {
+        if spec.docker.is_some() {
+            self.docker()?.launch(spec).await
+        } else {
+            self.process()?.launch(spec).await
+        }
+    }
+
+    pub(crate) async fn wait(&self, h: &ContainerHandle) -> Result<ExitStatus, RuntimeError> {
+        match h.kind {
+            RuntimeKind::Docker => self.docker()?.wait(h).await,
+            RuntimeKind::Process => self.process()?.wait(h).await,
+        }
+    }
+
+    pub(crate) async fn kill(
+        &self,
+        h: &ContainerHandle,
+        grace: Duration,
+    ) -> Result<(), RuntimeError> {
+        match h.kind {
+            RuntimeKind::Docker => self.docker()?.kill(h, grace).await,
+            RuntimeKind::Process => self.process()?.kill(h, grace).await,
+        }
+    }
+
+    pub(crate) async fn exec(
+        &self,
+        h: &ContainerHandle,
+        cmd: &str,
+        env: &BTreeMap<String, String>,
+        timeout: Duration,
+    ) -> Result<i32, RuntimeError> {
+        match h.kind {
+            RuntimeKind::Docker => self.docker()?.exec(h, cmd, env, timeout).await,
+            RuntimeKind::Process => self.process()?.exec(h, cmd, env, timeout).await,
+        }
+    }
+
+    pub(crate) async fn cleanup(&self, h: &ContainerHandle) -> Result<(), RuntimeError> {
+        match h.kind {
+            RuntimeKind::Docker => self.docker()?.cleanup(h).await,
+            RuntimeKind::Process => self.process()?.cleanup(h).await,
+        }
+    }
+
+    /// Recovers the known handles of both kinds; a runtime that is not
+    /// available reports its handles as vanished (status unknown).
+    pub(crate) async fn recover(
+        &self,
+        agent_id: &AgentId,
+        known: &[ContainerHandle],
+    ) -> RecoveryReport {
+        let mut report = RecoveryReport::default();
+        for kind in [RuntimeKind::Process, RuntimeKind::Docker] {
+            let mine: Vec<ContainerHandle> =
+                known.iter().filter(|h| h.kind == kind).cloned().collect();
+            let r = match kind {
+                RuntimeKind::Docker => match self.docker() {
+                    Ok(d) => d.recover(agent_id, &mine).await,
+                    Err(e) => Err(e),
+                },
+                RuntimeKind::Process => match self.process() {
+                    Ok(p) => p.recover(agent_id, &mine).await,
+                    Err(e) => Err(e),
+                },
+            };
+            match r {
+                Ok(r) => {
+                    report.alive.extend(r.alive);
+                    report.exited.extend(r.exited);
+                    report.orphans.extend(r.orphans);
+                }
+                Err(e) => {
+                    tracing::warn!(?kind, error = %e, "recovery failed; treating its containers as gone");
+                    report.exited.extend(mine.into_iter().map(|handle| {
+                        agora_runtime::RecoveredExit {
+                            handle,
+                            status: None,
+                        }
+                    }));
+                }
+            }
+        }
+        report
+    }
+}

@@ -1,0 +1,370 @@
+//! `SchedulerDriver`: subscribes, keeps the subscription alive across master
+//! restarts and network trouble, and feeds events to a [`Scheduler`].
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use agora_model::{FrameworkInfo, Role};
+use agora_proto::v1::scheduler_client::SchedulerClient;
+use tokio::sync::watch;
+use tonic::transport::Endpoint;
+use tracing::{debug, info, warn};
+
+use crate::backoff::{Backoff, DEFAULT_BACKOFF_MAX, DEFAULT_BACKOFF_MIN};
+use crate::calls::{Driver, Session};
+use crate::error::SdkError;
+use crate::events::{Event, Flow, decode, dispatch, stream_deadline};
+use crate::scheduler::Scheduler;
+
+/// Default bound on one unary call (Mesos guidance: ~75 s).
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(75);
+/// How long to wait for a TCP connection to a master.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long to wait for the SUBSCRIBED event after sending SUBSCRIBE.
+pub const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Configures a [`SchedulerDriver`]; made by [`SchedulerDriver::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct SchedulerDriverBuilder {
+    masters: Vec<String>,
+    framework: FrameworkInfo,
+    auto_ack: bool,
+    backoff_min: Duration,
+    backoff_max: Duration,
+    suppressed: BTreeSet<Role>,
+    call_timeout: Duration,
+}
+
+impl SchedulerDriverBuilder {
+    /// Acknowledge status updates automatically after `update` returns
+    /// (default `true`). With `false`, call [`Driver::acknowledge`] yourself,
+    /// e.g. after persisting the update.
+    pub fn auto_acknowledge(mut self, on: bool) -> Self {
+        self.auto_ack = on;
+        self
+    }
+
+    /// Reconnect delays: capped, jittered exponential from `min` to `max`
+    /// (defaults 0.5 s and 15 s).
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff_min = min;
+        self.backoff_max = max;
+        self
+    }
+
+    /// Roles to subscribe suppressed (no offers until revived).
+    pub fn suppressed_roles(mut self, roles: impl IntoIterator<Item = Role>) -> Self {
+        self.suppressed = roles.into_iter().collect();
+        self
+    }
+
+    /// Bound on each unary call (default 75 s).
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// Checks the master addresses and makes the driver.
+    pub fn build(self) -> Result<SchedulerDriver, SdkError> {
+        if self.masters.is_empty() {
+            return Err(SdkError::Config("no master addresses given".into()));
+        }
+        let endpoints = self
+            .masters
+            .iter()
+            .map(|m| endpoint(m))
+            .collect::<Result<Vec<_>, _>>()?;
+        let driver = Driver::new(self.framework, self.suppressed, self.call_timeout);
+        Ok(SchedulerDriver {
+            endpoints,
+            auto_ack: self.auto_ack,
+            backoff: (self.backoff_min, self.backoff_max),
+            driver,
+        })
+    }
+
+    /// `build()` then [`SchedulerDriver::run`].
+    pub async fn run<S: Scheduler>(self, scheduler: S) -> Result<(), SdkError> {
+        self.build()?.run(scheduler).await
+    }
+}
+
+/// Runs a [`Scheduler`] against a list of masters.
+///
+/// The driver subscribes to the first reachable master, remembers the
+/// framework id and stream id from SUBSCRIBED, and re-subscribes with the
+/// same framework id (trying the masters in turn, with backoff) whenever
+/// the stream breaks or [`MISSED_HEARTBEATS`](crate::MISSED_HEARTBEATS)
+/// heartbeats go missing.
+#[derive(Debug)]
+pub struct SchedulerDriver {
+    endpoints: Vec<Endpoint>,
+    auto_ack: bool,
+    backoff: (Duration, Duration),
+    driver: Driver,
+}
+
+/// Why one subscription ended.
+enum End {
+    /// `stop()`/`teardown()`: `run` returns `Ok`.
+    Stopped,
+    /// ERROR event or a refused subscription: `run` returns the error.
+    Fatal(SdkError),
+    /// Connection trouble: reconnect. `subscribed` says whether the
+    /// scheduler had seen `subscribed()` (and so must see `disconnected()`).
+    Broken { subscribed: bool, reason: String },
+}
+
+impl SchedulerDriver {
+    /// A builder for `masters` (`"host:port"` or `"http://host:port"`) and
+    /// the framework's description. Set `framework.id` to fail over to an
+    /// existing framework.
+    pub fn builder(
+        masters: impl IntoIterator<Item = impl Into<String>>,
+        framework: FrameworkInfo,
+    ) -> SchedulerDriverBuilder {
+        SchedulerDriverBuilder {
+            masters: masters.into_iter().map(Into::into).collect(),
+            framework,
+            auto_ack: true,
+            backoff_min: DEFAULT_BACKOFF_MIN,
+            backoff_max: DEFAULT_BACKOFF_MAX,
+            suppressed: BTreeSet::new(),
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+        }
+    }
+
+    /// A handle for making calls or stopping the driver from outside the
+    /// scheduler (e.g. from a signal handler or another task).
+    pub fn driver(&self) -> Driver {
+        self.driver.clone()
+    }
+
+    /// Runs until the scheduler calls [`Driver::stop`] or
+    /// [`Driver::teardown`] (`Ok`), or the master sends ERROR or refuses the
+    /// subscription for good (gRPC `InvalidArgument`, `PermissionDenied`,
+    /// `Unauthenticated`), which returns [`SdkError::Fatal`]. Other failures
+    /// (unreachable masters, `Unavailable`, `FailedPrecondition` from a
+    /// standby) are retried forever; stop the driver from outside if needed.
+    pub async fn run<S: Scheduler>(self, mut scheduler: S) -> Result<(), SdkError> {
+        let mut stop = self.driver.stop_receiver();
+        let mut backoff = Backoff::new(self.backoff.0, self.backoff.1);
+        let mut turn = 0usize;
+        loop {
+            if self.driver.is_stopped() {
+                return Ok(());
+            }
+            let endpoint = &self.endpoints[turn % self.endpoints.len()];
+            turn = turn.wrapping_add(1);
+            let end = self
+                .session(endpoint, &mut scheduler, &mut stop, &mut backoff)
+                .await;
+            self.driver.clear_session();
+            match end {
+                End::Stopped => {
+                    info!("scheduler driver stopped");
+                    return Ok(());
+                }
+                End::Fatal(e) => {
+                    warn!(error = %e, "scheduler driver aborted");
+                    self.driver.stop();
+                    return Err(e);
+                }
+                End::Broken { subscribed, reason } => {
+                    warn!(master = %endpoint.uri(), %reason, "subscription lost");
+                    if subscribed {
+                        scheduler.disconnected(&self.driver).await;
+                    }
+                }
+            }
+            let delay = backoff.next_delay();
+            debug!(
+                ?delay,
+                attempt = backoff.attempts(),
+                "waiting before re-subscribing"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = stopped(&mut stop) => return Ok(()),
+            }
+        }
+    }
+
+    /// One subscription, from connecting to its end.
+    async fn session<S: Scheduler>(
+        &self,
+        endpoint: &Endpoint,
+        scheduler: &mut S,
+        stop: &mut watch::Receiver<bool>,
+        backoff: &mut Backoff,
+    ) -> End {
+        let driver = &self.driver;
+        let broken = |reason: String| End::Broken {
+            subscribed: false,
+            reason,
+        };
+        let channel = tokio::select! {
+            r = endpoint.connect() => match r {
+                Ok(c) => c,
+                Err(e) => return broken(format!("connect: {e}")),
+            },
+            () = stopped(stop) => return End::Stopped,
+        };
+        let mut client = SchedulerClient::new(channel);
+        let request = driver.subscribe_request();
+        let response = tokio::select! {
+            r = tokio::time::timeout(SUBSCRIBE_TIMEOUT, client.subscribe(request)) => r,
+            () = stopped(stop) => return End::Stopped,
+        };
+        let mut stream = match response {
+            Err(_) => return broken("no answer to SUBSCRIBE".into()),
+            Ok(Ok(r)) => r.into_inner(),
+            Ok(Err(status)) => {
+                use tonic::Code;
+                let m = status.message().to_string();
+                return match status.code() {
+                    // The master understood and said no (bad FrameworkInfo, a
+                    // removed framework): the same SUBSCRIBE would be refused
+                    // again. Anything else (e.g. a standby master) may pass
+                    // on another master or later.
+                    Code::InvalidArgument | Code::PermissionDenied | Code::Unauthenticated => {
+                        scheduler.error(driver, m.clone()).await;
+                        End::Fatal(SdkError::Fatal(format!("subscription refused: {m}")))
+                    }
+                    code => broken(format!("SUBSCRIBE: {code:?} {m}")),
+                };
+            }
+        };
+        let first = tokio::select! {
+            r = tokio::time::timeout(SUBSCRIBE_TIMEOUT, stream.message()) => r,
+            () = stopped(stop) => return End::Stopped,
+        };
+        let (framework_id, heartbeat_interval, stream_id) = match first {
+            Err(_) => return broken("no SUBSCRIBED event".into()),
+            Ok(Err(status)) => {
+                return broken(format!("stream: {:?} {}", status.code(), status.message()));
+            }
+            Ok(Ok(None)) => return broken("stream closed before SUBSCRIBED".into()),
+            Ok(Ok(Some(ev))) => match decode(ev) {
+                Some(Event::Subscribed {
+                    framework_id,
+                    heartbeat_interval,
+                    stream_id,
+                    master_id,
+                }) => {
+                    info!(framework = %framework_id, master = %master_id, ?heartbeat_interval, "subscribed");
+                    (framework_id, heartbeat_interval, stream_id)
+                }
+                Some(Event::Error(m)) => {
+                    scheduler.error(driver, m.clone()).await;
+                    return End::Fatal(SdkError::Fatal(m));
+                }
+                other => return broken(format!("expected SUBSCRIBED first, got {other:?}")),
+            },
+        };
+        // Calls get a connection of their own (see `Session::client`); lazy,
+        // so a dead master shows up as a failed call, not a stuck subscribe.
+        let calls = SchedulerClient::new(endpoint.connect_lazy());
+        driver.install(Session {
+            client: calls,
+            framework_id: framework_id.clone(),
+            stream_id,
+        });
+        backoff.reset();
+        scheduler.subscribed(driver, &framework_id).await;
+
+        let deadline = stream_deadline(heartbeat_interval);
+        let lost = |reason: String| End::Broken {
+            subscribed: true,
+            reason,
+        };
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = stopped(stop) => return End::Stopped,
+                r = next_within(&mut stream, deadline) => r,
+            };
+            let event = match next {
+                None => return lost(format!("no event for {deadline:?} (missed heartbeats)")),
+                Some(Err(status)) => {
+                    return lost(format!("stream: {:?} {}", status.code(), status.message()));
+                }
+                Some(Ok(None)) => return lost("stream closed by the master".into()),
+                Some(Ok(Some(ev))) => ev,
+            };
+            let Some(event) = decode(event) else { continue };
+            if matches!(event, Event::Error(_)) && driver.is_tearing_down() {
+                // The master's goodbye to our own TEARDOWN, not a failure.
+                return End::Stopped;
+            }
+            match dispatch(scheduler, driver, event, self.auto_ack).await {
+                Flow::Continue => {}
+                Flow::Acknowledge(status) => {
+                    // A failed ack is not lost: the agent resends the
+                    // update until it is acknowledged.
+                    if let Err(e) = driver.acknowledge(&status).await {
+                        warn!(task = %status.task_id, error = %e, "acknowledgement failed");
+                    }
+                }
+                Flow::Fatal(m) => return End::Fatal(SdkError::Fatal(m)),
+            }
+        }
+    }
+}
+
+/// The next stream message, or `None` if `deadline` passed first.
+async fn next_within(
+    stream: &mut tonic::Streaming<agora_proto::v1::Event>,
+    deadline: Option<Duration>,
+) -> Option<Result<Option<agora_proto::v1::Event>, tonic::Status>> {
+    match deadline {
+        Some(d) => tokio::time::timeout(d, stream.message()).await.ok(),
+        None => Some(stream.message().await),
+    }
+}
+
+/// Resolves once the driver is asked to stop.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // The sender lives as long as the Driver we hold, so an error cannot
+    // happen; if it did, treating it as "stop" is the safe reading.
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// `"host:port"` or `"http://host:port"` → a tonic endpoint.
+pub(crate) fn endpoint(master: &str) -> Result<Endpoint, SdkError> {
+    let url = normalize_master(master)?;
+    let ep = Endpoint::from_shared(url.clone())
+        .map_err(|e| SdkError::Config(format!("master {master:?}: {e}")))?;
+    Ok(ep.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true))
+}
+
+/// Adds `http://` to a bare `host:port` and checks the result looks like one.
+pub(crate) fn normalize_master(master: &str) -> Result<String, SdkError> {
+    let m = master.trim().trim_end_matches('/');
+    let bad = |why: &str| SdkError::Config(format!("master {master:?}: {why}"));
+    if m.is_empty() {
+        return Err(bad("empty address"));
+    }
+    if m.starts_with("https://") {
+        return Err(bad("TLS is not supported; use http://"));
+    }
+    let url = if m.starts_with("http://") {
+        m.to_string()
+    } else {
+        format!("http://{m}")
+    };
+    let authority = &url["http://".len()..];
+    if authority.is_empty() || authority.contains('/') || authority.contains("://") {
+        return Err(bad("expected host:port"));
+    }
+    let port_ok = authority
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !port_ok {
+        return Err(bad("expected host:port"));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests;

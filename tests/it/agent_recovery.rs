@@ -1,0 +1,197 @@
+//! Reliability of a real agent: status updates resent until acknowledged,
+//! agent crash and restart with tasks still running, master restart, and a
+//! damaged or foreign checkpoint.
+use std::time::Duration;
+
+use agora_agent::AgentError;
+use agora_proto::v1::TaskState as S;
+use agora_tests::TestMaster;
+
+use crate::agent_support::*;
+
+#[tokio::test]
+async fn agent_resends_updates_until_acknowledged() -> anyhow::Result<()> {
+    let master = TestMaster::start().await;
+    let dir = tempfile::tempdir()?;
+    let agent = start_agent(agent_config(&master, dir.path())).await?;
+    let agent_id = id_of(&agent)?;
+    let mut fw = Framework::subscribe(&master, "no-acks", &[]).await?;
+    fw.auto_ack = false;
+    fw.launch(&agent_id, shell_task("t", "sleep 20", "cpus:0.1;mem:32"))
+        .await?;
+    // Unacknowledged, the head (STARTING) comes again and again; RUNNING
+    // waits behind it.
+    let first = fw.next_update("t").await?;
+    assert_eq!(first.state, st(S::TaskStarting));
+    let again = fw.next_update("t").await?;
+    assert_eq!(
+        (again.state, &again.uuid),
+        (first.state, &first.uuid),
+        "the same update is resent"
+    );
+    fw.ack(&first).await?;
+    let running = loop {
+        let s = fw.next_update("t").await?;
+        if s.uuid != first.uuid {
+            break s;
+        }
+    };
+    assert_eq!(running.state, st(S::TaskRunning));
+    fw.ack(&running).await?;
+    // Acknowledged: nothing more arrives (backoff min is 200 ms).
+    let quiet = tokio::time::timeout(Duration::from_millis(1200), fw.next_update("t")).await;
+    assert!(
+        quiet.is_err(),
+        "unexpected update after all acks: {quiet:?}"
+    );
+    let metrics = agora_tests::http_get(agent.addr(), "/metrics").await?.1;
+    assert!(
+        !metrics.contains("agent_status_update_retries_total 0"),
+        "{metrics}"
+    );
+    fw.auto_ack = true;
+    fw.kill(&agent_id, "t").await?;
+    fw.wait_state("t", S::TaskKilled).await?;
+    // The terminal update was acknowledged: the agent forgets the task.
+    agora_tests::eventually("task forgotten", WAIT, || async {
+        task_state(&agent, "t").await.is_err().then_some(())
+    })
+    .await?;
+    assert!(
+        !dir.path()
+            .join("meta/tasks")
+            .join(&fw.id)
+            .join("t")
+            .exists()
+    );
+    agent.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn agent_crash_restart_recovers_tasks() -> anyhow::Result<()> {
+    // Pings every 200 ms, unreachable after 5 s: the agent is back in time,
+    // as a restarted agent usually is.
+    let master = TestMaster::start_with(agora_master::MasterConfig {
+        agent_ping_interval: Duration::from_millis(200),
+        max_agent_ping_misses: 25,
+        ..TestMaster::fast_config()
+    })
+    .await;
+    let dir = tempfile::tempdir()?;
+    let config = agent_config(&master, dir.path());
+    let agent = start_agent(config.clone()).await?;
+    let agent_id = id_of(&agent)?;
+    let addr = agent.addr();
+    let mut fw = Framework::subscribe(&master, "recover", &[]).await?;
+    fw.launch(&agent_id, shell_task("long", "sleep 30", "cpus:0.1;mem:32"))
+        .await?;
+    fw.wait_state("long", S::TaskRunning).await?;
+    fw.launch(
+        &agent_id,
+        shell_task("short", "sleep 1; exit 4", "cpus:0.1;mem:32"),
+    )
+    .await?;
+    fw.wait_state("short", S::TaskRunning).await?;
+    let pid = task_state(&agent, "long").await?["container"]["handle"]["pid"]
+        .as_u64()
+        .unwrap_or_default();
+
+    agent.crash();
+    // "short" exits while no agent is watching; "long" keeps running.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(pid_alive(pid), "the task survives the agent");
+
+    let agent = restart_agent(config, addr).await?;
+    assert_eq!(id_of(&agent)?, agent_id, "same agent id after recovery");
+    let short = fw.wait_state("short", S::TaskFailed).await?;
+    assert_eq!(short.exit_code, Some(4), "{short:?}");
+    fw.reconcile(&agent_id, "long").await?;
+    let long = fw.next_update("long").await?;
+    assert_eq!(long.state, st(S::TaskRunning), "{long:?}");
+    assert_eq!(task_state(&agent, "long").await?["state"], "TASK_RUNNING");
+    // The recovered task is watched again: a kill ends it with TASK_KILLED.
+    fw.kill(&agent_id, "long").await?;
+    fw.wait_state("long", S::TaskKilled).await?;
+    agent.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn agent_survives_master_restart() -> anyhow::Result<()> {
+    let mut master = TestMaster::start().await;
+    let dir = tempfile::tempdir()?;
+    let agent = start_agent(agent_config(&master, dir.path())).await?;
+    let agent_id = id_of(&agent)?;
+    let mut fw = Framework::subscribe(&master, "master-restart", &[]).await?;
+    fw.launch(&agent_id, shell_task("brief", "sleep 1", "cpus:0.1;mem:32"))
+        .await?;
+    fw.launch(
+        &agent_id,
+        shell_task("steady", "sleep 30", "cpus:0.1;mem:32"),
+    )
+    .await?;
+    fw.wait_state("steady", S::TaskRunning).await?;
+    master.stop().await;
+    // "brief" finishes while there is no master: its update waits on disk.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(agent.state().await?["registered"], false);
+    master.restart().await?;
+    fw.resubscribe(&master).await?;
+    let done = fw.wait_state("brief", S::TaskFinished).await?;
+    assert_eq!(done.exit_code, Some(0));
+    assert_eq!(id_of(&agent)?, agent_id);
+    fw.reconcile(&agent_id, "steady").await?;
+    assert_eq!(fw.next_update("steady").await?.state, st(S::TaskRunning));
+    fw.kill(&agent_id, "steady").await?;
+    fw.wait_state("steady", S::TaskKilled).await?;
+    agent.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn agent_refuses_damaged_or_foreign_checkpoint() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = agora_agent::AgentConfig {
+        masters: vec!["127.0.0.1:1".into()],
+        work_dir: dir.path().to_path_buf(),
+        hostname: Some("host-a".into()),
+        docker: agora_agent::DockerMode::Disabled,
+        ..Default::default()
+    };
+    let meta = dir.path().join("meta");
+    std::fs::create_dir_all(meta.join("tasks/fw/t"))?;
+    std::fs::write(
+        meta.join("agent.json"),
+        r#"{"format_version":1,"hostname":"host-a","agent_id":"a1"}"#,
+    )?;
+    std::fs::write(meta.join("tasks/fw/t/task.json"), "{ damaged")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    match agora_agent::start(config.clone(), listener).await {
+        Err(AgentError::DamagedCheckpoint { path, .. }) => {
+            assert_eq!(path, meta.join("tasks/fw/t/task.json"))
+        }
+        Err(e) => anyhow::bail!("wrong error: {e}"),
+        Ok(_) => anyhow::bail!("started on a damaged checkpoint"),
+    }
+    assert_eq!(
+        std::fs::read_to_string(meta.join("tasks/fw/t/task.json"))?,
+        "{ damaged"
+    );
+
+    std::fs::remove_dir_all(meta.join("tasks"))?;
+    let other_host = agora_agent::AgentConfig {
+        hostname: Some("host-b".into()),
+        ..config
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    match agora_agent::start(other_host, listener).await {
+        Err(e @ AgentError::ForeignWorkDir { .. }) => {
+            assert!(e.to_string().contains("agent.json"), "{e}")
+        }
+        Err(e) => anyhow::bail!("wrong error: {e}"),
+        Ok(_) => anyhow::bail!("started on another agent's work dir"),
+    }
+    assert!(meta.join("agent.json").exists());
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! Master behaviours seen over raw gRPC: offer timeout, one live subscription
+//! per framework, teardown, metrics.
+use std::time::Duration;
+
+use agora_proto::v1;
+use agora_tests::{SimAgent, SimAgentConfig, TestMaster, eventually};
+use tokio_stream::StreamExt;
+use tonic::Streaming;
+
+type Client = v1::scheduler_client::SchedulerClient<tonic::transport::Channel>;
+
+struct Fw {
+    client: Client,
+    events: Streaming<v1::Event>,
+    id: String,
+    stream: String,
+}
+
+impl Fw {
+    async fn subscribe(master: &TestMaster, id: &str) -> anyhow::Result<Fw> {
+        let mut client = Client::connect(master.endpoint()).await?;
+        let info = v1::FrameworkInfo { name: "raw".into(), framework_id: id.into(), failover_timeout_seconds: 60.0, ..Default::default() };
+        let mut events =
+            client.subscribe(v1::SubscribeRequest { framework_info: Some(info), suppressed_roles: vec![] }).await?.into_inner();
+        match events.next().await {
+            Some(Ok(v1::Event { event: Some(v1::event::Event::Subscribed(s)) })) => {
+                Ok(Fw { client, events, id: s.framework_id, stream: s.stream_id })
+            }
+            other => anyhow::bail!("expected SUBSCRIBED, got {other:?}"),
+        }
+    }
+
+    fn header(&self) -> Option<v1::CallHeader> {
+        Some(v1::CallHeader { framework_id: self.id.clone(), stream_id: self.stream.clone() })
+    }
+
+    /// The next event that `pick` accepts, skipping others (heartbeats...).
+    async fn next<T>(&mut self, mut pick: impl FnMut(v1::event::Event) -> Option<T>) -> anyhow::Result<T> {
+        loop {
+            let ev = tokio::time::timeout(Duration::from_secs(10), self.events.next()).await?;
+            match ev {
+                Some(Ok(v1::Event { event: Some(e) })) => {
+                    if let Some(t) = pick(e) {
+                        return Ok(t);
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => anyhow::bail!("stream error: {e}"),
+                None => anyhow::bail!("stream ended"),
+            }
+        }
+    }
+
+    async fn offer(&mut self) -> anyhow::Result<v1::Offer> {
+        self.next(|e| match e {
+            v1::event::Event::Offers(o) => o.offers.into_iter().next(),
+            _ => None,
+        })
+        .await
+    }
+}
+
+fn forever_task(id: &str) -> v1::TaskInfo {
+    let res = agora_model::Resources::parse("cpus:1;mem:128").unwrap_or_default();
+    let mut labels = std::collections::HashMap::new();
+    labels.insert("sim.behaviour".to_string(), "forever".to_string());
+    v1::TaskInfo {
+        task_id: id.into(),
+        resources: agora_proto::convert::resources_to_wire(&res),
+        command: Some(v1::CommandInfo { shell: true, value: "sleep 1000".into(), ..Default::default() }),
+        labels,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn offers_older_than_offer_timeout_are_rescinded_and_made_again() -> anyhow::Result<()> {
+    let master = TestMaster::start_with(agora_master::MasterConfig {
+        offer_timeout: Some(Duration::from_millis(300)),
+        ..TestMaster::fast_config()
+    })
+    .await;
+    let _agent = SimAgent::start(&master.endpoint(), SimAgentConfig::default()).await;
+    let mut fw = Fw::subscribe(&master, "").await?;
+    let first = fw.offer().await?;
+    let rescinded = fw
+        .next(|e| match e {
+            v1::event::Event::Rescind(r) => Some(r.offer_id),
+            _ => None,
+        })
+        .await?;
+    assert_eq!(rescinded, first.offer_id);
+    let again = fw.offer().await?;
+    assert_ne!(again.offer_id, first.offer_id, "a fresh offer for the same resources");
+    assert_eq!(again.agent_id, first.agent_id);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_newer_subscription_closes_the_older_one() -> anyhow::Result<()> {
+    let master = TestMaster::start().await;
+    let mut old = Fw::subscribe(&master, "").await?;
+    let new = Fw::subscribe(&master, &old.id).await?;
+    assert_eq!(new.id, old.id, "re-subscription keeps the framework id");
+    let msg = old
+        .next(|e| match e {
+            v1::event::Event::Error(e) => Some(e.message),
+            _ => None,
+        })
+        .await?;
+    assert!(msg.contains("failed over"), "{msg}");
+    // Calls on the old stream id are refused; on the new one accepted.
+    let err = old.client.revive(v1::ReviveRequest { header: old.header(), roles: vec![] }).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    let mut c = new.client.clone();
+    c.revive(v1::ReviveRequest { header: new.header(), roles: vec![] }).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn teardown_kills_tasks_and_the_framework_cannot_return() -> anyhow::Result<()> {
+    let master = TestMaster::start().await;
+    let agent = SimAgent::start(&master.endpoint(), SimAgentConfig::default()).await;
+    let mut fw = Fw::subscribe(&master, "").await?;
+    let offer = fw.offer().await?;
+    let launch = v1::Operation {
+        operation: Some(v1::operation::Operation::Launch(v1::operation::Launch { task_infos: vec![forever_task("t1")] })),
+    };
+    let header = fw.header();
+    fw.client
+        .accept(v1::AcceptRequest { header, offer_ids: vec![offer.offer_id], operations: vec![launch], filters: None })
+        .await?;
+    fw.next(|e| match e {
+        v1::event::Event::Update(u) if u.status.as_ref().is_some_and(|s| s.state == v1::TaskState::TaskRunning as i32) => Some(()),
+        _ => None,
+    })
+    .await?;
+    let metrics = master.metrics().await?;
+    assert!(metrics.contains("agora_master_tasks{state=\"TASK_RUNNING\"} 1"), "{metrics}");
+    assert!(metrics.contains("agora_master_resources{kind=\"used\",resource=\"cpus\"} 1"), "{metrics}");
+
+    let header = fw.header();
+    fw.client.teardown(v1::TeardownRequest { header }).await?;
+    eventually("the agent reports the task killed", Duration::from_secs(10), || async {
+        agent.tasks().await.iter().any(|(_, s)| *s == agora_model::TaskState::Killed).then_some(())
+    })
+    .await?;
+    eventually("the master forgets the task", Duration::from_secs(10), || async {
+        let st = master.state().await.ok()?;
+        (st["frameworks"].as_array()?.is_empty() && st["agents"][0]["task_count"] == 0).then_some(())
+    })
+    .await?;
+    let mut client = Client::connect(master.endpoint()).await?;
+    let info = v1::FrameworkInfo { name: "raw".into(), framework_id: fw.id.clone(), ..Default::default() };
+    let err = client.subscribe(v1::SubscribeRequest { framework_info: Some(info), suppressed_roles: vec![] }).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    Ok(())
+}
