@@ -21,13 +21,23 @@ fn get(master: &str, path: &str) -> anyhow::Result<String> {
         .with_context(|| format!("resolving {master}"))?
         .next()
         .with_context(|| format!("{master} resolves to nothing"))?;
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).with_context(|| format!("connecting to {master}"))?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .with_context(|| format!("connecting to {master}"))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {master}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {master}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut buf = String::new();
     s.read_to_string(&mut buf)?;
-    let (head, body) = buf.split_once("\r\n\r\n").context("malformed HTTP response")?;
-    anyhow::ensure!(head.starts_with("HTTP/1.1 200"), "{path}: {}", head.lines().next().unwrap_or(""));
+    let (head, body) = buf
+        .split_once("\r\n\r\n")
+        .context("malformed HTTP response")?;
+    anyhow::ensure!(
+        head.starts_with("HTTP/1.1 200"),
+        "{path}: {}",
+        head.lines().next().unwrap_or("")
+    );
     Ok(body.to_string())
 }
 
@@ -53,7 +63,10 @@ fn s(v: &Value) -> String {
 
 pub(crate) async fn agents(a: ClientArgs) -> anyhow::Result<()> {
     let v = fetch_state(&a.master).await?;
-    println!("{:<38} {:<20} {:<13} {:>8} {:>10} {:>6}", "ID", "HOSTNAME", "STATUS", "CPUS", "MEM", "TASKS");
+    println!(
+        "{:<38} {:<20} {:<13} {:>8} {:>10} {:>6}",
+        "ID", "HOSTNAME", "STATUS", "CPUS", "MEM", "TASKS"
+    );
     for ag in v["agents"].as_array().into_iter().flatten() {
         let used = &ag["used_resources"];
         let total = &ag["resources"];
@@ -72,7 +85,10 @@ pub(crate) async fn agents(a: ClientArgs) -> anyhow::Result<()> {
 
 pub(crate) async fn frameworks(a: ClientArgs) -> anyhow::Result<()> {
     let v = fetch_state(&a.master).await?;
-    println!("{:<38} {:<20} {:<8} {:>6} {:>6}", "ID", "NAME", "ACTIVE", "TASKS", "OFFERS");
+    println!(
+        "{:<38} {:<20} {:<8} {:>6} {:>6}",
+        "ID", "NAME", "ACTIVE", "TASKS", "OFFERS"
+    );
     for f in v["frameworks"].as_array().into_iter().flatten() {
         println!(
             "{:<38} {:<20} {:<8} {:>6} {:>6}",
@@ -88,7 +104,10 @@ pub(crate) async fn frameworks(a: ClientArgs) -> anyhow::Result<()> {
 
 pub(crate) async fn tasks(a: ClientArgs) -> anyhow::Result<()> {
     let v = fetch_state(&a.master).await?;
-    println!("{:<30} {:<20} {:<16} {:<38} {:>6}", "TASK", "FRAMEWORK", "STATE", "AGENT", "CPUS");
+    println!(
+        "{:<30} {:<20} {:<16} {:<38} {:>6}",
+        "TASK", "FRAMEWORK", "STATE", "AGENT", "CPUS"
+    );
     for f in v["frameworks"].as_array().into_iter().flatten() {
         for t in f["tasks"].as_array().into_iter().flatten() {
             println!(

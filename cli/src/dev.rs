@@ -32,7 +32,8 @@ pub(crate) struct DevArgs {
 }
 
 pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&args.data_dir)?;
     let master_cfg = MasterConfig {
         listen: args.master_listen,
@@ -44,7 +45,9 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding the master to {}", master_cfg.listen))?;
     let master = agora_master::start(master_cfg, listener).await?;
     let resources = match &args.resources {
-        Some(r) => Some(agora_model::Resources::parse(r).with_context(|| format!("--resources {r:?}"))?),
+        Some(r) => {
+            Some(agora_model::Resources::parse(r).with_context(|| format!("--resources {r:?}"))?)
+        }
         None => None,
     };
     let agent_cfg = AgentConfig {
@@ -52,7 +55,11 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         work_dir: data_dir.join("agent"),
         resources,
         hostname: Some("localhost".into()),
-        docker: if args.no_docker { DockerMode::Disabled } else { DockerMode::Auto },
+        docker: if args.no_docker {
+            DockerMode::Disabled
+        } else {
+            DockerMode::Auto
+        },
         ..AgentConfig::default()
     };
     let listener = tokio::net::TcpListener::bind(args.agent_listen)

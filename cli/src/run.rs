@@ -43,7 +43,10 @@ pub(crate) struct MasterArgs {
 }
 
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
-    anyhow::ensure!(v.is_finite() && v > 0.0, "--{name}: {v} is not a positive number of seconds");
+    anyhow::ensure!(
+        v.is_finite() && v > 0.0,
+        "--{name}: {v} is not a positive number of seconds"
+    );
     Ok(Duration::from_secs_f64(v))
 }
 
@@ -51,8 +54,11 @@ impl MasterArgs {
     pub(crate) fn into_config(self) -> anyhow::Result<MasterConfig> {
         let mut cfg = MasterConfig::default();
         if let Some(path) = &self.config {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            cfg = cfg.merge_toml(&text).with_context(|| format!("in {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            cfg = cfg
+                .merge_toml(&text)
+                .with_context(|| format!("in {}", path.display()))?;
         }
         if let Some(v) = self.listen {
             cfg.listen = v;
@@ -76,8 +82,12 @@ impl MasterArgs {
             cfg.default_refuse = secs("default-refuse-seconds", v)?;
         }
         for w in &self.weights {
-            let (role, weight) = w.split_once('=').with_context(|| format!("--weights: {w:?} is not role=weight"))?;
-            let weight: f64 = weight.parse().with_context(|| format!("--weights: {weight:?} is not a number"))?;
+            let (role, weight) = w
+                .split_once('=')
+                .with_context(|| format!("--weights: {w:?} is not role=weight"))?;
+            let weight: f64 = weight
+                .parse()
+                .with_context(|| format!("--weights: {weight:?} is not a number"))?;
             cfg.role_weights.insert(role.to_string(), weight);
         }
         cfg.validate()?;
@@ -164,8 +174,9 @@ pub(crate) async fn stop_signal() {
 
 pub(crate) async fn master(args: MasterArgs) -> anyhow::Result<()> {
     let cfg = args.into_config()?;
-    let listener =
-        tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.listen))?;
     let handle = agora_master::start(cfg, listener).await?;
     info!(addr = %handle.addr(), "agora master running; Ctrl-C to stop");
     stop_signal().await;
@@ -176,7 +187,9 @@ pub(crate) async fn master(args: MasterArgs) -> anyhow::Result<()> {
 pub(crate) async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     let listen = args.listen;
     let cfg = args.into_config()?;
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
     let handle = agora_agent::start(cfg, listener).await?;
     info!(addr = %handle.addr(), "agora agent running; Ctrl-C to stop (tasks keep running)");
     stop_signal().await;

@@ -8,7 +8,10 @@ use agora_tests::{SimAgent, SimAgentConfig, eventually, http_get};
 const AGORA: &str = env!("CARGO_BIN_EXE_agora");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
 }
 
 struct Proc(Child);
@@ -45,7 +48,17 @@ async fn master_kill_9_keeps_its_registry_and_agents_come_back() -> anyhow::Resu
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let listen = addr.to_string();
     let data = dir.path().display().to_string();
-    let args = ["master", "--listen", &listen, "--data-dir", &data, "--allocation-interval", "0.05", "--agent-ping-timeout", "0.1"];
+    let args = [
+        "master",
+        "--listen",
+        &listen,
+        "--data-dir",
+        &data,
+        "--allocation-interval",
+        "0.05",
+        "--agent-ping-timeout",
+        "0.1",
+    ];
     let mut master = spawn(&args);
     let agent = SimAgent::start(&format!("http://{addr}"), SimAgentConfig::default()).await;
     let agent_id = tokio::time::timeout(Duration::from_secs(20), agent.agent_id()).await?;
@@ -56,13 +69,25 @@ async fn master_kill_9_keeps_its_registry_and_agents_come_back() -> anyhow::Resu
     let _master = spawn(&args);
     // The restarted master knows the agent from its registry before the
     // agent re-registers, and the agent then comes back under the same id.
-    let st = eventually("restarted master lists the agent as connected", Duration::from_secs(20), || async {
-        let st = state(addr).await?;
-        let a = st["agents"].as_array()?.iter().find(|a| a["id"] == agent_id.to_string())?.clone();
-        (a["status"] == "connected").then_some(st)
-    })
+    let st = eventually(
+        "restarted master lists the agent as connected",
+        Duration::from_secs(20),
+        || async {
+            let st = state(addr).await?;
+            let a = st["agents"]
+                .as_array()?
+                .iter()
+                .find(|a| a["id"] == agent_id.to_string())?
+                .clone();
+            (a["status"] == "connected").then_some(st)
+        },
+    )
     .await?;
-    assert_eq!(st["agents"].as_array().map(Vec::len), Some(1), "same agent, not a new one: {st}");
+    assert_eq!(
+        st["agents"].as_array().map(Vec::len),
+        Some(1),
+        "same agent, not a new one: {st}"
+    );
     assert!(dir.path().join("registry.json").exists());
     Ok(())
 }
@@ -75,20 +100,282 @@ async fn dev_runs_a_cluster_and_stops_on_sigterm() -> anyhow::Result<()> {
     let data = dir.path().join("data").display().to_string();
     let (ml, al) = (m.to_string(), format!("127.0.0.1:{ap}"));
     let mut dev = spawn(&[
-        "dev", "--data-dir", &data, "--master-listen", &ml, "--agent-listen", &al, "--no-docker",
-        "--resources", "cpus:2;mem:1024;disk:1024;ports:[32000-32010]",
+        "dev",
+        "--data-dir",
+        &data,
+        "--master-listen",
+        &ml,
+        "--agent-listen",
+        &al,
+        "--no-docker",
+        "--resources",
+        "cpus:2;mem:1024;disk:1024;ports:[32000-32010]",
     ]);
-    eventually("the dev agent registers", Duration::from_secs(30), || async {
-        let st = state(m).await?;
-        (st["agents"].as_array()?.first()?["status"] == "connected").then_some(())
-    })
+    eventually(
+        "the dev agent registers",
+        Duration::from_secs(30),
+        || async {
+            let st = state(m).await?;
+            (st["agents"].as_array()?.first()?["status"] == "connected").then_some(())
+        },
+    )
     .await?;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(dev.0.id() as i32), nix::sys::signal::Signal::SIGTERM)?;
-    let status = eventually("agora dev exits after SIGTERM", Duration::from_secs(20), || {
-        let s = dev.0.try_wait().ok().flatten();
-        async move { s }
-    })
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(dev.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )?;
+    let status = eventually(
+        "agora dev exits after SIGTERM",
+        Duration::from_secs(20),
+        || {
+            let s = dev.0.try_wait().ok().flatten();
+            async move { s }
+        },
+    )
     .await?;
     assert!(status.success(), "{status:?}");
     Ok(())
+}
+
+mod agent_kill_9 {
+    use super::*;
+    use agora_proto::v1;
+    use tokio_stream::StreamExt;
+
+    type Client = v1::scheduler_client::SchedulerClient<tonic::transport::Channel>;
+
+    async fn next_update(
+        events: &mut tonic::Streaming<v1::Event>,
+    ) -> anyhow::Result<v1::TaskStatus> {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), events.next()).await? {
+                Some(Ok(v1::Event {
+                    event: Some(v1::event::Event::Update(u)),
+                })) => {
+                    if let Some(s) = u.status {
+                        return Ok(s);
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => anyhow::bail!("event stream ended: {other:?}"),
+            }
+        }
+    }
+
+    fn pid_alive(pid: i32) -> bool {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+    }
+
+    /// A process task keeps running while its agent is killed with SIGKILL
+    /// and restarted; the restarted agent (same id) reports it RUNNING and
+    /// can still kill it.
+    #[tokio::test]
+    async fn process_task_survives_agent_kill_9() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let (mp, ap) = (free_port(), free_port());
+        let maddr: SocketAddr = format!("127.0.0.1:{mp}").parse()?;
+        let (ml, al) = (maddr.to_string(), format!("127.0.0.1:{ap}"));
+        // Long ping window so the agent's absence does not make it unreachable.
+        let _master = spawn(&[
+            "master",
+            "--listen",
+            &ml,
+            "--allocation-interval",
+            "0.05",
+            "--agent-ping-timeout",
+            "1",
+            "--max-agent-ping-timeouts",
+            "60",
+        ]);
+        let work = dir.path().join("agent").display().to_string();
+        let agent_args = [
+            "agent",
+            "--master",
+            &ml,
+            "--work-dir",
+            &work,
+            "--listen",
+            &al,
+            "--docker",
+            "disabled",
+            "--resources",
+            "cpus:2;mem:1024;disk:1024;ports:[33000-33010]",
+            "--hostname",
+            "localhost",
+        ];
+        let mut agent = spawn(&agent_args);
+
+        let mut client = eventually(
+            "master accepts connections",
+            Duration::from_secs(20),
+            || async { Client::connect(format!("http://{maddr}")).await.ok() },
+        )
+        .await?;
+        let info = v1::FrameworkInfo {
+            name: "kill9".into(),
+            failover_timeout_seconds: 600.0,
+            checkpoint: true,
+            ..Default::default()
+        };
+        let mut events = client
+            .subscribe(v1::SubscribeRequest {
+                framework_info: Some(info),
+                suppressed_roles: vec![],
+            })
+            .await?
+            .into_inner();
+        let (fw, stream) = match events.next().await {
+            Some(Ok(v1::Event {
+                event: Some(v1::event::Event::Subscribed(s)),
+            })) => (s.framework_id, s.stream_id),
+            other => anyhow::bail!("expected SUBSCRIBED, got {other:?}"),
+        };
+        let header = || {
+            Some(v1::CallHeader {
+                framework_id: fw.clone(),
+                stream_id: stream.clone(),
+            })
+        };
+        let offer = loop {
+            match tokio::time::timeout(Duration::from_secs(30), events.next()).await? {
+                Some(Ok(v1::Event {
+                    event: Some(v1::event::Event::Offers(o)),
+                })) if !o.offers.is_empty() => break o.offers[0].clone(),
+                Some(Ok(_)) => {}
+                other => anyhow::bail!("no offer: {other:?}"),
+            }
+        };
+        let agent_id = offer.agent_id.clone();
+        let res = agora_model::Resources::parse("cpus:0.1;mem:32")?;
+        let task = v1::TaskInfo {
+            task_id: "survivor".into(),
+            resources: agora_proto::convert::resources_to_wire(&res),
+            command: Some(v1::CommandInfo {
+                shell: true,
+                value: "echo $$ > pid; exec sleep 600".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let launch = v1::Operation {
+            operation: Some(v1::operation::Operation::Launch(v1::operation::Launch {
+                task_infos: vec![task],
+            })),
+        };
+        client
+            .accept(v1::AcceptRequest {
+                header: header(),
+                offer_ids: vec![offer.offer_id],
+                operations: vec![launch],
+                filters: None,
+            })
+            .await?;
+        loop {
+            let st = next_update(&mut events).await?;
+            client
+                .acknowledge(v1::AcknowledgeRequest {
+                    header: header(),
+                    agent_id: agent_id.clone(),
+                    task_id: st.task_id.clone(),
+                    uuid: st.uuid.clone(),
+                })
+                .await?;
+            if st.state == v1::TaskState::TaskRunning as i32 {
+                break;
+            }
+            anyhow::ensure!(
+                st.state == v1::TaskState::TaskStarting as i32,
+                "unexpected update {st:?}"
+            );
+        }
+        // The task wrote its pid into its sandbox.
+        let pid_file = eventually("the task writes its pid", Duration::from_secs(10), || {
+            let found = find_file(dir.path(), "pid");
+            async move { found }
+        })
+        .await?;
+        let pid: i32 = std::fs::read_to_string(&pid_file)?.trim().parse()?;
+        assert!(pid_alive(pid));
+
+        agent.0.kill()?; // SIGKILL
+        agent.0.wait()?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(pid_alive(pid), "the task must outlive its agent");
+        let _agent = spawn(&agent_args);
+
+        // Same agent id, task still RUNNING, as the master sees it after re-registration.
+        eventually(
+            "the restarted agent re-registers with the task",
+            Duration::from_secs(30),
+            || async {
+                let st = state(maddr).await?;
+                let a = st["agents"]
+                    .as_array()?
+                    .iter()
+                    .find(|a| a["id"] == agent_id.as_str())?
+                    .clone();
+                (a["status"] == "connected" && a["task_count"] == 1).then_some(())
+            },
+        )
+        .await?;
+        client
+            .reconcile(v1::ReconcileRequest {
+                header: header(),
+                tasks: vec![],
+            })
+            .await?;
+        let st = next_update(&mut events).await?;
+        assert_eq!(
+            (st.task_id.as_str(), st.state),
+            ("survivor", v1::TaskState::TaskRunning as i32)
+        );
+        assert!(pid_alive(pid));
+
+        client
+            .kill(v1::KillRequest {
+                header: header(),
+                task_id: "survivor".into(),
+                agent_id: agent_id.clone(),
+                kill_policy: None,
+            })
+            .await?;
+        loop {
+            let st = next_update(&mut events).await?;
+            if !st.uuid.is_empty() {
+                client
+                    .acknowledge(v1::AcknowledgeRequest {
+                        header: header(),
+                        agent_id: agent_id.clone(),
+                        task_id: st.task_id.clone(),
+                        uuid: st.uuid.clone(),
+                    })
+                    .await?;
+            }
+            if st.state == v1::TaskState::TaskKilled as i32 {
+                break;
+            }
+        }
+        eventually(
+            "the task process is gone",
+            Duration::from_secs(10),
+            || async { (!pid_alive(pid)).then_some(()) },
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn find_file(root: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).ok()?.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.file_name().is_some_and(|n| n == name) {
+                    return Some(p);
+                }
+            }
+        }
+        None
+    }
 }

@@ -26,19 +26,35 @@ impl Master {
         }
     }
 
-    pub(crate) fn register_agent(&mut self, reg: AgentRegistration, now: MonoTime) -> Result<v1::RegisterResponse, Status> {
-        let AgentRegistration { info, tasks, frameworks, updates } = reg;
+    pub(crate) fn register_agent(
+        &mut self,
+        reg: AgentRegistration,
+        now: MonoTime,
+    ) -> Result<v1::RegisterResponse, Status> {
+        let AgentRegistration {
+            info,
+            tasks,
+            frameworks,
+            updates,
+        } = reg;
         let id = info.id.clone().unwrap_or_else(AgentId::random);
         let session = uuid::Uuid::new_v4().to_string();
         let reregistering = info.id.is_some();
         self.apply_registry(RegistryCommand::AdmitAgent {
             id: id.clone(),
-            record: AgentRecord { hostname: info.hostname.clone(), port: info.port, resources: info.resources.to_string() },
+            record: AgentRecord {
+                hostname: info.hostname.clone(),
+                port: info.port,
+                resources: info.resources.to_string(),
+            },
         });
         if self.registry.unreachable.contains_key(&id) {
             self.apply_registry(RegistryCommand::MarkReachable { id: id.clone() });
         }
-        let was_unreachable = self.agents.get(&id).is_some_and(|a| a.status == AgentStatus::Unreachable);
+        let was_unreachable = self
+            .agents
+            .get(&id)
+            .is_some_and(|a| a.status == AgentStatus::Unreachable);
         // An older session's stream, if any, is closed by dropping its sender.
         self.rescind_agent_offers(&id);
         let entry = self.agents.entry(id.clone()).or_insert_with(|| AgentEntry {
@@ -98,19 +114,50 @@ impl Master {
         }
 
         // Reconcile what the agent runs with what we believe it runs.
-        let reported: BTreeSet<TaskKey> =
-            tasks.iter().map(|t| TaskKey { framework: t.framework.clone(), task: t.spec.id.clone() }).collect();
-        let believed: Vec<TaskKey> = self.agents.get(&id).map(|a| a.tasks.iter().cloned().collect()).unwrap_or_default();
+        let reported: BTreeSet<TaskKey> = tasks
+            .iter()
+            .map(|t| TaskKey {
+                framework: t.framework.clone(),
+                task: t.spec.id.clone(),
+            })
+            .collect();
+        let believed: Vec<TaskKey> = self
+            .agents
+            .get(&id)
+            .map(|a| a.tasks.iter().cloned().collect())
+            .unwrap_or_default();
         for key in believed {
             if !reported.contains(&key) {
-                let pa = self.frameworks.get(&key.framework).is_some_and(|f| f.partition_aware());
+                let pa = self
+                    .frameworks
+                    .get(&key.framework)
+                    .is_some_and(|f| f.partition_aware());
                 let state = if pa { TaskState::Gone } else { TaskState::Lost };
-                self.master_task_update(&key, state, TaskStatusReason::AgentRestarted, "task is not on the re-registered agent");
+                self.master_task_update(
+                    &key,
+                    state,
+                    TaskStatusReason::AgentRestarted,
+                    "task is not on the re-registered agent",
+                );
             }
         }
         let mut kills = Vec::new();
         for t in tasks {
-            let key = TaskKey { framework: t.framework.clone(), task: t.spec.id.clone() };
+            let key = TaskKey {
+                framework: t.framework.clone(),
+                task: t.spec.id.clone(),
+            };
+            if t.state.is_terminal() {
+                // Ended while we were apart; its update (still unacknowledged,
+                // reported below) tells the framework. It holds no resources.
+                if self.tasks.contains_key(&key) {
+                    if let Some(e) = self.tasks.get_mut(&key) {
+                        e.state = t.state;
+                    }
+                    self.finish_task(&key);
+                }
+                continue;
+            }
             let fw = self.frameworks.get(&t.framework);
             let removed = fw.is_none();
             let pa = fw.is_some_and(|f| f.partition_aware());
@@ -120,7 +167,9 @@ impl Master {
                 kills.push((t.framework.clone(), t.spec.id.clone()));
                 continue;
             }
-            let role = fw.and_then(|f| f.info.roles.first().cloned()).unwrap_or_default();
+            let role = fw
+                .and_then(|f| f.info.roles.first().cloned())
+                .unwrap_or_default();
             let prev_state = self.tasks.get(&key).map(|e| e.state);
             let kill_requested = self.tasks.get(&key).is_some_and(|e| e.kill_requested);
             let role = self.tasks.get(&key).map(|e| e.role.clone()).unwrap_or(role);
@@ -144,7 +193,12 @@ impl Master {
             }
             if prev_state == Some(TaskState::Unreachable) {
                 // Tell the partition-aware framework the task is back.
-                self.master_task_update(&key, t.state, TaskStatusReason::Reconciliation, "agent re-registered");
+                self.master_task_update(
+                    &key,
+                    t.state,
+                    TaskStatusReason::Reconciliation,
+                    "agent re-registered",
+                );
             }
         }
         if let Some(a) = self.agents.get_mut(&id) {
@@ -162,15 +216,26 @@ impl Master {
         })
     }
 
-    pub(crate) fn attach_agent(&mut self, id: &AgentId, session: &str, tx: AgentTx) -> Result<(), Status> {
+    pub(crate) fn attach_agent(
+        &mut self,
+        id: &AgentId,
+        session: &str,
+        tx: AgentTx,
+    ) -> Result<(), Status> {
         let Some(a) = self.agents.get_mut(id) else {
-            return Err(Status::not_found(format!("agent {id} is not registered; call Register first")));
+            return Err(Status::not_found(format!(
+                "agent {id} is not registered; call Register first"
+            )));
         };
         if a.session != session {
-            return Err(Status::failed_precondition(format!("session {session} is not the agent's current registration")));
+            return Err(Status::failed_precondition(format!(
+                "session {session} is not the agent's current registration"
+            )));
         }
         if a.status == AgentStatus::Unreachable {
-            return Err(Status::failed_precondition(format!("agent {id} is unreachable; register again")));
+            return Err(Status::failed_precondition(format!(
+                "agent {id} is unreachable; register again"
+            )));
         }
         a.tx = Some(tx);
         a.status = AgentStatus::Connected;
@@ -179,16 +244,21 @@ impl Master {
         let kills = std::mem::take(&mut a.pending_kills);
         info!(agent = %id, "agent attached");
         for (fw, task) in kills {
-            let key = TaskKey { framework: fw.clone(), task: task.clone() };
+            let key = TaskKey {
+                framework: fw.clone(),
+                task: task.clone(),
+            };
             if self.tasks.contains_key(&key) {
                 self.send_kill(&key, None);
             } else {
                 let msg = v1::MasterMessage {
-                    message: Some(v1::master_message::Message::Kill(v1::master_message::Kill {
-                        framework_id: fw.to_string(),
-                        task_id: task.to_string(),
-                        kill_policy: None,
-                    })),
+                    message: Some(v1::master_message::Message::Kill(
+                        v1::master_message::Kill {
+                            framework_id: fw.to_string(),
+                            task_id: task.to_string(),
+                            kill_policy: None,
+                        },
+                    )),
                 };
                 self.send_to_agent(id, msg);
             }
@@ -197,7 +267,13 @@ impl Master {
         let requested: Vec<TaskKey> = self
             .agents
             .get(id)
-            .map(|a| a.tasks.iter().filter(|k| self.tasks.get(*k).is_some_and(|t| t.kill_requested)).cloned().collect())
+            .map(|a| {
+                a.tasks
+                    .iter()
+                    .filter(|k| self.tasks.get(*k).is_some_and(|t| t.kill_requested))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         for key in requested {
             if let Some(t) = self.tasks.get_mut(&key) {
@@ -209,8 +285,16 @@ impl Master {
         Ok(())
     }
 
-    pub(crate) fn agent_message(&mut self, id: &AgentId, session: &str, msg: v1::agent_message::Message, now: MonoTime) {
-        let Some(a) = self.agents.get_mut(id) else { return };
+    pub(crate) fn agent_message(
+        &mut self,
+        id: &AgentId,
+        session: &str,
+        msg: v1::agent_message::Message,
+        now: MonoTime,
+    ) {
+        let Some(a) = self.agents.get_mut(id) else {
+            return;
+        };
         if a.session != session {
             return; // a stale stream from an older registration
         }
@@ -223,28 +307,38 @@ impl Master {
                 }
             }
             v1::agent_message::Message::StatusUpdate(u) => {
-                let Some(status) = u.status.as_ref() else { return };
+                let Some(status) = u.status.as_ref() else {
+                    return;
+                };
                 let fw = agora_model::FrameworkId::parse(u.framework_id.clone());
                 match (fw, convert::status_from_wire(status)) {
                     (Ok(fw), Ok(st)) => self.status_update(id, &fw, st),
-                    (Err(e), _) => warn!(agent = %id, error = %e, "status update with a bad framework id dropped"),
-                    (_, Err(e)) => warn!(agent = %id, error = %e, "malformed status update dropped"),
+                    (Err(e), _) => {
+                        warn!(agent = %id, error = %e, "status update with a bad framework id dropped")
+                    }
+                    (_, Err(e)) => {
+                        warn!(agent = %id, error = %e, "malformed status update dropped")
+                    }
                 }
             }
-            v1::agent_message::Message::ResourcesChanged(rc) => match convert::resources_from_wire(&rc.resources, "resources") {
-                Ok(r) => {
-                    a.total = r;
-                    self.rescind_agent_offers(id);
-                    self.allocation_wanted = true;
+            v1::agent_message::Message::ResourcesChanged(rc) => {
+                match convert::resources_from_wire(&rc.resources, "resources") {
+                    Ok(r) => {
+                        a.total = r;
+                        self.rescind_agent_offers(id);
+                        self.allocation_wanted = true;
+                    }
+                    Err(e) => warn!(agent = %id, error = %e, "bad resources change ignored"),
                 }
-                Err(e) => warn!(agent = %id, error = %e, "bad resources change ignored"),
-            },
+            }
         }
         let _ = now;
     }
 
     pub(crate) fn agent_stream_closed(&mut self, id: &AgentId, session: &str) {
-        let Some(a) = self.agents.get_mut(id) else { return };
+        let Some(a) = self.agents.get_mut(id) else {
+            return;
+        };
         if a.session != session {
             return;
         }
@@ -281,7 +375,11 @@ impl Master {
             }
         }
         for (id, seq) in pings {
-            let msg = v1::MasterMessage { message: Some(v1::master_message::Message::Ping(v1::master_message::Ping { seq })) };
+            let msg = v1::MasterMessage {
+                message: Some(v1::master_message::Message::Ping(
+                    v1::master_message::Ping { seq },
+                )),
+            };
             self.send_to_agent(&id, msg);
         }
         for id in lost {
@@ -292,19 +390,52 @@ impl Master {
     /// The agent stopped answering: its offers go, its tasks become
     /// TASK_UNREACHABLE (partition-aware frameworks) or TASK_LOST (others).
     pub(crate) fn mark_unreachable(&mut self, id: &AgentId, now: MonoTime) {
-        let Some(a) = self.agents.get_mut(id) else { return };
+        let Some(a) = self.agents.get_mut(id) else {
+            return;
+        };
         warn!(agent = %id, hostname = %a.hostname, "agent unreachable");
         a.status = AgentStatus::Unreachable;
         a.tx = None;
         a.unreachable_since_unix = Some(unix_now());
         let keys: Vec<TaskKey> = a.tasks.iter().cloned().collect();
         let at_unix_ms = (unix_now() * 1000.0) as u64;
-        self.apply_registry(RegistryCommand::MarkUnreachable { id: id.clone(), at_unix_ms });
+        self.apply_registry(RegistryCommand::MarkUnreachable {
+            id: id.clone(),
+            at_unix_ms,
+        });
         self.rescind_agent_offers(id);
         for key in keys {
-            let pa = self.frameworks.get(&key.framework).is_some_and(|f| f.partition_aware());
-            let state = if pa { TaskState::Unreachable } else { TaskState::Lost };
-            self.master_task_update(&key, state, TaskStatusReason::AgentDisconnected, "agent is unreachable");
+            let pa = self
+                .frameworks
+                .get(&key.framework)
+                .is_some_and(|f| f.partition_aware());
+            let state = if pa {
+                TaskState::Unreachable
+            } else {
+                TaskState::Lost
+            };
+            self.master_task_update(
+                &key,
+                state,
+                TaskStatusReason::AgentDisconnected,
+                "agent is unreachable",
+            );
+        }
+        // Mesos sends FAILURE to every framework when it loses an agent.
+        let failure = v1::Event {
+            event: Some(v1::event::Event::Failure(v1::event::Failure {
+                agent_id: id.to_string(),
+                status: None,
+            })),
+        };
+        let connected: Vec<_> = self
+            .frameworks
+            .values()
+            .filter(|f| f.connected())
+            .map(|f| f.id.clone())
+            .collect();
+        for fw in connected {
+            self.send_event(&fw, failure.clone());
         }
         self.allocation_wanted = true;
         let _ = now;
@@ -316,7 +447,10 @@ impl Master {
         let expired: Vec<AgentId> = self
             .agents
             .values()
-            .filter(|a| a.status == AgentStatus::Recovered && a.reregister_deadline.is_some_and(|d| d <= now))
+            .filter(|a| {
+                a.status == AgentStatus::Recovered
+                    && a.reregister_deadline.is_some_and(|d| d <= now)
+            })
             .map(|a| a.id.clone())
             .collect();
         for id in expired {

@@ -10,7 +10,9 @@ pub(crate) struct Clock {
 
 impl Clock {
     pub(crate) fn new() -> Clock {
-        Clock { origin: tokio::time::Instant::now() }
+        Clock {
+            origin: tokio::time::Instant::now(),
+        }
     }
     pub(crate) fn now(&self) -> MonoTime {
         MonoTime(u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX))
@@ -19,5 +21,8 @@ impl Clock {
 
 /// Wall-clock seconds since the Unix epoch (for timestamps shown to people).
 pub(crate) fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }

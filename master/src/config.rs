@@ -81,7 +81,9 @@ struct ConfigFile {
 
 fn secs(key: &str, v: f64) -> Result<Duration, MasterError> {
     if !v.is_finite() || v <= 0.0 || v > MAX_REFUSE.as_secs_f64() {
-        return Err(MasterError::Config(format!("{key}: {v} is not a positive number of seconds")));
+        return Err(MasterError::Config(format!(
+            "{key}: {v} is not a positive number of seconds"
+        )));
     }
     Ok(Duration::from_secs_f64(v))
 }
@@ -133,12 +135,17 @@ impl MasterConfig {
     /// Checks values that would make the master misbehave.
     pub fn validate(&self) -> Result<(), MasterError> {
         if self.max_agent_ping_misses == 0 {
-            return Err(MasterError::Config("max_agent_ping_misses must be at least 1".into()));
+            return Err(MasterError::Config(
+                "max_agent_ping_misses must be at least 1".into(),
+            ));
         }
         for (role, w) in &self.role_weights {
-            agora_model::Role::parse(role.clone()).map_err(|e| MasterError::Config(format!("role_weights: {e}")))?;
+            agora_model::Role::parse(role.clone())
+                .map_err(|e| MasterError::Config(format!("role_weights: {e}")))?;
             if !w.is_finite() || *w <= 0.0 {
-                return Err(MasterError::Config(format!("role_weights.{role}: weight must be positive")));
+                return Err(MasterError::Config(format!(
+                    "role_weights.{role}: weight must be positive"
+                )));
             }
         }
         Ok(())
@@ -158,7 +165,15 @@ mod tests {
         assert_eq!(c.offer_timeout, Some(Duration::from_secs(30)));
         assert_eq!(c.role_weights["web"], 2.0);
         assert!(MasterConfig::default().merge_toml("bogus = 1").is_err());
-        assert!(MasterConfig::default().merge_toml("allocation_interval_seconds = -1").is_err());
-        assert!(MasterConfig::default().merge_toml("[role_weights]\nweb = 0").is_err());
+        assert!(
+            MasterConfig::default()
+                .merge_toml("allocation_interval_seconds = -1")
+                .is_err()
+        );
+        assert!(
+            MasterConfig::default()
+                .merge_toml("[role_weights]\nweb = 0")
+                .is_err()
+        );
     }
 }

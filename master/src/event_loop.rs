@@ -3,7 +3,9 @@
 //! a `Command` with a oneshot reply; timers are arms of the same `select!`.
 use std::time::Duration;
 
-use agora_model::{AgentId, FrameworkId, FrameworkInfo, OfferId, Role, TaskId, TaskSpec, TaskState, TaskStatus};
+use agora_model::{
+    AgentId, FrameworkId, FrameworkInfo, OfferId, Role, TaskId, TaskSpec, TaskState, TaskStatus,
+};
 use agora_proto::convert::AgentInfo;
 use agora_proto::v1;
 use tokio::sync::{mpsc, oneshot};
@@ -44,15 +46,39 @@ pub(crate) struct AgentRegistration {
 /// Scheduler calls after decoding (task descriptions stay in wire form until
 /// the offers tell which agent they go to).
 pub(crate) enum SchedulerCall {
-    Accept { offer_ids: Vec<OfferId>, tasks: Vec<v1::TaskInfo>, refuse_seconds: Option<f64> },
-    Decline { offer_ids: Vec<OfferId>, refuse_seconds: Option<f64> },
-    Revive { roles: Vec<Role> },
-    Suppress { roles: Vec<Role> },
-    Kill { task: TaskId, agent: Option<AgentId>, grace: Option<Duration> },
-    Acknowledge { agent: AgentId, task: TaskId, uuid: uuid::Uuid },
-    Reconcile { tasks: Vec<(TaskId, Option<AgentId>)> },
+    Accept {
+        offer_ids: Vec<OfferId>,
+        tasks: Vec<v1::TaskInfo>,
+        refuse_seconds: Option<f64>,
+    },
+    Decline {
+        offer_ids: Vec<OfferId>,
+        refuse_seconds: Option<f64>,
+    },
+    Revive {
+        roles: Vec<Role>,
+    },
+    Suppress {
+        roles: Vec<Role>,
+    },
+    Kill {
+        task: TaskId,
+        agent: Option<AgentId>,
+        grace: Option<Duration>,
+    },
+    Acknowledge {
+        agent: AgentId,
+        task: TaskId,
+        uuid: uuid::Uuid,
+    },
+    Reconcile {
+        tasks: Vec<(TaskId, Option<AgentId>)>,
+    },
     Teardown,
-    UpdateFramework { info: FrameworkInfo, suppressed: Vec<Role> },
+    UpdateFramework {
+        info: FrameworkInfo,
+        suppressed: Vec<Role>,
+    },
 }
 
 impl SchedulerCall {
@@ -79,19 +105,54 @@ pub(crate) struct Subscription {
 }
 
 pub(crate) enum Command {
-    Subscribe { info: FrameworkInfo, suppressed: Vec<Role>, reply: Reply<Subscription> },
-    FrameworkStreamClosed { framework: FrameworkId, stream_id: String },
-    Call { framework: FrameworkId, stream_id: String, call: SchedulerCall, reply: Reply<()> },
-    RegisterAgent { reg: Box<AgentRegistration>, reply: Reply<v1::RegisterResponse> },
-    AttachAgent { agent: AgentId, session: String, tx: AgentTx, reply: Reply<()> },
-    AgentMessage { agent: AgentId, session: String, msg: v1::agent_message::Message },
-    AgentStreamClosed { agent: AgentId, session: String },
-    GetState { reply: oneshot::Sender<serde_json::Value> },
-    GetMetrics { reply: oneshot::Sender<String> },
+    Subscribe {
+        info: FrameworkInfo,
+        suppressed: Vec<Role>,
+        reply: Reply<Subscription>,
+    },
+    FrameworkStreamClosed {
+        framework: FrameworkId,
+        stream_id: String,
+    },
+    Call {
+        framework: FrameworkId,
+        stream_id: String,
+        call: SchedulerCall,
+        reply: Reply<()>,
+    },
+    RegisterAgent {
+        reg: Box<AgentRegistration>,
+        reply: Reply<v1::RegisterResponse>,
+    },
+    AttachAgent {
+        agent: AgentId,
+        session: String,
+        tx: AgentTx,
+        reply: Reply<()>,
+    },
+    AgentMessage {
+        agent: AgentId,
+        session: String,
+        msg: v1::agent_message::Message,
+    },
+    AgentStreamClosed {
+        agent: AgentId,
+        session: String,
+    },
+    GetState {
+        reply: oneshot::Sender<serde_json::Value>,
+    },
+    GetMetrics {
+        reply: oneshot::Sender<String>,
+    },
 }
 
 /// Runs the loop until every command sender is gone or `shutdown` fires.
-pub(crate) async fn run(mut master: Master, mut rx: mpsc::Receiver<Command>, mut shutdown: oneshot::Receiver<()>) {
+pub(crate) async fn run(
+    mut master: Master,
+    mut rx: mpsc::Receiver<Command>,
+    mut shutdown: oneshot::Receiver<()>,
+) {
     let clock = Clock::new();
     let mut next_allocation = Instant::now() + master.cfg.allocation_interval;
     let mut pings = interval(master.cfg.agent_ping_interval);
@@ -102,7 +163,11 @@ pub(crate) async fn run(mut master: Master, mut rx: mpsc::Receiver<Command>, mut
     housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     info!(master_id = %master.master_id, "master event loop started");
     loop {
-        let alloc_at = if master.allocation_wanted { Instant::now() } else { next_allocation };
+        let alloc_at = if master.allocation_wanted {
+            Instant::now()
+        } else {
+            next_allocation
+        };
         tokio::select! {
             biased;
             _ = &mut shutdown => break,
@@ -127,27 +192,52 @@ pub(crate) async fn run(mut master: Master, mut rx: mpsc::Receiver<Command>, mut
 impl Master {
     fn handle(&mut self, cmd: Command, now: agora_model::MonoTime) {
         match cmd {
-            Command::Subscribe { info, suppressed, reply } => {
+            Command::Subscribe {
+                info,
+                suppressed,
+                reply,
+            } => {
                 self.metrics.message("subscribe");
                 let _ = reply.send(self.subscribe(info, suppressed, now));
             }
-            Command::FrameworkStreamClosed { framework, stream_id } => {
+            Command::FrameworkStreamClosed {
+                framework,
+                stream_id,
+            } => {
                 self.framework_stream_closed(&framework, &stream_id, now);
             }
-            Command::Call { framework, stream_id, call, reply } => {
+            Command::Call {
+                framework,
+                stream_id,
+                call,
+                reply,
+            } => {
                 self.metrics.message(call.name());
-                let res = self.check_subscribed(&framework, &stream_id).and_then(|()| self.call(&framework, call, now));
+                let res = self
+                    .check_subscribed(&framework, &stream_id)
+                    .and_then(|()| self.call(&framework, call, now));
                 let _ = reply.send(res);
             }
             Command::RegisterAgent { reg, reply } => {
                 self.metrics.message("register_agent");
                 let _ = reply.send(self.register_agent(*reg, now));
             }
-            Command::AttachAgent { agent, session, tx, reply } => {
+            Command::AttachAgent {
+                agent,
+                session,
+                tx,
+                reply,
+            } => {
                 let _ = reply.send(self.attach_agent(&agent, &session, tx));
             }
-            Command::AgentMessage { agent, session, msg } => self.agent_message(&agent, &session, msg, now),
-            Command::AgentStreamClosed { agent, session } => self.agent_stream_closed(&agent, &session),
+            Command::AgentMessage {
+                agent,
+                session,
+                msg,
+            } => self.agent_message(&agent, &session, msg, now),
+            Command::AgentStreamClosed { agent, session } => {
+                self.agent_stream_closed(&agent, &session)
+            }
             Command::GetState { reply } => {
                 let _ = reply.send(self.state_json(now));
             }
@@ -157,13 +247,25 @@ impl Master {
         }
     }
 
-    fn call(&mut self, fw: &FrameworkId, call: SchedulerCall, now: agora_model::MonoTime) -> Result<(), Status> {
+    fn call(
+        &mut self,
+        fw: &FrameworkId,
+        call: SchedulerCall,
+        now: agora_model::MonoTime,
+    ) -> Result<(), Status> {
         match call {
-            SchedulerCall::Accept { offer_ids, tasks, refuse_seconds } => {
+            SchedulerCall::Accept {
+                offer_ids,
+                tasks,
+                refuse_seconds,
+            } => {
                 self.accept(fw, offer_ids, tasks, refuse_seconds, now);
                 Ok(())
             }
-            SchedulerCall::Decline { offer_ids, refuse_seconds } => {
+            SchedulerCall::Decline {
+                offer_ids,
+                refuse_seconds,
+            } => {
                 self.decline(fw, &offer_ids, refuse_seconds, now);
                 Ok(())
             }
@@ -179,7 +281,9 @@ impl Master {
                 self.kill_task(fw, &task, agent.as_ref(), grace);
                 Ok(())
             }
-            SchedulerCall::Acknowledge { agent, task, uuid } => self.acknowledge(fw, &agent, &task, uuid),
+            SchedulerCall::Acknowledge { agent, task, uuid } => {
+                self.acknowledge(fw, &agent, &task, uuid)
+            }
             SchedulerCall::Reconcile { tasks } => {
                 self.reconcile(fw, &tasks);
                 Ok(())
@@ -189,7 +293,9 @@ impl Master {
                 self.remove_framework(fw, "teardown");
                 Ok(())
             }
-            SchedulerCall::UpdateFramework { info, suppressed } => self.update_framework(fw, info, suppressed),
+            SchedulerCall::UpdateFramework { info, suppressed } => {
+                self.update_framework(fw, info, suppressed)
+            }
         }
     }
 
@@ -201,7 +307,9 @@ impl Master {
             ))),
             _ => {
                 debug!(framework = %fw, "call before SUBSCRIBED");
-                Err(Status::failed_precondition(format!("framework {fw} is not subscribed")))
+                Err(Status::failed_precondition(format!(
+                    "framework {fw} is not subscribed"
+                )))
             }
         }
     }

@@ -30,12 +30,16 @@ impl Master {
     ) -> Result<Subscription, Status> {
         for r in &suppressed {
             if !info.roles.contains(r) {
-                return Err(Status::invalid_argument(format!("suppressed_roles: {r} is not one of the framework's roles")));
+                return Err(Status::invalid_argument(format!(
+                    "suppressed_roles: {r} is not one of the framework's roles"
+                )));
             }
         }
         let id = match &info.id {
             Some(id) if self.removed_frameworks.contains(id) => {
-                return Err(Status::permission_denied(format!("framework {id} has been removed")));
+                return Err(Status::permission_denied(format!(
+                    "framework {id} has been removed"
+                )));
             }
             Some(id) => id.clone(),
             None => FrameworkId::random(),
@@ -58,7 +62,9 @@ impl Master {
             Some(f) => {
                 if let Some(old) = f.tx.take() {
                     // Only one live subscription: tell the old one and close it.
-                    let _ = old.try_send(Ok(error_event("framework failed over to a newer subscription")));
+                    let _ = old.try_send(Ok(error_event(
+                        "framework failed over to a newer subscription",
+                    )));
                 }
                 info!(framework = %id, name = %info.name, "framework re-subscribed");
                 f.info = info;
@@ -89,11 +95,22 @@ impl Master {
         self.recover_framework_offers(&id);
         self.allocation_wanted = true;
         let _ = now;
-        Ok(Subscription { framework_id: id, stream_id, events: rx })
+        Ok(Subscription {
+            framework_id: id,
+            stream_id,
+            events: rx,
+        })
     }
 
-    pub(crate) fn framework_stream_closed(&mut self, id: &FrameworkId, stream_id: &str, now: MonoTime) {
-        let Some(f) = self.frameworks.get_mut(id) else { return };
+    pub(crate) fn framework_stream_closed(
+        &mut self,
+        id: &FrameworkId,
+        stream_id: &str,
+        now: MonoTime,
+    ) {
+        let Some(f) = self.frameworks.get_mut(id) else {
+            return;
+        };
         if f.stream_id.as_deref() != Some(stream_id) {
             return; // an older subscription ended; the newer one lives on
         }
@@ -103,7 +120,9 @@ impl Master {
     /// Marks a framework disconnected: its offers are recovered and its
     /// failover timer starts (Mesos: timeout 0 removes it at once).
     pub(crate) fn disconnect_framework(&mut self, id: &FrameworkId, now: MonoTime) {
-        let Some(f) = self.frameworks.get_mut(id) else { return };
+        let Some(f) = self.frameworks.get_mut(id) else {
+            return;
+        };
         f.tx = None;
         f.stream_id = None;
         let timeout = f.info.failover_timeout;
@@ -139,7 +158,11 @@ impl Master {
     }
 
     pub(crate) fn framework_task_keys(&self, id: &FrameworkId) -> Vec<TaskKey> {
-        self.tasks.keys().filter(|k| &k.framework == id).cloned().collect()
+        self.tasks
+            .keys()
+            .filter(|k| &k.framework == id)
+            .cloned()
+            .collect()
     }
 
     pub(crate) fn update_framework(
@@ -149,18 +172,30 @@ impl Master {
         suppressed: Vec<Role>,
     ) -> Result<(), Status> {
         if info.id.as_ref().is_some_and(|x| x != id) {
-            return Err(Status::invalid_argument("framework_info.framework_id: does not match the caller"));
+            return Err(Status::invalid_argument(
+                "framework_info.framework_id: does not match the caller",
+            ));
         }
         for r in &suppressed {
             if !info.roles.contains(r) {
-                return Err(Status::invalid_argument(format!("suppressed_roles: {r} is not one of the framework's roles")));
+                return Err(Status::invalid_argument(format!(
+                    "suppressed_roles: {r} is not one of the framework's roles"
+                )));
             }
         }
         info.id = Some(id.clone());
         let Some(f) = self.frameworks.get_mut(id) else {
-            return Err(Status::failed_precondition(format!("framework {id} is not subscribed")));
+            return Err(Status::failed_precondition(format!(
+                "framework {id} is not subscribed"
+            )));
         };
-        let dropped_roles: Vec<Role> = f.info.roles.iter().filter(|r| !info.roles.contains(r)).cloned().collect();
+        let dropped_roles: Vec<Role> = f
+            .info
+            .roles
+            .iter()
+            .filter(|r| !info.roles.contains(r))
+            .cloned()
+            .collect();
         f.info = info;
         f.suppressed = suppressed.into_iter().collect();
         f.filters.retain(|flt| !dropped_roles.contains(&flt.role));
@@ -178,8 +213,14 @@ impl Master {
     }
 
     pub(crate) fn suppress(&mut self, id: &FrameworkId, roles: &[Role]) {
-        let Some(f) = self.frameworks.get_mut(id) else { return };
-        let roles: Vec<Role> = if roles.is_empty() { f.info.roles.clone() } else { roles.to_vec() };
+        let Some(f) = self.frameworks.get_mut(id) else {
+            return;
+        };
+        let roles: Vec<Role> = if roles.is_empty() {
+            f.info.roles.clone()
+        } else {
+            roles.to_vec()
+        };
         for r in roles {
             if f.info.roles.contains(&r) {
                 f.suppressed.insert(r);
@@ -191,8 +232,14 @@ impl Master {
 
     /// REVIVE: un-suppress and clear the filters of the roles (all if empty).
     pub(crate) fn revive(&mut self, id: &FrameworkId, roles: &[Role]) {
-        let Some(f) = self.frameworks.get_mut(id) else { return };
-        let roles: Vec<Role> = if roles.is_empty() { f.info.roles.clone() } else { roles.to_vec() };
+        let Some(f) = self.frameworks.get_mut(id) else {
+            return;
+        };
+        let roles: Vec<Role> = if roles.is_empty() {
+            f.info.roles.clone()
+        } else {
+            roles.to_vec()
+        };
         for r in &roles {
             f.suppressed.remove(r);
         }
@@ -201,9 +248,19 @@ impl Master {
     }
 
     pub(crate) fn heartbeat_frameworks(&mut self) {
-        let ids: Vec<FrameworkId> = self.frameworks.values().filter(|f| f.connected()).map(|f| f.id.clone()).collect();
+        let ids: Vec<FrameworkId> = self
+            .frameworks
+            .values()
+            .filter(|f| f.connected())
+            .map(|f| f.id.clone())
+            .collect();
         for id in ids {
-            self.send_event(&id, v1::Event { event: Some(v1::event::Event::Heartbeat(v1::event::Heartbeat {})) });
+            self.send_event(
+                &id,
+                v1::Event {
+                    event: Some(v1::event::Event::Heartbeat(v1::event::Heartbeat {})),
+                },
+            );
         }
     }
 
@@ -211,7 +268,9 @@ impl Master {
     /// the framework; it re-subscribes and reconciles, losing nothing that
     /// matters (status updates are retried by agents until acknowledged).
     pub(crate) fn send_event(&mut self, id: &FrameworkId, ev: v1::Event) -> bool {
-        let Some(f) = self.frameworks.get_mut(id) else { return false };
+        let Some(f) = self.frameworks.get_mut(id) else {
+            return false;
+        };
         let Some(tx) = &f.tx else { return false };
         match tx.try_send(Ok(ev)) {
             Ok(()) => true,
@@ -256,5 +315,9 @@ impl Master {
 }
 
 pub(crate) fn error_event(message: &str) -> v1::Event {
-    v1::Event { event: Some(v1::event::Event::Error(v1::event::Error { message: message.to_string() })) }
+    v1::Event {
+        event: Some(v1::event::Event::Error(v1::event::Error {
+            message: message.to_string(),
+        })),
+    }
 }

@@ -22,11 +22,20 @@ pub(crate) fn router(state: HttpState) -> Router {
 }
 
 async fn health() -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"status\":\"ok\"}").into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        "{\"status\":\"ok\"}",
+    )
+        .into_response()
 }
 
 fn unavailable() -> Response {
-    (StatusCode::SERVICE_UNAVAILABLE, "the master is shutting down\n").into_response()
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the master is shutting down\n",
+    )
+        .into_response()
 }
 
 async fn state_handler(State(s): State<HttpState>) -> Response {
@@ -46,7 +55,12 @@ async fn metrics(State(s): State<HttpState>) -> Response {
         return unavailable();
     }
     match rx.await {
-        Ok(text) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Ok(text) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            text,
+        )
+            .into_response(),
         Err(_) => unavailable(),
     }
 }

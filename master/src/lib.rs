@@ -67,7 +67,10 @@ impl MasterHandle {
             let _ = tx.send(());
         }
         let _ = (&mut self.loop_task).await;
-        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.server_task).await.is_err() {
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.server_task)
+            .await
+            .is_err()
+        {
             self.server_task.abort();
         }
     }
@@ -108,10 +111,12 @@ pub async fn start(cfg: MasterConfig, listener: TcpListener) -> Result<MasterHan
     let (loop_stop, loop_stop_rx) = oneshot::channel();
     let loop_task = tokio::spawn(event_loop::run(master, rx, loop_stop_rx));
 
-    let grpc = tonic::service::Routes::new(v1::scheduler_server::SchedulerServer::new(api::scheduler::SchedulerApi {
-        tx: tx.clone(),
-    }))
-    .add_service(v1::agent_service_server::AgentServiceServer::new(api::agent::AgentApi { tx: tx.clone() }))
+    let grpc = tonic::service::Routes::new(v1::scheduler_server::SchedulerServer::new(
+        api::scheduler::SchedulerApi { tx: tx.clone() },
+    ))
+    .add_service(v1::agent_service_server::AgentServiceServer::new(
+        api::agent::AgentApi { tx: tx.clone() },
+    ))
     .into_axum_router();
     let app = grpc.merge(http::router(http::HttpState { tx }));
     let (server_stop, server_stop_rx) = oneshot::channel::<()>();
@@ -147,7 +152,11 @@ fn recover_agents(master: &mut Master) {
                 port: rec.port,
                 total: agora_model::Resources::parse(&rec.resources).unwrap_or_default(),
                 attributes: Default::default(),
-                status: if unreachable.is_some() { AgentStatus::Unreachable } else { AgentStatus::Recovered },
+                status: if unreachable.is_some() {
+                    AgentStatus::Unreachable
+                } else {
+                    AgentStatus::Recovered
+                },
                 session: String::new(),
                 tx: None,
                 ping_seq: 0,

@@ -1,7 +1,10 @@
 //! Prometheus metrics (text format). Counters and histograms are updated as
 //! things happen; gauges describing the cluster are recomputed from state
 //! when /metrics is scraped, so they can never drift from the truth.
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
 
 use agora_model::TaskState;
 
@@ -34,21 +37,48 @@ impl Metrics {
     pub(crate) fn new() -> Metrics {
         let registry = Registry::new_custom(Some("agora_master".into()), None).unwrap_or_default();
         let resources = must(prometheus::GaugeVec::new(
-            Opts::new("resources", "Cluster resources by name and kind (total, used by tasks, offered)"),
+            Opts::new(
+                "resources",
+                "Cluster resources by name and kind (total, used by tasks, offered)",
+            ),
             &["resource", "kind"],
         ));
-        let agents = must(IntGaugeVec::new(Opts::new("agents", "Agents by state"), &["state"]));
-        let frameworks = must(IntGaugeVec::new(Opts::new("frameworks", "Frameworks by state"), &["state"]));
-        let tasks = must(IntGaugeVec::new(Opts::new("tasks", "Live tasks by state"), &["state"]));
-        let outstanding_offers = must(IntGauge::new("outstanding_offers", "Offers not yet accepted, declined or rescinded"));
+        let agents = must(IntGaugeVec::new(
+            Opts::new("agents", "Agents by state"),
+            &["state"],
+        ));
+        let frameworks = must(IntGaugeVec::new(
+            Opts::new("frameworks", "Frameworks by state"),
+            &["state"],
+        ));
+        let tasks = must(IntGaugeVec::new(
+            Opts::new("tasks", "Live tasks by state"),
+            &["state"],
+        ));
+        let outstanding_offers = must(IntGauge::new(
+            "outstanding_offers",
+            "Offers not yet accepted, declined or rescinded",
+        ));
         let allocation_runs = must(IntCounter::new("allocation_runs_total", "Allocation runs"));
         let allocation_seconds = must(Histogram::with_opts(
-            HistogramOpts::new("allocation_run_seconds", "Duration of one allocation run")
-                .buckets(vec![0.0001, 0.0005, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0]),
+            HistogramOpts::new("allocation_run_seconds", "Duration of one allocation run").buckets(
+                vec![
+                    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0,
+                ],
+            ),
         ));
-        let queue_depth = must(IntGauge::new("event_queue_depth", "Commands waiting for the event loop"));
-        let messages = must(IntCounterVec::new(Opts::new("messages_total", "Messages handled by type"), &["type"]));
-        let uptime = must(prometheus::Gauge::new("uptime_seconds", "Seconds since the master started"));
+        let queue_depth = must(IntGauge::new(
+            "event_queue_depth",
+            "Commands waiting for the event loop",
+        ));
+        let messages = must(IntCounterVec::new(
+            Opts::new("messages_total", "Messages handled by type"),
+            &["type"],
+        ));
+        let uptime = must(prometheus::Gauge::new(
+            "uptime_seconds",
+            "Seconds since the master started",
+        ));
         for c in [
             Box::new(resources.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(agents.clone()),
@@ -89,15 +119,28 @@ impl Master {
         let mut total = agora_model::Resources::new();
         let mut used = agora_model::Resources::new();
         let mut offered = agora_model::Resources::new();
-        for s in [AgentStatus::Connected, AgentStatus::Disconnected, AgentStatus::Recovered, AgentStatus::Unreachable] {
+        for s in [
+            AgentStatus::Connected,
+            AgentStatus::Disconnected,
+            AgentStatus::Recovered,
+            AgentStatus::Unreachable,
+        ] {
             let n = self.agents.values().filter(|a| a.status == s).count();
             m.agents.with_label_values(&[s.as_str()]).set(n as i64);
         }
-        for a in self.agents.values().filter(|a| a.status == AgentStatus::Connected) {
+        for a in self
+            .agents
+            .values()
+            .filter(|a| a.status == AgentStatus::Connected)
+        {
             total.add(&a.total);
         }
         for t in self.tasks.values() {
-            if self.agents.get(&t.spec.agent_id).is_some_and(|a| a.status == AgentStatus::Connected) {
+            if self
+                .agents
+                .get(&t.spec.agent_id)
+                .is_some_and(|a| a.status == AgentStatus::Connected)
+            {
                 used.add(&t.spec.resources);
             }
         }
@@ -106,18 +149,25 @@ impl Master {
         }
         for name in ["cpus", "mem", "disk", "gpus"] {
             for (kind, r) in [("total", &total), ("used", &used), ("offered", &offered)] {
-                m.resources.with_label_values(&[name, kind]).set(r.scalar(name).as_f64());
+                m.resources
+                    .with_label_values(&[name, kind])
+                    .set(r.scalar(name).as_f64());
             }
         }
         let active = self.frameworks.values().filter(|f| f.connected()).count();
-        m.frameworks.with_label_values(&["active"]).set(active as i64);
-        m.frameworks.with_label_values(&["disconnected"]).set((self.frameworks.len() - active) as i64);
+        m.frameworks
+            .with_label_values(&["active"])
+            .set(active as i64);
+        m.frameworks
+            .with_label_values(&["disconnected"])
+            .set((self.frameworks.len() - active) as i64);
         for s in TaskState::ALL {
             let n = self.tasks.values().filter(|t| t.state == s).count();
             m.tasks.with_label_values(&[s.as_str()]).set(n as i64);
         }
         m.outstanding_offers.set(self.offers.len() as i64);
-        m.uptime.set((crate::clock::unix_now() - self.start_unix).max(0.0));
+        m.uptime
+            .set((crate::clock::unix_now() - self.start_unix).max(0.0));
         let mut buf = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&m.registry.gather(), &mut buf) {
             return format!("# encoding error: {e}\n");

@@ -4,10 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use agora_allocator::{AgentView, AllocatorConfig, ClusterSnapshot, FrameworkView, OfferFilter, allocate};
+use agora_allocator::{
+    AgentView, AllocatorConfig, ClusterSnapshot, FrameworkView, OfferFilter, allocate,
+};
 use agora_model::{
-    AgentId, FrameworkId, MonoTime, Offer, OfferId, Resources, Role, StatusSource, TaskSpec, TaskState,
-    TaskStatusReason,
+    AgentId, FrameworkId, MonoTime, Offer, OfferId, Resources, Role, StatusSource, TaskSpec,
+    TaskState, TaskStatusReason,
 };
 use agora_proto::{convert, v1};
 use tracing::{debug, info, warn};
@@ -42,15 +44,26 @@ impl Master {
         let mut used: HashMap<&AgentId, Resources> = HashMap::new();
         let mut allocated: HashMap<&FrameworkId, BTreeMap<Role, Resources>> = HashMap::new();
         for t in self.tasks.values() {
-            let Some(a) = self.agents.get(&t.spec.agent_id) else { continue };
+            let Some(a) = self.agents.get(&t.spec.agent_id) else {
+                continue;
+            };
             if a.status != AgentStatus::Connected {
                 continue; // inactive agents are out of the allocator entirely
             }
-            used.entry(&t.spec.agent_id).or_default().add(&t.spec.resources);
-            allocated.entry(&t.framework).or_default().entry(t.role.clone()).or_default().add(&t.spec.resources);
+            used.entry(&t.spec.agent_id)
+                .or_default()
+                .add(&t.spec.resources);
+            allocated
+                .entry(&t.framework)
+                .or_default()
+                .entry(t.role.clone())
+                .or_default()
+                .add(&t.spec.resources);
         }
         for o in self.offers.values() {
-            used.entry(&o.offer.agent_id).or_default().add(&o.offer.resources);
+            used.entry(&o.offer.agent_id)
+                .or_default()
+                .add(&o.offer.resources);
             allocated
                 .entry(&o.offer.framework_id)
                 .or_default()
@@ -65,12 +78,20 @@ impl Master {
             .map(|a| AgentView {
                 id: a.id.clone(),
                 total: a.total.clone(),
-                free: used.get(&a.id).map(|u| a.total.minus(u)).unwrap_or_else(|| a.total.clone()),
+                free: used
+                    .get(&a.id)
+                    .map(|u| a.total.minus(u))
+                    .unwrap_or_else(|| a.total.clone()),
                 active: true,
             })
             .collect();
         let mut role_weights = BTreeMap::new();
-        for (r, w) in self.cfg.role_weights.iter().chain(self.registry.weights.iter()) {
+        for (r, w) in self
+            .cfg
+            .role_weights
+            .iter()
+            .chain(self.registry.weights.iter())
+        {
             if let Ok(role) = Role::parse(r.clone()) {
                 role_weights.insert(role, *w);
             }
@@ -89,11 +110,19 @@ impl Master {
                     .filters
                     .iter()
                     .filter(|flt| flt.expires > now)
-                    .map(|flt| OfferFilter { agent: flt.agent.clone(), resources: flt.resources.clone(), expires: flt.expires })
+                    .map(|flt| OfferFilter {
+                        agent: flt.agent.clone(),
+                        resources: flt.resources.clone(),
+                        expires: flt.expires,
+                    })
                     .collect(),
             })
             .collect();
-        ClusterSnapshot { agents, role_weights, frameworks }
+        ClusterSnapshot {
+            agents,
+            role_weights,
+            frameworks,
+        }
     }
 
     /// One allocation run: snapshot in, plan out, verify each allocation
@@ -101,26 +130,38 @@ impl Master {
     pub(crate) fn allocate(&mut self, now: MonoTime) {
         let started = std::time::Instant::now();
         let snapshot = self.snapshot(now);
-        let config = AllocatorConfig { filter_gpu_resources: self.cfg.filter_gpu_resources, ..Default::default() };
+        let config = AllocatorConfig {
+            filter_gpu_resources: self.cfg.filter_gpu_resources,
+            ..Default::default()
+        };
         self.allocation_seed = self.allocation_seed.wrapping_add(1);
         let plan = allocate(&snapshot, &config, now, self.allocation_seed);
         self.metrics.allocation_runs.inc();
         let mut per_framework: BTreeMap<FrameworkId, Vec<v1::Offer>> = BTreeMap::new();
-        let mut free: HashMap<AgentId, Resources> =
-            snapshot.agents.into_iter().map(|a| (a.id, a.free)).collect();
+        let mut free: HashMap<AgentId, Resources> = snapshot
+            .agents
+            .into_iter()
+            .map(|a| (a.id, a.free))
+            .collect();
         for alloc in plan {
             // Verify at commit: the plan was computed from a snapshot; only
             // offer what is still free and to frameworks still connected.
-            let Some(agent_free) = free.get_mut(&alloc.agent) else { continue };
+            let Some(agent_free) = free.get_mut(&alloc.agent) else {
+                continue;
+            };
             if !agent_free.contains(&alloc.resources) || alloc.resources.is_empty() {
                 warn!(agent = %alloc.agent, "allocator plan exceeds free resources; skipped");
                 continue;
             }
-            let Some(f) = self.frameworks.get(&alloc.framework) else { continue };
+            let Some(f) = self.frameworks.get(&alloc.framework) else {
+                continue;
+            };
             if !f.connected() || !f.info.roles.contains(&alloc.role) {
                 continue;
             }
-            let Some(agent) = self.agents.get(&alloc.agent) else { continue };
+            let Some(agent) = self.agents.get(&alloc.agent) else {
+                continue;
+            };
             agent_free.subtract(&alloc.resources);
             let offer = Offer {
                 id: OfferId::random(),
@@ -131,21 +172,39 @@ impl Master {
                 attributes: agent.attributes.clone(),
                 role: alloc.role,
             };
-            per_framework.entry(alloc.framework).or_default().push(convert::offer_to_wire(&offer));
-            self.offers.insert(offer.id.clone(), OfferEntry { offer, created: now });
+            per_framework
+                .entry(alloc.framework)
+                .or_default()
+                .push(convert::offer_to_wire(&offer));
+            self.offers.insert(
+                offer.id.clone(),
+                OfferEntry {
+                    offer,
+                    created: now,
+                },
+            );
         }
         for (fw, offers) in per_framework {
             debug!(framework = %fw, count = offers.len(), "sending offers");
-            self.send_event(&fw, v1::Event { event: Some(v1::event::Event::Offers(v1::event::Offers { offers })) });
+            self.send_event(
+                &fw,
+                v1::Event {
+                    event: Some(v1::event::Event::Offers(v1::event::Offers { offers })),
+                },
+            );
         }
-        self.metrics.allocation_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .allocation_seconds
+            .observe(started.elapsed().as_secs_f64());
     }
 
     /// Removes an offer and tells its framework (RESCIND).
     pub(crate) fn rescind_offer(&mut self, id: &OfferId) {
         if let Some(o) = self.offers.remove(id) {
             let ev = v1::Event {
-                event: Some(v1::event::Event::Rescind(v1::event::Rescind { offer_id: id.to_string() })),
+                event: Some(v1::event::Event::Rescind(v1::event::Rescind {
+                    offer_id: id.to_string(),
+                })),
             };
             self.send_event(&o.offer.framework_id, ev);
             self.allocation_wanted = true;
@@ -163,15 +222,21 @@ impl Master {
 
     /// Rescinds every offer on an agent (it went away).
     pub(crate) fn rescind_agent_offers(&mut self, agent: &AgentId) {
-        let ids: Vec<OfferId> =
-            self.offers.values().filter(|o| &o.offer.agent_id == agent).map(|o| o.offer.id.clone()).collect();
+        let ids: Vec<OfferId> = self
+            .offers
+            .values()
+            .filter(|o| &o.offer.agent_id == agent)
+            .map(|o| o.offer.id.clone())
+            .collect();
         for id in ids {
             self.rescind_offer(&id);
         }
     }
 
     pub(crate) fn expire_offers(&mut self, now: MonoTime) {
-        let Some(timeout) = self.cfg.offer_timeout else { return };
+        let Some(timeout) = self.cfg.offer_timeout else {
+            return;
+        };
         let expired: Vec<OfferId> = self
             .offers
             .values()
@@ -187,27 +252,57 @@ impl Master {
     fn refuse_duration(&self, refuse_seconds: Option<f64>) -> Duration {
         match refuse_seconds {
             // Mesos: negative or absent means the default; cap at 365 days.
-            Some(s) if s.is_finite() && s >= 0.0 => Duration::from_secs_f64(s.min(MAX_REFUSE.as_secs_f64())),
+            Some(s) if s.is_finite() && s >= 0.0 => {
+                Duration::from_secs_f64(s.min(MAX_REFUSE.as_secs_f64()))
+            }
             _ => self.cfg.default_refuse,
         }
     }
 
-    fn add_filter(&mut self, fw: &FrameworkId, agent: &AgentId, role: &Role, resources: Resources, d: Duration, now: MonoTime) {
+    fn add_filter(
+        &mut self,
+        fw: &FrameworkId,
+        agent: &AgentId,
+        role: &Role,
+        resources: Resources,
+        d: Duration,
+        now: MonoTime,
+    ) {
         if resources.is_empty() || d.is_zero() {
             return;
         }
         if let Some(f) = self.frameworks.get_mut(fw) {
-            f.filters.push(Filter { agent: agent.clone(), role: role.clone(), resources, expires: now.after(d) });
+            f.filters.push(Filter {
+                agent: agent.clone(),
+                role: role.clone(),
+                resources,
+                expires: now.after(d),
+            });
         }
     }
 
-    pub(crate) fn decline(&mut self, fw: &FrameworkId, offer_ids: &[OfferId], refuse_seconds: Option<f64>, now: MonoTime) {
+    pub(crate) fn decline(
+        &mut self,
+        fw: &FrameworkId,
+        offer_ids: &[OfferId],
+        refuse_seconds: Option<f64>,
+        now: MonoTime,
+    ) {
         let d = self.refuse_duration(refuse_seconds);
         for id in offer_ids {
             match self.offers.get(id) {
                 Some(o) if &o.offer.framework_id == fw => {
-                    let Some(o) = self.offers.remove(id) else { continue };
-                    self.add_filter(fw, &o.offer.agent_id, &o.offer.role, o.offer.resources, d, now);
+                    let Some(o) = self.offers.remove(id) else {
+                        continue;
+                    };
+                    self.add_filter(
+                        fw,
+                        &o.offer.agent_id,
+                        &o.offer.role,
+                        o.offer.resources,
+                        d,
+                        now,
+                    );
                     self.allocation_wanted = true;
                 }
                 _ => debug!(framework = %fw, offer = %id, "DECLINE of an unknown offer ignored"),
@@ -227,7 +322,11 @@ impl Master {
         now: MonoTime,
     ) {
         let pa = self.frameworks.get(fw).is_some_and(|f| f.partition_aware());
-        let dropped = if pa { TaskState::Dropped } else { TaskState::Lost };
+        let dropped = if pa {
+            TaskState::Dropped
+        } else {
+            TaskState::Lost
+        };
         // Validate the offers as a set before touching any of them.
         let mut problem: Option<String> = None;
         let mut agent: Option<AgentId> = None;
@@ -240,7 +339,9 @@ impl Master {
             }
             match self.offers.get(id) {
                 None => {
-                    problem = Some(format!("offer {id} is no longer valid (unknown, used, declined or rescinded)"));
+                    problem = Some(format!(
+                        "offer {id} is no longer valid (unknown, used, declined or rescinded)"
+                    ));
                     break;
                 }
                 Some(o) if &o.offer.framework_id != fw => {
@@ -264,7 +365,11 @@ impl Master {
         if offer_ids.is_empty() {
             problem = Some("no offer ids".to_string());
         }
-        let agent_ok = agent.as_ref().is_some_and(|a| self.agents.get(a).is_some_and(|e| e.status == AgentStatus::Connected));
+        let agent_ok = agent.as_ref().is_some_and(|a| {
+            self.agents
+                .get(a)
+                .is_some_and(|e| e.status == AgentStatus::Connected)
+        });
         if problem.is_none() && !agent_ok {
             problem = Some("the offers' agent is no longer connected".to_string());
         }
@@ -273,13 +378,24 @@ impl Master {
             info!(framework = %fw, %msg, "ACCEPT with invalid offers");
             // Valid offers named in a bad ACCEPT go back to the pool, as in Mesos.
             for id in &offer_ids {
-                if self.offers.get(id).is_some_and(|o| &o.offer.framework_id == fw) {
+                if self
+                    .offers
+                    .get(id)
+                    .is_some_and(|o| &o.offer.framework_id == fw)
+                {
                     self.offers.remove(id);
                     self.allocation_wanted = true;
                 }
             }
             for t in &tasks {
-                self.master_update_raw(fw, &t.task_id, None, dropped, TaskStatusReason::InvalidOffers, &msg);
+                self.master_update_raw(
+                    fw,
+                    &t.task_id,
+                    None,
+                    dropped,
+                    TaskStatusReason::InvalidOffers,
+                    &msg,
+                );
             }
             return;
         };
@@ -298,7 +414,14 @@ impl Master {
                 }
                 Err(msg) => {
                     info!(framework = %fw, task = %t.task_id, %msg, "invalid task");
-                    self.master_update_raw(fw, &t.task_id, Some(&agent), TaskState::Error, TaskStatusReason::TaskInvalid, &msg);
+                    self.master_update_raw(
+                        fw,
+                        &t.task_id,
+                        Some(&agent),
+                        TaskState::Error,
+                        TaskStatusReason::TaskInvalid,
+                        &msg,
+                    );
                 }
             }
         }
@@ -320,9 +443,15 @@ impl Master {
     ) -> Result<TaskSpec, String> {
         let spec = convert::task_from_wire(t, agent).map_err(|e| e.to_string())?;
         if !t.agent_id.is_empty() && t.agent_id != agent.as_str() {
-            return Err(format!("agent_id {} does not match the offers' agent {agent}", t.agent_id));
+            return Err(format!(
+                "agent_id {} does not match the offers' agent {agent}",
+                t.agent_id
+            ));
         }
-        let key = TaskKey { framework: fw.clone(), task: spec.id.clone() };
+        let key = TaskKey {
+            framework: fw.clone(),
+            task: spec.id.clone(),
+        };
         if self.tasks.contains_key(&key) || launched.iter().any(|l| l.id == spec.id) {
             return Err(format!("task id {} is already in use", spec.id));
         }
@@ -336,13 +465,21 @@ impl Master {
     }
 
     fn launch(&mut self, fw: &FrameworkId, role: &Role, spec: TaskSpec) {
-        let key = TaskKey { framework: fw.clone(), task: spec.id.clone() };
-        let framework_info = self.frameworks.get(fw).map(|f| convert::framework_to_wire(&f.info));
+        let key = TaskKey {
+            framework: fw.clone(),
+            task: spec.id.clone(),
+        };
+        let framework_info = self
+            .frameworks
+            .get(fw)
+            .map(|f| convert::framework_to_wire(&f.info));
         let msg = v1::MasterMessage {
-            message: Some(v1::master_message::Message::Launch(v1::master_message::Launch {
-                framework: framework_info,
-                task: Some(convert::task_to_wire(&spec)),
-            })),
+            message: Some(v1::master_message::Message::Launch(
+                v1::master_message::Launch {
+                    framework: framework_info,
+                    task: Some(convert::task_to_wire(&spec)),
+                },
+            )),
         };
         let agent_id = spec.agent_id.clone();
         self.tasks.insert(
@@ -389,6 +526,13 @@ impl Master {
             framework_id: fw.to_string(),
         };
         let _ = StatusSource::Master;
-        self.send_event(fw, v1::Event { event: Some(v1::event::Event::Update(v1::event::Update { status: Some(status) })) });
+        self.send_event(
+            fw,
+            v1::Event {
+                event: Some(v1::event::Event::Update(v1::event::Update {
+                    status: Some(status),
+                })),
+            },
+        );
     }
 }

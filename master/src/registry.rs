@@ -136,7 +136,9 @@ impl RegistryStore {
             None => Ok(RegistryStore { path: None }),
             Some(d) => {
                 std::fs::create_dir_all(d)?;
-                Ok(RegistryStore { path: Some(d.join("registry.json")) })
+                Ok(RegistryStore {
+                    path: Some(d.join("registry.json")),
+                })
             }
         }
     }
@@ -144,10 +146,14 @@ impl RegistryStore {
     /// Loads the registry, or an empty one if there is no file yet. A damaged
     /// file is an error naming it, and is left in place for inspection.
     pub fn load(&self) -> Result<Registry, MasterError> {
-        let Some(path) = &self.path else { return Ok(Registry::default()) };
+        let Some(path) = &self.path else {
+            return Ok(Registry::default());
+        };
         match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| MasterError::Registry { path: path.display().to_string(), reason: e.to_string() }),
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| MasterError::Registry {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Registry::default()),
             Err(e) => Err(e.into()),
         }
@@ -155,10 +161,14 @@ impl RegistryStore {
 
     /// Writes the registry durably.
     pub fn save(&self, reg: &Registry) -> Result<(), MasterError> {
-        let Some(path) = &self.path else { return Ok(()) };
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
         let tmp = path.with_extension("json.tmp");
-        let bytes = serde_json::to_vec_pretty(reg)
-            .map_err(|e| MasterError::Registry { path: path.display().to_string(), reason: e.to_string() })?;
+        let bytes = serde_json::to_vec_pretty(reg).map_err(|e| MasterError::Registry {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
         {
             use std::io::Write;
             let mut f = std::fs::File::create(&tmp)?;
@@ -178,17 +188,33 @@ mod tests {
     use super::*;
 
     fn rec() -> AgentRecord {
-        AgentRecord { hostname: "h".into(), port: 5051, resources: "cpus:1".into() }
+        AgentRecord {
+            hostname: "h".into(),
+            port: 5051,
+            resources: "cpus:1".into(),
+        }
     }
 
     #[test]
     fn apply_is_deterministic_and_rejects_without_change() {
         let a = AgentId::new_unchecked("a");
         let log = vec![
-            RegistryCommand::AdmitAgent { id: a.clone(), record: rec() },
-            RegistryCommand::MarkUnreachable { id: a.clone(), at_unix_ms: 7 },
-            RegistryCommand::MarkUnreachable { id: a.clone(), at_unix_ms: 9 },
-            RegistryCommand::SetWeight { role: "web".into(), weight: 2.0 },
+            RegistryCommand::AdmitAgent {
+                id: a.clone(),
+                record: rec(),
+            },
+            RegistryCommand::MarkUnreachable {
+                id: a.clone(),
+                at_unix_ms: 7,
+            },
+            RegistryCommand::MarkUnreachable {
+                id: a.clone(),
+                at_unix_ms: 9,
+            },
+            RegistryCommand::SetWeight {
+                role: "web".into(),
+                weight: 2.0,
+            },
         ];
         let mut r1 = Registry::default();
         let mut r2 = Registry::default();
@@ -199,10 +225,22 @@ mod tests {
         assert_eq!(r1, r2);
         assert_eq!(r1.unreachable[&a], 7, "first unreachable time is kept");
         let before = r1.clone();
-        assert!(r1.apply(&RegistryCommand::MarkReachable { id: AgentId::new_unchecked("zz") }).is_err());
-        assert!(r1.apply(&RegistryCommand::SetWeight { role: "x".into(), weight: f64::NAN }).is_err());
+        assert!(
+            r1.apply(&RegistryCommand::MarkReachable {
+                id: AgentId::new_unchecked("zz")
+            })
+            .is_err()
+        );
+        assert!(
+            r1.apply(&RegistryCommand::SetWeight {
+                role: "x".into(),
+                weight: f64::NAN
+            })
+            .is_err()
+        );
         assert_eq!(r1, before);
-        r1.apply(&RegistryCommand::MarkReachable { id: a.clone() }).unwrap();
+        r1.apply(&RegistryCommand::MarkReachable { id: a.clone() })
+            .unwrap();
         assert!(r1.unreachable.is_empty());
     }
 
@@ -212,9 +250,19 @@ mod tests {
         let store = RegistryStore::new(Some(dir.path())).unwrap();
         assert_eq!(store.load().unwrap(), Registry::default());
         let mut r = Registry::default();
-        r.apply(&RegistryCommand::AdmitAgent { id: AgentId::new_unchecked("a"), record: rec() }).unwrap();
+        r.apply(&RegistryCommand::AdmitAgent {
+            id: AgentId::new_unchecked("a"),
+            record: rec(),
+        })
+        .unwrap();
         store.save(&r).unwrap();
-        assert_eq!(RegistryStore::new(Some(dir.path())).unwrap().load().unwrap(), r);
+        assert_eq!(
+            RegistryStore::new(Some(dir.path()))
+                .unwrap()
+                .load()
+                .unwrap(),
+            r
+        );
         std::fs::write(dir.path().join("registry.json"), b"{not json").unwrap();
         let err = store.load().unwrap_err().to_string();
         assert!(err.contains("registry.json"), "{err}");

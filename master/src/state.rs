@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use agora_model::{
-    AgentId, Attributes, FrameworkId, FrameworkInfo, MonoTime, Offer, OfferId, Resources, Role, TaskId, TaskSpec,
-    TaskState, TaskStatus,
+    AgentId, Attributes, FrameworkId, FrameworkInfo, MonoTime, Offer, OfferId, Resources, Role,
+    TaskId, TaskSpec, TaskState, TaskStatus,
 };
 use agora_proto::v1;
 use tokio::sync::mpsc;

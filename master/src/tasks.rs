@@ -2,7 +2,9 @@
 //! at least once), acknowledgements back to agents, KILL and RECONCILE.
 use std::time::Duration;
 
-use agora_model::{AgentId, FrameworkId, StatusSource, TaskId, TaskState, TaskStatus, TaskStatusReason};
+use agora_model::{
+    AgentId, FrameworkId, StatusSource, TaskId, TaskState, TaskStatus, TaskStatusReason,
+};
 use agora_proto::{convert, v1};
 use tonic::Status;
 use tracing::{debug, info, warn};
@@ -14,7 +16,9 @@ impl Master {
     /// Sends to an agent without blocking; an unusable stream marks the
     /// agent disconnected (pings then decide whether it is unreachable).
     pub(crate) fn send_to_agent(&mut self, agent: &AgentId, msg: v1::MasterMessage) -> bool {
-        let Some(a) = self.agents.get_mut(agent) else { return false };
+        let Some(a) = self.agents.get_mut(agent) else {
+            return false;
+        };
         let Some(tx) = &a.tx else { return false };
         match tx.try_send(Ok(msg)) {
             Ok(()) => true,
@@ -31,10 +35,18 @@ impl Master {
     }
 
     /// A status update from an agent (or from its re-registration).
-    pub(crate) fn status_update(&mut self, agent: &AgentId, fw: &FrameworkId, mut status: TaskStatus) {
+    pub(crate) fn status_update(
+        &mut self,
+        agent: &AgentId,
+        fw: &FrameworkId,
+        mut status: TaskStatus,
+    ) {
         status.agent_id = Some(agent.clone());
         status.framework_id = Some(fw.clone());
-        let key = TaskKey { framework: fw.clone(), task: status.task_id.clone() };
+        let key = TaskKey {
+            framework: fw.clone(),
+            task: status.task_id.clone(),
+        };
         self.metrics.message("status_update");
         if let Some(t) = self.tasks.get_mut(&key) {
             t.state = status.state;
@@ -55,7 +67,9 @@ impl Master {
             return;
         }
         let ev = v1::Event {
-            event: Some(v1::event::Event::Update(v1::event::Update { status: Some(convert::status_to_wire(&status)) })),
+            event: Some(v1::event::Event::Update(v1::event::Update {
+                status: Some(convert::status_to_wire(&status)),
+            })),
         };
         if !self.send_event(fw, ev) {
             debug!(framework = %fw, task = %status.task_id, "framework not connected; the agent will retry the update");
@@ -64,7 +78,9 @@ impl Master {
 
     /// Moves a terminal task out of the live set; its resources are free.
     pub(crate) fn finish_task(&mut self, key: &TaskKey) {
-        let Some(t) = self.tasks.remove(key) else { return };
+        let Some(t) = self.tasks.remove(key) else {
+            return;
+        };
         if let Some(a) = self.agents.get_mut(&t.spec.agent_id) {
             a.tasks.remove(key);
         }
@@ -78,21 +94,37 @@ impl Master {
         self.allocation_wanted = true;
     }
 
-    pub(crate) fn send_ack_to_agent(&mut self, agent: &AgentId, fw: &FrameworkId, task: &TaskId, uuid: uuid::Uuid) {
+    pub(crate) fn send_ack_to_agent(
+        &mut self,
+        agent: &AgentId,
+        fw: &FrameworkId,
+        task: &TaskId,
+        uuid: uuid::Uuid,
+    ) {
         let msg = v1::MasterMessage {
-            message: Some(v1::master_message::Message::Acknowledge(v1::master_message::Acknowledge {
-                framework_id: fw.to_string(),
-                task_id: task.to_string(),
-                uuid: uuid.as_bytes().to_vec(),
-            })),
+            message: Some(v1::master_message::Message::Acknowledge(
+                v1::master_message::Acknowledge {
+                    framework_id: fw.to_string(),
+                    task_id: task.to_string(),
+                    uuid: uuid.as_bytes().to_vec(),
+                },
+            )),
         };
         self.send_to_agent(agent, msg);
     }
 
-    pub(crate) fn acknowledge(&mut self, fw: &FrameworkId, agent: &AgentId, task: &TaskId, uuid: uuid::Uuid) -> Result<(), Status> {
+    pub(crate) fn acknowledge(
+        &mut self,
+        fw: &FrameworkId,
+        agent: &AgentId,
+        task: &TaskId,
+        uuid: uuid::Uuid,
+    ) -> Result<(), Status> {
         if !self.agents.contains_key(agent) {
             self.metrics.message("invalid_acknowledgement");
-            return Err(Status::invalid_argument(format!("agent_id: unknown agent {agent}")));
+            return Err(Status::invalid_argument(format!(
+                "agent_id: unknown agent {agent}"
+            )));
         }
         self.metrics.message("valid_acknowledgement");
         // If the agent is not connected the ack is lost; the agent resends the
@@ -103,7 +135,9 @@ impl Master {
 
     /// Sends a kill to the task's agent, or remembers it for when the agent is back.
     pub(crate) fn send_kill(&mut self, key: &TaskKey, grace: Option<Duration>) {
-        let Some(t) = self.tasks.get_mut(key) else { return };
+        let Some(t) = self.tasks.get_mut(key) else {
+            return;
+        };
         let agent = t.spec.agent_id.clone();
         let connected = self.agents.get(&agent).is_some_and(|a| a.tx.is_some());
         if !connected {
@@ -111,17 +145,30 @@ impl Master {
             return;
         }
         let msg = v1::MasterMessage {
-            message: Some(v1::master_message::Message::Kill(v1::master_message::Kill {
-                framework_id: key.framework.to_string(),
-                task_id: key.task.to_string(),
-                kill_policy: grace.map(|g| v1::KillPolicy { grace_period_seconds: Some(g.as_secs_f64()) }),
-            })),
+            message: Some(v1::master_message::Message::Kill(
+                v1::master_message::Kill {
+                    framework_id: key.framework.to_string(),
+                    task_id: key.task.to_string(),
+                    kill_policy: grace.map(|g| v1::KillPolicy {
+                        grace_period_seconds: Some(g.as_secs_f64()),
+                    }),
+                },
+            )),
         };
         self.send_to_agent(&agent, msg);
     }
 
-    pub(crate) fn kill_task(&mut self, fw: &FrameworkId, task: &TaskId, agent: Option<&AgentId>, grace: Option<Duration>) {
-        let key = TaskKey { framework: fw.clone(), task: task.clone() };
+    pub(crate) fn kill_task(
+        &mut self,
+        fw: &FrameworkId,
+        task: &TaskId,
+        agent: Option<&AgentId>,
+        grace: Option<Duration>,
+    ) {
+        let key = TaskKey {
+            framework: fw.clone(),
+            task: task.clone(),
+        };
         if self.tasks.contains_key(&key) {
             info!(framework = %fw, task = %task, "kill requested");
             self.send_kill(&key, grace);
@@ -130,8 +177,19 @@ impl Master {
         // Unknown to the master (Mesos): TASK_LOST, or TASK_UNKNOWN for
         // partition-aware frameworks.
         let pa = self.frameworks.get(fw).is_some_and(|f| f.partition_aware());
-        let state = if pa { TaskState::Unknown } else { TaskState::Lost };
-        self.master_update_raw(fw, task.as_str(), agent, state, TaskStatusReason::TaskUnknown, "kill of a task the master does not know");
+        let state = if pa {
+            TaskState::Unknown
+        } else {
+            TaskState::Lost
+        };
+        self.master_update_raw(
+            fw,
+            task.as_str(),
+            agent,
+            state,
+            TaskStatusReason::TaskUnknown,
+            "kill of a task the master does not know",
+        );
     }
 
     /// RECONCILE: the latest state of the named tasks, or of every
@@ -141,22 +199,53 @@ impl Master {
         let mut answers: Vec<TaskStatus> = Vec::new();
         if tasks.is_empty() {
             for (key, t) in self.tasks.range(
-                TaskKey { framework: fw.clone(), task: TaskId::new_unchecked("") }..,
+                TaskKey {
+                    framework: fw.clone(),
+                    task: TaskId::new_unchecked(""),
+                }..,
             ) {
                 if &key.framework != fw {
                     break;
                 }
-                answers.push(self.reconcile_status(&key.task, Some(t.state), Some(&t.spec.agent_id), t.healthy, t.last_status.as_ref()));
+                answers.push(self.reconcile_status(
+                    &key.task,
+                    Some(t.state),
+                    Some(&t.spec.agent_id),
+                    t.healthy,
+                    t.last_status.as_ref(),
+                ));
             }
         } else {
             for (task, agent) in tasks {
-                let key = TaskKey { framework: fw.clone(), task: task.clone() };
+                let key = TaskKey {
+                    framework: fw.clone(),
+                    task: task.clone(),
+                };
                 let answer = if let Some(t) = self.tasks.get(&key) {
-                    self.reconcile_status(task, Some(t.state), Some(&t.spec.agent_id), t.healthy, t.last_status.as_ref())
-                } else if let Some(done) =
-                    self.frameworks.get(fw).and_then(|f| f.completed.iter().rev().find(|c| &c.spec.id == task))
+                    self.reconcile_status(
+                        task,
+                        Some(t.state),
+                        Some(&t.spec.agent_id),
+                        t.healthy,
+                        t.last_status.as_ref(),
+                    )
+                } else if let Some(done) = self
+                    .frameworks
+                    .get(fw)
+                    .and_then(|f| f.completed.iter().rev().find(|c| &c.spec.id == task))
                 {
-                    self.reconcile_status(task, Some(done.state), Some(&done.spec.agent_id), done.healthy, done.last_status.as_ref())
+                    self.reconcile_status(
+                        task,
+                        Some(done.state),
+                        Some(&done.spec.agent_id),
+                        done.healthy,
+                        done.last_status.as_ref(),
+                    )
+                } else if self.agent_still_recovering(agent.as_ref()) {
+                    // After a master restart, tasks on agents that have not
+                    // re-registered yet are not unknown, just not known yet:
+                    // Mesos answers nothing for them in that window.
+                    continue;
                 } else {
                     self.reconcile_status(task, None, agent.as_ref(), None, None)
                 };
@@ -165,9 +254,26 @@ impl Master {
         }
         for st in answers {
             let ev = v1::Event {
-                event: Some(v1::event::Event::Update(v1::event::Update { status: Some(convert::status_to_wire(&st)) })),
+                event: Some(v1::event::Event::Update(v1::event::Update {
+                    status: Some(convert::status_to_wire(&st)),
+                })),
             };
             self.send_event(fw, ev);
+        }
+    }
+
+    /// The named agent (or, if none is named, any agent) is known from the
+    /// registry but has not re-registered since the master started.
+    fn agent_still_recovering(&self, agent: Option<&AgentId>) -> bool {
+        match agent {
+            Some(a) => self
+                .agents
+                .get(a)
+                .is_some_and(|e| e.status == AgentStatus::Recovered),
+            None => self
+                .agents
+                .values()
+                .any(|e| e.status == AgentStatus::Recovered),
         }
     }
 
@@ -181,7 +287,12 @@ impl Master {
     ) -> TaskStatus {
         // Unknown tasks are TASK_UNKNOWN for every framework: the issue asks
         // for it, and it is what partition-aware Mesos frameworks get.
-        let mut st = TaskStatus::new(task.clone(), state.unwrap_or(TaskState::Unknown), StatusSource::Master, unix_now());
+        let mut st = TaskStatus::new(
+            task.clone(),
+            state.unwrap_or(TaskState::Unknown),
+            StatusSource::Master,
+            unix_now(),
+        );
         st.reason = TaskStatusReason::Reconciliation;
         st.agent_id = agent.cloned();
         st.healthy = healthy;
@@ -194,8 +305,16 @@ impl Master {
 
     /// A master-generated update for a known task that changes its state
     /// (agent unreachable or lost); not acknowledged, not retried.
-    pub(crate) fn master_task_update(&mut self, key: &TaskKey, state: TaskState, reason: TaskStatusReason, message: &str) {
-        let Some(t) = self.tasks.get_mut(key) else { return };
+    pub(crate) fn master_task_update(
+        &mut self,
+        key: &TaskKey,
+        state: TaskState,
+        reason: TaskStatusReason,
+        message: &str,
+    ) {
+        let Some(t) = self.tasks.get_mut(key) else {
+            return;
+        };
         t.state = state;
         let mut st = TaskStatus::new(key.task.clone(), state, StatusSource::Master, unix_now());
         st.reason = reason;
@@ -207,7 +326,9 @@ impl Master {
             self.finish_task(key);
         }
         let ev = v1::Event {
-            event: Some(v1::event::Event::Update(v1::event::Update { status: Some(convert::status_to_wire(&st)) })),
+            event: Some(v1::event::Event::Update(v1::event::Update {
+                status: Some(convert::status_to_wire(&st)),
+            })),
         };
         self.send_event(&key.framework, ev);
     }

@@ -19,23 +19,44 @@ struct Fw {
 impl Fw {
     async fn subscribe(master: &TestMaster, id: &str) -> anyhow::Result<Fw> {
         let mut client = Client::connect(master.endpoint()).await?;
-        let info = v1::FrameworkInfo { name: "raw".into(), framework_id: id.into(), failover_timeout_seconds: 60.0, ..Default::default() };
-        let mut events =
-            client.subscribe(v1::SubscribeRequest { framework_info: Some(info), suppressed_roles: vec![] }).await?.into_inner();
+        let info = v1::FrameworkInfo {
+            name: "raw".into(),
+            framework_id: id.into(),
+            failover_timeout_seconds: 60.0,
+            ..Default::default()
+        };
+        let mut events = client
+            .subscribe(v1::SubscribeRequest {
+                framework_info: Some(info),
+                suppressed_roles: vec![],
+            })
+            .await?
+            .into_inner();
         match events.next().await {
-            Some(Ok(v1::Event { event: Some(v1::event::Event::Subscribed(s)) })) => {
-                Ok(Fw { client, events, id: s.framework_id, stream: s.stream_id })
-            }
+            Some(Ok(v1::Event {
+                event: Some(v1::event::Event::Subscribed(s)),
+            })) => Ok(Fw {
+                client,
+                events,
+                id: s.framework_id,
+                stream: s.stream_id,
+            }),
             other => anyhow::bail!("expected SUBSCRIBED, got {other:?}"),
         }
     }
 
     fn header(&self) -> Option<v1::CallHeader> {
-        Some(v1::CallHeader { framework_id: self.id.clone(), stream_id: self.stream.clone() })
+        Some(v1::CallHeader {
+            framework_id: self.id.clone(),
+            stream_id: self.stream.clone(),
+        })
     }
 
     /// The next event that `pick` accepts, skipping others (heartbeats...).
-    async fn next<T>(&mut self, mut pick: impl FnMut(v1::event::Event) -> Option<T>) -> anyhow::Result<T> {
+    async fn next<T>(
+        &mut self,
+        mut pick: impl FnMut(v1::event::Event) -> Option<T>,
+    ) -> anyhow::Result<T> {
         loop {
             let ev = tokio::time::timeout(Duration::from_secs(10), self.events.next()).await?;
             match ev {
@@ -67,7 +88,11 @@ fn forever_task(id: &str) -> v1::TaskInfo {
     v1::TaskInfo {
         task_id: id.into(),
         resources: agora_proto::convert::resources_to_wire(&res),
-        command: Some(v1::CommandInfo { shell: true, value: "sleep 1000".into(), ..Default::default() }),
+        command: Some(v1::CommandInfo {
+            shell: true,
+            value: "sleep 1000".into(),
+            ..Default::default()
+        }),
         labels,
         ..Default::default()
     }
@@ -91,7 +116,10 @@ async fn offers_older_than_offer_timeout_are_rescinded_and_made_again() -> anyho
         .await?;
     assert_eq!(rescinded, first.offer_id);
     let again = fw.offer().await?;
-    assert_ne!(again.offer_id, first.offer_id, "a fresh offer for the same resources");
+    assert_ne!(
+        again.offer_id, first.offer_id,
+        "a fresh offer for the same resources"
+    );
     assert_eq!(again.agent_id, first.agent_id);
     Ok(())
 }
@@ -110,10 +138,21 @@ async fn a_newer_subscription_closes_the_older_one() -> anyhow::Result<()> {
         .await?;
     assert!(msg.contains("failed over"), "{msg}");
     // Calls on the old stream id are refused; on the new one accepted.
-    let err = old.client.revive(v1::ReviveRequest { header: old.header(), roles: vec![] }).await.unwrap_err();
+    let err = old
+        .client
+        .revive(v1::ReviveRequest {
+            header: old.header(),
+            roles: vec![],
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
     let mut c = new.client.clone();
-    c.revive(v1::ReviveRequest { header: new.header(), roles: vec![] }).await?;
+    c.revive(v1::ReviveRequest {
+        header: new.header(),
+        roles: vec![],
+    })
+    .await?;
     Ok(())
 }
 
@@ -124,35 +163,108 @@ async fn teardown_kills_tasks_and_the_framework_cannot_return() -> anyhow::Resul
     let mut fw = Fw::subscribe(&master, "").await?;
     let offer = fw.offer().await?;
     let launch = v1::Operation {
-        operation: Some(v1::operation::Operation::Launch(v1::operation::Launch { task_infos: vec![forever_task("t1")] })),
+        operation: Some(v1::operation::Operation::Launch(v1::operation::Launch {
+            task_infos: vec![forever_task("t1")],
+        })),
     };
     let header = fw.header();
     fw.client
-        .accept(v1::AcceptRequest { header, offer_ids: vec![offer.offer_id], operations: vec![launch], filters: None })
+        .accept(v1::AcceptRequest {
+            header,
+            offer_ids: vec![offer.offer_id],
+            operations: vec![launch],
+            filters: None,
+        })
         .await?;
-    fw.next(|e| match e {
-        v1::event::Event::Update(u) if u.status.as_ref().is_some_and(|s| s.state == v1::TaskState::TaskRunning as i32) => Some(()),
-        _ => None,
-    })
-    .await?;
+    // Acknowledge STARTING so the agent sends RUNNING (one update in flight per task).
+    loop {
+        let st = fw
+            .next(|e| match e {
+                v1::event::Event::Update(u) => u.status,
+                _ => None,
+            })
+            .await?;
+        let ack = v1::AcknowledgeRequest {
+            header: fw.header(),
+            agent_id: st.agent_id.clone(),
+            task_id: st.task_id.clone(),
+            uuid: st.uuid.clone(),
+        };
+        fw.client.acknowledge(ack).await?;
+        if st.state == v1::TaskState::TaskRunning as i32 {
+            break;
+        }
+    }
     let metrics = master.metrics().await?;
-    assert!(metrics.contains("agora_master_tasks{state=\"TASK_RUNNING\"} 1"), "{metrics}");
-    assert!(metrics.contains("agora_master_resources{kind=\"used\",resource=\"cpus\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("agora_master_tasks{state=\"TASK_RUNNING\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("agora_master_resources{kind=\"used\",resource=\"cpus\"} 1"),
+        "{metrics}"
+    );
 
     let header = fw.header();
     fw.client.teardown(v1::TeardownRequest { header }).await?;
-    eventually("the agent reports the task killed", Duration::from_secs(10), || async {
-        agent.tasks().await.iter().any(|(_, s)| *s == agora_model::TaskState::Killed).then_some(())
-    })
+    // The master acknowledges the KILLED update for the removed framework,
+    // so the agent may already have forgotten the task: no live task is left.
+    eventually(
+        "the agent's task is killed",
+        Duration::from_secs(10),
+        || async {
+            agent
+                .tasks()
+                .await
+                .iter()
+                .all(|(_, s)| s.is_terminal())
+                .then_some(())
+        },
+    )
     .await?;
-    eventually("the master forgets the task", Duration::from_secs(10), || async {
-        let st = master.state().await.ok()?;
-        (st["frameworks"].as_array()?.is_empty() && st["agents"][0]["task_count"] == 0).then_some(())
-    })
+    eventually(
+        "the master forgets the task",
+        Duration::from_secs(10),
+        || async {
+            let st = master.state().await.ok()?;
+            (st["frameworks"].as_array()?.is_empty() && st["agents"][0]["task_count"] == 0)
+                .then_some(())
+        },
+    )
     .await?;
     let mut client = Client::connect(master.endpoint()).await?;
-    let info = v1::FrameworkInfo { name: "raw".into(), framework_id: fw.id.clone(), ..Default::default() };
-    let err = client.subscribe(v1::SubscribeRequest { framework_info: Some(info), suppressed_roles: vec![] }).await.unwrap_err();
+    let info = v1::FrameworkInfo {
+        name: "raw".into(),
+        framework_id: fw.id.clone(),
+        ..Default::default()
+    };
+    let err = client
+        .subscribe(v1::SubscribeRequest {
+            framework_info: Some(info),
+            suppressed_roles: vec![],
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    Ok(())
+}
+
+#[tokio::test]
+async fn losing_an_agent_sends_failure_to_frameworks() -> anyhow::Result<()> {
+    let master = TestMaster::start().await;
+    let agent = SimAgent::start(&master.endpoint(), SimAgentConfig::default()).await;
+    let agent_id = agent.agent_id().await;
+    let mut fw = Fw::subscribe(&master, "").await?;
+    fw.offer().await?;
+    agent.partition().await;
+    let lost = fw
+        .next(|e| match e {
+            v1::event::Event::Failure(f) => Some(f.agent_id),
+            _ => None,
+        })
+        .await?;
+    assert_eq!(lost, agent_id.to_string());
+    let st = master.state().await?;
+    assert_eq!(st["unreachable_agents"][0]["id"], agent_id.to_string());
     Ok(())
 }

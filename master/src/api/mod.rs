@@ -16,6 +16,9 @@ pub(crate) async fn ask<T>(
     make: impl FnOnce(oneshot::Sender<Result<T, Status>>) -> Command,
 ) -> Result<T, Status> {
     let (reply, rx) = oneshot::channel();
-    tx.send(make(reply)).await.map_err(|_| Status::unavailable("the master is shutting down"))?;
-    rx.await.map_err(|_| Status::unavailable("the master is shutting down"))?
+    tx.send(make(reply))
+        .await
+        .map_err(|_| Status::unavailable("the master is shutting down"))?;
+    rx.await
+        .map_err(|_| Status::unavailable("the master is shutting down"))?
 }

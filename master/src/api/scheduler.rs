@@ -19,10 +19,13 @@ fn bad(field: &str, e: impl std::fmt::Display) -> Status {
 }
 
 fn header(h: Option<v1::CallHeader>) -> Result<(FrameworkId, String), Status> {
-    let h = h.ok_or_else(|| Status::invalid_argument("header: missing (framework_id and stream_id)"))?;
+    let h =
+        h.ok_or_else(|| Status::invalid_argument("header: missing (framework_id and stream_id)"))?;
     let fw = FrameworkId::parse(h.framework_id).map_err(|e| bad("header.framework_id", e))?;
     if h.stream_id.is_empty() {
-        return Err(Status::invalid_argument("header.stream_id: must not be empty"));
+        return Err(Status::invalid_argument(
+            "header.stream_id: must not be empty",
+        ));
     }
     Ok((fw, h.stream_id))
 }
@@ -46,9 +49,19 @@ fn refuse(f: Option<v1::Filters>) -> Option<f64> {
 }
 
 impl SchedulerApi {
-    async fn call(&self, h: Option<v1::CallHeader>, call: SchedulerCall) -> Result<Response<v1::CallResponse>, Status> {
+    async fn call(
+        &self,
+        h: Option<v1::CallHeader>,
+        call: SchedulerCall,
+    ) -> Result<Response<v1::CallResponse>, Status> {
         let (framework, stream_id) = header(h)?;
-        ask(&self.tx, |reply| Command::Call { framework, stream_id, call, reply }).await?;
+        ask(&self.tx, |reply| Command::Call {
+            framework,
+            stream_id,
+            call,
+            reply,
+        })
+        .await?;
         Ok(Response::new(v1::CallResponse {}))
     }
 }
@@ -57,89 +70,181 @@ impl SchedulerApi {
 impl v1::scheduler_server::Scheduler for SchedulerApi {
     type SubscribeStream = NotifyOnDrop<Result<v1::Event, Status>>;
 
-    async fn subscribe(&self, req: Request<v1::SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
+    async fn subscribe(
+        &self,
+        req: Request<v1::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
         let req = req.into_inner();
-        let info = req.framework_info.ok_or_else(|| Status::invalid_argument("framework_info: missing"))?;
+        let info = req
+            .framework_info
+            .ok_or_else(|| Status::invalid_argument("framework_info: missing"))?;
         let info = convert::framework_from_wire(&info)?;
         let suppressed = roles(req.suppressed_roles, "suppressed_roles")?;
-        let sub = ask(&self.tx, |reply| Command::Subscribe { info, suppressed, reply }).await?;
-        let closed = Command::FrameworkStreamClosed { framework: sub.framework_id, stream_id: sub.stream_id };
-        Ok(Response::new(NotifyOnDrop::new(sub.events, self.tx.clone(), closed)))
+        let sub = ask(&self.tx, |reply| Command::Subscribe {
+            info,
+            suppressed,
+            reply,
+        })
+        .await?;
+        let closed = Command::FrameworkStreamClosed {
+            framework: sub.framework_id,
+            stream_id: sub.stream_id,
+        };
+        Ok(Response::new(NotifyOnDrop::new(
+            sub.events,
+            self.tx.clone(),
+            closed,
+        )))
     }
 
-    async fn accept(&self, req: Request<v1::AcceptRequest>) -> Result<Response<v1::CallResponse>, Status> {
+    async fn accept(
+        &self,
+        req: Request<v1::AcceptRequest>,
+    ) -> Result<Response<v1::CallResponse>, Status> {
         let r = req.into_inner();
         let mut tasks = Vec::new();
         for (i, op) in r.operations.into_iter().enumerate() {
             match op.operation {
                 Some(v1::operation::Operation::Launch(l)) => tasks.extend(l.task_infos),
-                None => return Err(Status::invalid_argument(format!("operations[{i}]: missing or unsupported operation"))),
+                None => {
+                    return Err(Status::invalid_argument(format!(
+                        "operations[{i}]: missing or unsupported operation"
+                    )));
+                }
             }
         }
-        let call = SchedulerCall::Accept { offer_ids: offer_ids(r.offer_ids)?, tasks, refuse_seconds: refuse(r.filters) };
+        let call = SchedulerCall::Accept {
+            offer_ids: offer_ids(r.offer_ids)?,
+            tasks,
+            refuse_seconds: refuse(r.filters),
+        };
         self.call(r.header, call).await
     }
 
-    async fn decline(&self, req: Request<v1::DeclineRequest>) -> Result<Response<v1::CallResponse>, Status> {
+    async fn decline(
+        &self,
+        req: Request<v1::DeclineRequest>,
+    ) -> Result<Response<v1::CallResponse>, Status> {
         let r = req.into_inner();
-        let call = SchedulerCall::Decline { offer_ids: offer_ids(r.offer_ids)?, refuse_seconds: refuse(r.filters) };
+        let call = SchedulerCall::Decline {
+            offer_ids: offer_ids(r.offer_ids)?,
+            refuse_seconds: refuse(r.filters),
+        };
         self.call(r.header, call).await
     }
 
-    async fn revive(&self, req: Request<v1::ReviveRequest>) -> Result<Response<v1::CallResponse>, Status> {
+    async fn revive(
+        &self,
+        req: Request<v1::ReviveRequest>,
+    ) -> Result<Response<v1::CallResponse>, Status> {
         let r = req.into_inner();
-        self.call(r.header, SchedulerCall::Revive { roles: roles(r.roles, "roles")? }).await
+        self.call(
+            r.header,
+            SchedulerCall::Revive {
+                roles: roles(r.roles, "roles")?,
+            },
+        )
+        .await
     }
 
-    async fn suppress(&self, req: Request<v1::SuppressRequest>) -> Result<Response<v1::CallResponse>, Status> {
+    async fn suppress(
+        &self,
+        req: Request<v1::SuppressRequest>,
+    ) -> Result<Response<v1::CallResponse>, Status> {
         let r = req.into_inner();
-        self.call(r.header, SchedulerCall::Suppress { roles: roles(r.roles, "roles")? }).await
+        self.call(
+            r.header,
+            SchedulerCall::Suppress {
+                roles: roles(r.roles, "roles")?,
+            },
+        )
+        .await
     }
 
-    async fn kill(&self, req: Request<v1::KillRequest>) -> Result<Response<v1::CallResponse>, Status> {
+    async fn kill(
+        &self,
+        req: Request<v1::KillRequest>,
+    ) -> Result<Response<v1::CallResponse>, Status> {
         let r = req.into_inner();
         let task = TaskId::parse(r.task_id).map_err(|e| bad("task_id", e))?;
-        let agent = if r.agent_id.is_empty() { None } else { Some(AgentId::parse(r.agent_id).map_err(|e| bad("agent_id", e))?) };
+        let agent = if r.agent_id.is_empty() {
+            None
+        } else {
+            Some(AgentId::parse(r.agent_id).map_err(|e| bad("agent_id", e))?)
+        };
         let grace = match r.kill_policy.and_then(|k| k.grace_period_seconds) {
-            Some(s) if s.is_finite() && (0.0..=86_400.0).contains(&s) => Some(Duration::from_secs_f64(s)),
-            Some(s) => return Err(bad("kill_policy.grace_period_seconds", format!("{s} is out of range"))),
+            Some(s) if s.is_finite() && (0.0..=86_400.0).contains(&s) => {
+                Some(Duration::from_secs_f64(s))
+            }
+            Some(s) => {
+                return Err(bad(
+                    "kill_policy.grace_period_seconds",
+                    format!("{s} is out of range"),
+                ));
+            }
             None => None,
         };
-        self.call(r.header, SchedulerCall::Kill { task, agent, grace }).await
+        self.call(r.header, SchedulerCall::Kill { task, agent, grace })
+            .await
     }
 
-    async fn acknowledge(&self, req: Request<v1::AcknowledgeRequest>) -> Result<Response<v1::CallResponse>, Status> {
+    async fn acknowledge(
+        &self,
+        req: Request<v1::AcknowledgeRequest>,
+    ) -> Result<Response<v1::CallResponse>, Status> {
         let r = req.into_inner();
         let agent = AgentId::parse(r.agent_id).map_err(|e| bad("agent_id", e))?;
         let task = TaskId::parse(r.task_id).map_err(|e| bad("task_id", e))?;
         let uuid = uuid::Uuid::from_slice(&r.uuid).map_err(|_| bad("uuid", "must be 16 bytes"))?;
-        self.call(r.header, SchedulerCall::Acknowledge { agent, task, uuid }).await
+        self.call(r.header, SchedulerCall::Acknowledge { agent, task, uuid })
+            .await
     }
 
-    async fn reconcile(&self, req: Request<v1::ReconcileRequest>) -> Result<Response<v1::CallResponse>, Status> {
+    async fn reconcile(
+        &self,
+        req: Request<v1::ReconcileRequest>,
+    ) -> Result<Response<v1::CallResponse>, Status> {
         let r = req.into_inner();
         let mut tasks = Vec::new();
         for (i, t) in r.tasks.into_iter().enumerate() {
-            let task = TaskId::parse(t.task_id).map_err(|e| bad(&format!("tasks[{i}].task_id"), e))?;
+            let task =
+                TaskId::parse(t.task_id).map_err(|e| bad(&format!("tasks[{i}].task_id"), e))?;
             let agent = if t.agent_id.is_empty() {
                 None
             } else {
-                Some(AgentId::parse(t.agent_id).map_err(|e| bad(&format!("tasks[{i}].agent_id"), e))?)
+                Some(
+                    AgentId::parse(t.agent_id)
+                        .map_err(|e| bad(&format!("tasks[{i}].agent_id"), e))?,
+                )
             };
             tasks.push((task, agent));
         }
-        self.call(r.header, SchedulerCall::Reconcile { tasks }).await
+        self.call(r.header, SchedulerCall::Reconcile { tasks })
+            .await
     }
 
-    async fn teardown(&self, req: Request<v1::TeardownRequest>) -> Result<Response<v1::CallResponse>, Status> {
-        self.call(req.into_inner().header, SchedulerCall::Teardown).await
+    async fn teardown(
+        &self,
+        req: Request<v1::TeardownRequest>,
+    ) -> Result<Response<v1::CallResponse>, Status> {
+        self.call(req.into_inner().header, SchedulerCall::Teardown)
+            .await
     }
 
-    async fn update_framework(&self, req: Request<v1::UpdateFrameworkRequest>) -> Result<Response<v1::CallResponse>, Status> {
+    async fn update_framework(
+        &self,
+        req: Request<v1::UpdateFrameworkRequest>,
+    ) -> Result<Response<v1::CallResponse>, Status> {
         let r = req.into_inner();
-        let info = r.framework_info.ok_or_else(|| Status::invalid_argument("framework_info: missing"))?;
+        let info = r
+            .framework_info
+            .ok_or_else(|| Status::invalid_argument("framework_info: missing"))?;
         let info = convert::framework_from_wire(&info)?;
         let suppressed = roles(r.suppressed_roles, "suppressed_roles")?;
-        self.call(r.header, SchedulerCall::UpdateFramework { info, suppressed }).await
+        self.call(
+            r.header,
+            SchedulerCall::UpdateFramework { info, suppressed },
+        )
+        .await
     }
 }

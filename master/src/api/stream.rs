@@ -17,7 +17,10 @@ pub(crate) struct NotifyOnDrop<T> {
 
 impl<T> NotifyOnDrop<T> {
     pub(crate) fn new(rx: mpsc::Receiver<T>, tx: mpsc::Sender<Command>, on_drop: Command) -> Self {
-        NotifyOnDrop { inner: ReceiverStream::new(rx), on_drop: Some((tx, on_drop)) }
+        NotifyOnDrop {
+            inner: ReceiverStream::new(rx),
+            on_drop: Some((tx, on_drop)),
+        }
     }
 }
 
