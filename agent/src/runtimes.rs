@@ -163,6 +163,9 @@ impl Runtimes {
                     report.exited.extend(r.exited);
                     report.orphans.extend(r.orphans);
                 }
+                // A runtime that is unavailable and had no containers has nothing to recover
+                // (Docker orphans cannot be listed without a daemon either).
+                Err(_) if mine.is_empty() => {}
                 Err(e) => {
                     tracing::warn!(?kind, error = %e, "recovery failed; treating its containers as gone");
                     report.exited.extend(mine.into_iter().map(|handle| {

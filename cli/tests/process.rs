@@ -140,30 +140,25 @@ async fn dev_runs_a_cluster_and_stops_on_sigterm() -> anyhow::Result<()> {
 mod agent_kill_9 {
     use super::*;
     use agora_proto::v1;
-    use tokio_stream::StreamExt;
-
-    type Client = v1::scheduler_client::SchedulerClient<tonic::transport::Channel>;
-
-    async fn next_update(
-        events: &mut tonic::Streaming<v1::Event>,
-    ) -> anyhow::Result<v1::TaskStatus> {
-        loop {
-            match tokio::time::timeout(Duration::from_secs(30), events.next()).await? {
-                Some(Ok(v1::Event {
-                    event: Some(v1::event::Event::Update(u)),
-                })) => {
-                    if let Some(s) = u.status {
-                        return Ok(s);
-                    }
-                }
-                Some(Ok(_)) => {}
-                other => anyhow::bail!("event stream ended: {other:?}"),
-            }
-        }
-    }
+    use agora_tests::{RawFramework, shell_task};
 
     fn pid_alive(pid: i32) -> bool {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+    }
+
+    fn find_file(root: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).ok()?.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.file_name().is_some_and(|n| n == name) {
+                    return Some(p);
+                }
+            }
+        }
+        None
     }
 
     /// A process task keeps running while its agent is killed with SIGKILL
@@ -204,91 +199,32 @@ mod agent_kill_9 {
             "localhost",
         ];
         let mut agent = spawn(&agent_args);
-
-        let mut client = eventually(
-            "master accepts connections",
-            Duration::from_secs(20),
-            || async { Client::connect(format!("http://{maddr}")).await.ok() },
-        )
-        .await?;
+        let endpoint = format!("http://{maddr}");
         let info = v1::FrameworkInfo {
             name: "kill9".into(),
             failover_timeout_seconds: 600.0,
             checkpoint: true,
             ..Default::default()
         };
-        let mut events = client
-            .subscribe(v1::SubscribeRequest {
-                framework_info: Some(info),
-                suppressed_roles: vec![],
-            })
-            .await?
-            .into_inner();
-        let (fw, stream) = match events.next().await {
-            Some(Ok(v1::Event {
-                event: Some(v1::event::Event::Subscribed(s)),
-            })) => (s.framework_id, s.stream_id),
-            other => anyhow::bail!("expected SUBSCRIBED, got {other:?}"),
-        };
-        let header = || {
-            Some(v1::CallHeader {
-                framework_id: fw.clone(),
-                stream_id: stream.clone(),
-            })
-        };
-        let offer = loop {
-            match tokio::time::timeout(Duration::from_secs(30), events.next()).await? {
-                Some(Ok(v1::Event {
-                    event: Some(v1::event::Event::Offers(o)),
-                })) if !o.offers.is_empty() => break o.offers[0].clone(),
-                Some(Ok(_)) => {}
-                other => anyhow::bail!("no offer: {other:?}"),
-            }
-        };
+        let mut fw = eventually(
+            "the master accepts a framework",
+            Duration::from_secs(20),
+            || {
+                let (e, i) = (endpoint.clone(), info.clone());
+                async move { RawFramework::subscribe(&e, i).await.ok() }
+            },
+        )
+        .await?;
+        let offer = fw.offer().await?;
         let agent_id = offer.agent_id.clone();
-        let res = agora_model::Resources::parse("cpus:0.1;mem:32")?;
-        let task = v1::TaskInfo {
-            task_id: "survivor".into(),
-            resources: agora_proto::convert::resources_to_wire(&res),
-            command: Some(v1::CommandInfo {
-                shell: true,
-                value: "echo $$ > pid; exec sleep 600".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let launch = v1::Operation {
-            operation: Some(v1::operation::Operation::Launch(v1::operation::Launch {
-                task_infos: vec![task],
-            })),
-        };
-        client
-            .accept(v1::AcceptRequest {
-                header: header(),
-                offer_ids: vec![offer.offer_id],
-                operations: vec![launch],
-                filters: None,
-            })
-            .await?;
-        loop {
-            let st = next_update(&mut events).await?;
-            client
-                .acknowledge(v1::AcknowledgeRequest {
-                    header: header(),
-                    agent_id: agent_id.clone(),
-                    task_id: st.task_id.clone(),
-                    uuid: st.uuid.clone(),
-                })
-                .await?;
-            if st.state == v1::TaskState::TaskRunning as i32 {
-                break;
-            }
-            anyhow::ensure!(
-                st.state == v1::TaskState::TaskStarting as i32,
-                "unexpected update {st:?}"
-            );
-        }
-        // The task wrote its pid into its sandbox.
+        let task = shell_task(
+            "survivor",
+            "cpus:0.1;mem:32",
+            "echo $$ > pid; exec sleep 600",
+            &[],
+        )?;
+        fw.launch(&offer.offer_id, vec![task]).await?;
+        fw.until_state(v1::TaskState::TaskRunning).await?;
         let pid_file = eventually("the task writes its pid", Duration::from_secs(10), || {
             let found = find_file(dir.path(), "pid");
             async move { found }
@@ -303,7 +239,6 @@ mod agent_kill_9 {
         assert!(pid_alive(pid), "the task must outlive its agent");
         let _agent = spawn(&agent_args);
 
-        // Same agent id, task still RUNNING, as the master sees it after re-registration.
         eventually(
             "the restarted agent re-registers with the task",
             Duration::from_secs(30),
@@ -318,43 +253,27 @@ mod agent_kill_9 {
             },
         )
         .await?;
-        client
+        fw.client
             .reconcile(v1::ReconcileRequest {
-                header: header(),
+                header: fw.header(),
                 tasks: vec![],
             })
             .await?;
-        let st = next_update(&mut events).await?;
+        let st = fw.update_acked().await?;
         assert_eq!(
             (st.task_id.as_str(), st.state),
             ("survivor", v1::TaskState::TaskRunning as i32)
         );
         assert!(pid_alive(pid));
 
-        client
-            .kill(v1::KillRequest {
-                header: header(),
-                task_id: "survivor".into(),
-                agent_id: agent_id.clone(),
-                kill_policy: None,
-            })
-            .await?;
-        loop {
-            let st = next_update(&mut events).await?;
-            if !st.uuid.is_empty() {
-                client
-                    .acknowledge(v1::AcknowledgeRequest {
-                        header: header(),
-                        agent_id: agent_id.clone(),
-                        task_id: st.task_id.clone(),
-                        uuid: st.uuid.clone(),
-                    })
-                    .await?;
-            }
-            if st.state == v1::TaskState::TaskKilled as i32 {
-                break;
-            }
-        }
+        let kill = v1::KillRequest {
+            header: fw.header(),
+            task_id: "survivor".into(),
+            agent_id,
+            kill_policy: None,
+        };
+        fw.client.kill(kill).await?;
+        fw.until_state(v1::TaskState::TaskKilled).await?;
         eventually(
             "the task process is gone",
             Duration::from_secs(10),
@@ -362,20 +281,5 @@ mod agent_kill_9 {
         )
         .await?;
         Ok(())
-    }
-
-    fn find_file(root: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
-        let mut stack = vec![root.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).ok()?.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if p.file_name().is_some_and(|n| n == name) {
-                    return Some(p);
-                }
-            }
-        }
-        None
     }
 }

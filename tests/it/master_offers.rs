@@ -3,99 +3,19 @@
 use std::time::Duration;
 
 use agora_proto::v1;
-use agora_tests::{SimAgent, SimAgentConfig, TestMaster, eventually};
-use tokio_stream::StreamExt;
-use tonic::Streaming;
+use agora_tests::{RawFramework, SimAgent, SimAgentConfig, TestMaster, eventually, shell_task};
 
-type Client = v1::scheduler_client::SchedulerClient<tonic::transport::Channel>;
+type Client = agora_tests::raw_framework::SchedulerClient;
 
-struct Fw {
-    client: Client,
-    events: Streaming<v1::Event>,
-    id: String,
-    stream: String,
-}
-
-impl Fw {
-    async fn subscribe(master: &TestMaster, id: &str) -> anyhow::Result<Fw> {
-        let mut client = Client::connect(master.endpoint()).await?;
-        let info = v1::FrameworkInfo {
-            name: "raw".into(),
-            framework_id: id.into(),
-            failover_timeout_seconds: 60.0,
-            ..Default::default()
-        };
-        let mut events = client
-            .subscribe(v1::SubscribeRequest {
-                framework_info: Some(info),
-                suppressed_roles: vec![],
-            })
-            .await?
-            .into_inner();
-        match events.next().await {
-            Some(Ok(v1::Event {
-                event: Some(v1::event::Event::Subscribed(s)),
-            })) => Ok(Fw {
-                client,
-                events,
-                id: s.framework_id,
-                stream: s.stream_id,
-            }),
-            other => anyhow::bail!("expected SUBSCRIBED, got {other:?}"),
-        }
-    }
-
-    fn header(&self) -> Option<v1::CallHeader> {
-        Some(v1::CallHeader {
-            framework_id: self.id.clone(),
-            stream_id: self.stream.clone(),
-        })
-    }
-
-    /// The next event that `pick` accepts, skipping others (heartbeats...).
-    async fn next<T>(
-        &mut self,
-        mut pick: impl FnMut(v1::event::Event) -> Option<T>,
-    ) -> anyhow::Result<T> {
-        loop {
-            let ev = tokio::time::timeout(Duration::from_secs(10), self.events.next()).await?;
-            match ev {
-                Some(Ok(v1::Event { event: Some(e) })) => {
-                    if let Some(t) = pick(e) {
-                        return Ok(t);
-                    }
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => anyhow::bail!("stream error: {e}"),
-                None => anyhow::bail!("stream ended"),
-            }
-        }
-    }
-
-    async fn offer(&mut self) -> anyhow::Result<v1::Offer> {
-        self.next(|e| match e {
-            v1::event::Event::Offers(o) => o.offers.into_iter().next(),
-            _ => None,
-        })
-        .await
-    }
-}
-
-fn forever_task(id: &str) -> v1::TaskInfo {
-    let res = agora_model::Resources::parse("cpus:1;mem:128").unwrap_or_default();
-    let mut labels = std::collections::HashMap::new();
-    labels.insert("sim.behaviour".to_string(), "forever".to_string());
-    v1::TaskInfo {
-        task_id: id.into(),
-        resources: agora_proto::convert::resources_to_wire(&res),
-        command: Some(v1::CommandInfo {
-            shell: true,
-            value: "sleep 1000".into(),
-            ..Default::default()
-        }),
-        labels,
+/// A raw framework that may be away for a minute without losing its tasks.
+async fn subscribe(master: &TestMaster, id: &str) -> anyhow::Result<RawFramework> {
+    let info = v1::FrameworkInfo {
+        name: "raw".into(),
+        framework_id: id.into(),
+        failover_timeout_seconds: 60.0,
         ..Default::default()
-    }
+    };
+    RawFramework::subscribe(&master.endpoint(), info).await
 }
 
 #[tokio::test]
@@ -106,7 +26,7 @@ async fn offers_older_than_offer_timeout_are_rescinded_and_made_again() -> anyho
     })
     .await;
     let _agent = SimAgent::start(&master.endpoint(), SimAgentConfig::default()).await;
-    let mut fw = Fw::subscribe(&master, "").await?;
+    let mut fw = subscribe(&master, "").await?;
     let first = fw.offer().await?;
     let rescinded = fw
         .next(|e| match e {
@@ -127,8 +47,8 @@ async fn offers_older_than_offer_timeout_are_rescinded_and_made_again() -> anyho
 #[tokio::test]
 async fn a_newer_subscription_closes_the_older_one() -> anyhow::Result<()> {
     let master = TestMaster::start().await;
-    let mut old = Fw::subscribe(&master, "").await?;
-    let new = Fw::subscribe(&master, &old.id).await?;
+    let mut old = subscribe(&master, "").await?;
+    let new = subscribe(&master, &old.id).await?;
     assert_eq!(new.id, old.id, "re-subscription keeps the framework id");
     let msg = old
         .next(|e| match e {
@@ -160,41 +80,17 @@ async fn a_newer_subscription_closes_the_older_one() -> anyhow::Result<()> {
 async fn teardown_kills_tasks_and_the_framework_cannot_return() -> anyhow::Result<()> {
     let master = TestMaster::start().await;
     let agent = SimAgent::start(&master.endpoint(), SimAgentConfig::default()).await;
-    let mut fw = Fw::subscribe(&master, "").await?;
+    let mut fw = subscribe(&master, "").await?;
     let offer = fw.offer().await?;
-    let launch = v1::Operation {
-        operation: Some(v1::operation::Operation::Launch(v1::operation::Launch {
-            task_infos: vec![forever_task("t1")],
-        })),
-    };
-    let header = fw.header();
-    fw.client
-        .accept(v1::AcceptRequest {
-            header,
-            offer_ids: vec![offer.offer_id],
-            operations: vec![launch],
-            filters: None,
-        })
-        .await?;
+    let task = shell_task(
+        "t1",
+        "cpus:1;mem:128",
+        "sleep 1000",
+        &[("sim.behaviour", "forever")],
+    )?;
+    fw.launch(&offer.offer_id, vec![task]).await?;
     // Acknowledge STARTING so the agent sends RUNNING (one update in flight per task).
-    loop {
-        let st = fw
-            .next(|e| match e {
-                v1::event::Event::Update(u) => u.status,
-                _ => None,
-            })
-            .await?;
-        let ack = v1::AcknowledgeRequest {
-            header: fw.header(),
-            agent_id: st.agent_id.clone(),
-            task_id: st.task_id.clone(),
-            uuid: st.uuid.clone(),
-        };
-        fw.client.acknowledge(ack).await?;
-        if st.state == v1::TaskState::TaskRunning as i32 {
-            break;
-        }
-    }
+    fw.until_state(v1::TaskState::TaskRunning).await?;
     let metrics = master.metrics().await?;
     assert!(
         metrics.contains("agora_master_tasks{state=\"TASK_RUNNING\"} 1"),
@@ -254,7 +150,7 @@ async fn losing_an_agent_sends_failure_to_frameworks() -> anyhow::Result<()> {
     let master = TestMaster::start().await;
     let agent = SimAgent::start(&master.endpoint(), SimAgentConfig::default()).await;
     let agent_id = agent.agent_id().await;
-    let mut fw = Fw::subscribe(&master, "").await?;
+    let mut fw = subscribe(&master, "").await?;
     fw.offer().await?;
     agent.partition().await;
     let lost = fw

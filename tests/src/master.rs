@@ -51,7 +51,11 @@ impl TestMaster {
             Ok(h) => h,
             Err(e) => panic!("master start: {e}"),
         };
-        TestMaster { addr, config, handle: Some(handle) }
+        TestMaster {
+            addr,
+            config,
+            handle: Some(handle),
+        }
     }
 
     /// `http://127.0.0.1:PORT`, for gRPC clients.
@@ -109,7 +113,11 @@ impl TestMaster {
                 }
             }
         }
-        Err(anyhow::anyhow!("could not rebind {}: {:?}", self.addr, last))
+        Err(anyhow::anyhow!(
+            "could not rebind {}: {:?}",
+            self.addr,
+            last
+        ))
     }
 }
 

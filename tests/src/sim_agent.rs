@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
-use agora_model::{AgentId, Attributes, FrameworkId, Resources, StatusSource, TaskId, TaskState, TaskStatus};
+use agora_model::{
+    AgentId, Attributes, FrameworkId, Resources, StatusSource, TaskId, TaskState, TaskStatus,
+};
 use agora_proto::{convert, v1};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until};
@@ -51,7 +53,8 @@ pub struct SimAgentConfig {
 impl Default for SimAgentConfig {
     fn default() -> Self {
         SimAgentConfig {
-            resources: Resources::parse("cpus:4;mem:4096;disk:10000;ports:[31000-31099]").unwrap_or_default(),
+            resources: Resources::parse("cpus:4;mem:4096;disk:10000;ports:[31000-31099]")
+                .unwrap_or_default(),
             attributes: Attributes::default(),
             hostname: "sim".into(),
             behaviour: TaskBehaviour::RunForever,
@@ -90,7 +93,11 @@ impl SimAgent {
             partitioned: false,
         };
         let task = tokio::spawn(sim.run(rx));
-        SimAgent { control, agent_id, task }
+        SimAgent {
+            control,
+            agent_id,
+            task,
+        }
     }
 
     /// Waits until registered and returns the agent id.
@@ -161,7 +168,10 @@ struct Sim {
     partitioned: bool,
 }
 
-type Conn = (mpsc::Sender<v1::AgentMessage>, tonic::Streaming<v1::MasterMessage>);
+type Conn = (
+    mpsc::Sender<v1::AgentMessage>,
+    tonic::Streaming<v1::MasterMessage>,
+);
 
 impl Sim {
     fn at(&mut self, when: Instant, t: Timer) {
@@ -170,7 +180,9 @@ impl Sim {
     }
 
     async fn connect(&mut self) -> Option<Conn> {
-        let mut client = v1::agent_service_client::AgentServiceClient::connect(self.master.clone()).await.ok()?;
+        let mut client = v1::agent_service_client::AgentServiceClient::connect(self.master.clone())
+            .await
+            .ok()?;
         let mut running = Vec::new();
         let mut frameworks: BTreeMap<String, v1::FrameworkInfo> = BTreeMap::new();
         for ((fw, _), t) in &self.tasks {
@@ -184,10 +196,18 @@ impl Sim {
                 frameworks.insert(fw.to_string(), t.framework.clone());
             }
         }
-        let unacked: Vec<v1::StatusUpdate> = self.queues.values().flat_map(|q| q.iter().cloned()).collect();
+        let unacked: Vec<v1::StatusUpdate> = self
+            .queues
+            .values()
+            .flat_map(|q| q.iter().cloned())
+            .collect();
         let req = v1::RegisterRequest {
             agent_info: Some(v1::AgentInfo {
-                agent_id: self.agent_id.as_ref().map(ToString::to_string).unwrap_or_default(),
+                agent_id: self
+                    .agent_id
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
                 hostname: self.config.hostname.clone(),
                 port: 5051,
                 resources: convert::resources_to_wire(&self.config.resources),
@@ -203,14 +223,20 @@ impl Sim {
         self.agent_id = Some(id.clone());
         let (tx, rx) = mpsc::channel(1024);
         tx.send(v1::AgentMessage {
-            message: Some(v1::agent_message::Message::Hello(v1::agent_message::Hello {
-                agent_id: id.to_string(),
-                session_id: resp.session_id,
-            })),
+            message: Some(v1::agent_message::Message::Hello(
+                v1::agent_message::Hello {
+                    agent_id: id.to_string(),
+                    session_id: resp.session_id,
+                },
+            )),
         })
         .await
         .ok()?;
-        let inbound = client.attach(ReceiverStream::new(rx)).await.ok()?.into_inner();
+        let inbound = client
+            .attach(ReceiverStream::new(rx))
+            .await
+            .ok()?
+            .into_inner();
         let _ = self.id_tx.send(Some(id));
         Some((tx, inbound))
     }
@@ -228,7 +254,12 @@ impl Sim {
                 }
                 self.resend_heads(&conn).await;
             }
-            let next = self.timers.keys().next().map(|(t, _)| *t).unwrap_or_else(|| Instant::now() + retry);
+            let next = self
+                .timers
+                .keys()
+                .next()
+                .map(|(t, _)| *t)
+                .unwrap_or_else(|| Instant::now() + retry);
             tokio::select! {
                 c = control.recv() => match c {
                     None | Some(Control::Stop) => return,
@@ -262,12 +293,20 @@ impl Sim {
     async fn resend_heads(&self, conn: &Option<Conn>) {
         for q in self.queues.values() {
             if let Some(head) = q.front() {
-                self.send(conn, v1::agent_message::Message::StatusUpdate(head.clone())).await;
+                self.send(conn, v1::agent_message::Message::StatusUpdate(head.clone()))
+                    .await;
             }
         }
     }
 
-    async fn update(&mut self, conn: &Option<Conn>, fw: &FrameworkId, task: &TaskId, state: TaskState, code: Option<i32>) {
+    async fn update(
+        &mut self,
+        conn: &Option<Conn>,
+        fw: &FrameworkId,
+        task: &TaskId,
+        state: TaskState,
+        code: Option<i32>,
+    ) {
         let key = (fw.clone(), task.clone());
         if let Some(t) = self.tasks.get_mut(&key) {
             t.state = state;
@@ -281,21 +320,33 @@ impl Sim {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
-        let up = v1::StatusUpdate { framework_id: fw.to_string(), status: Some(convert::status_to_wire(&st)) };
+        let up = v1::StatusUpdate {
+            framework_id: fw.to_string(),
+            status: Some(convert::status_to_wire(&st)),
+        };
         let q = self.queues.entry(key).or_default();
         q.push_back(up.clone());
         if q.len() == 1 {
-            self.send(conn, v1::agent_message::Message::StatusUpdate(up)).await;
+            self.send(conn, v1::agent_message::Message::StatusUpdate(up))
+                .await;
         }
     }
 
     fn behaviour(&self, info: &v1::TaskInfo) -> TaskBehaviour {
-        let ms = info.labels.get("sim.duration_ms").and_then(|v| v.parse::<u64>().ok()).map(Duration::from_millis);
+        let ms = info
+            .labels
+            .get("sim.duration_ms")
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_millis);
         match info.labels.get("sim.behaviour").map(String::as_str) {
             Some("finish") => TaskBehaviour::RunFor(ms.unwrap_or(Duration::from_millis(100))),
             Some("fail") => TaskBehaviour::Fail {
                 after: ms.unwrap_or(Duration::from_millis(100)),
-                code: info.labels.get("sim.exit_code").and_then(|v| v.parse().ok()).unwrap_or(1),
+                code: info
+                    .labels
+                    .get("sim.exit_code")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1),
             },
             Some("never_start") => TaskBehaviour::NeverStart,
             Some("forever") => TaskBehaviour::RunForever,
@@ -308,31 +359,63 @@ impl Sim {
         match msg {
             v1::master_message::Message::Ping(p) => {
                 if !self.partitioned {
-                    self.send(conn, v1::agent_message::Message::Pong(v1::agent_message::Pong { seq: p.seq })).await;
+                    self.send(
+                        conn,
+                        v1::agent_message::Message::Pong(v1::agent_message::Pong { seq: p.seq }),
+                    )
+                    .await;
                 }
             }
             v1::master_message::Message::Launch(l) => {
-                let (Some(fwi), Some(info)) = (l.framework, l.task) else { return };
-                let (Ok(fw), Ok(task)) = (FrameworkId::parse(fwi.framework_id.clone()), TaskId::parse(info.task_id.clone())) else {
+                let (Some(fwi), Some(info)) = (l.framework, l.task) else {
+                    return;
+                };
+                let (Ok(fw), Ok(task)) = (
+                    FrameworkId::parse(fwi.framework_id.clone()),
+                    TaskId::parse(info.task_id.clone()),
+                ) else {
                     return;
                 };
                 let behaviour = self.behaviour(&info);
-                self.tasks.insert((fw.clone(), task.clone()), SimTask { framework: fwi, info, state: TaskState::Staging });
+                self.tasks.insert(
+                    (fw.clone(), task.clone()),
+                    SimTask {
+                        framework: fwi,
+                        info,
+                        state: TaskState::Staging,
+                    },
+                );
                 if behaviour == TaskBehaviour::NeverStart {
                     return;
                 }
-                self.update(conn, &fw, &task, TaskState::Starting, None).await;
+                self.update(conn, &fw, &task, TaskState::Starting, None)
+                    .await;
                 let now = Instant::now();
-                self.at(now + Duration::from_millis(10), Timer::Running(fw.clone(), task.clone()));
+                self.at(
+                    now + Duration::from_millis(10),
+                    Timer::Running(fw.clone(), task.clone()),
+                );
                 match behaviour {
-                    TaskBehaviour::RunFor(d) => self.at(now + d, Timer::End(fw, task, TaskState::Finished, Some(0))),
-                    TaskBehaviour::Fail { after, code } => self.at(now + after, Timer::End(fw, task, TaskState::Failed, Some(code))),
+                    TaskBehaviour::RunFor(d) => {
+                        self.at(now + d, Timer::End(fw, task, TaskState::Finished, Some(0)))
+                    }
+                    TaskBehaviour::Fail { after, code } => self.at(
+                        now + after,
+                        Timer::End(fw, task, TaskState::Failed, Some(code)),
+                    ),
                     _ => {}
                 }
             }
             v1::master_message::Message::Kill(k) => {
-                let (Ok(fw), Ok(task)) = (FrameworkId::parse(k.framework_id), TaskId::parse(k.task_id)) else { return };
-                let live = self.tasks.get(&(fw.clone(), task.clone())).is_some_and(|t| !t.state.is_terminal());
+                let (Ok(fw), Ok(task)) =
+                    (FrameworkId::parse(k.framework_id), TaskId::parse(k.task_id))
+                else {
+                    return;
+                };
+                let live = self
+                    .tasks
+                    .get(&(fw.clone(), task.clone()))
+                    .is_some_and(|t| !t.state.is_terminal());
                 if live {
                     self.update(conn, &fw, &task, TaskState::Killed, None).await;
                 } else if !self.tasks.contains_key(&(fw.clone(), task.clone())) {
@@ -340,14 +423,24 @@ impl Sim {
                 }
             }
             v1::master_message::Message::Acknowledge(a) => {
-                let (Ok(fw), Ok(task)) = (FrameworkId::parse(a.framework_id), TaskId::parse(a.task_id)) else { return };
+                let (Ok(fw), Ok(task)) =
+                    (FrameworkId::parse(a.framework_id), TaskId::parse(a.task_id))
+                else {
+                    return;
+                };
                 let key = (fw, task);
-                let Some(q) = self.queues.get_mut(&key) else { return };
-                let head_uuid = q.front().and_then(|u| u.status.as_ref()).map(|s| s.uuid.clone());
+                let Some(q) = self.queues.get_mut(&key) else {
+                    return;
+                };
+                let head_uuid = q
+                    .front()
+                    .and_then(|u| u.status.as_ref())
+                    .map(|s| s.uuid.clone());
                 if head_uuid.as_deref() == Some(a.uuid.as_slice()) {
                     q.pop_front();
                     if let Some(next) = q.front().cloned() {
-                        self.send(conn, v1::agent_message::Message::StatusUpdate(next)).await;
+                        self.send(conn, v1::agent_message::Message::StatusUpdate(next))
+                            .await;
                     } else {
                         self.queues.remove(&key);
                         // Acknowledged terminal task: forget it (GC).
@@ -375,12 +468,21 @@ impl Sim {
                 self.at(Instant::now() + r, Timer::Retry);
             }
             Timer::Running(fw, task) => {
-                if self.tasks.get(&(fw.clone(), task.clone())).is_some_and(|t| t.state == TaskState::Starting) {
-                    self.update(conn, &fw, &task, TaskState::Running, None).await;
+                if self
+                    .tasks
+                    .get(&(fw.clone(), task.clone()))
+                    .is_some_and(|t| t.state == TaskState::Starting)
+                {
+                    self.update(conn, &fw, &task, TaskState::Running, None)
+                        .await;
                 }
             }
             Timer::End(fw, task, state, code) => {
-                if self.tasks.get(&(fw.clone(), task.clone())).is_some_and(|t| !t.state.is_terminal()) {
+                if self
+                    .tasks
+                    .get(&(fw.clone(), task.clone()))
+                    .is_some_and(|t| !t.state.is_terminal())
+                {
                     self.update(conn, &fw, &task, state, code).await;
                 }
             }
