@@ -283,3 +283,98 @@ mod agent_kill_9 {
         Ok(())
     }
 }
+
+mod dev_cluster_runs_the_sdk_example {
+    use super::*;
+    use agora_scheduler_sdk::model::{FrameworkInfo, ResourceRequest};
+    use agora_scheduler_sdk::{BatchJob, SchedulerDriver, run_batch};
+
+    /// The Docker daemon, or None when absent and not in CI (with CI=true a
+    /// missing daemon fails the test: Docker must be tested for real there).
+    async fn docker() -> Option<bollard::Docker> {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        let d = bollard::Docker::connect_with_local_defaults().ok();
+        let d = match d {
+            Some(d) => d.negotiate_version().await.ok(),
+            None => None,
+        };
+        let alive = match &d {
+            Some(d) => d.ping().await.is_ok(),
+            None => false,
+        };
+        match (alive, ci) {
+            (true, _) => d,
+            (false, true) => panic!("CI=true but the Docker daemon is not reachable"),
+            (false, false) => {
+                eprintln!("SKIPPED the Docker part: no Docker daemon");
+                None
+            }
+        }
+    }
+
+    async fn batch(
+        master: &str,
+        name: &str,
+        image: Option<String>,
+    ) -> anyhow::Result<agora_scheduler_sdk::BatchReport> {
+        let mut job = BatchJob::new(
+            3,
+            "echo hello from $AGORA_TASK_ID; sleep 0.2",
+            ResourceRequest::new(0.1, 32.0),
+        );
+        job.id_prefix = name.to_string();
+        job.docker_image = image;
+        let builder =
+            SchedulerDriver::builder(vec![master.to_string()], FrameworkInfo::named(name));
+        Ok(tokio::time::timeout(Duration::from_secs(120), run_batch(builder, job)).await??)
+    }
+
+    /// `agora dev` is a working one-machine cluster: the launch_n example's
+    /// logic (the SDK's batch launcher) runs real process tasks on it, and
+    /// real Docker tasks when a daemon is there.
+    #[tokio::test]
+    async fn launch_n_runs_real_tasks_on_agora_dev() -> anyhow::Result<()> {
+        let docker = docker().await;
+        let image = match &docker {
+            Some(d) => Some(agora_runtime::testing::ensure_test_image(d).await?),
+            None => None,
+        };
+        let dir = tempfile::tempdir()?;
+        let (mp, ap) = (free_port(), free_port());
+        let m: SocketAddr = format!("127.0.0.1:{mp}").parse()?;
+        let data = dir.path().join("data").display().to_string();
+        let (ml, al) = (m.to_string(), format!("127.0.0.1:{ap}"));
+        let _dev = spawn(&[
+            "dev",
+            "--data-dir",
+            &data,
+            "--master-listen",
+            &ml,
+            "--agent-listen",
+            &al,
+            "--resources",
+            "cpus:2;mem:2048;disk:2048;ports:[34000-34010]",
+        ]);
+        eventually(
+            "the dev agent registers",
+            Duration::from_secs(30),
+            || async {
+                let st = state(m).await?;
+                (st["agents"].as_array()?.first()?["status"] == "connected").then_some(())
+            },
+        )
+        .await?;
+        let report = batch(&ml, "proc", None).await?;
+        assert!(report.success(), "process tasks: {:?}", report.failed);
+        assert_eq!(report.finished.len(), 3);
+        if let Some(image) = image {
+            let report = batch(&ml, "dock", Some(image)).await?;
+            assert!(report.success(), "docker tasks: {:?}", report.failed);
+            assert_eq!(report.finished.len(), 3);
+        }
+        // Nothing is left running or holding resources.
+        let st = state(m).await.ok_or_else(|| anyhow::anyhow!("no /state"))?;
+        assert_eq!(st["agents"][0]["task_count"], 0, "all tasks ended: {st}");
+        Ok(())
+    }
+}
