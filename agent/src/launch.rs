@@ -159,21 +159,26 @@ impl State {
                 launched_at: None,
             },
         );
-        self.report(
-            &key,
-            Outcome::new(TaskState::Starting, TaskStatusReason::Unspecified, ""),
-        );
+        // Start the container first, then write and send TASK_STARTING while
+        // it is being created: the update's fsyncs stay off the launch's
+        // critical path. Ordering holds because the result comes back as an
+        // event, handled only after this function returns.
         let (runtimes, events) = (self.runtimes.clone(), self.events.clone());
+        let launched_key = key.clone();
         tokio::spawn(async move {
             let result = runtimes.launch(&launch).await;
             let _ = events
                 .send(Event::Launched {
-                    key,
+                    key: launched_key,
                     container_id,
                     result,
                 })
                 .await;
         });
+        self.report(
+            &key,
+            Outcome::new(TaskState::Starting, TaskStatusReason::Unspecified, ""),
+        );
     }
 
     pub(crate) fn on_launched(

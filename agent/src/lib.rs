@@ -250,6 +250,10 @@ async fn boot(
         metrics,
     });
     tokio::spawn(async move {
+        // Answer small HTTP requests without waiting for delayed ACKs.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         if let Err(e) = axum::serve(listener, router).await {
             tracing::error!(error = %e, "agent HTTP server failed");
         }

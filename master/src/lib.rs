@@ -29,6 +29,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use agora_proto::v1;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -121,6 +122,11 @@ pub async fn start(cfg: MasterConfig, listener: TcpListener) -> Result<MasterHan
     let app = grpc.merge(http::router(http::HttpState { tx }));
     let (server_stop, server_stop_rx) = oneshot::channel::<()>();
     let server_task = tokio::spawn(async move {
+        // Small gRPC frames (updates, acks, pings) must not wait for the
+        // peer's delayed ACK: without TCP_NODELAY each hop can stall ~40 ms.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let serve = axum::serve(listener, app).with_graceful_shutdown(async {
             let _ = server_stop_rx.await;
         });
