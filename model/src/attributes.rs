@@ -128,8 +128,18 @@ mod tests {
 
     #[test]
     fn malformed_attributes_are_rejected_with_position() {
-        assert!(Attributes::parse("rack").unwrap_err().to_string().contains("at byte 4"));
-        assert!(Attributes::parse("rack:r1;rack:r2").unwrap_err().to_string().contains("twice"));
+        assert!(
+            Attributes::parse("rack")
+                .unwrap_err()
+                .to_string()
+                .contains("at byte 4")
+        );
+        assert!(
+            Attributes::parse("rack:r1;rack:r2")
+                .unwrap_err()
+                .to_string()
+                .contains("twice")
+        );
         assert!(Attributes::parse("p:[1-").is_err());
     }
 }

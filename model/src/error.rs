@@ -13,7 +13,10 @@ pub struct ParseError {
 
 impl ParseError {
     pub(crate) fn new(pos: usize, reason: impl Into<String>) -> Self {
-        Self { pos, reason: reason.into() }
+        Self {
+            pos,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -31,6 +34,9 @@ pub enum ModelError {
 impl ModelError {
     /// An invalid-field error naming the field path.
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::Invalid { field: field.into(), reason: reason.into() }
+        Self::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }

@@ -13,10 +13,19 @@ fn validate_id(field: &str, s: &str) -> Result<(), ModelError> {
         return Err(ModelError::invalid(field, "must not be empty"));
     }
     if s.len() > MAX_ID_LEN {
-        return Err(ModelError::invalid(field, format!("longer than {MAX_ID_LEN} bytes")));
+        return Err(ModelError::invalid(
+            field,
+            format!("longer than {MAX_ID_LEN} bytes"),
+        ));
     }
-    if let Some(c) = s.chars().find(|c| c.is_whitespace() || c.is_control() || *c == '/') {
-        return Err(ModelError::invalid(field, format!("contains invalid character {c:?}")));
+    if let Some(c) = s
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || *c == '/')
+    {
+        return Err(ModelError::invalid(
+            field,
+            format!("contains invalid character {c:?}"),
+        ));
     }
     if s == "." || s == ".." {
         return Err(ModelError::invalid(field, "must not be '.' or '..'"));
@@ -99,7 +108,10 @@ impl Role {
             return Err(ModelError::invalid("role", "must not be empty"));
         }
         if s.len() > MAX_ID_LEN {
-            return Err(ModelError::invalid("role", format!("longer than {MAX_ID_LEN} bytes")));
+            return Err(ModelError::invalid(
+                "role",
+                format!("longer than {MAX_ID_LEN} bytes"),
+            ));
         }
         for comp in s.split('/') {
             if comp.is_empty() || comp == "." || comp == ".." || comp == "*" {
@@ -109,10 +121,19 @@ impl Role {
                 ));
             }
             if comp.starts_with('-') {
-                return Err(ModelError::invalid("role", format!("{s:?}: component starts with '-'")));
+                return Err(ModelError::invalid(
+                    "role",
+                    format!("{s:?}: component starts with '-'"),
+                ));
             }
-            if let Some(c) = comp.chars().find(|c| c.is_whitespace() || c.is_control() || "\\()[]{}:;,".contains(*c)) {
-                return Err(ModelError::invalid("role", format!("{s:?}: invalid character {c:?}")));
+            if let Some(c) = comp
+                .chars()
+                .find(|c| c.is_whitespace() || c.is_control() || "\\()[]{}:;,".contains(*c))
+            {
+                return Err(ModelError::invalid(
+                    "role",
+                    format!("{s:?}: invalid character {c:?}"),
+                ));
             }
         }
         Ok(Role(s))

@@ -82,12 +82,19 @@ impl<'a> Cursor<'a> {
                 break;
             }
             let (p, b) = self.take_until(&['-', ',', ']']);
-            let begin: u64 = b.parse().map_err(|_| ParseError::new(p, format!("range begin {b:?} is not an unsigned integer")))?;
+            let begin: u64 = b.parse().map_err(|_| {
+                ParseError::new(p, format!("range begin {b:?} is not an unsigned integer"))
+            })?;
             self.expect('-', "between range begin and end")?;
             let (p, e) = self.take_until(&[',', ']']);
-            let end: u64 = e.parse().map_err(|_| ParseError::new(p, format!("range end {e:?} is not an unsigned integer")))?;
+            let end: u64 = e.parse().map_err(|_| {
+                ParseError::new(p, format!("range end {e:?} is not an unsigned integer"))
+            })?;
             if end < begin {
-                return Err(ParseError::new(p, format!("range end {end} is below begin {begin}")));
+                return Err(ParseError::new(
+                    p,
+                    format!("range end {end} is below begin {begin}"),
+                ));
             }
             pairs.push((begin, end));
             self.skip_ws();
@@ -137,7 +144,16 @@ impl<'a> Cursor<'a> {
                     return Err(ParseError::new(p, "expected a value"));
                 }
                 match t.parse::<f64>() {
-                    Ok(v) if t.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E') => {
+                    Ok(v)
+                        if t.chars().all(|c| {
+                            c.is_ascii_digit()
+                                || c == '.'
+                                || c == '-'
+                                || c == '+'
+                                || c == 'e'
+                                || c == 'E'
+                        }) =>
+                    {
                         Ok(RawValue::Number(v, t.to_string()))
                     }
                     _ => Ok(RawValue::Text(t.to_string())),
@@ -156,6 +172,9 @@ impl<'a> Cursor<'a> {
             self.skip_ws();
             return Ok(!self.at_end());
         }
-        Err(self.err(format!("expected ';' or end of input, found '{}'", self.peek().unwrap_or(' '))))
+        Err(self.err(format!(
+            "expected ';' or end of input, found '{}'",
+            self.peek().unwrap_or(' ')
+        )))
     }
 }

@@ -22,8 +22,10 @@ impl From<Ranges> for Vec<(u64, u64)> {
 impl Ranges {
     /// Builds from any pairs: reversed pairs are swapped, overlaps merged.
     pub fn from_pairs(pairs: impl IntoIterator<Item = (u64, u64)>) -> Ranges {
-        let mut v: Vec<(u64, u64)> =
-            pairs.into_iter().map(|(a, b)| if a <= b { (a, b) } else { (b, a) }).collect();
+        let mut v: Vec<(u64, u64)> = pairs
+            .into_iter()
+            .map(|(a, b)| if a <= b { (a, b) } else { (b, a) })
+            .collect();
         v.sort_unstable();
         let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
         for (b, e) in v {
@@ -84,7 +86,10 @@ impl Ranges {
     }
     /// Is every value of `other` in `self`?
     pub fn contains(&self, other: &Ranges) -> bool {
-        other.0.iter().all(|&(ob, oe)| self.0.iter().any(|&(b, e)| b <= ob && oe <= e))
+        other
+            .0
+            .iter()
+            .all(|&(ob, oe)| self.0.iter().any(|&(b, e)| b <= ob && oe <= e))
     }
     /// The `n` lowest values, or None if there are fewer than `n`.
     pub fn take_lowest(&self, n: u64) -> Option<Ranges> {

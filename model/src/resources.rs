@@ -146,7 +146,11 @@ impl Resources {
         if value.is_empty() {
             return;
         }
-        let key = Key { name: name.into(), role, kind: value.kind() };
+        let key = Key {
+            name: name.into(),
+            role,
+            kind: value.kind(),
+        };
         match self.map.get_mut(&key) {
             Some(v) => v.add(&value),
             None => {
@@ -170,12 +174,19 @@ impl Resources {
     /// Convenience for tests and fixtures: cpus, mem (MB), disk (MB), unreserved.
     pub fn cpus_mem_disk(cpus: f64, mem: f64, disk: f64) -> Resources {
         let s = |v: f64| Scalar::from_f64(v).unwrap_or(Scalar::ZERO);
-        Resources::new().with_scalar(CPUS, s(cpus)).with_scalar(MEM, s(mem)).with_scalar(DISK, s(disk))
+        Resources::new()
+            .with_scalar(CPUS, s(cpus))
+            .with_scalar(MEM, s(mem))
+            .with_scalar(DISK, s(disk))
     }
 
     /// Iterates over the entries in a stable order.
     pub fn iter(&self) -> impl Iterator<Item = ResourceRef<'_>> {
-        self.map.iter().map(|(k, v)| ResourceRef { name: &k.name, role: &k.role, value: v })
+        self.map.iter().map(|(k, v)| ResourceRef {
+            name: &k.name,
+            role: &k.role,
+            value: v,
+        })
     }
 
     /// Number of entries.
@@ -229,7 +240,10 @@ impl Resources {
 
     /// Does `self` hold everything in `other` (same names, roles, types)?
     pub fn contains(&self, other: &Resources) -> bool {
-        other.map.iter().all(|(k, v)| self.map.get(k).is_some_and(|mine| mine.contains(v)))
+        other
+            .map
+            .iter()
+            .all(|(k, v)| self.map.get(k).is_some_and(|mine| mine.contains(v)))
     }
 
     /// Total of a scalar over all roles.
@@ -262,10 +276,13 @@ impl Resources {
 
     /// Union of a ranges resource over all roles.
     pub fn ranges(&self, name: &str) -> Ranges {
-        self.map.iter().filter(|(k, _)| k.name == name).fold(Ranges::default(), |acc, (_, v)| match v {
-            Value::Ranges(r) => acc.union(r),
-            _ => acc,
-        })
+        self.map
+            .iter()
+            .filter(|(k, _)| k.name == name)
+            .fold(Ranges::default(), |acc, (_, v)| match v {
+                Value::Ranges(r) => acc.union(r),
+                _ => acc,
+            })
     }
 
     /// Ports over all roles.
@@ -275,7 +292,14 @@ impl Resources {
 
     /// Only the entries whose role satisfies `f`.
     pub fn filter_roles(&self, f: impl Fn(&Role) -> bool) -> Resources {
-        Resources { map: self.map.iter().filter(|(k, _)| f(&k.role)).map(|(k, v)| (k.clone(), v.clone())).collect() }
+        Resources {
+            map: self
+                .map
+                .iter()
+                .filter(|(k, _)| f(&k.role))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
     }
 
     /// The unreserved (`*`) part.
@@ -290,7 +314,11 @@ impl Resources {
 
     /// Roles that hold static reservations here.
     pub fn reservation_roles(&self) -> BTreeSet<Role> {
-        self.map.keys().filter(|k| !k.role.is_star()).map(|k| k.role.clone()).collect()
+        self.map
+            .keys()
+            .filter(|k| !k.role.is_star())
+            .map(|k| k.role.clone())
+            .collect()
     }
 
     /// Are these worth offering (Mesos min allocatable: cpus 0.01 or mem 32)?
@@ -306,7 +334,10 @@ impl Resources {
             if let Some(prev) = kinds.insert(&k.name, k.kind)
                 && prev != k.kind
             {
-                return Err(ModelError::invalid(&k.name, "used with two different value types"));
+                return Err(ModelError::invalid(
+                    &k.name,
+                    "used with two different value types",
+                ));
             }
             if k.name.is_empty() {
                 return Err(ModelError::invalid("resources", "resource name is empty"));
@@ -314,14 +345,23 @@ impl Resources {
             match (k.name.as_str(), v) {
                 (CPUS | MEM | DISK, Value::Scalar(_)) => {}
                 (GPUS, Value::Scalar(s)) if !s.is_whole() => {
-                    return Err(ModelError::invalid(GPUS, format!("{s} is not a whole number")));
+                    return Err(ModelError::invalid(
+                        GPUS,
+                        format!("{s} is not a whole number"),
+                    ));
                 }
                 (GPUS, Value::Scalar(_)) => {}
-                (PORTS, Value::Ranges(r)) if r.pairs().last().is_some_and(|&(_, e)| e > u64::from(u16::MAX)) => {
+                (PORTS, Value::Ranges(r))
+                    if r.pairs()
+                        .last()
+                        .is_some_and(|&(_, e)| e > u64::from(u16::MAX)) =>
+                {
                     return Err(ModelError::invalid(PORTS, "port above 65535"));
                 }
                 (PORTS, Value::Ranges(_)) => {}
-                (CPUS | MEM | DISK | GPUS, _) => return Err(ModelError::invalid(&k.name, "must be a scalar")),
+                (CPUS | MEM | DISK | GPUS, _) => {
+                    return Err(ModelError::invalid(&k.name, "must be a scalar"));
+                }
                 (PORTS, _) => return Err(ModelError::invalid(PORTS, "must be ranges")),
                 _ => {}
             }
@@ -343,8 +383,15 @@ impl Resources {
             if name.is_empty() {
                 return Err(ParseError::new(p, "expected a resource name").into());
             }
-            if let Some(bad) = name.chars().find(|ch| !(ch.is_ascii_alphanumeric() || "_-.".contains(*ch))) {
-                return Err(ParseError::new(p, format!("invalid character {bad:?} in resource name {name:?}")).into());
+            if let Some(bad) = name
+                .chars()
+                .find(|ch| !(ch.is_ascii_alphanumeric() || "_-.".contains(*ch)))
+            {
+                return Err(ParseError::new(
+                    p,
+                    format!("invalid character {bad:?} in resource name {name:?}"),
+                )
+                .into());
             }
             let role = if c.eat('(') {
                 let (rp, role) = c.take_until(&[')', ':', ';']);
@@ -356,20 +403,26 @@ impl Resources {
             c.expect(':', &format!("after resource name {name:?}"))?;
             let vp = c.pos;
             let value = match c.value()? {
-                RawValue::Number(v, _) => {
-                    Value::Scalar(Scalar::from_f64(v).map_err(|e| ParseError::new(vp, e.to_string()))?)
-                }
+                RawValue::Number(v, _) => Value::Scalar(
+                    Scalar::from_f64(v).map_err(|e| ParseError::new(vp, e.to_string()))?,
+                ),
                 RawValue::Ranges(r) => Value::Ranges(r),
                 RawValue::Set(s) => Value::Set(s),
                 RawValue::Text(t) => {
-                    return Err(ParseError::new(vp, format!("{t:?} is not a number, [ranges] or {{set}}")).into());
+                    return Err(ParseError::new(
+                        vp,
+                        format!("{t:?} is not a number, [ranges] or {{set}}"),
+                    )
+                    .into());
                 }
             };
             if let Value::Scalar(s) = &value
                 && name == GPUS
                 && !s.is_whole()
             {
-                return Err(ParseError::new(vp, format!("gpus must be a whole number, got {s}")).into());
+                return Err(
+                    ParseError::new(vp, format!("gpus must be a whole number, got {s}")).into(),
+                );
             }
             out.push(name, role, value);
             if !c.separator()? {
@@ -386,13 +439,22 @@ impl Resources {
     pub fn carve(&self, req: &ResourceRequest, role: &Role) -> Result<Resources, ModelError> {
         let mut out = Resources::new();
         let mut missing = Vec::new();
-        for (name, want) in [(CPUS, req.cpus), (MEM, req.mem), (DISK, req.disk), (GPUS, req.gpus)] {
+        for (name, want) in [
+            (CPUS, req.cpus),
+            (MEM, req.mem),
+            (DISK, req.disk),
+            (GPUS, req.gpus),
+        ] {
             let mut left = want;
             for r in [role.clone(), Role::star()] {
                 if left.is_zero() {
                     break;
                 }
-                let key = Key { name: name.to_string(), role: r.clone(), kind: Kind::Scalar };
+                let key = Key {
+                    name: name.to_string(),
+                    role: r.clone(),
+                    kind: Kind::Scalar,
+                };
                 if let Some(Value::Scalar(have)) = self.map.get(&key) {
                     let take = (*have).min(left);
                     out.push(name, r, Value::Scalar(take));
@@ -403,7 +465,10 @@ impl Resources {
                 }
             }
             if !left.is_zero() {
-                missing.push(format!("{name} (need {want}, have {})", self.allocatable_to(role).scalar(name)));
+                missing.push(format!(
+                    "{name} (need {want}, have {})",
+                    self.allocatable_to(role).scalar(name)
+                ));
             }
         }
         if req.ports > 0 {
@@ -412,7 +477,11 @@ impl Resources {
                 if left == 0 {
                     break;
                 }
-                let key = Key { name: PORTS.to_string(), role: r.clone(), kind: Kind::Ranges };
+                let key = Key {
+                    name: PORTS.to_string(),
+                    role: r.clone(),
+                    kind: Kind::Ranges,
+                };
                 if let Some(Value::Ranges(have)) = self.map.get(&key) {
                     let n = have.count().min(left);
                     if let Some(take) = have.take_lowest(n) {
@@ -425,41 +494,66 @@ impl Resources {
                 }
             }
             if left > 0 {
-                missing.push(format!("ports (need {}, have {})", req.ports, self.allocatable_to(role).ports().count()));
+                missing.push(format!(
+                    "ports (need {}, have {})",
+                    req.ports,
+                    self.allocatable_to(role).ports().count()
+                ));
             }
         }
-        if missing.is_empty() { Ok(out) } else { Err(ModelError::Insufficient(missing.join(", "))) }
+        if missing.is_empty() {
+            Ok(out)
+        } else {
+            Err(ModelError::Insufficient(missing.join(", ")))
+        }
     }
 
     /// Parses the Mesos JSON form (an array of resource objects).
     pub fn from_json(json: &str) -> Result<Resources, ModelError> {
-        let items: Vec<ResourceJson> =
-            serde_json::from_str(json).map_err(|e| ParseError::new(json_err_pos(json, &e), e.to_string()))?;
+        let items: Vec<ResourceJson> = serde_json::from_str(json)
+            .map_err(|e| ParseError::new(json_err_pos(json, &e), e.to_string()))?;
         let mut out = Resources::new();
         for (i, item) in items.into_iter().enumerate() {
             let role = match item.role.as_deref() {
                 None | Some("") => Role::star(),
-                Some(r) => Role::parse(r).map_err(|e| ModelError::invalid(format!("[{i}].role"), e.to_string()))?,
+                Some(r) => Role::parse(r)
+                    .map_err(|e| ModelError::invalid(format!("[{i}].role"), e.to_string()))?,
             };
             let value = match item.kind.as_str() {
                 "SCALAR" => {
-                    let v = item.scalar.ok_or_else(|| ModelError::invalid(format!("[{i}].scalar"), "missing"))?;
-                    Value::Scalar(Scalar::from_f64(v.value).map_err(|e| ModelError::invalid(format!("[{i}].scalar.value"), e.to_string()))?)
+                    let v = item
+                        .scalar
+                        .ok_or_else(|| ModelError::invalid(format!("[{i}].scalar"), "missing"))?;
+                    Value::Scalar(Scalar::from_f64(v.value).map_err(|e| {
+                        ModelError::invalid(format!("[{i}].scalar.value"), e.to_string())
+                    })?)
                 }
                 "RANGES" => {
-                    let v = item.ranges.ok_or_else(|| ModelError::invalid(format!("[{i}].ranges"), "missing"))?;
+                    let v = item
+                        .ranges
+                        .ok_or_else(|| ModelError::invalid(format!("[{i}].ranges"), "missing"))?;
                     for (j, r) in v.range.iter().enumerate() {
                         if r.end < r.begin {
-                            return Err(ModelError::invalid(format!("[{i}].ranges.range[{j}]"), "end is below begin"));
+                            return Err(ModelError::invalid(
+                                format!("[{i}].ranges.range[{j}]"),
+                                "end is below begin",
+                            ));
                         }
                     }
                     Value::Ranges(Ranges::from_pairs(v.range.iter().map(|r| (r.begin, r.end))))
                 }
                 "SET" => {
-                    let v = item.set.ok_or_else(|| ModelError::invalid(format!("[{i}].set"), "missing"))?;
+                    let v = item
+                        .set
+                        .ok_or_else(|| ModelError::invalid(format!("[{i}].set"), "missing"))?;
                     Value::Set(v.item.into_iter().collect())
                 }
-                other => return Err(ModelError::invalid(format!("[{i}].type"), format!("unknown type {other:?}"))),
+                other => {
+                    return Err(ModelError::invalid(
+                        format!("[{i}].type"),
+                        format!("unknown type {other:?}"),
+                    ));
+                }
             };
             out.push(item.name, role, value);
         }
@@ -488,12 +582,18 @@ impl Resources {
                     Value::Ranges(rg) => {
                         j.kind = "RANGES".into();
                         j.ranges = Some(RangesJson {
-                            range: rg.pairs().iter().map(|&(begin, end)| RangeJson { begin, end }).collect(),
+                            range: rg
+                                .pairs()
+                                .iter()
+                                .map(|&(begin, end)| RangeJson { begin, end })
+                                .collect(),
                         });
                     }
                     Value::Set(s) => {
                         j.kind = "SET".into();
-                        j.set = Some(SetJson { item: s.iter().cloned().collect() });
+                        j.set = Some(SetJson {
+                            item: s.iter().cloned().collect(),
+                        });
                     }
                 }
                 j

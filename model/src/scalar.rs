@@ -31,7 +31,10 @@ impl Scalar {
     /// infinities, negatives and absurdly large values.
     pub fn from_f64(v: f64) -> Result<Scalar, ModelError> {
         if !v.is_finite() {
-            return Err(ModelError::invalid("scalar", format!("{v} is not a finite number")));
+            return Err(ModelError::invalid(
+                "scalar",
+                format!("{v} is not a finite number"),
+            ));
         }
         if v < 0.0 {
             return Err(ModelError::invalid("scalar", format!("{v} is negative")));
@@ -115,7 +118,10 @@ mod tests {
     #[test]
     fn rounds_to_three_decimals_like_mesos() {
         assert_eq!(Scalar::from_f64(1.5123).unwrap(), Scalar::from_milli(1512));
-        assert_eq!(Scalar::from_f64(0.1).unwrap() + Scalar::from_f64(0.2).unwrap(), Scalar::from_f64(0.3).unwrap());
+        assert_eq!(
+            Scalar::from_f64(0.1).unwrap() + Scalar::from_f64(0.2).unwrap(),
+            Scalar::from_f64(0.3).unwrap()
+        );
         assert!(Scalar::from_f64(-1.0).is_err());
         assert!(Scalar::from_f64(f64::NAN).is_err());
         assert!(Scalar::from_f64(f64::INFINITY).is_err());

@@ -48,7 +48,12 @@ pub struct TaskStatus {
 
 impl TaskStatus {
     /// A status with no uuid (not acknowledged), empty message, unspecified reason.
-    pub fn new(task_id: TaskId, state: TaskState, source: StatusSource, timestamp: f64) -> TaskStatus {
+    pub fn new(
+        task_id: TaskId,
+        state: TaskState,
+        source: StatusSource,
+        timestamp: f64,
+    ) -> TaskStatus {
         TaskStatus {
             task_id,
             framework_id: None,

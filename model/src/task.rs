@@ -185,7 +185,11 @@ pub struct CommandSpec {
 impl CommandSpec {
     /// A shell command.
     pub fn shell(cmd: impl Into<String>) -> CommandSpec {
-        CommandSpec { shell: true, value: cmd.into(), ..Default::default() }
+        CommandSpec {
+            shell: true,
+            value: cmd.into(),
+            ..Default::default()
+        }
     }
 }
 
@@ -321,7 +325,10 @@ impl TaskSpec {
     /// Docker image if Docker, bridge mappings on the task's own ports.
     pub fn validate(&self) -> Result<(), ModelError> {
         if self.command.is_none() && self.docker.is_none() {
-            return Err(ModelError::invalid("command", "a task needs a command or a Docker container"));
+            return Err(ModelError::invalid(
+                "command",
+                "a task needs a command or a Docker container",
+            ));
         }
         if let Some(cmd) = &self.command
             && self.docker.is_none()
@@ -331,7 +338,10 @@ impl TaskSpec {
         }
         if let Some(d) = &self.docker {
             if d.image.trim().is_empty() {
-                return Err(ModelError::invalid("container.docker.image", "must not be empty"));
+                return Err(ModelError::invalid(
+                    "container.docker.image",
+                    "must not be empty",
+                ));
             }
             let ports = self.resources.ports();
             for (i, m) in d.port_mappings.iter().enumerate() {
@@ -351,7 +361,10 @@ impl TaskSpec {
         }
         self.resources.validate()?;
         if self.resources.cpus().is_zero() && self.resources.mem().is_zero() {
-            return Err(ModelError::invalid("resources", "a task needs some cpus or mem"));
+            return Err(ModelError::invalid(
+                "resources",
+                "a task needs some cpus or mem",
+            ));
         }
         Ok(())
     }

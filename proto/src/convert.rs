@@ -21,12 +21,22 @@ pub struct ConvertError {
 impl ConvertError {
     /// A new error for `field`.
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { field: field.into(), reason: reason.into() }
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
     /// Prefixes the field path with `prefix.`.
     pub fn at(self, prefix: &str) -> Self {
-        let field = if self.field.is_empty() { prefix.to_string() } else { format!("{prefix}.{}", self.field) };
-        Self { field, reason: self.reason }
+        let field = if self.field.is_empty() {
+            prefix.to_string()
+        } else {
+            format!("{prefix}.{}", self.field)
+        };
+        Self {
+            field,
+            reason: self.reason,
+        }
     }
 }
 
@@ -53,7 +63,10 @@ fn scalar(v: f64, field: &str) -> Result<Scalar> {
 
 fn seconds(v: f64, field: &str) -> Result<Duration> {
     if !v.is_finite() || v < 0.0 || v > 1e10 {
-        return Err(ConvertError::new(field, format!("{v} is not a valid number of seconds")));
+        return Err(ConvertError::new(
+            field,
+            format!("{v} is not a valid number of seconds"),
+        ));
     }
     Ok(Duration::from_secs_f64(v))
 }
@@ -61,14 +74,25 @@ fn seconds(v: f64, field: &str) -> Result<Duration> {
 fn ranges(r: &v1::RangeList, field: &str) -> Result<m::Ranges> {
     for (i, x) in r.ranges.iter().enumerate() {
         if x.end < x.begin {
-            return Err(ConvertError::new(format!("{field}.ranges[{i}]"), "end is below begin"));
+            return Err(ConvertError::new(
+                format!("{field}.ranges[{i}]"),
+                "end is below begin",
+            ));
         }
     }
-    Ok(m::Ranges::from_pairs(r.ranges.iter().map(|x| (x.begin, x.end))))
+    Ok(m::Ranges::from_pairs(
+        r.ranges.iter().map(|x| (x.begin, x.end)),
+    ))
 }
 
 fn ranges_to_wire(r: &m::Ranges) -> v1::RangeList {
-    v1::RangeList { ranges: r.pairs().iter().map(|&(begin, end)| v1::Range { begin, end }).collect() }
+    v1::RangeList {
+        ranges: r
+            .pairs()
+            .iter()
+            .map(|&(begin, end)| v1::Range { begin, end })
+            .collect(),
+    }
 }
 
 /// Wire resources → model resources, validated.
@@ -85,14 +109,17 @@ pub fn resources_from_wire(list: &[v1::Resource], field: &str) -> Result<m::Reso
             m::Role::parse(r.role.clone()).map_err(|e| ConvertError::from(e).at(&f))?
         };
         let value = match &r.value {
-            Some(v1::resource::Value::Scalar(s)) => m::Value::Scalar(scalar(*s, &format!("{f}.scalar"))?),
+            Some(v1::resource::Value::Scalar(s)) => {
+                m::Value::Scalar(scalar(*s, &format!("{f}.scalar"))?)
+            }
             Some(v1::resource::Value::Ranges(rg)) => m::Value::Ranges(ranges(rg, &f)?),
             Some(v1::resource::Value::Set(s)) => m::Value::Set(s.items.iter().cloned().collect()),
             None => return Err(ConvertError::new(format!("{f}.value"), "missing")),
         };
         out.push(r.name.clone(), role, value);
     }
-    out.validate().map_err(|e| ConvertError::from(e).at(field))?;
+    out.validate()
+        .map_err(|e| ConvertError::from(e).at(field))?;
     Ok(out)
 }
 
@@ -105,7 +132,9 @@ pub fn resources_to_wire(r: &m::Resources) -> Vec<v1::Resource> {
             value: Some(match e.value {
                 m::Value::Scalar(s) => v1::resource::Value::Scalar(s.as_f64()),
                 m::Value::Ranges(rg) => v1::resource::Value::Ranges(ranges_to_wire(rg)),
-                m::Value::Set(s) => v1::resource::Value::Set(v1::StringSet { items: s.iter().cloned().collect() }),
+                m::Value::Set(s) => v1::resource::Value::Set(v1::StringSet {
+                    items: s.iter().cloned().collect(),
+                }),
             }),
         })
         .collect()
@@ -121,13 +150,20 @@ pub fn attributes_from_wire(list: &[v1::Attribute]) -> Result<m::Attributes> {
         }
         let v = match &a.value {
             Some(v1::attribute::Value::Text(t)) => m::AttributeValue::Text(t.clone()),
-            Some(v1::attribute::Value::Scalar(s)) => m::AttributeValue::Scalar(scalar(*s, &format!("{f}.scalar"))?),
+            Some(v1::attribute::Value::Scalar(s)) => {
+                m::AttributeValue::Scalar(scalar(*s, &format!("{f}.scalar"))?)
+            }
             Some(v1::attribute::Value::Ranges(r)) => m::AttributeValue::Ranges(ranges(r, &f)?),
-            Some(v1::attribute::Value::Set(s)) => m::AttributeValue::Set(s.items.iter().cloned().collect()),
+            Some(v1::attribute::Value::Set(s)) => {
+                m::AttributeValue::Set(s.items.iter().cloned().collect())
+            }
             None => return Err(ConvertError::new(format!("{f}.value"), "missing")),
         };
         if out.insert(a.name.clone(), v).is_some() {
-            return Err(ConvertError::new(format!("{f}.name"), format!("{:?} given twice", a.name)));
+            return Err(ConvertError::new(
+                format!("{f}.name"),
+                format!("{:?} given twice", a.name),
+            ));
         }
     }
     Ok(m::Attributes(out))
@@ -142,7 +178,9 @@ pub fn attributes_to_wire(a: &m::Attributes) -> Vec<v1::Attribute> {
                 m::AttributeValue::Text(t) => v1::attribute::Value::Text(t.clone()),
                 m::AttributeValue::Scalar(s) => v1::attribute::Value::Scalar(s.as_f64()),
                 m::AttributeValue::Ranges(r) => v1::attribute::Value::Ranges(ranges_to_wire(r)),
-                m::AttributeValue::Set(s) => v1::attribute::Value::Set(v1::StringSet { items: s.iter().cloned().collect() }),
+                m::AttributeValue::Set(s) => v1::attribute::Value::Set(v1::StringSet {
+                    items: s.iter().cloned().collect(),
+                }),
             }),
         })
         .collect()
@@ -177,13 +215,20 @@ pub fn framework_from_wire(f: &v1::FrameworkInfo) -> Result<m::FrameworkInfo> {
         Some(m::FrameworkId::parse(f.framework_id.clone())?)
     };
     if f.name.trim().is_empty() {
-        return Err(ConvertError::new("framework_info.name", "must not be empty"));
+        return Err(ConvertError::new(
+            "framework_info.name",
+            "must not be empty",
+        ));
     }
     let mut roles = Vec::new();
     for (i, r) in f.roles.iter().enumerate() {
-        let role = m::Role::parse(r.clone()).map_err(|e| ConvertError::from(e).at(&format!("framework_info.roles[{i}]")))?;
+        let role = m::Role::parse(r.clone())
+            .map_err(|e| ConvertError::from(e).at(&format!("framework_info.roles[{i}]")))?;
         if roles.contains(&role) {
-            return Err(ConvertError::new(format!("framework_info.roles[{i}]"), format!("{r:?} given twice")));
+            return Err(ConvertError::new(
+                format!("framework_info.roles[{i}]"),
+                format!("{r:?} given twice"),
+            ));
         }
         roles.push(role);
     }
@@ -196,19 +241,34 @@ pub fn framework_from_wire(f: &v1::FrameworkInfo) -> Result<m::FrameworkInfo> {
             Some(c) => {
                 capabilities.insert(c);
             }
-            None => return Err(ConvertError::new(format!("framework_info.capabilities[{i}]"), format!("unknown capability {c}"))),
+            None => {
+                return Err(ConvertError::new(
+                    format!("framework_info.capabilities[{i}]"),
+                    format!("unknown capability {c}"),
+                ));
+            }
         }
     }
     if roles.len() > 1 && !capabilities.contains(&m::Capability::MultiRole) {
-        return Err(ConvertError::new("framework_info.roles", "several roles need the MULTI_ROLE capability"));
+        return Err(ConvertError::new(
+            "framework_info.roles",
+            "several roles need the MULTI_ROLE capability",
+        ));
     }
     Ok(m::FrameworkInfo {
         id,
         name: f.name.clone(),
-        user: if f.user.is_empty() { "root".into() } else { f.user.clone() },
+        user: if f.user.is_empty() {
+            "root".into()
+        } else {
+            f.user.clone()
+        },
         roles,
         principal: f.principal.clone(),
-        failover_timeout: seconds(f.failover_timeout_seconds, "framework_info.failover_timeout_seconds")?,
+        failover_timeout: seconds(
+            f.failover_timeout_seconds,
+            "framework_info.failover_timeout_seconds",
+        )?,
         capabilities,
         checkpoint: f.checkpoint,
         hostname: f.hostname.clone(),
@@ -225,7 +285,11 @@ pub fn framework_to_wire(f: &m::FrameworkInfo) -> v1::FrameworkInfo {
         roles: f.roles.iter().map(ToString::to_string).collect(),
         principal: f.principal.clone(),
         failover_timeout_seconds: f.failover_timeout.as_secs_f64(),
-        capabilities: f.capabilities.iter().map(|c| capability_to_wire(*c)).collect(),
+        capabilities: f
+            .capabilities
+            .iter()
+            .map(|c| capability_to_wire(*c))
+            .collect(),
         checkpoint: f.checkpoint,
         hostname: f.hostname.clone(),
         labels: f.labels.clone().into_iter().collect(),
@@ -233,7 +297,10 @@ pub fn framework_to_wire(f: &m::FrameworkInfo) -> v1::FrameworkInfo {
 }
 
 fn port(v: u32, field: &str) -> Result<u16> {
-    u16::try_from(v).ok().filter(|p| *p > 0).ok_or_else(|| ConvertError::new(field, format!("{v} is not a port")))
+    u16::try_from(v)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| ConvertError::new(field, format!("{v} is not a port")))
 }
 
 fn health_from_wire(h: &v1::HealthCheck) -> Result<m::HealthCheck> {
@@ -241,28 +308,60 @@ fn health_from_wire(h: &v1::HealthCheck) -> Result<m::HealthCheck> {
     let f = "health_check";
     let kind = match Type::try_from(h.r#type).unwrap_or(Type::Unspecified) {
         Type::Http => {
-            let http = h.http.as_ref().ok_or_else(|| ConvertError::new(format!("{f}.http"), "missing for an HTTP check"))?;
-            let path = if http.path.is_empty() { "/".to_string() } else { http.path.clone() };
+            let http = h.http.as_ref().ok_or_else(|| {
+                ConvertError::new(format!("{f}.http"), "missing for an HTTP check")
+            })?;
+            let path = if http.path.is_empty() {
+                "/".to_string()
+            } else {
+                http.path.clone()
+            };
             if !path.starts_with('/') {
-                return Err(ConvertError::new(format!("{f}.http.path"), "must start with '/'"));
+                return Err(ConvertError::new(
+                    format!("{f}.http.path"),
+                    "must start with '/'",
+                ));
             }
             if !(http.scheme.is_empty() || http.scheme == "http") {
-                return Err(ConvertError::new(format!("{f}.http.scheme"), "only http is supported"));
+                return Err(ConvertError::new(
+                    format!("{f}.http.scheme"),
+                    "only http is supported",
+                ));
             }
-            m::HealthCheckKind::Http { port: port(http.port, &format!("{f}.http.port"))?, path }
+            m::HealthCheckKind::Http {
+                port: port(http.port, &format!("{f}.http.port"))?,
+                path,
+            }
         }
         Type::Tcp => {
-            let tcp = h.tcp.as_ref().ok_or_else(|| ConvertError::new(format!("{f}.tcp"), "missing for a TCP check"))?;
-            m::HealthCheckKind::Tcp { port: port(tcp.port, &format!("{f}.tcp.port"))? }
+            let tcp = h
+                .tcp
+                .as_ref()
+                .ok_or_else(|| ConvertError::new(format!("{f}.tcp"), "missing for a TCP check"))?;
+            m::HealthCheckKind::Tcp {
+                port: port(tcp.port, &format!("{f}.tcp.port"))?,
+            }
         }
         Type::Command => {
-            let c = h.command.as_ref().ok_or_else(|| ConvertError::new(format!("{f}.command"), "missing for a COMMAND check"))?;
+            let c = h.command.as_ref().ok_or_else(|| {
+                ConvertError::new(format!("{f}.command"), "missing for a COMMAND check")
+            })?;
             if c.value.trim().is_empty() {
-                return Err(ConvertError::new(format!("{f}.command.value"), "must not be empty"));
+                return Err(ConvertError::new(
+                    format!("{f}.command.value"),
+                    "must not be empty",
+                ));
             }
-            m::HealthCheckKind::Command { value: c.value.clone() }
+            m::HealthCheckKind::Command {
+                value: c.value.clone(),
+            }
         }
-        Type::Unspecified => return Err(ConvertError::new(format!("{f}.type"), "must be COMMAND, HTTP or TCP")),
+        Type::Unspecified => {
+            return Err(ConvertError::new(
+                format!("{f}.type"),
+                "must be COMMAND, HTTP or TCP",
+            ));
+        }
     };
     let mut out = m::HealthCheck::with_defaults(kind);
     if let Some(v) = h.delay_seconds {
@@ -271,13 +370,19 @@ fn health_from_wire(h: &v1::HealthCheck) -> Result<m::HealthCheck> {
     if let Some(v) = h.interval_seconds {
         out.interval = seconds(v, &format!("{f}.interval_seconds"))?;
         if out.interval.is_zero() {
-            return Err(ConvertError::new(format!("{f}.interval_seconds"), "must be positive"));
+            return Err(ConvertError::new(
+                format!("{f}.interval_seconds"),
+                "must be positive",
+            ));
         }
     }
     if let Some(v) = h.timeout_seconds {
         out.timeout = seconds(v, &format!("{f}.timeout_seconds"))?;
         if out.timeout.is_zero() {
-            return Err(ConvertError::new(format!("{f}.timeout_seconds"), "must be positive"));
+            return Err(ConvertError::new(
+                format!("{f}.timeout_seconds"),
+                "must be positive",
+            ));
         }
     }
     if let Some(v) = h.consecutive_failures {
@@ -304,15 +409,23 @@ fn health_to_wire(h: &m::HealthCheck) -> v1::HealthCheck {
     match &h.kind {
         m::HealthCheckKind::Http { port, path } => {
             w.r#type = Type::Http as i32;
-            w.http = Some(Http { port: u32::from(*port), path: path.clone(), scheme: "http".into() });
+            w.http = Some(Http {
+                port: u32::from(*port),
+                path: path.clone(),
+                scheme: "http".into(),
+            });
         }
         m::HealthCheckKind::Tcp { port } => {
             w.r#type = Type::Tcp as i32;
-            w.tcp = Some(Tcp { port: u32::from(*port) });
+            w.tcp = Some(Tcp {
+                port: u32::from(*port),
+            });
         }
         m::HealthCheckKind::Command { value } => {
             w.r#type = Type::Command as i32;
-            w.command = Some(Command { value: value.clone() });
+            w.command = Some(Command {
+                value: value.clone(),
+            });
         }
     }
     w
@@ -338,7 +451,12 @@ pub fn task_from_wire(t: &v1::TaskInfo, agent_id: &m::AgentId) -> Result<m::Task
                 Ok(Network::Host) => m::DockerNetwork::Host,
                 Ok(Network::Bridge) => m::DockerNetwork::Bridge,
                 Ok(Network::None) => m::DockerNetwork::None,
-                Err(_) => return Err(ConvertError::new("container.docker.network", format!("unknown network {}", d.network))),
+                Err(_) => {
+                    return Err(ConvertError::new(
+                        "container.docker.network",
+                        format!("unknown network {}", d.network),
+                    ));
+                }
             };
             let mut port_mappings = Vec::new();
             for (i, pm) in d.port_mappings.iter().enumerate() {
@@ -346,12 +464,19 @@ pub fn task_from_wire(t: &v1::TaskInfo, agent_id: &m::AgentId) -> Result<m::Task
                 port_mappings.push(m::PortMapping {
                     host_port: port(pm.host_port, &format!("{f}.host_port"))?,
                     container_port: port(pm.container_port, &format!("{f}.container_port"))?,
-                    protocol: if pm.protocol.is_empty() { "tcp".into() } else { pm.protocol.to_lowercase() },
+                    protocol: if pm.protocol.is_empty() {
+                        "tcp".into()
+                    } else {
+                        pm.protocol.to_lowercase()
+                    },
                     name: (!pm.name.is_empty()).then(|| pm.name.clone()),
                 });
             }
             if !port_mappings.is_empty() && network != m::DockerNetwork::Bridge {
-                return Err(ConvertError::new("container.docker.port_mappings", "port mappings need BRIDGE networking"));
+                return Err(ConvertError::new(
+                    "container.docker.port_mappings",
+                    "port mappings need BRIDGE networking",
+                ));
             }
             Some(m::DockerSpec {
                 image: d.image.clone(),
@@ -371,7 +496,11 @@ pub fn task_from_wire(t: &v1::TaskInfo, agent_id: &m::AgentId) -> Result<m::Task
     };
     let spec = m::TaskSpec {
         id,
-        name: if t.name.is_empty() { t.task_id.clone() } else { t.name.clone() },
+        name: if t.name.is_empty() {
+            t.task_id.clone()
+        } else {
+            t.name.clone()
+        },
         agent_id: agent_id.clone(),
         resources,
         command,
@@ -379,7 +508,11 @@ pub fn task_from_wire(t: &v1::TaskInfo, agent_id: &m::AgentId) -> Result<m::Task
         health_check,
         kill_grace,
         labels: t.labels.clone().into_iter().collect(),
-        port_names: t.port_names.iter().map(|p| (p.name.clone(), p.index)).collect(),
+        port_names: t
+            .port_names
+            .iter()
+            .map(|p| (p.name.clone(), p.index))
+            .collect(),
     };
     spec.validate()?;
     Ok(spec)
@@ -424,31 +557,44 @@ pub fn task_to_wire(t: &m::TaskSpec) -> v1::TaskInfo {
             }),
         }),
         health_check: t.health_check.as_ref().map(health_to_wire),
-        kill_policy: t.kill_grace.map(|g| v1::KillPolicy { grace_period_seconds: Some(g.as_secs_f64()) }),
+        kill_policy: t.kill_grace.map(|g| v1::KillPolicy {
+            grace_period_seconds: Some(g.as_secs_f64()),
+        }),
         labels: t.labels.clone().into_iter().collect(),
-        port_names: t.port_names.iter().map(|(name, index)| v1::PortName { name: name.clone(), index: *index }).collect(),
+        port_names: t
+            .port_names
+            .iter()
+            .map(|(name, index)| v1::PortName {
+                name: name.clone(),
+                index: *index,
+            })
+            .collect(),
     }
 }
 
 /// Wire state → model.
 pub fn state_from_wire(s: i32) -> Result<m::TaskState> {
     use v1::TaskState as W;
-    Ok(match W::try_from(s).map_err(|_| ConvertError::new("state", format!("unknown task state {s}")))? {
-        W::TaskStaging => m::TaskState::Staging,
-        W::TaskStarting => m::TaskState::Starting,
-        W::TaskRunning => m::TaskState::Running,
-        W::TaskKilling => m::TaskState::Killing,
-        W::TaskFinished => m::TaskState::Finished,
-        W::TaskFailed => m::TaskState::Failed,
-        W::TaskKilled => m::TaskState::Killed,
-        W::TaskError => m::TaskState::Error,
-        W::TaskLost => m::TaskState::Lost,
-        W::TaskDropped => m::TaskState::Dropped,
-        W::TaskUnreachable => m::TaskState::Unreachable,
-        W::TaskGone => m::TaskState::Gone,
-        W::TaskGoneByOperator => m::TaskState::GoneByOperator,
-        W::TaskUnknown => m::TaskState::Unknown,
-    })
+    Ok(
+        match W::try_from(s)
+            .map_err(|_| ConvertError::new("state", format!("unknown task state {s}")))?
+        {
+            W::TaskStaging => m::TaskState::Staging,
+            W::TaskStarting => m::TaskState::Starting,
+            W::TaskRunning => m::TaskState::Running,
+            W::TaskKilling => m::TaskState::Killing,
+            W::TaskFinished => m::TaskState::Finished,
+            W::TaskFailed => m::TaskState::Failed,
+            W::TaskKilled => m::TaskState::Killed,
+            W::TaskError => m::TaskState::Error,
+            W::TaskLost => m::TaskState::Lost,
+            W::TaskDropped => m::TaskState::Dropped,
+            W::TaskUnreachable => m::TaskState::Unreachable,
+            W::TaskGone => m::TaskState::Gone,
+            W::TaskGoneByOperator => m::TaskState::GoneByOperator,
+            W::TaskUnknown => m::TaskState::Unknown,
+        },
+    )
 }
 
 /// Model state → wire.
@@ -515,7 +661,6 @@ reasons! {
     MasterDisconnected <=> MasterDisconnected,
 }
 
-
 fn source_from_wire(s: i32) -> m::StatusSource {
     use v1::task_status::Source as W;
     match W::try_from(s) {
@@ -539,22 +684,32 @@ pub fn status_from_wire(s: &v1::TaskStatus) -> Result<m::TaskStatus> {
     let uuid = if s.uuid.is_empty() {
         None
     } else {
-        Some(uuid::Uuid::from_slice(&s.uuid).map_err(|_| ConvertError::new("status.uuid", "must be 16 bytes"))?)
+        Some(
+            uuid::Uuid::from_slice(&s.uuid)
+                .map_err(|_| ConvertError::new("status.uuid", "must be 16 bytes"))?,
+        )
     };
     if !s.timestamp.is_finite() {
         return Err(ConvertError::new("status.timestamp", "must be finite"));
     }
     Ok(m::TaskStatus {
-        task_id: m::TaskId::parse(s.task_id.clone()).map_err(|e| ConvertError::from(e).at("status"))?,
+        task_id: m::TaskId::parse(s.task_id.clone())
+            .map_err(|e| ConvertError::from(e).at("status"))?,
         framework_id: if s.framework_id.is_empty() {
             None
         } else {
-            Some(m::FrameworkId::parse(s.framework_id.clone()).map_err(|e| ConvertError::from(e).at("status"))?)
+            Some(
+                m::FrameworkId::parse(s.framework_id.clone())
+                    .map_err(|e| ConvertError::from(e).at("status"))?,
+            )
         },
         agent_id: if s.agent_id.is_empty() {
             None
         } else {
-            Some(m::AgentId::parse(s.agent_id.clone()).map_err(|e| ConvertError::from(e).at("status"))?)
+            Some(
+                m::AgentId::parse(s.agent_id.clone())
+                    .map_err(|e| ConvertError::from(e).at("status"))?,
+            )
         },
         state: state_from_wire(s.state).map_err(|e| e.at("status"))?,
         message: s.message.clone(),
@@ -575,12 +730,20 @@ pub fn status_to_wire(s: &m::TaskStatus) -> v1::TaskStatus {
         message: s.message.clone(),
         source: source_to_wire(s.source),
         reason: reason_to_wire(s.reason),
-        agent_id: s.agent_id.as_ref().map(ToString::to_string).unwrap_or_default(),
+        agent_id: s
+            .agent_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         uuid: s.uuid.map(|u| u.as_bytes().to_vec()).unwrap_or_default(),
         timestamp: s.timestamp,
         healthy: s.healthy,
         exit_code: s.exit_code,
-        framework_id: s.framework_id.as_ref().map(ToString::to_string).unwrap_or_default(),
+        framework_id: s
+            .framework_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
     }
 }
 
@@ -593,7 +756,11 @@ pub fn offer_from_wire(o: &v1::Offer) -> Result<m::Offer> {
         hostname: o.hostname.clone(),
         resources: resources_from_wire(&o.resources, "resources")?,
         attributes: attributes_from_wire(&o.attributes)?,
-        role: if o.role.is_empty() { m::Role::star() } else { m::Role::parse(o.role.clone())? },
+        role: if o.role.is_empty() {
+            m::Role::star()
+        } else {
+            m::Role::parse(o.role.clone())?
+        },
     })
 }
 
@@ -612,11 +779,19 @@ pub fn offer_to_wire(o: &m::Offer) -> v1::Offer {
 
 /// Wire AgentInfo → (id if re-registering, hostname, port, resources, attributes), validated.
 pub fn agent_info_from_wire(a: &v1::AgentInfo) -> Result<AgentInfo> {
-    let id = if a.agent_id.is_empty() { None } else { Some(m::AgentId::parse(a.agent_id.clone())?) };
+    let id = if a.agent_id.is_empty() {
+        None
+    } else {
+        Some(m::AgentId::parse(a.agent_id.clone())?)
+    };
     if a.hostname.trim().is_empty() {
-        return Err(ConvertError::new("agent_info.hostname", "must not be empty"));
+        return Err(ConvertError::new(
+            "agent_info.hostname",
+            "must not be empty",
+        ));
     }
-    let port = u16::try_from(a.port).map_err(|_| ConvertError::new("agent_info.port", "is not a port"))?;
+    let port =
+        u16::try_from(a.port).map_err(|_| ConvertError::new("agent_info.port", "is not a port"))?;
     Ok(AgentInfo {
         id,
         hostname: a.hostname.clone(),
@@ -660,10 +835,18 @@ mod tests {
     fn resources_round_trip_and_bad_input_names_the_field() {
         let r = m::Resources::parse("cpus:2;mem:512;ports:[31000-31010];cpus(web):1").unwrap();
         assert_eq!(resources_from_wire(&resources_to_wire(&r), "r").unwrap(), r);
-        let bad = vec![v1::Resource { name: "cpus".into(), role: String::new(), value: Some(v1::resource::Value::Scalar(-1.0)) }];
+        let bad = vec![v1::Resource {
+            name: "cpus".into(),
+            role: String::new(),
+            value: Some(v1::resource::Value::Scalar(-1.0)),
+        }];
         let e = resources_from_wire(&bad, "resources").unwrap_err();
         assert_eq!(e.field, "resources[0].scalar");
-        let nan = vec![v1::Resource { name: "mem".into(), role: String::new(), value: Some(v1::resource::Value::Scalar(f64::NAN)) }];
+        let nan = vec![v1::Resource {
+            name: "mem".into(),
+            role: String::new(),
+            value: Some(v1::resource::Value::Scalar(f64::NAN)),
+        }];
         assert!(resources_from_wire(&nan, "resources").is_err());
     }
 
@@ -679,10 +862,17 @@ mod tests {
             docker: Some(m::DockerSpec {
                 image: "busybox".into(),
                 network: m::DockerNetwork::Bridge,
-                port_mappings: vec![m::PortMapping { host_port: 31000, container_port: 80, protocol: "tcp".into(), name: None }],
+                port_mappings: vec![m::PortMapping {
+                    host_port: 31000,
+                    container_port: 80,
+                    protocol: "tcp".into(),
+                    name: None,
+                }],
                 ..Default::default()
             }),
-            health_check: Some(m::HealthCheck::with_defaults(m::HealthCheckKind::Tcp { port: 31000 })),
+            health_check: Some(m::HealthCheck::with_defaults(m::HealthCheckKind::Tcp {
+                port: 31000,
+            })),
             kill_grace: Some(Duration::from_secs(3)),
             labels: Default::default(),
             port_names: vec![("http".into(), 0)],
@@ -693,19 +883,35 @@ mod tests {
     #[test]
     fn task_validation_errors_name_fields() {
         let agent = m::AgentId::new_unchecked("a1");
-        let mut w = v1::TaskInfo { task_id: "t".into(), ..Default::default() };
+        let mut w = v1::TaskInfo {
+            task_id: "t".into(),
+            ..Default::default()
+        };
         w.resources = resources_to_wire(&m::Resources::parse("cpus:1;mem:32").unwrap());
         assert_eq!(task_from_wire(&w, &agent).unwrap_err().field, "command");
         w.task_id = String::new();
         assert_eq!(task_from_wire(&w, &agent).unwrap_err().field, "task_id");
         w.task_id = "t".into();
-        w.container = Some(v1::ContainerInfo { docker: Some(v1::DockerInfo { image: String::new(), ..Default::default() }) });
-        assert_eq!(task_from_wire(&w, &agent).unwrap_err().field, "container.docker.image");
+        w.container = Some(v1::ContainerInfo {
+            docker: Some(v1::DockerInfo {
+                image: String::new(),
+                ..Default::default()
+            }),
+        });
+        assert_eq!(
+            task_from_wire(&w, &agent).unwrap_err().field,
+            "container.docker.image"
+        );
     }
 
     #[test]
     fn status_round_trips_and_rejects_bad_uuid() {
-        let mut st = m::TaskStatus::new(m::TaskId::new_unchecked("t"), m::TaskState::Running, m::StatusSource::Executor, 1.5);
+        let mut st = m::TaskStatus::new(
+            m::TaskId::new_unchecked("t"),
+            m::TaskState::Running,
+            m::StatusSource::Executor,
+            1.5,
+        );
         st.uuid = Some(uuid::Uuid::new_v4());
         st.healthy = Some(true);
         st.agent_id = Some(m::AgentId::new_unchecked("a"));
@@ -721,9 +927,22 @@ mod tests {
 
     #[test]
     fn framework_needs_multi_role_for_several_roles() {
-        let w = v1::FrameworkInfo { name: "f".into(), roles: vec!["a".into(), "b".into()], ..Default::default() };
-        assert_eq!(framework_from_wire(&w).unwrap_err().field, "framework_info.roles");
-        let ok = v1::FrameworkInfo { name: "f".into(), ..Default::default() };
-        assert_eq!(framework_from_wire(&ok).unwrap().roles, vec![m::Role::star()]);
+        let w = v1::FrameworkInfo {
+            name: "f".into(),
+            roles: vec!["a".into(), "b".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            framework_from_wire(&w).unwrap_err().field,
+            "framework_info.roles"
+        );
+        let ok = v1::FrameworkInfo {
+            name: "f".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            framework_from_wire(&ok).unwrap().roles,
+            vec![m::Role::star()]
+        );
     }
 }

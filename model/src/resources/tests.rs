@@ -51,7 +51,12 @@ fn json_form_round_trips() {
                     {"name":"ports","type":"RANGES","ranges":{"range":[{"begin":1,"end":3}]}}]"#;
     let parsed = Resources::from_json(mesos).unwrap();
     assert_eq!(parsed, r("cpus:2;ports:[1-3]"));
-    assert!(Resources::from_json(r#"[{"name":"cpus","type":"SCALAR"}]"#).unwrap_err().to_string().contains("[0].scalar"));
+    assert!(
+        Resources::from_json(r#"[{"name":"cpus","type":"SCALAR"}]"#)
+            .unwrap_err()
+            .to_string()
+            .contains("[0].scalar")
+    );
     assert!(Resources::from_json("[{").is_err());
 }
 
@@ -59,12 +64,24 @@ fn json_form_round_trips() {
 fn carve_prefers_reserved_and_picks_lowest_ports() {
     let offer = r("cpus:4;mem:4096;cpus(web):1;ports:[31000-31002,31010-31020]");
     let web = Role::parse("web").unwrap();
-    let got = offer.carve(&ResourceRequest::new(1.5, 512.0).ports(4), &web).unwrap();
-    assert_eq!(got, r("cpus(web):1;cpus:0.5;mem:512;ports:[31000-31002,31010-31010]"));
+    let got = offer
+        .carve(&ResourceRequest::new(1.5, 512.0).ports(4), &web)
+        .unwrap();
+    assert_eq!(
+        got,
+        r("cpus(web):1;cpus:0.5;mem:512;ports:[31000-31002,31010-31010]")
+    );
     assert!(offer.contains(&got));
-    let star = offer.carve(&ResourceRequest::new(4.5, 1.0), &Role::star()).unwrap_err();
-    assert!(star.to_string().contains("cpus (need 4.5, have 4)"), "{star}");
-    let ports = offer.carve(&ResourceRequest::new(0.1, 1.0).ports(100), &Role::star()).unwrap_err();
+    let star = offer
+        .carve(&ResourceRequest::new(4.5, 1.0), &Role::star())
+        .unwrap_err();
+    assert!(
+        star.to_string().contains("cpus (need 4.5, have 4)"),
+        "{star}"
+    );
+    let ports = offer
+        .carve(&ResourceRequest::new(0.1, 1.0).ports(100), &Role::star())
+        .unwrap_err();
     assert!(ports.to_string().contains("ports"), "{ports}");
 }
 
@@ -78,10 +95,21 @@ fn allocatable_threshold_is_mesos_minimum() {
 fn arb_resources() -> impl Strategy<Value = Resources> {
     let role = prop_oneof![Just(Role::star()), Just(Role::parse("web").unwrap())];
     let entry = prop_oneof![
-        (prop_oneof![Just(CPUS), Just(MEM), Just(DISK)], 0i64..100_000, role.clone())
+        (
+            prop_oneof![Just(CPUS), Just(MEM), Just(DISK)],
+            0i64..100_000,
+            role.clone()
+        )
             .prop_map(|(n, m, role)| (n, role, Value::Scalar(Scalar::from_milli(m)))),
-        (proptest::collection::vec((31000u64..31100, 0u64..10), 0..4), role)
-            .prop_map(|(v, role)| (PORTS, role, Value::Ranges(Ranges::from_pairs(v.into_iter().map(|(b, l)| (b, b + l)))))),
+        (
+            proptest::collection::vec((31000u64..31100, 0u64..10), 0..4),
+            role
+        )
+            .prop_map(|(v, role)| (
+                PORTS,
+                role,
+                Value::Ranges(Ranges::from_pairs(v.into_iter().map(|(b, l)| (b, b + l))))
+            )),
     ];
     proptest::collection::vec(entry, 0..6).prop_map(|v| {
         let mut res = Resources::new();
