@@ -41,6 +41,44 @@ async fn state(addr: SocketAddr) -> Option<serde_json::Value> {
     serde_json::from_str(&body).ok()
 }
 
+/// Starts `agora dev` on free ports with data under `dir`, and waits until
+/// its agent is connected. Returns the process and the master's address.
+async fn start_dev(
+    dir: &std::path::Path,
+    resources: &str,
+    docker: bool,
+) -> anyhow::Result<(Proc, SocketAddr)> {
+    let (mp, ap) = (free_port(), free_port());
+    let m: SocketAddr = format!("127.0.0.1:{mp}").parse()?;
+    let data = dir.join("data").display().to_string();
+    let (ml, al) = (m.to_string(), format!("127.0.0.1:{ap}"));
+    let mut args = vec![
+        "dev",
+        "--data-dir",
+        &data,
+        "--master-listen",
+        &ml,
+        "--agent-listen",
+        &al,
+        "--resources",
+        resources,
+    ];
+    if !docker {
+        args.push("--no-docker");
+    }
+    let dev = spawn(&args);
+    eventually(
+        "the dev agent registers",
+        Duration::from_secs(30),
+        || async {
+            let st = state(m).await?;
+            (st["agents"].as_array()?.first()?["status"] == "connected").then_some(())
+        },
+    )
+    .await?;
+    Ok((dev, m))
+}
+
 #[tokio::test]
 async fn master_kill_9_keeps_its_registry_and_agents_come_back() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -95,29 +133,10 @@ async fn master_kill_9_keeps_its_registry_and_agents_come_back() -> anyhow::Resu
 #[tokio::test]
 async fn dev_runs_a_cluster_and_stops_on_sigterm() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (mp, ap) = (free_port(), free_port());
-    let m: SocketAddr = format!("127.0.0.1:{mp}").parse()?;
-    let data = dir.path().join("data").display().to_string();
-    let (ml, al) = (m.to_string(), format!("127.0.0.1:{ap}"));
-    let mut dev = spawn(&[
-        "dev",
-        "--data-dir",
-        &data,
-        "--master-listen",
-        &ml,
-        "--agent-listen",
-        &al,
-        "--no-docker",
-        "--resources",
+    let (mut dev, _) = start_dev(
+        dir.path(),
         "cpus:2;mem:1024;disk:1024;ports:[32000-32010]",
-    ]);
-    eventually(
-        "the dev agent registers",
-        Duration::from_secs(30),
-        || async {
-            let st = state(m).await?;
-            (st["agents"].as_array()?.first()?["status"] == "connected").then_some(())
-        },
+        false,
     )
     .await?;
     nix::sys::signal::kill(
@@ -340,30 +359,13 @@ mod dev_cluster_runs_the_sdk_example {
             None => None,
         };
         let dir = tempfile::tempdir()?;
-        let (mp, ap) = (free_port(), free_port());
-        let m: SocketAddr = format!("127.0.0.1:{mp}").parse()?;
-        let data = dir.path().join("data").display().to_string();
-        let (ml, al) = (m.to_string(), format!("127.0.0.1:{ap}"));
-        let _dev = spawn(&[
-            "dev",
-            "--data-dir",
-            &data,
-            "--master-listen",
-            &ml,
-            "--agent-listen",
-            &al,
-            "--resources",
+        let (_dev, m) = start_dev(
+            dir.path(),
             "cpus:2;mem:2048;disk:2048;ports:[34000-34010]",
-        ]);
-        eventually(
-            "the dev agent registers",
-            Duration::from_secs(30),
-            || async {
-                let st = state(m).await?;
-                (st["agents"].as_array()?.first()?["status"] == "connected").then_some(())
-            },
+            true,
         )
         .await?;
+        let ml = m.to_string();
         let report = batch(&ml, "proc", None).await?;
         assert!(report.success(), "process tasks: {:?}", report.failed);
         assert_eq!(report.finished.len(), 3);
