@@ -259,3 +259,69 @@ async fn agent_docker_task_survives_agent_crash() -> anyhow::Result<()> {
     remove_containers(&agent_id);
     Ok(())
 }
+
+/// A container labelled as this agent's but unknown to its checkpoint (say,
+/// launched just before a crash that lost the record) is killed on recovery.
+#[tokio::test]
+async fn agent_kills_unknown_docker_containers_on_recovery() -> anyhow::Result<()> {
+    let Some(docker) = docker_or_skip("agent_kills_unknown_docker_containers_on_recovery").await
+    else {
+        return Ok(());
+    };
+    let image = agora_runtime::testing::ensure_test_image(docker.client()).await?;
+    let master = TestMaster::start_with(agora_master::MasterConfig {
+        agent_ping_interval: std::time::Duration::from_millis(200),
+        max_agent_ping_misses: 25,
+        ..TestMaster::fast_config()
+    })
+    .await;
+    let dir = tempfile::tempdir()?;
+    let config = agent_config(&master, dir.path());
+    let agent = start_agent(config.clone()).await?;
+    let agent_id = id_of(&agent)?;
+    let addr = agent.addr();
+    agent.crash();
+    let out = std::process::Command::new("docker")
+        .args([
+            "run",
+            "-d",
+            "--label",
+            &format!("agora.agent_id={agent_id}"),
+        ])
+        .args([
+            "--label",
+            "agora.container_id=orphan-1",
+            "--label",
+            "agora.task_id=orphan",
+        ])
+        .args([
+            "--label",
+            "agora.framework_id=nobody",
+            &image,
+            "sleep",
+            "600",
+        ])
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "docker run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let orphan = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(docker_inspect(&orphan, "{{.State.Running}}")?, "true");
+    let agent = restart_agent(config, addr).await?;
+    let gone = agora_tests::eventually(
+        "the orphan is killed",
+        std::time::Duration::from_secs(20),
+        || {
+            let running = docker_inspect(&orphan, "{{.State.Running}}")
+                .map(|s| s == "true")
+                .unwrap_or(false);
+            async move { (!running).then_some(()) }
+        },
+    )
+    .await;
+    agent.shutdown().await;
+    remove_containers(&agent_id);
+    gone
+}
