@@ -281,3 +281,50 @@ async fn update_framework_changes_the_framework_in_place() -> anyhow::Result<()>
     fw.stop().await;
     Ok(())
 }
+
+/// The master's connection goes silent without closing (a black hole): the
+/// driver notices the missing heartbeats, moves to the next master address
+/// and re-subscribes with the same framework id.
+#[tokio::test]
+async fn the_driver_resubscribes_when_the_master_goes_silent() -> anyhow::Result<()> {
+    let master = TestMaster::start_with(agora_master::MasterConfig {
+        framework_heartbeat_interval: Duration::from_millis(200),
+        ..TestMaster::fast_config()
+    })
+    .await;
+    let proxy = agora_tests::TcpProxy::start(master.addr).await?;
+    let masters = [proxy.addr.to_string(), master.host_port()];
+    let b = agora_scheduler_sdk::SchedulerDriver::builder(
+        masters,
+        with_failover("silent", Duration::from_secs(30)),
+    )
+    .backoff(Duration::from_millis(20), Duration::from_millis(200))
+    .call_timeout(Duration::from_secs(2));
+    let mut fw = Fw::start_with(b).await;
+    let id = fw.id.clone();
+    proxy.blackhole();
+    fw.expect("disconnected after missed heartbeats", |e| {
+        matches!(e, Ev::Disconnected).then_some(())
+    })
+    .await;
+    let again = fw
+        .expect("SUBSCRIBED again", |e| match e {
+            Ev::Subscribed(i) => Some(i.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(again, id, "the same framework, failed over");
+    let f = eventually(
+        "the master sees the framework connected",
+        Duration::from_secs(5),
+        || async {
+            state_framework(&master, &id)
+                .await
+                .filter(|f| f["connected"] == true)
+        },
+    )
+    .await?;
+    assert_eq!(f["id"], id.to_string());
+    fw.stop().await;
+    Ok(())
+}

@@ -6,11 +6,13 @@
 //! Everything runs on real sockets; nothing is mocked.
 pub mod http;
 pub mod master;
+pub mod proxy;
 pub mod raw_framework;
 pub mod sim_agent;
 
 pub use http::http_get;
 pub use master::TestMaster;
+pub use proxy::TcpProxy;
 pub use raw_framework::{RawFramework, shell_task};
 pub use sim_agent::{SimAgent, SimAgentConfig, TaskBehaviour};
 
