@@ -291,7 +291,20 @@ impl State {
         // `launched_at` is set only once TASK_RUNNING was reported.
         let was_running = task.launched_at.is_some();
         let outcome = exit_outcome(task.record.kill, was_running, &result);
+        let handle = task.record.handle.clone();
         self.report(key, outcome);
+        // The exit status is recorded and the output is in the sandbox (kept
+        // until GC), so the exited container or empty cgroup has no further
+        // use: remove it now (the Docker runtime keeps it when configured to
+        // keep exited containers). GC's later cleanup of it is a no-op.
+        if let Some(handle) = handle {
+            let runtimes = self.runtimes.clone();
+            tokio::spawn(async move {
+                if let Err(e) = runtimes.cleanup(&handle).await {
+                    tracing::warn!(container_id = handle.container_id, error = %e, "cleanup after exit failed");
+                }
+            });
+        }
     }
 }
 
