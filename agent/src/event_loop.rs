@@ -118,6 +118,9 @@ pub(crate) struct Task {
     pub(crate) prober: Option<AbortHandle>,
     /// The runtime waiter, aborted on agent shutdown by the runtime drop.
     pub(crate) waiter: Option<AbortHandle>,
+    /// When the master's LAUNCH arrived (None for recovered tasks), for the
+    /// launch-latency histogram.
+    pub(crate) received_at: Option<MonoTime>,
     pub(crate) launched_at: Option<MonoTime>,
 }
 

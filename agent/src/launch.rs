@@ -156,6 +156,7 @@ impl State {
                 health: None,
                 prober: None,
                 waiter: None,
+                received_at: Some(self.now()),
                 launched_at: None,
             },
         );
@@ -222,6 +223,17 @@ impl State {
         }
         if let Some(task) = self.tasks.get_mut(&key) {
             task.launched_at = Some(now);
+            if let Some(received) = task.received_at {
+                let runtime = if task.record.spec.docker.is_some() {
+                    "docker"
+                } else {
+                    "process"
+                };
+                self.metrics
+                    .task_launch_seconds
+                    .with_label_values(&[runtime])
+                    .observe(now.since(received).as_secs_f64());
+            }
         }
         self.report(
             &key,

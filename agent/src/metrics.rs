@@ -23,6 +23,8 @@ pub(crate) struct Metrics {
     pub(crate) status_update_retries_total: IntCounter,
     /// 1 while registered with a master.
     pub(crate) registered: IntGauge,
+    /// LAUNCH received → TASK_RUNNING, by runtime.
+    pub(crate) task_launch_seconds: prometheus::HistogramVec,
 }
 
 impl Metrics {
@@ -52,6 +54,18 @@ impl Metrics {
         registry.register(Box::new(tasks.clone()))?;
         let registered = IntGauge::new("agent_registered", "1 while registered with a master")?;
         registry.register(Box::new(registered.clone()))?;
+        // Buckets span a process spawn (~10 ms) to a slow image start (~10 s).
+        let task_launch_seconds = prometheus::HistogramVec::new(
+            prometheus::HistogramOpts::new(
+                "agent_task_launch_seconds",
+                "Time from receiving LAUNCH to reporting TASK_RUNNING, by runtime",
+            )
+            .buckets(vec![
+                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["runtime"],
+        )?;
+        registry.register(Box::new(task_launch_seconds.clone()))?;
         Ok(Metrics {
             cpus_total,
             cpus_used,
@@ -73,6 +87,7 @@ impl Metrics {
                 "Status updates resent because no acknowledgement arrived",
             )?,
             registered,
+            task_launch_seconds,
             registry,
         })
     }

@@ -61,6 +61,7 @@ impl State {
                     health: None,
                     prober: None,
                     waiter: None,
+                    received_at: None,
                     launched_at: None,
                 },
             );

@@ -22,6 +22,7 @@ pub(crate) struct Metrics {
     pub(crate) queue_depth: IntGauge,
     pub(crate) messages: IntCounterVec,
     pub(crate) uptime: prometheus::Gauge,
+    pub(crate) role_shares: prometheus::GaugeVec,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -79,6 +80,13 @@ impl Metrics {
             "uptime_seconds",
             "Seconds since the master started",
         ));
+        let role_shares = must(prometheus::GaugeVec::new(
+            Opts::new(
+                "role_dominant_share",
+                "Per role: the largest fraction of any of cpus/mem/disk/gpus held by its tasks and offers (unweighted)",
+            ),
+            &["role"],
+        ));
         for c in [
             Box::new(resources.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(agents.clone()),
@@ -90,6 +98,7 @@ impl Metrics {
             Box::new(queue_depth.clone()),
             Box::new(messages.clone()),
             Box::new(uptime.clone()),
+            Box::new(role_shares.clone()),
         ] {
             must(registry.register(c));
         }
@@ -105,6 +114,7 @@ impl Metrics {
             queue_depth,
             messages,
             uptime,
+            role_shares,
         }
     }
 
@@ -166,6 +176,39 @@ impl Master {
             m.tasks.with_label_values(&[s.as_str()]).set(n as i64);
         }
         m.outstanding_offers.set(self.offers.len() as i64);
+        // Dominant shares as the allocator sees them: tasks on connected
+        // agents plus outstanding offers, over the connected agents' total.
+        let mut by_role: std::collections::BTreeMap<&agora_model::Role, agora_model::Resources> =
+            Default::default();
+        for t in self.tasks.values() {
+            if self
+                .agents
+                .get(&t.spec.agent_id)
+                .is_some_and(|a| a.status == AgentStatus::Connected)
+            {
+                by_role.entry(&t.role).or_default().add(&t.spec.resources);
+            }
+        }
+        for o in self.offers.values() {
+            by_role
+                .entry(&o.offer.role)
+                .or_default()
+                .add(&o.offer.resources);
+        }
+        m.role_shares.reset();
+        for f in self.frameworks.values() {
+            for r in &f.info.roles {
+                by_role.entry(r).or_default();
+            }
+        }
+        for (role, held) in &by_role {
+            let share = ["cpus", "mem", "disk", "gpus"]
+                .iter()
+                .filter(|n| !total.scalar(n).is_zero())
+                .map(|n| held.scalar(n).as_f64() / total.scalar(n).as_f64())
+                .fold(0.0_f64, f64::max);
+            m.role_shares.with_label_values(&[role.as_str()]).set(share);
+        }
         m.uptime
             .set((crate::clock::unix_now() - self.start_unix).max(0.0));
         let mut buf = Vec::new();

@@ -95,6 +95,10 @@ async fn agent_process_exit_codes_env_and_http() -> anyhow::Result<()> {
     assert_eq!(code, 200);
     assert!(metrics.contains("agent_registered 1"), "{metrics}");
     assert!(metrics.contains("agent_cpus_total 2"), "{metrics}");
+    assert!(
+        metrics.contains("agent_task_launch_seconds_count{runtime=\"process\"}"),
+        "launches are timed: {metrics}"
+    );
     let (code, _) = http_get(agent.addr(), "/health").await?;
     assert_eq!(code, 200);
     agent.shutdown().await;

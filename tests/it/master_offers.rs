@@ -100,6 +100,15 @@ async fn teardown_kills_tasks_and_the_framework_cannot_return() -> anyhow::Resul
         metrics.contains("agora_master_resources{kind=\"used\",resource=\"cpus\"} 1"),
         "{metrics}"
     );
+    let share: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("agora_master_role_dominant_share{role=\"*\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1.0);
+    assert!(
+        (0.25..=1.0).contains(&share),
+        "role * holds at least the task's cpus:1 of 4: {share}"
+    );
 
     let header = fw.header();
     fw.client.teardown(v1::TeardownRequest { header }).await?;
