@@ -13,3 +13,4 @@ mod scheduler_offers;
 mod scheduler_reconcile;
 mod scheduler_support;
 mod scheduler_tasks;
+mod tidy;
