@@ -290,7 +290,6 @@ impl Master {
         id: &AgentId,
         session: &str,
         msg: v1::agent_message::Message,
-        now: MonoTime,
     ) {
         let Some(a) = self.agents.get_mut(id) else {
             return;
@@ -332,7 +331,6 @@ impl Master {
                 }
             }
         }
-        let _ = now;
     }
 
     pub(crate) fn agent_stream_closed(&mut self, id: &AgentId, session: &str) {
@@ -352,7 +350,7 @@ impl Master {
 
     /// Pings connected agents; counts a miss for every ping not answered by
     /// the next tick and for every tick an agent has no stream.
-    pub(crate) fn ping_agents(&mut self, now: MonoTime) {
+    pub(crate) fn ping_agents(&mut self) {
         let max = self.cfg.max_agent_ping_misses;
         let mut lost = Vec::new();
         let mut pings = Vec::new();
@@ -383,13 +381,13 @@ impl Master {
             self.send_to_agent(&id, msg);
         }
         for id in lost {
-            self.mark_unreachable(&id, now);
+            self.mark_unreachable(&id);
         }
     }
 
     /// The agent stopped answering: its offers go, its tasks become
     /// TASK_UNREACHABLE (partition-aware frameworks) or TASK_LOST (others).
-    pub(crate) fn mark_unreachable(&mut self, id: &AgentId, now: MonoTime) {
+    pub(crate) fn mark_unreachable(&mut self, id: &AgentId) {
         let Some(a) = self.agents.get_mut(id) else {
             return;
         };
@@ -438,7 +436,6 @@ impl Master {
             self.send_event(&fw, failure.clone());
         }
         self.allocation_wanted = true;
-        let _ = now;
     }
 
     /// Agents known from the registry after a master restart that did not
@@ -454,7 +451,7 @@ impl Master {
             .map(|a| a.id.clone())
             .collect();
         for id in expired {
-            self.mark_unreachable(&id, now);
+            self.mark_unreachable(&id);
         }
     }
 }

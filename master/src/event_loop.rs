@@ -180,7 +180,7 @@ pub(crate) async fn run(
                 master.allocation_wanted = false;
                 next_allocation = Instant::now() + master.cfg.allocation_interval;
             }
-            _ = pings.tick() => master.ping_agents(clock.now()),
+            _ = pings.tick() => master.ping_agents(),
             _ = heartbeats.tick() => master.heartbeat_frameworks(),
             _ = housekeeping.tick() => master.housekeeping(clock.now()),
         }
@@ -198,7 +198,7 @@ impl Master {
                 reply,
             } => {
                 self.metrics.message("subscribe");
-                let _ = reply.send(self.subscribe(info, suppressed, now));
+                let _ = reply.send(self.subscribe(info, suppressed));
             }
             Command::FrameworkStreamClosed {
                 framework,
@@ -234,7 +234,7 @@ impl Master {
                 agent,
                 session,
                 msg,
-            } => self.agent_message(&agent, &session, msg, now),
+            } => self.agent_message(&agent, &session, msg),
             Command::AgentStreamClosed { agent, session } => {
                 self.agent_stream_closed(&agent, &session)
             }

@@ -26,7 +26,6 @@ impl Master {
         &mut self,
         mut info: FrameworkInfo,
         suppressed: Vec<Role>,
-        now: MonoTime,
     ) -> Result<Subscription, Status> {
         for r in &suppressed {
             if !info.roles.contains(r) {
@@ -94,7 +93,6 @@ impl Master {
         // Offers made to an earlier subscription are void; make fresh ones.
         self.recover_framework_offers(&id);
         self.allocation_wanted = true;
-        let _ = now;
         Ok(Subscription {
             framework_id: id,
             stream_id,

@@ -8,8 +8,8 @@ use agora_allocator::{
     AgentView, AllocatorConfig, ClusterSnapshot, FrameworkView, OfferFilter, allocate,
 };
 use agora_model::{
-    AgentId, FrameworkId, MonoTime, Offer, OfferId, Resources, Role, StatusSource, TaskSpec,
-    TaskState, TaskStatusReason,
+    AgentId, FrameworkId, MonoTime, Offer, OfferId, Resources, Role, TaskSpec, TaskState,
+    TaskStatusReason,
 };
 use agora_proto::{convert, v1};
 use tracing::{debug, info, warn};
@@ -525,7 +525,6 @@ impl Master {
             exit_code: None,
             framework_id: fw.to_string(),
         };
-        let _ = StatusSource::Master;
         self.send_event(
             fw,
             v1::Event {
