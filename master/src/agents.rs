@@ -438,6 +438,29 @@ impl Master {
         self.allocation_wanted = true;
     }
 
+    /// Forgets unreachable agents past the registry's age or count limit
+    /// (Mesos does the same). Their remaining tasks leave the live set; a
+    /// framework that reconciles them hears TASK_UNKNOWN.
+    pub(crate) fn gc_unreachable_agents(&mut self) {
+        let now_ms = (unix_now() * 1000.0) as u64;
+        let max_age_ms =
+            u64::try_from(self.cfg.registry_max_agent_age.as_millis()).unwrap_or(u64::MAX);
+        let expired = self.registry.expired_unreachable(
+            now_ms,
+            max_age_ms,
+            self.cfg.registry_max_agent_count,
+        );
+        for id in expired {
+            info!(agent = %id, "forgetting an agent unreachable past the registry's limits");
+            self.apply_registry(RegistryCommand::RemoveAgent { id: id.clone() });
+            if let Some(a) = self.agents.remove(&id) {
+                for key in a.tasks {
+                    self.tasks.remove(&key);
+                }
+            }
+        }
+    }
+
     /// Agents known from the registry after a master restart that did not
     /// re-register in time become unreachable.
     pub(crate) fn expire_recovered_agents(&mut self, now: MonoTime) {

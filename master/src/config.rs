@@ -34,6 +34,12 @@ pub struct MasterConfig {
     pub filter_gpu_resources: bool,
     /// Terminal tasks kept per framework for /state and reconciliation.
     pub max_completed_tasks_per_framework: usize,
+    /// Unreachable agents are forgotten after this long (Mesos
+    /// `--registry_max_agent_age`, 2 weeks), so the registry stays bounded.
+    pub registry_max_agent_age: Duration,
+    /// At most this many unreachable agents are remembered; the oldest go
+    /// first (Mesos `--registry_max_agent_count`, 102,400).
+    pub registry_max_agent_count: usize,
     /// Where the registry (admitted and unreachable agents, weights) is kept.
     /// None = in memory only (tests).
     pub data_dir: Option<PathBuf>,
@@ -56,6 +62,8 @@ impl Default for MasterConfig {
             role_weights: BTreeMap::new(),
             filter_gpu_resources: true,
             max_completed_tasks_per_framework: 1000,
+            registry_max_agent_age: Duration::from_secs(14 * 24 * 3600),
+            registry_max_agent_count: 102_400,
             data_dir: None,
         }
     }
@@ -76,6 +84,8 @@ struct ConfigFile {
     role_weights: Option<BTreeMap<String, f64>>,
     filter_gpu_resources: Option<bool>,
     max_completed_tasks_per_framework: Option<usize>,
+    registry_max_agent_age_seconds: Option<f64>,
+    registry_max_agent_count: Option<usize>,
     data_dir: Option<PathBuf>,
 }
 
@@ -125,6 +135,12 @@ impl MasterConfig {
         if let Some(v) = f.max_completed_tasks_per_framework {
             self.max_completed_tasks_per_framework = v;
         }
+        if let Some(v) = f.registry_max_agent_age_seconds {
+            self.registry_max_agent_age = secs("registry_max_agent_age_seconds", v)?;
+        }
+        if let Some(v) = f.registry_max_agent_count {
+            self.registry_max_agent_count = v;
+        }
         if let Some(v) = f.data_dir {
             self.data_dir = Some(v);
         }
@@ -155,6 +171,18 @@ impl MasterConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shipped_config_file_parses_and_states_the_defaults() {
+        let text = include_str!("../../deploy/config/master.toml");
+        let c = MasterConfig::default().merge_toml(text).unwrap();
+        let d = MasterConfig::default();
+        assert_eq!(c.allocation_interval, d.allocation_interval);
+        assert_eq!(c.agent_ping_interval, d.agent_ping_interval);
+        assert_eq!(c.default_refuse, d.default_refuse);
+        assert_eq!(c.registry_max_agent_age, d.registry_max_agent_age);
+        assert_eq!(c.registry_max_agent_count, d.registry_max_agent_count);
+    }
 
     #[test]
     fn toml_overrides_defaults_and_rejects_unknown_keys() {

@@ -180,7 +180,10 @@ pub(crate) async fn run(
                 master.allocation_wanted = false;
                 next_allocation = Instant::now() + master.cfg.allocation_interval;
             }
-            _ = pings.tick() => master.ping_agents(),
+            _ = pings.tick() => {
+                master.ping_agents();
+                master.gc_unreachable_agents();
+            }
             _ = heartbeats.tick() => master.heartbeat_frameworks(),
             _ = housekeeping.tick() => master.housekeeping(clock.now()),
         }

@@ -121,6 +121,29 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Unreachable agents to forget at `now_unix_ms`: those unreachable for
+    /// longer than `max_age_ms`, then the oldest beyond `max_count`.
+    /// Deterministic, so every replica forgets the same agents.
+    pub fn expired_unreachable(
+        &self,
+        now_unix_ms: u64,
+        max_age_ms: u64,
+        max_count: usize,
+    ) -> Vec<AgentId> {
+        let mut by_age: Vec<(&u64, &AgentId)> =
+            self.unreachable.iter().map(|(id, at)| (at, id)).collect();
+        by_age.sort();
+        let excess = by_age.len().saturating_sub(max_count);
+        by_age
+            .iter()
+            .enumerate()
+            .filter(|(i, (at, _))| *i < excess || now_unix_ms.saturating_sub(**at) > max_age_ms)
+            .map(|(_, (_, id))| (*id).clone())
+            .collect()
+    }
+}
+
 /// Keeps the registry in a file: written whole after each change with
 /// write-to-temp, fsync, rename, so a crash leaves the old or the new file,
 /// never a torn one. (The Raft issue replaces this with a replicated log.)
@@ -242,6 +265,25 @@ mod tests {
         r1.apply(&RegistryCommand::MarkReachable { id: a.clone() })
             .unwrap();
         assert!(r1.unreachable.is_empty());
+    }
+
+    #[test]
+    fn unreachable_agents_expire_by_age_then_by_count() {
+        let mut r = Registry::default();
+        for (name, at) in [("a", 100), ("b", 200), ("c", 300)] {
+            let id = AgentId::new_unchecked(name);
+            r.apply(&RegistryCommand::AdmitAgent {
+                id: id.clone(),
+                record: rec(),
+            })
+            .unwrap();
+            r.apply(&RegistryCommand::MarkUnreachable { id, at_unix_ms: at })
+                .unwrap();
+        }
+        let names = |v: Vec<AgentId>| v.into_iter().map(|i| i.to_string()).collect::<Vec<_>>();
+        assert_eq!(names(r.expired_unreachable(1000, 750, 10)), vec!["a", "b"]);
+        assert_eq!(names(r.expired_unreachable(300, 10_000, 1)), vec!["a", "b"]);
+        assert!(r.expired_unreachable(300, 10_000, 3).is_empty());
     }
 
     #[test]

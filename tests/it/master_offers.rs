@@ -173,3 +173,42 @@ async fn losing_an_agent_sends_failure_to_frameworks() -> anyhow::Result<()> {
     assert_eq!(st["unreachable_agents"][0]["id"], agent_id.to_string());
     Ok(())
 }
+
+#[tokio::test]
+async fn unreachable_agents_are_forgotten_after_the_registry_age_limit() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let master = TestMaster::start_with(agora_master::MasterConfig {
+        registry_max_agent_age: Duration::from_millis(500),
+        data_dir: Some(dir.path().to_path_buf()),
+        ..TestMaster::fast_config()
+    })
+    .await;
+    let agent = SimAgent::start(&master.endpoint(), SimAgentConfig::default()).await;
+    let id = agent.agent_id().await.to_string();
+    agent.partition().await;
+    eventually(
+        "the agent is unreachable",
+        Duration::from_secs(10),
+        || async {
+            let st = master.state().await.ok()?;
+            (st["unreachable_agents"][0]["id"] == id.as_str()).then_some(())
+        },
+    )
+    .await?;
+    eventually(
+        "the agent is forgotten",
+        Duration::from_secs(10),
+        || async {
+            let st = master.state().await.ok()?;
+            (st["unreachable_agents"].as_array()?.is_empty() && st["agents"].as_array()?.is_empty())
+                .then_some(())
+        },
+    )
+    .await?;
+    let registry = std::fs::read_to_string(dir.path().join("registry.json"))?;
+    assert!(
+        !registry.contains(&id),
+        "the registry file forgot it too: {registry}"
+    );
+    Ok(())
+}
