@@ -195,3 +195,25 @@ async fn agent_refuses_damaged_or_foreign_checkpoint() -> anyhow::Result<()> {
     assert!(meta.join("agent.json").exists());
     Ok(())
 }
+
+/// With several masters configured, an agent whose first master does not
+/// answer registers with the next one in the list.
+#[tokio::test]
+async fn agent_tries_the_next_master_in_the_list() -> anyhow::Result<()> {
+    let master = TestMaster::start().await;
+    let dir = tempfile::tempdir()?;
+    // A port nothing listens on: bind, note it, close.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let mut config = agent_config(&master, dir.path());
+    config.masters = vec![dead.to_string(), master.host_port()];
+    let agent = start_agent(config).await?;
+    let id = id_of(&agent)?;
+    let st = master.state().await?;
+    assert_eq!(
+        st["agents"][0]["id"],
+        id.as_str(),
+        "registered with the second master"
+    );
+    agent.shutdown().await;
+    Ok(())
+}
