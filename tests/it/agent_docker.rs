@@ -213,12 +213,7 @@ async fn agent_docker_task_survives_agent_crash() -> anyhow::Result<()> {
     {
         return Ok(());
     }
-    let master = TestMaster::start_with(agora_master::MasterConfig {
-        agent_ping_interval: std::time::Duration::from_millis(200),
-        max_agent_ping_misses: 25,
-        ..TestMaster::fast_config()
-    })
-    .await;
+    let master = crash_tolerant_master().await;
     let dir = tempfile::tempdir()?;
     let config = agent_config(&master, dir.path());
     let agent = start_agent(config.clone()).await?;
@@ -269,12 +264,7 @@ async fn agent_kills_unknown_docker_containers_on_recovery() -> anyhow::Result<(
         return Ok(());
     };
     let image = agora_runtime::testing::ensure_test_image(docker.client()).await?;
-    let master = TestMaster::start_with(agora_master::MasterConfig {
-        agent_ping_interval: std::time::Duration::from_millis(200),
-        max_agent_ping_misses: 25,
-        ..TestMaster::fast_config()
-    })
-    .await;
+    let master = crash_tolerant_master().await;
     let dir = tempfile::tempdir()?;
     let config = agent_config(&master, dir.path());
     let agent = start_agent(config.clone()).await?;

@@ -70,14 +70,7 @@ async fn agent_resends_updates_until_acknowledged() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn agent_crash_restart_recovers_tasks() -> anyhow::Result<()> {
-    // Pings every 200 ms, unreachable after 5 s: the agent is back in time,
-    // as a restarted agent usually is.
-    let master = TestMaster::start_with(agora_master::MasterConfig {
-        agent_ping_interval: Duration::from_millis(200),
-        max_agent_ping_misses: 25,
-        ..TestMaster::fast_config()
-    })
-    .await;
+    let master = crash_tolerant_master().await;
     let dir = tempfile::tempdir()?;
     let config = agent_config(&master, dir.path());
     let agent = start_agent(config.clone()).await?;

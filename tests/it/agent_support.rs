@@ -11,7 +11,7 @@ use agora_agent::{AgentConfig, AgentHandle, GcConfig};
 use agora_model::Resources;
 use agora_proto::v1;
 use agora_proto::v1::scheduler_client::SchedulerClient;
-use agora_tests::TestMaster;
+use agora_tests::{RawFramework, TestMaster};
 use anyhow::Context;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
@@ -167,6 +167,34 @@ pub(crate) struct Framework {
     updates: VecDeque<v1::TaskStatus>,
 }
 
+/// A checkpointing framework that may be away for an hour.
+fn framework_info(
+    id: &str,
+    name: &str,
+    capabilities: &[v1::framework_info::Capability],
+) -> v1::FrameworkInfo {
+    v1::FrameworkInfo {
+        framework_id: id.into(),
+        name: name.into(),
+        capabilities: capabilities.iter().map(|c| *c as i32).collect(),
+        failover_timeout_seconds: 3600.0,
+        checkpoint: true,
+        ..Default::default()
+    }
+}
+
+/// A master that tolerates an agent being away for 5 s (pings every 200 ms,
+/// 25 misses), as a restarted agent usually is; with the harness default
+/// (0.5 s) tasks of non-partition-aware frameworks would be lost and killed.
+pub(crate) async fn crash_tolerant_master() -> TestMaster {
+    TestMaster::start_with(agora_master::MasterConfig {
+        agent_ping_interval: Duration::from_millis(200),
+        max_agent_ping_misses: 25,
+        ..TestMaster::fast_config()
+    })
+    .await
+}
+
 impl Framework {
     /// Subscribes with the given capabilities.
     pub(crate) async fn subscribe(
@@ -174,32 +202,14 @@ impl Framework {
         name: &str,
         capabilities: &[v1::framework_info::Capability],
     ) -> anyhow::Result<Framework> {
-        let mut client = SchedulerClient::connect(master.endpoint()).await?;
-        let info = v1::FrameworkInfo {
-            name: name.into(),
-            capabilities: capabilities.iter().map(|c| *c as i32).collect(),
-            failover_timeout_seconds: 3600.0,
-            checkpoint: true,
-            ..Default::default()
-        };
-        let mut events = client
-            .subscribe(v1::SubscribeRequest {
-                framework_info: Some(info),
-                suppressed_roles: vec![],
-            })
-            .await?
-            .into_inner();
-        let (id, stream_id) = match tokio::time::timeout(WAIT, events.next()).await? {
-            Some(Ok(v1::Event {
-                event: Some(v1::event::Event::Subscribed(s)),
-            })) => (s.framework_id, s.stream_id),
-            other => anyhow::bail!("expected SUBSCRIBED, got {other:?}"),
-        };
+        let raw =
+            RawFramework::subscribe(&master.endpoint(), framework_info("", name, capabilities))
+                .await?;
         Ok(Framework {
-            client,
-            events,
-            id,
-            stream_id,
+            client: raw.client,
+            events: raw.events,
+            id: raw.id,
+            stream_id: raw.stream,
             auto_ack: true,
             offers: VecDeque::new(),
             updates: VecDeque::new(),
@@ -208,36 +218,12 @@ impl Framework {
 
     /// Subscribes again with the same framework id (after a master restart).
     pub(crate) async fn resubscribe(&mut self, master: &TestMaster) -> anyhow::Result<()> {
-        let mut client = SchedulerClient::connect(master.endpoint()).await?;
-        let info = v1::FrameworkInfo {
-            framework_id: self.id.clone(),
-            name: "resubscribed".into(),
-            failover_timeout_seconds: 3600.0,
-            checkpoint: true,
-            ..Default::default()
-        };
-        let mut events = client
-            .subscribe(v1::SubscribeRequest {
-                framework_info: Some(info),
-                suppressed_roles: vec![],
-            })
-            .await?
-            .into_inner();
-        match tokio::time::timeout(WAIT, events.next()).await? {
-            Some(Ok(v1::Event {
-                event: Some(v1::event::Event::Subscribed(s)),
-            })) => {
-                anyhow::ensure!(
-                    s.framework_id == self.id,
-                    "got a new framework id {}",
-                    s.framework_id
-                );
-                self.stream_id = s.stream_id;
-            }
-            other => anyhow::bail!("expected SUBSCRIBED, got {other:?}"),
-        }
-        self.client = client;
-        self.events = events;
+        let info = framework_info(&self.id, "resubscribed", &[]);
+        let raw = RawFramework::subscribe(&master.endpoint(), info).await?;
+        anyhow::ensure!(raw.id == self.id, "got a new framework id {}", raw.id);
+        self.client = raw.client;
+        self.events = raw.events;
+        self.stream_id = raw.stream;
         self.offers.clear();
         Ok(())
     }
