@@ -156,11 +156,7 @@ impl Master {
     }
 
     pub(crate) fn framework_task_keys(&self, id: &FrameworkId) -> Vec<TaskKey> {
-        self.tasks
-            .keys()
-            .filter(|k| &k.framework == id)
-            .cloned()
-            .collect()
+        self.tasks_of(id).map(|(k, _)| k.clone()).collect()
     }
 
     pub(crate) fn update_framework(

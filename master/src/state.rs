@@ -140,3 +140,20 @@ pub(crate) struct Master {
     pub(crate) allocation_wanted: bool,
     pub(crate) allocation_seed: u64,
 }
+
+impl Master {
+    /// One framework's live tasks: keys are ordered framework first, so this
+    /// is a range, not a scan of every task in the cluster.
+    pub(crate) fn tasks_of<'a>(
+        &'a self,
+        fw: &'a FrameworkId,
+    ) -> impl Iterator<Item = (&'a TaskKey, &'a TaskEntry)> + 'a {
+        let start = TaskKey {
+            framework: fw.clone(),
+            task: TaskId::new_unchecked(""),
+        };
+        self.tasks
+            .range(start..)
+            .take_while(move |(k, _)| &k.framework == fw)
+    }
+}

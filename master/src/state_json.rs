@@ -56,9 +56,9 @@ impl Master {
             .frameworks
             .values()
             .map(|f| {
-                let tasks: Vec<Value> = self.tasks.values().filter(|t| t.framework == f.id).map(task_json).collect();
+                let tasks: Vec<Value> = self.tasks_of(&f.id).map(|(_, t)| task_json(t)).collect();
                 let mut used = Resources::new();
-                for t in self.tasks.values().filter(|t| t.framework == f.id) {
+                for (_, t) in self.tasks_of(&f.id) {
                     used.add(&t.spec.resources);
                 }
                 let mut offered = Resources::new();

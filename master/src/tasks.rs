@@ -198,15 +198,7 @@ impl Master {
     pub(crate) fn reconcile(&mut self, fw: &FrameworkId, tasks: &[(TaskId, Option<AgentId>)]) {
         let mut answers: Vec<TaskStatus> = Vec::new();
         if tasks.is_empty() {
-            for (key, t) in self.tasks.range(
-                TaskKey {
-                    framework: fw.clone(),
-                    task: TaskId::new_unchecked(""),
-                }..,
-            ) {
-                if &key.framework != fw {
-                    break;
-                }
+            for (key, t) in self.tasks_of(fw) {
                 answers.push(self.reconcile_status(
                     &key.task,
                     Some(t.state),
