@@ -22,3 +22,25 @@ pub enum MasterError {
     #[error("the master is shutting down")]
     Stopped,
 }
+
+/// Why the master refused a call from a framework or an agent. Mapped to a
+/// gRPC status in one place (`api/status.rs`); the core never sees tonic.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CallError {
+    /// The request is malformed; names the field.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The caller is in the wrong state for the call (not subscribed, stale
+    /// stream or session, unreachable agent).
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// The caller or thing named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The framework was removed and may not come back.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The master cannot make the change durable, or is stopping.
+    #[error("{0}")]
+    Unavailable(String),
+}

@@ -1,143 +1,95 @@
-//! The master's single event loop. It owns `Master` and is the only code that
-//! mutates it. gRPC and HTTP handlers decode and validate requests, then send
-//! a `Command` with a oneshot reply; timers are arms of the same `select!`.
+//! The master's single event loop. It owns `Master` (the sans-IO core), the
+//! open streams and the registry writer. Handlers send a `Command`; the loop
+//! turns it into a core `Input`, calls `Master::handle` with the time, and
+//! performs the returned effects: events onto framework streams, messages
+//! onto agent streams, proposals to the writer, answers to callers. A send
+//! that fails comes back into the core as an input. Timers are arms of the
+//! same `select!`. The loop never touches the disk.
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
-use agora_model::{
-    AgentId, FrameworkId, FrameworkInfo, OfferId, Role, TaskId, TaskSpec, TaskState, TaskStatus,
-};
-use agora_proto::convert::AgentInfo;
+use agora_model::{AgentId, FrameworkId, FrameworkInfo, OfferId, Role, SessionId, StreamId};
 use agora_proto::v1;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 use tonic::Status;
-use tracing::{debug, info};
+use tracing::info;
 
-use crate::clock::Clock;
-use crate::state::{AgentTx, Master};
+use crate::api::wire;
+use crate::clock::{Clock, unix_now};
+use crate::core::{AgentRegistration, FromAgent, Input, SchedulerCall};
+use crate::effects::{Effect, FrameworkEvent, Reply, ReplyToken};
+use crate::registry::{WriteOutcome, WriterHandle};
+use crate::state::Master;
 
 /// Commands queued for the loop. Sized so a burst of status updates from
 /// hundreds of agents does not block handlers; a full queue applies
 /// back-pressure to callers (they await a slot) rather than dropping work.
 pub(crate) const COMMAND_QUEUE: usize = 8192;
 
+/// Events buffered per framework stream. Mesos buffers without limit; this
+/// bounds a stuck framework's cost (an event is a few hundred bytes, so
+/// about 20 MB) while leaving a framework that reads a 100,000-task burst
+/// a little late room to catch up. Past it, events are dropped, never the
+/// framework: offers return to the pool and agents resend updates.
+pub(crate) const FRAMEWORK_EVENT_BUFFER: usize = 65_536;
+
+/// A framework whose stream holds more than this many unread events gets no
+/// new offers until it has read them (offers it cannot read only idle).
+const CONGESTED_EVENTS: usize = FRAMEWORK_EVENT_BUFFER / 4;
+
 /// How often deadlines (framework failover, offer timeout, agent re-register)
 /// are checked. Small enough for tests that use sub-second timeouts.
 const HOUSEKEEPING_PERIOD: Duration = Duration::from_millis(100);
 
-pub(crate) type Reply<T> = oneshot::Sender<Result<T, Status>>;
-
-/// A task as reported by a re-registering agent.
-pub(crate) struct ReportedTask {
-    pub(crate) framework: FrameworkId,
-    pub(crate) spec: TaskSpec,
-    pub(crate) state: TaskState,
-    pub(crate) healthy: Option<bool>,
-}
-
-/// A validated Register request.
-pub(crate) struct AgentRegistration {
-    pub(crate) info: AgentInfo,
-    pub(crate) tasks: Vec<ReportedTask>,
-    pub(crate) frameworks: Vec<FrameworkInfo>,
-    pub(crate) updates: Vec<(FrameworkId, TaskStatus)>,
-}
-
-/// Scheduler calls after decoding (task descriptions stay in wire form until
-/// the offers tell which agent they go to).
-pub(crate) enum SchedulerCall {
-    Accept {
-        offer_ids: Vec<OfferId>,
-        tasks: Vec<v1::TaskInfo>,
-        refuse_seconds: Option<f64>,
-    },
-    Decline {
-        offer_ids: Vec<OfferId>,
-        refuse_seconds: Option<f64>,
-    },
-    Revive {
-        roles: Vec<Role>,
-    },
-    Suppress {
-        roles: Vec<Role>,
-    },
-    Kill {
-        task: TaskId,
-        agent: Option<AgentId>,
-        grace: Option<Duration>,
-    },
-    Acknowledge {
-        agent: AgentId,
-        task: TaskId,
-        uuid: uuid::Uuid,
-    },
-    Reconcile {
-        tasks: Vec<(TaskId, Option<AgentId>)>,
-    },
-    Teardown,
-    UpdateFramework {
-        info: FrameworkInfo,
-        suppressed: Vec<Role>,
-    },
-}
-
-impl SchedulerCall {
-    pub(crate) fn name(&self) -> &'static str {
-        match self {
-            SchedulerCall::Accept { .. } => "accept",
-            SchedulerCall::Decline { .. } => "decline",
-            SchedulerCall::Revive { .. } => "revive",
-            SchedulerCall::Suppress { .. } => "suppress",
-            SchedulerCall::Kill { .. } => "kill",
-            SchedulerCall::Acknowledge { .. } => "acknowledge",
-            SchedulerCall::Reconcile { .. } => "reconcile",
-            SchedulerCall::Teardown => "teardown",
-            SchedulerCall::UpdateFramework { .. } => "update_framework",
-        }
-    }
-}
+pub(crate) type Answer<T> = oneshot::Sender<Result<T, Status>>;
+/// Events to a framework's Subscribe stream.
+pub(crate) type EventTx = mpsc::Sender<Result<v1::Event, Status>>;
+/// Messages down an agent's Attach stream.
+pub(crate) type AgentTx = mpsc::Sender<Result<v1::MasterMessage, Status>>;
 
 /// What a successful Subscribe hands back to the gRPC handler.
 pub(crate) struct Subscription {
     pub(crate) framework_id: FrameworkId,
-    pub(crate) stream_id: String,
-    pub(crate) events: mpsc::Receiver<Result<v1::Event, Status>>,
+    pub(crate) stream_id: StreamId,
 }
 
 pub(crate) enum Command {
     Subscribe {
         info: FrameworkInfo,
         suppressed: Vec<Role>,
-        reply: Reply<Subscription>,
+        events: EventTx,
+        reply: Answer<Subscription>,
     },
     FrameworkStreamClosed {
         framework: FrameworkId,
-        stream_id: String,
+        stream: StreamId,
     },
     Call {
         framework: FrameworkId,
-        stream_id: String,
+        stream: StreamId,
         call: SchedulerCall,
-        reply: Reply<()>,
+        reply: Answer<()>,
     },
     RegisterAgent {
         reg: Box<AgentRegistration>,
-        reply: Reply<v1::RegisterResponse>,
+        reply: Answer<v1::RegisterResponse>,
     },
     AttachAgent {
         agent: AgentId,
-        session: String,
+        session: SessionId,
         tx: AgentTx,
-        reply: Reply<()>,
+        reply: Answer<()>,
     },
     AgentMessage {
         agent: AgentId,
-        session: String,
-        msg: v1::agent_message::Message,
+        session: SessionId,
+        msg: FromAgent,
     },
     AgentStreamClosed {
         agent: AgentId,
-        session: String,
+        session: SessionId,
     },
     GetState {
         reply: oneshot::Sender<serde_json::Value>,
@@ -147,23 +99,66 @@ pub(crate) enum Command {
     },
 }
 
-/// Runs the loop until every command sender is gone or `shutdown` fires.
+/// A caller waiting for the core's answer.
+enum Waiting {
+    Subscribe {
+        stream: StreamId,
+        reply: Answer<Subscription>,
+    },
+    Done(Answer<()>),
+    Register(Answer<v1::RegisterResponse>),
+    Attach {
+        agent: AgentId,
+        session: SessionId,
+        tx: AgentTx,
+        reply: Answer<()>,
+    },
+}
+
+struct FrameworkStream {
+    /// Learnt from the first event the core sends on it.
+    framework: Option<FrameworkId>,
+    tx: EventTx,
+}
+
+/// Everything the loop owns besides the core.
+struct Loop {
+    master: Master,
+    clock: Clock,
+    streams: HashMap<StreamId, FrameworkStream>,
+    agents: HashMap<AgentId, (SessionId, AgentTx)>,
+    waiting: HashMap<ReplyToken, Waiting>,
+    next_token: ReplyToken,
+    writer: WriterHandle,
+}
+
+/// Runs the loop until every command sender is gone or `shutdown` fires,
+/// then lets the writer finish what was queued.
 pub(crate) async fn run(
-    mut master: Master,
+    master: Master,
+    writer: WriterHandle,
     mut rx: mpsc::Receiver<Command>,
     mut shutdown: oneshot::Receiver<()>,
 ) {
-    let clock = Clock::new();
-    let mut next_allocation = Instant::now() + master.cfg.allocation_interval;
-    let mut pings = interval(master.cfg.agent_ping_interval);
+    let mut lp = Loop {
+        master,
+        clock: Clock::new(),
+        streams: HashMap::new(),
+        agents: HashMap::new(),
+        waiting: HashMap::new(),
+        next_token: 0,
+        writer,
+    };
+    let mut next_allocation = Instant::now() + lp.master.cfg.allocation_interval;
+    let mut pings = interval(lp.master.cfg.agent_ping_interval);
     pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut heartbeats = interval(master.cfg.framework_heartbeat_interval);
+    let mut heartbeats = interval(lp.master.cfg.framework_heartbeat_interval);
     heartbeats.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut housekeeping = interval(HOUSEKEEPING_PERIOD);
     housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    info!(master_id = %master.master_id, "master event loop started");
+    info!(master_id = %lp.master.master_id, "master event loop started");
     loop {
-        let alloc_at = if master.allocation_wanted {
+        let alloc_at = if lp.master.allocation_wanted {
             Instant::now()
         } else {
             next_allocation
@@ -171,59 +166,102 @@ pub(crate) async fn run(
         tokio::select! {
             biased;
             _ = &mut shutdown => break,
+            outcome = lp.writer.outcomes.recv() => match outcome {
+                Some(WriteOutcome::Durable { up_to }) => lp.input(Input::Durable { up_to }).await,
+                Some(WriteOutcome::Failed { seqs, reason }) => {
+                    lp.input(Input::WriteFailed { seqs, reason }).await
+                }
+                None => break, // the writer died: nothing can be made durable
+            },
             cmd = rx.recv() => match cmd {
-                Some(cmd) => master.handle(cmd, clock.now()),
+                Some(cmd) => lp.command(cmd).await,
                 None => break,
             },
             _ = sleep_until(alloc_at) => {
-                master.allocate(clock.now());
-                master.allocation_wanted = false;
-                next_allocation = Instant::now() + master.cfg.allocation_interval;
+                let started = std::time::Instant::now();
+                let congested = lp.congested();
+                lp.input(Input::Allocate { congested }).await;
+                lp.master.metrics.allocation_seconds.observe(started.elapsed().as_secs_f64());
+                next_allocation = Instant::now() + lp.master.cfg.allocation_interval;
             }
-            _ = pings.tick() => {
-                master.ping_agents();
-                master.gc_unreachable_agents();
-            }
-            _ = heartbeats.tick() => master.heartbeat_frameworks(),
-            _ = housekeeping.tick() => master.housekeeping(clock.now()),
+            _ = pings.tick() => lp.input(Input::PingAgents).await,
+            _ = heartbeats.tick() => lp.input(Input::HeartbeatFrameworks).await,
+            _ = housekeeping.tick() => lp.input(Input::Housekeeping).await,
         }
-        master.metrics.queue_depth.set(rx.len() as i64);
+        lp.master.metrics.queue_depth.set(rx.len() as i64);
     }
+    let Loop { writer, .. } = lp;
+    drop(writer.proposals);
+    let _ = writer.task.await;
     info!("master event loop stopped");
 }
 
-impl Master {
-    fn handle(&mut self, cmd: Command, now: agora_model::MonoTime) {
-        match cmd {
+impl Loop {
+    fn token(&mut self) -> ReplyToken {
+        self.next_token += 1;
+        self.next_token
+    }
+
+    async fn command(&mut self, cmd: Command) {
+        let input = match cmd {
             Command::Subscribe {
                 info,
                 suppressed,
+                events,
                 reply,
             } => {
-                self.metrics.message("subscribe");
-                let _ = reply.send(self.subscribe(info, suppressed));
+                let stream = StreamId::random();
+                self.streams.insert(
+                    stream.clone(),
+                    FrameworkStream {
+                        framework: None,
+                        tx: events,
+                    },
+                );
+                let token = self.token();
+                self.waiting.insert(
+                    token,
+                    Waiting::Subscribe {
+                        stream: stream.clone(),
+                        reply,
+                    },
+                );
+                Input::Subscribe {
+                    info,
+                    suppressed,
+                    stream,
+                    new_id: FrameworkId::random(),
+                    reply: token,
+                }
             }
-            Command::FrameworkStreamClosed {
-                framework,
-                stream_id,
-            } => {
-                self.framework_stream_closed(&framework, &stream_id, now);
+            Command::FrameworkStreamClosed { framework, stream } => {
+                self.streams.remove(&stream);
+                Input::FrameworkStreamClosed { framework, stream }
             }
             Command::Call {
                 framework,
-                stream_id,
+                stream,
                 call,
                 reply,
             } => {
-                self.metrics.message(call.name());
-                let res = self
-                    .check_subscribed(&framework, &stream_id)
-                    .and_then(|()| self.call(&framework, call, now));
-                let _ = reply.send(res);
+                let token = self.token();
+                self.waiting.insert(token, Waiting::Done(reply));
+                Input::Call {
+                    framework,
+                    stream,
+                    call,
+                    reply: token,
+                }
             }
             Command::RegisterAgent { reg, reply } => {
-                self.metrics.message("register_agent");
-                let _ = reply.send(self.register_agent(*reg, now));
+                let token = self.token();
+                self.waiting.insert(token, Waiting::Register(reply));
+                Input::RegisterAgent {
+                    reg,
+                    session: SessionId::random(),
+                    new_id: AgentId::random(),
+                    reply: token,
+                }
             }
             Command::AttachAgent {
                 agent,
@@ -231,89 +269,187 @@ impl Master {
                 tx,
                 reply,
             } => {
-                let _ = reply.send(self.attach_agent(&agent, &session, tx));
+                let token = self.token();
+                self.waiting.insert(
+                    token,
+                    Waiting::Attach {
+                        agent: agent.clone(),
+                        session: session.clone(),
+                        tx,
+                        reply,
+                    },
+                );
+                Input::AttachAgent {
+                    agent,
+                    session,
+                    reply: token,
+                }
             }
             Command::AgentMessage {
                 agent,
                 session,
                 msg,
-            } => self.agent_message(&agent, &session, msg),
+            } => Input::FromAgent {
+                agent,
+                session,
+                msg,
+            },
             Command::AgentStreamClosed { agent, session } => {
-                self.agent_stream_closed(&agent, &session)
+                if self.agents.get(&agent).is_some_and(|(s, _)| s == &session) {
+                    self.agents.remove(&agent);
+                }
+                Input::AgentStreamClosed { agent, session }
             }
             Command::GetState { reply } => {
-                let _ = reply.send(self.state_json(now));
+                let _ = reply.send(self.master.state_json());
+                return;
             }
             Command::GetMetrics { reply } => {
-                let _ = reply.send(self.metrics_text());
+                let _ = reply.send(self.master.metrics_text(unix_now()));
+                return;
             }
+        };
+        self.input(input).await;
+    }
+
+    /// Hands one input to the core and performs its effects, and those of
+    /// any inputs the effects cause (failed sends), until none remain.
+    async fn input(&mut self, first: Input) {
+        let mut inputs = VecDeque::from([first]);
+        while let Some(input) = inputs.pop_front() {
+            let effects = self.master.handle(input, self.clock.now(), unix_now());
+            self.perform(effects, &mut inputs).await;
         }
     }
 
-    fn call(
+    async fn perform(&mut self, effects: Vec<Effect>, feedback: &mut VecDeque<Input>) {
+        // An accepted Attach opens the agent's stream before anything is sent
+        // on it (the core may send kills in the same breath).
+        for e in &effects {
+            if let Effect::Reply {
+                token,
+                reply: Reply::Done(Ok(())),
+            } = e
+                && let Some(Waiting::Attach { .. }) = self.waiting.get(token)
+                && let Some(Waiting::Attach {
+                    agent,
+                    session,
+                    tx,
+                    reply,
+                }) = self.waiting.remove(token)
+            {
+                // Dropping an older session's sender ends its stream.
+                self.agents.insert(agent, (session, tx));
+                let _ = reply.send(Ok(()));
+            }
+        }
+        let mut proposals = Vec::new();
+        for e in effects {
+            match e {
+                Effect::ToFramework {
+                    framework,
+                    stream,
+                    event,
+                } => self.send_event(framework, stream, event, feedback),
+                Effect::CloseFramework { stream } => {
+                    self.streams.remove(&stream);
+                }
+                Effect::ToAgent {
+                    agent,
+                    session,
+                    msg,
+                } => {
+                    let Some((s, tx)) = self.agents.get(&agent) else {
+                        continue;
+                    };
+                    if s != &session {
+                        continue; // for an older session; the agent re-registered
+                    }
+                    if tx.try_send(Ok(wire::to_agent_wire(msg))).is_err() {
+                        tracing::warn!(agent = %agent, "agent stream full or closed; marking it disconnected");
+                        self.agents.remove(&agent);
+                        feedback.push_back(Input::AgentStreamClosed { agent, session });
+                    }
+                }
+                Effect::Propose { seq, entry } => proposals.push((seq, *entry)),
+                Effect::Reply { token, reply } => self.answer(token, reply),
+            }
+        }
+        if !proposals.is_empty() && self.writer.proposals.send(proposals).await.is_err() {
+            tracing::error!("the registry writer has stopped");
+        }
+    }
+
+    fn send_event(
         &mut self,
-        fw: &FrameworkId,
-        call: SchedulerCall,
-        now: agora_model::MonoTime,
-    ) -> Result<(), Status> {
-        match call {
-            SchedulerCall::Accept {
-                offer_ids,
-                tasks,
-                refuse_seconds,
-            } => {
-                self.accept(fw, offer_ids, tasks, refuse_seconds, now);
-                Ok(())
-            }
-            SchedulerCall::Decline {
-                offer_ids,
-                refuse_seconds,
-            } => {
-                self.decline(fw, &offer_ids, refuse_seconds, now);
-                Ok(())
-            }
-            SchedulerCall::Revive { roles } => {
-                self.revive(fw, &roles);
-                Ok(())
-            }
-            SchedulerCall::Suppress { roles } => {
-                self.suppress(fw, &roles);
-                Ok(())
-            }
-            SchedulerCall::Kill { task, agent, grace } => {
-                self.kill_task(fw, &task, agent.as_ref(), grace);
-                Ok(())
-            }
-            SchedulerCall::Acknowledge { agent, task, uuid } => {
-                self.acknowledge(fw, &agent, &task, uuid)
-            }
-            SchedulerCall::Reconcile { tasks } => {
-                self.reconcile(fw, &tasks);
-                Ok(())
-            }
-            SchedulerCall::Teardown => {
-                info!(framework = %fw, "teardown requested");
-                self.remove_framework(fw, "teardown");
-                Ok(())
-            }
-            SchedulerCall::UpdateFramework { info, suppressed } => {
-                self.update_framework(fw, info, suppressed)
+        framework: FrameworkId,
+        stream: StreamId,
+        event: FrameworkEvent,
+        feedback: &mut VecDeque<Input>,
+    ) {
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        s.framework.get_or_insert_with(|| framework.clone());
+        let offers: Vec<OfferId> = match &event {
+            FrameworkEvent::Offers(o) => o.iter().map(|o| o.id.clone()).collect(),
+            _ => Vec::new(),
+        };
+        match s
+            .tx
+            .try_send(Ok(wire::event_to_wire(event, &self.master.master_id)))
+        {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => feedback.push_back(Input::FrameworkEventsDropped {
+                framework,
+                stream,
+                offers,
+            }),
+            Err(TrySendError::Closed(_)) => {
+                self.streams.remove(&stream);
+                feedback.push_back(Input::FrameworkStreamClosed { framework, stream });
             }
         }
     }
 
-    fn check_subscribed(&self, fw: &FrameworkId, stream_id: &str) -> Result<(), Status> {
-        match self.frameworks.get(fw) {
-            Some(f) if f.connected() && f.stream_id.as_deref() == Some(stream_id) => Ok(()),
-            Some(f) if f.connected() => Err(Status::failed_precondition(format!(
-                "framework {fw}: stream id {stream_id:?} is not the current subscription"
-            ))),
-            _ => {
-                debug!(framework = %fw, "call before SUBSCRIBED");
-                Err(Status::failed_precondition(format!(
-                    "framework {fw} is not subscribed"
-                )))
+    fn answer(&mut self, token: ReplyToken, reply: Reply) {
+        let Some(w) = self.waiting.remove(&token) else {
+            return; // an Attach answered above
+        };
+        match (w, reply) {
+            (Waiting::Subscribe { stream, reply }, Reply::Subscribed(res)) => {
+                let _ = reply.send(
+                    res.map(|framework_id| Subscription {
+                        framework_id,
+                        stream_id: stream,
+                    })
+                    .map_err(Status::from),
+                );
             }
+            (Waiting::Done(reply), Reply::Done(res)) => {
+                let _ = reply.send(res.map_err(Status::from));
+            }
+            (Waiting::Attach { reply, .. }, Reply::Done(res)) => {
+                let _ = reply.send(res.map_err(Status::from));
+            }
+            (Waiting::Register(reply), Reply::Registered(res)) => {
+                let _ = reply.send(res.map_err(Status::from).map(|r| v1::RegisterResponse {
+                    agent_id: r.agent_id.to_string(),
+                    session_id: r.session.to_string(),
+                    ping_interval_seconds: self.master.cfg.agent_ping_interval.as_secs_f64(),
+                    master_id: self.master.master_id.clone(),
+                }));
+            }
+            (_, other) => tracing::error!(?other, "a reply of the wrong kind; dropped"),
         }
+    }
+
+    /// Frameworks whose stream holds many unread events.
+    fn congested(&self) -> BTreeSet<FrameworkId> {
+        self.streams
+            .values()
+            .filter(|s| FRAMEWORK_EVENT_BUFFER - s.tx.capacity() > CONGESTED_EVENTS)
+            .filter_map(|s| s.framework.clone())
+            .collect()
     }
 }

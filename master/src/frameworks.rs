@@ -1,118 +1,177 @@
 //! Framework lifecycle: subscribe and re-subscribe (failover), disconnection
 //! and the failover timeout, teardown, UPDATE_FRAMEWORK, SUPPRESS/REVIVE and
-//! the event stream.
-use std::collections::{BTreeSet, VecDeque};
-
-use agora_model::{FrameworkId, FrameworkInfo, MonoTime, Role};
-use agora_proto::v1;
-use tokio::sync::mpsc;
-use tonic::Status;
+//! heartbeats. Frameworks are in the registry, so a subscription is answered
+//! only once it is durable and survives a change of master.
+use agora_model::{FrameworkId, FrameworkInfo, MonoTime, OfferId, Role, StreamId};
 use tracing::{info, warn};
 
-use crate::clock::unix_now;
-use crate::event_loop::Subscription;
-use crate::state::{FrameworkEntry, Master, TaskKey};
+use crate::effects::{Effect, FrameworkEvent, Reply, ReplyToken};
+use crate::error::CallError;
+use crate::registry::{FrameworkRecord, RegistryCommand};
+use crate::state::{AfterCommit, FrameworkConn, FrameworkEntry, Master, TaskKey};
 
-/// Events buffered per framework stream. A framework that falls this far
-/// behind is disconnected (it will re-subscribe and reconcile) instead of
-/// letting the master's memory grow without bound.
-pub(crate) const FRAMEWORK_EVENT_BUFFER: usize = 4096;
+/// A subscription waiting for its registry entry to be durable.
+#[derive(Debug)]
+pub(crate) struct PendingSubscription {
+    pub(crate) id: FrameworkId,
+    pub(crate) info: FrameworkInfo,
+    pub(crate) suppressed: Vec<Role>,
+    pub(crate) stream: StreamId,
+    pub(crate) reply: ReplyToken,
+}
 
-/// Removed framework ids remembered so they cannot re-subscribe.
-const MAX_REMOVED_FRAMEWORKS: usize = 100_000;
+fn check_suppressed(info: &FrameworkInfo, suppressed: &[Role]) -> Result<(), CallError> {
+    match suppressed.iter().find(|r| !info.roles.contains(r)) {
+        Some(r) => Err(CallError::InvalidArgument(format!(
+            "suppressed_roles: {r} is not one of the framework's roles"
+        ))),
+        None => Ok(()),
+    }
+}
 
 impl Master {
     pub(crate) fn subscribe(
         &mut self,
         mut info: FrameworkInfo,
         suppressed: Vec<Role>,
-    ) -> Result<Subscription, Status> {
-        for r in &suppressed {
-            if !info.roles.contains(r) {
-                return Err(Status::invalid_argument(format!(
-                    "suppressed_roles: {r} is not one of the framework's roles"
-                )));
-            }
+        stream: StreamId,
+        new_id: FrameworkId,
+        reply: ReplyToken,
+        now: MonoTime,
+    ) {
+        if let Err(e) = check_suppressed(&info, &suppressed) {
+            self.out.push(Effect::CloseFramework { stream });
+            return self.reply(reply, Reply::Subscribed(Err(e)));
         }
-        let id = match &info.id {
-            Some(id) if self.removed_frameworks.contains(id) => {
-                return Err(Status::permission_denied(format!(
-                    "framework {id} has been removed"
-                )));
-            }
-            Some(id) => id.clone(),
-            None => FrameworkId::random(),
-        };
+        let id = info.id.clone().unwrap_or(new_id);
+        if self.framework_removed(&id) {
+            self.out.push(Effect::CloseFramework { stream });
+            let e = CallError::PermissionDenied(format!("framework {id} has been removed"));
+            return self.reply(reply, Reply::Subscribed(Err(e)));
+        }
         info.id = Some(id.clone());
-        let (tx, rx) = mpsc::channel(FRAMEWORK_EVENT_BUFFER);
-        let stream_id = uuid::Uuid::new_v4().to_string();
-        let subscribed = v1::Event {
-            event: Some(v1::event::Event::Subscribed(v1::event::Subscribed {
-                framework_id: id.to_string(),
-                heartbeat_interval_seconds: self.cfg.framework_heartbeat_interval.as_secs_f64(),
-                stream_id: stream_id.clone(),
-                master_id: self.master_id.clone(),
-            })),
+        let registered_unix_ms = self
+            .registry
+            .frameworks
+            .get(&id)
+            .map(|r| r.registered_unix_ms)
+            .unwrap_or_else(|| self.unix_ms());
+        let cmd = RegistryCommand::PutFramework {
+            id: id.clone(),
+            record: FrameworkRecord {
+                info: info.clone(),
+                registered_unix_ms,
+            },
         };
-        // Cannot fail: the channel is new and empty.
-        let _ = tx.try_send(Ok(subscribed));
-        let suppressed: BTreeSet<Role> = suppressed.into_iter().collect();
+        let pending = PendingSubscription {
+            id,
+            info,
+            suppressed,
+            stream,
+            reply,
+        };
+        if let Some(after) = self.propose(vec![cmd], AfterCommit::Subscribe(Box::new(pending))) {
+            self.continue_after(after, now);
+        }
+    }
+
+    pub(crate) fn finish_subscription(&mut self, p: PendingSubscription) {
+        let PendingSubscription {
+            id,
+            info,
+            suppressed,
+            stream,
+            reply,
+        } = p;
+        if self.framework_removed(&id) {
+            // Torn down while the subscription was being written.
+            self.out.push(Effect::CloseFramework { stream });
+            let e = CallError::PermissionDenied(format!("framework {id} has been removed"));
+            return self.reply(reply, Reply::Subscribed(Err(e)));
+        }
+        self.out.push(Effect::ToFramework {
+            framework: id.clone(),
+            stream: stream.clone(),
+            event: FrameworkEvent::Subscribed {
+                framework_id: id.clone(),
+                stream_id: stream.clone(),
+                heartbeat_interval: self.cfg.framework_heartbeat_interval,
+            },
+        });
+        let suppressed = suppressed.into_iter().collect();
+        let now_unix = self.now_unix;
         match self.frameworks.get_mut(&id) {
             Some(f) => {
-                if let Some(old) = f.tx.take() {
+                if let FrameworkConn::Subscribed { stream: old } = &f.conn {
                     // Only one live subscription: tell the old one and close it.
-                    let _ = old.try_send(Ok(error_event(
-                        "framework failed over to a newer subscription",
-                    )));
+                    let old = old.clone();
+                    self.out.push(Effect::ToFramework {
+                        framework: id.clone(),
+                        stream: old.clone(),
+                        event: FrameworkEvent::Error(
+                            "framework failed over to a newer subscription".into(),
+                        ),
+                    });
+                    self.out.push(Effect::CloseFramework { stream: old });
                 }
                 info!(framework = %id, name = %info.name, "framework re-subscribed");
                 f.info = info;
-                f.tx = Some(tx);
-                f.stream_id = Some(stream_id.clone());
-                f.failover_deadline = None;
+                f.conn = FrameworkConn::Subscribed { stream };
                 f.suppressed = suppressed;
             }
             None => {
                 info!(framework = %id, name = %info.name, "framework subscribed");
-                self.frameworks.insert(
+                let mut f = FrameworkEntry::new(
+                    info,
                     id.clone(),
-                    FrameworkEntry {
-                        id: id.clone(),
-                        info,
-                        stream_id: Some(stream_id.clone()),
-                        tx: Some(tx),
-                        registered_unix: unix_now(),
-                        failover_deadline: None,
-                        suppressed,
-                        filters: Vec::new(),
-                        completed: VecDeque::new(),
-                    },
+                    FrameworkConn::Subscribed { stream },
+                    now_unix,
                 );
+                f.suppressed = suppressed;
+                self.frameworks.insert(id.clone(), f);
             }
         }
         // Offers made to an earlier subscription are void; make fresh ones.
-        self.recover_framework_offers(&id);
+        self.drop_framework_offers(&id);
         self.allocation_wanted = true;
-        Ok(Subscription {
-            framework_id: id,
-            stream_id,
-            events: rx,
-        })
+        self.reply(reply, Reply::Subscribed(Ok(id)));
     }
 
     pub(crate) fn framework_stream_closed(
         &mut self,
         id: &FrameworkId,
-        stream_id: &str,
+        stream: &StreamId,
         now: MonoTime,
     ) {
-        let Some(f) = self.frameworks.get_mut(id) else {
-            return;
-        };
-        if f.stream_id.as_deref() != Some(stream_id) {
+        let current = self.frameworks.get(id).and_then(|f| f.stream());
+        if current != Some(stream) {
             return; // an older subscription ended; the newer one lives on
         }
         self.disconnect_framework(id, now);
+    }
+
+    /// Events the framework's stream had no room for. Offers among them go
+    /// back to the pool (the framework never saw them); nothing else needs
+    /// redoing: agents resend updates until they are acknowledged.
+    pub(crate) fn framework_events_dropped(
+        &mut self,
+        id: &FrameworkId,
+        stream: &StreamId,
+        offers: &[OfferId],
+    ) {
+        self.metrics.message("framework_events_dropped");
+        if self.frameworks.get(id).and_then(|f| f.stream()) != Some(stream) {
+            return;
+        }
+        for oid in offers {
+            if self
+                .offers
+                .get(oid)
+                .is_some_and(|o| &o.offer.framework_id == id)
+            {
+                self.remove_offer(oid);
+            }
+        }
     }
 
     /// Marks a framework disconnected: its offers are recovered and its
@@ -121,37 +180,50 @@ impl Master {
         let Some(f) = self.frameworks.get_mut(id) else {
             return;
         };
-        f.tx = None;
-        f.stream_id = None;
         let timeout = f.info.failover_timeout;
-        f.failover_deadline = Some(now.after(timeout));
+        f.conn = FrameworkConn::Failover {
+            deadline: now.after(timeout),
+        };
         info!(framework = %id, failover_timeout_s = timeout.as_secs_f64(), "framework disconnected");
-        self.recover_framework_offers(id);
+        self.drop_framework_offers(id);
         if timeout.is_zero() {
-            self.remove_framework(id, "disconnected with failover_timeout 0");
+            self.remove_framework(id, "disconnected with failover_timeout 0", None, now);
         }
     }
 
     /// Removes a framework: its offers go back, its tasks are killed, and it
-    /// may not re-subscribe. Task records stay until agents report them ended.
-    pub(crate) fn remove_framework(&mut self, id: &FrameworkId, why: &str) {
+    /// may not re-subscribe (durably). Task records stay until agents report
+    /// them ended. `reply` (TEARDOWN) is answered once the removal is durable.
+    pub(crate) fn remove_framework(
+        &mut self,
+        id: &FrameworkId,
+        why: &str,
+        reply: Option<ReplyToken>,
+        now: MonoTime,
+    ) {
         info!(framework = %id, why, "removing framework");
-        self.recover_framework_offers(id);
-        let keys: Vec<TaskKey> = self.framework_task_keys(id);
-        for key in keys {
-            self.send_kill(&key, None);
+        self.drop_framework_offers(id);
+        for key in self.framework_task_keys(id) {
+            self.kill(&key, None);
         }
         if let Some(f) = self.frameworks.remove(id)
-            && let Some(tx) = f.tx
+            && let FrameworkConn::Subscribed { stream } = f.conn
         {
-            let _ = tx.try_send(Ok(error_event(&format!("framework removed: {why}"))));
+            self.out.push(Effect::ToFramework {
+                framework: id.clone(),
+                stream: stream.clone(),
+                event: FrameworkEvent::Error(format!("framework removed: {why}")),
+            });
+            self.out.push(Effect::CloseFramework { stream });
         }
-        if self.removed_frameworks.len() >= MAX_REMOVED_FRAMEWORKS
-            && let Some(first) = self.removed_frameworks.iter().next().cloned()
-        {
-            self.removed_frameworks.remove(&first);
+        let cmd = RegistryCommand::RemoveFramework {
+            id: id.clone(),
+            at_unix_ms: self.unix_ms(),
+        };
+        let after = reply.map_or(AfterCommit::Nothing, AfterCommit::Reply);
+        if let Some(after) = self.propose(vec![cmd], after) {
+            self.continue_after(after, now);
         }
-        self.removed_frameworks.insert(id.clone());
         self.allocation_wanted = true;
     }
 
@@ -159,27 +231,23 @@ impl Master {
         self.tasks_of(id).map(|(k, _)| k.clone()).collect()
     }
 
+    /// UPDATE_FRAMEWORK: takes effect at once; answered once durable.
     pub(crate) fn update_framework(
         &mut self,
         id: &FrameworkId,
         mut info: FrameworkInfo,
         suppressed: Vec<Role>,
-    ) -> Result<(), Status> {
+        reply: ReplyToken,
+    ) -> Result<(), CallError> {
         if info.id.as_ref().is_some_and(|x| x != id) {
-            return Err(Status::invalid_argument(
-                "framework_info.framework_id: does not match the caller",
+            return Err(CallError::InvalidArgument(
+                "framework_info.framework_id: does not match the caller".into(),
             ));
         }
-        for r in &suppressed {
-            if !info.roles.contains(r) {
-                return Err(Status::invalid_argument(format!(
-                    "suppressed_roles: {r} is not one of the framework's roles"
-                )));
-            }
-        }
+        check_suppressed(&info, &suppressed)?;
         info.id = Some(id.clone());
         let Some(f) = self.frameworks.get_mut(id) else {
-            return Err(Status::failed_precondition(format!(
+            return Err(CallError::FailedPrecondition(format!(
                 "framework {id} is not subscribed"
             )));
         };
@@ -190,32 +258,58 @@ impl Master {
             .filter(|r| !info.roles.contains(r))
             .cloned()
             .collect();
-        f.info = info;
+        f.info = info.clone();
         f.suppressed = suppressed.into_iter().collect();
-        f.filters.retain(|flt| !dropped_roles.contains(&flt.role));
-        let stale: Vec<_> = self
+        f.filters
+            .retain(|(_, role), _| !dropped_roles.contains(role));
+        let stale: Vec<OfferId> = f
             .offers
-            .values()
-            .filter(|o| &o.offer.framework_id == id && dropped_roles.contains(&o.offer.role))
-            .map(|o| o.offer.id.clone())
+            .iter()
+            .filter(|o| {
+                self.offers
+                    .get(*o)
+                    .is_some_and(|e| dropped_roles.contains(&e.offer.role))
+            })
+            .cloned()
             .collect();
         for oid in stale {
             self.rescind_offer(&oid);
         }
         self.allocation_wanted = true;
+        let registered_unix_ms = self
+            .registry
+            .frameworks
+            .get(id)
+            .map(|r| r.registered_unix_ms)
+            .unwrap_or_else(|| self.unix_ms());
+        let cmd = RegistryCommand::PutFramework {
+            id: id.clone(),
+            record: FrameworkRecord {
+                info,
+                registered_unix_ms,
+            },
+        };
+        if let Some(AfterCommit::Reply(token)) = self.propose(vec![cmd], AfterCommit::Reply(reply))
+        {
+            self.reply(token, Reply::Done(Ok(())));
+        }
         Ok(())
+    }
+
+    /// The roles a SUPPRESS or REVIVE names: all of the framework's if none.
+    fn named_roles(f: &FrameworkEntry, roles: &[Role]) -> Vec<Role> {
+        if roles.is_empty() {
+            f.info.roles.clone()
+        } else {
+            roles.to_vec()
+        }
     }
 
     pub(crate) fn suppress(&mut self, id: &FrameworkId, roles: &[Role]) {
         let Some(f) = self.frameworks.get_mut(id) else {
             return;
         };
-        let roles: Vec<Role> = if roles.is_empty() {
-            f.info.roles.clone()
-        } else {
-            roles.to_vec()
-        };
-        for r in roles {
+        for r in Self::named_roles(f, roles) {
             if f.info.roles.contains(&r) {
                 f.suppressed.insert(r);
             } else {
@@ -229,15 +323,11 @@ impl Master {
         let Some(f) = self.frameworks.get_mut(id) else {
             return;
         };
-        let roles: Vec<Role> = if roles.is_empty() {
-            f.info.roles.clone()
-        } else {
-            roles.to_vec()
-        };
+        let roles = Self::named_roles(f, roles);
         for r in &roles {
             f.suppressed.remove(r);
         }
-        f.filters.retain(|flt| !roles.contains(&flt.role));
+        f.filters.retain(|(_, role), _| !roles.contains(role));
         self.allocation_wanted = true;
     }
 
@@ -249,69 +339,24 @@ impl Master {
             .map(|f| f.id.clone())
             .collect();
         for id in ids {
-            self.send_event(
-                &id,
-                v1::Event {
-                    event: Some(v1::event::Event::Heartbeat(v1::event::Heartbeat {})),
-                },
-            );
-        }
-    }
-
-    /// Sends without blocking the loop. A full or closed stream disconnects
-    /// the framework; it re-subscribes and reconciles, losing nothing that
-    /// matters (status updates are retried by agents until acknowledged).
-    pub(crate) fn send_event(&mut self, id: &FrameworkId, ev: v1::Event) -> bool {
-        let Some(f) = self.frameworks.get_mut(id) else {
-            return false;
-        };
-        let Some(tx) = &f.tx else { return false };
-        match tx.try_send(Ok(ev)) {
-            Ok(()) => true,
-            Err(e) => {
-                warn!(framework = %id, error = %e, "framework event stream unusable; disconnecting it");
-                f.tx = None;
-                // Now is not available here; disconnect at the next housekeeping tick.
-                f.stream_id = None;
-                f.failover_deadline = None;
-                self.metrics.message("framework_stream_overflow");
-                false
-            }
+            self.send_event(&id, FrameworkEvent::Heartbeat);
         }
     }
 
     pub(crate) fn housekeeping(&mut self, now: MonoTime) {
-        // Frameworks whose stream broke inside send_event get their failover timer now.
-        let broken: Vec<FrameworkId> = self
-            .frameworks
-            .values()
-            .filter(|f| f.tx.is_none() && f.failover_deadline.is_none())
-            .map(|f| f.id.clone())
-            .collect();
-        for id in broken {
-            self.disconnect_framework(&id, now);
-        }
         let expired: Vec<FrameworkId> = self
             .frameworks
             .values()
-            .filter(|f| f.tx.is_none() && f.failover_deadline.is_some_and(|d| d <= now))
+            .filter(|f| matches!(f.conn, FrameworkConn::Failover { deadline } if deadline <= now))
             .map(|f| f.id.clone())
             .collect();
         for id in expired {
-            self.remove_framework(&id, "failover timeout expired");
+            self.remove_framework(&id, "failover timeout expired", None, now);
         }
         self.expire_offers(now);
         self.expire_recovered_agents(now);
         for f in self.frameworks.values_mut() {
-            f.filters.retain(|flt| flt.expires > now);
+            f.filters.retain(|_, flt| flt.expires > now);
         }
-    }
-}
-
-pub(crate) fn error_event(message: &str) -> v1::Event {
-    v1::Event {
-        event: Some(v1::event::Event::Error(v1::event::Error {
-            message: message.to_string(),
-        })),
     }
 }

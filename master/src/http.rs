@@ -21,6 +21,29 @@ pub(crate) fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
+/// Any path nobody serves. A gRPC client calling an unknown method gets
+/// gRPC's UNIMPLEMENTED; anyone else a JSON 404 naming the path.
+pub(crate) async fn not_found(req: axum::extract::Request) -> Response {
+    let grpc = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"));
+    if grpc {
+        return tonic::Status::unimplemented(format!("no method {}", req.uri().path()))
+            .into_http::<axum::body::Body>();
+    }
+    let uri = req.uri().clone();
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({
+            "error": "not found",
+            "path": uri.path(),
+        })),
+    )
+        .into_response()
+}
+
 async fn health() -> Response {
     (
         StatusCode::OK,

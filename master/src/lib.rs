@@ -6,17 +6,23 @@
 //!
 //! Architecture invariant: one event loop (`event_loop::run`) owns all
 //! mutable state; handlers in `api/` and `http.rs` only decode, validate and
-//! send it a `Command`. The registry (agents admitted/unreachable, weights)
-//! changes only through `Registry::apply`.
+//! send it a `Command`. The decision core (`core.rs` and the area files
+//! `agents`, `frameworks`, `offers`, `tasks`) is sans-IO: it returns effects
+//! (`effects.rs`) that the loop performs. The registry changes only through
+//! `Registry::apply`, after the change is durable.
 #![forbid(unsafe_code)]
 
 mod agents;
 mod api;
 mod clock;
 mod config;
+mod core;
+mod effects;
 mod error;
 mod event_loop;
 mod frameworks;
+#[cfg(test)]
+mod harness;
 mod http;
 mod metrics;
 mod offers;
@@ -36,10 +42,10 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 pub use config::MasterConfig;
-pub use error::MasterError;
+pub use error::{CallError, MasterError};
 
-use crate::registry::RegistryStore;
-use crate::state::{AgentEntry, AgentStatus, Master};
+use crate::registry::{RegistryStore, spawn_writer};
+use crate::state::Master;
 
 /// How long shutdown waits for connections to drain before cutting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -89,28 +95,19 @@ pub async fn start(cfg: MasterConfig, listener: TcpListener) -> Result<MasterHan
     let addr = listener.local_addr()?;
     let store = RegistryStore::new(cfg.data_dir.as_deref())?;
     let registry = store.load()?;
-    let now_unix = clock::unix_now();
     let master_id = uuid::Uuid::new_v4().to_string();
-    let mut master = Master {
-        leader: addr.to_string(),
-        master_id: master_id.clone(),
-        start_unix: now_unix,
-        agents: Default::default(),
-        frameworks: Default::default(),
-        removed_frameworks: Default::default(),
-        tasks: Default::default(),
-        offers: Default::default(),
-        registry,
-        store,
-        metrics: metrics::Metrics::new(),
-        allocation_wanted: false,
-        allocation_seed: rand::random(),
+    let writer = spawn_writer(store, registry.clone());
+    let master = Master::new(
         cfg,
-    };
-    recover_agents(&mut master);
+        registry,
+        master_id.clone(),
+        addr.to_string(),
+        clock::unix_now(),
+        rand::random(),
+    );
     let (tx, rx) = mpsc::channel(event_loop::COMMAND_QUEUE);
     let (loop_stop, loop_stop_rx) = oneshot::channel();
-    let loop_task = tokio::spawn(event_loop::run(master, rx, loop_stop_rx));
+    let loop_task = tokio::spawn(event_loop::run(master, writer, rx, loop_stop_rx));
 
     let grpc = tonic::service::Routes::new(v1::scheduler_server::SchedulerServer::new(
         api::scheduler::SchedulerApi { tx: tx.clone() },
@@ -119,7 +116,9 @@ pub async fn start(cfg: MasterConfig, listener: TcpListener) -> Result<MasterHan
         api::agent::AgentApi { tx: tx.clone() },
     ))
     .into_axum_router();
-    let app = grpc.merge(http::router(http::HttpState { tx }));
+    let app = grpc
+        .merge(http::router(http::HttpState { tx }))
+        .fallback(http::not_found);
     let (server_stop, server_stop_rx) = oneshot::channel::<()>();
     let server_task = tokio::spawn(async move {
         // Small gRPC frames (updates, acks, pings) must not wait for the
@@ -142,38 +141,4 @@ pub async fn start(cfg: MasterConfig, listener: TcpListener) -> Result<MasterHan
         loop_task,
         server_task,
     })
-}
-
-/// Agents in the registry come back as `Recovered` (or `Unreachable`) and
-/// must re-register within the re-register timeout.
-fn recover_agents(master: &mut Master) {
-    let deadline = agora_model::MonoTime(0).after(master.cfg.agent_reregister_timeout);
-    for (id, rec) in &master.registry.agents {
-        let unreachable = master.registry.unreachable.get(id);
-        master.agents.insert(
-            id.clone(),
-            AgentEntry {
-                id: id.clone(),
-                hostname: rec.hostname.clone(),
-                port: rec.port,
-                total: agora_model::Resources::parse(&rec.resources).unwrap_or_default(),
-                attributes: Default::default(),
-                status: if unreachable.is_some() {
-                    AgentStatus::Unreachable
-                } else {
-                    AgentStatus::Recovered
-                },
-                session: String::new(),
-                tx: None,
-                ping_seq: 0,
-                outstanding_ping: None,
-                misses: 0,
-                registered_unix: master.start_unix,
-                unreachable_since_unix: unreachable.map(|ms| *ms as f64 / 1000.0),
-                reregister_deadline: Some(deadline),
-                tasks: Default::default(),
-                pending_kills: Vec::new(),
-            },
-        );
-    }
 }

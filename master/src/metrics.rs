@@ -124,38 +124,25 @@ impl Metrics {
 }
 
 impl Master {
-    pub(crate) fn metrics_text(&mut self) -> String {
+    /// O(agents + frameworks + roles): task counts and per-agent use are
+    /// tallies kept as state changes.
+    pub(crate) fn metrics_text(&mut self, now_unix: f64) -> String {
         let m = &self.metrics;
         let mut total = agora_model::Resources::new();
         let mut used = agora_model::Resources::new();
         let mut offered = agora_model::Resources::new();
-        for s in [
-            AgentStatus::Connected,
-            AgentStatus::Disconnected,
-            AgentStatus::Recovered,
-            AgentStatus::Unreachable,
-        ] {
-            let n = self.agents.values().filter(|a| a.status == s).count();
-            m.agents.with_label_values(&[s.as_str()]).set(n as i64);
-        }
-        for a in self
-            .agents
-            .values()
-            .filter(|a| a.status == AgentStatus::Connected)
-        {
-            total.add(&a.total);
-        }
-        for t in self.tasks.values() {
-            if self
-                .agents
-                .get(&t.spec.agent_id)
-                .is_some_and(|a| a.status == AgentStatus::Connected)
-            {
-                used.add(&t.spec.resources);
+        let mut by_status: std::collections::BTreeMap<AgentStatus, i64> = Default::default();
+        for a in self.agents.values() {
+            *by_status.entry(a.status()).or_default() += 1;
+            offered.add(&a.offered);
+            if a.status() == AgentStatus::Connected {
+                total.add(&a.total);
+                used.add(&a.used);
             }
         }
-        for o in self.offers.values() {
-            offered.add(&o.offer.resources);
+        for s in AgentStatus::ALL {
+            let n = by_status.get(&s).copied().unwrap_or(0);
+            m.agents.with_label_values(&[s.as_str()]).set(n);
         }
         for name in ["cpus", "mem", "disk", "gpus"] {
             for (kind, r) in [("total", &total), ("used", &used), ("offered", &offered)] {
@@ -172,35 +159,27 @@ impl Master {
             .with_label_values(&["disconnected"])
             .set((self.frameworks.len() - active) as i64);
         for s in TaskState::ALL {
-            let n = self.tasks.values().filter(|t| t.state == s).count();
+            let n = self.task_counts.get(&s).copied().unwrap_or(0);
             m.tasks.with_label_values(&[s.as_str()]).set(n as i64);
         }
         m.outstanding_offers.set(self.offers.len() as i64);
-        // Dominant shares as the allocator sees them: tasks on connected
-        // agents plus outstanding offers, over the connected agents' total.
+        // Dominant shares: what each role's frameworks hold (tasks and
+        // offers) over the connected agents' total. A framework's holdings
+        // count for its first role; multi-role frameworks are rare and the
+        // allocator's own accounting is per role.
         let mut by_role: std::collections::BTreeMap<&agora_model::Role, agora_model::Resources> =
             Default::default();
-        for t in self.tasks.values() {
-            if self
-                .agents
-                .get(&t.spec.agent_id)
-                .is_some_and(|a| a.status == AgentStatus::Connected)
-            {
-                by_role.entry(&t.role).or_default().add(&t.spec.resources);
-            }
-        }
-        for o in self.offers.values() {
-            by_role
-                .entry(&o.offer.role)
-                .or_default()
-                .add(&o.offer.resources);
-        }
-        m.role_shares.reset();
         for f in self.frameworks.values() {
             for r in &f.info.roles {
                 by_role.entry(r).or_default();
             }
+            if let Some(r) = f.info.roles.first() {
+                let held = by_role.entry(r).or_default();
+                held.add(&f.used);
+                held.add(&f.offered);
+            }
         }
+        m.role_shares.reset();
         for (role, held) in &by_role {
             let share = ["cpus", "mem", "disk", "gpus"]
                 .iter()
@@ -209,8 +188,7 @@ impl Master {
                 .fold(0.0_f64, f64::max);
             m.role_shares.with_label_values(&[role.as_str()]).set(share);
         }
-        m.uptime
-            .set((crate::clock::unix_now() - self.start_unix).max(0.0));
+        m.uptime.set((now_unix - self.start_unix).max(0.0));
         let mut buf = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&m.registry.gather(), &mut buf) {
             return format!("# encoding error: {e}\n");

@@ -9,35 +9,73 @@ use agora_allocator::{
 };
 use agora_model::{
     AgentId, FrameworkId, MonoTime, Offer, OfferId, Resources, Role, TaskSpec, TaskState,
-    TaskStatusReason,
+    TaskStatusReason, TaskTemplate,
 };
-use agora_proto::{convert, v1};
 use tracing::{debug, info, warn};
 
 use crate::config::MAX_REFUSE;
-use crate::state::{AgentStatus, Filter, Master, OfferEntry, TaskEntry, TaskKey};
+use crate::core::InvalidTask;
+use crate::effects::{FrameworkEvent, ToAgent};
+use crate::state::{AgentStatus, Filter, Master, OfferEntry, TaskEntry, TaskGoal, TaskKey};
+
+/// Why the offers named in an ACCEPT cannot be used together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum AcceptError {
+    #[error("no offer ids")]
+    NoOffers,
+    #[error("offer {0} appears twice")]
+    Duplicate(OfferId),
+    #[error("offer {0} is no longer valid (unknown, used, declined or rescinded)")]
+    Unknown(OfferId),
+    #[error("offer {0} belongs to another framework")]
+    OtherFramework(OfferId),
+    #[error("offers from more than one agent in one ACCEPT")]
+    SeveralAgents,
+    #[error("offers for more than one role in one ACCEPT")]
+    SeveralRoles,
+    #[error("the offers' agent is no longer connected")]
+    AgentGone,
+}
+
+/// The agent and role an ACCEPT's offers share.
+struct AcceptTarget {
+    agent: AgentId,
+    role: Role,
+}
 
 impl Master {
-    /// Resources held by non-terminal tasks on an agent.
-    pub(crate) fn used_on_agent(&self, agent: &AgentId) -> Resources {
-        let mut used = Resources::new();
-        if let Some(a) = self.agents.get(agent) {
-            for key in &a.tasks {
-                if let Some(t) = self.tasks.get(key) {
-                    used.add(&t.spec.resources);
-                }
-            }
+    /// Records a new offer and adds it to its agent's and framework's tallies.
+    fn insert_offer(&mut self, offer: Offer, now: MonoTime) {
+        if let Some(a) = self.agents.get_mut(&offer.agent_id) {
+            a.offered.add(&offer.resources);
+            a.offers.insert(offer.id.clone());
         }
-        used
+        if let Some(f) = self.frameworks.get_mut(&offer.framework_id) {
+            f.offered.add(&offer.resources);
+            f.offers.insert(offer.id.clone());
+        }
+        self.offers.insert(
+            offer.id.clone(),
+            OfferEntry {
+                offer,
+                created: now,
+            },
+        );
     }
 
-    /// Resources in outstanding offers on an agent.
-    pub(crate) fn offered_on_agent(&self, agent: &AgentId) -> Resources {
-        let mut r = Resources::new();
-        for o in self.offers.values().filter(|o| &o.offer.agent_id == agent) {
-            r.add(&o.offer.resources);
+    /// Removes an offer (without telling its framework) and its tallies.
+    pub(crate) fn remove_offer(&mut self, id: &OfferId) -> Option<Offer> {
+        let o = self.offers.remove(id)?.offer;
+        if let Some(a) = self.agents.get_mut(&o.agent_id) {
+            a.offered.subtract(&o.resources);
+            a.offers.remove(id);
         }
-        r
+        if let Some(f) = self.frameworks.get_mut(&o.framework_id) {
+            f.offered.subtract(&o.resources);
+            f.offers.remove(id);
+        }
+        self.allocation_wanted = true;
+        Some(o)
     }
 
     fn snapshot(&self, now: MonoTime) -> ClusterSnapshot {
@@ -47,7 +85,7 @@ impl Master {
             let Some(a) = self.agents.get(&t.spec.agent_id) else {
                 continue;
             };
-            if a.status != AgentStatus::Connected {
+            if a.status() != AgentStatus::Connected {
                 continue; // inactive agents are out of the allocator entirely
             }
             used.entry(&t.spec.agent_id)
@@ -74,7 +112,7 @@ impl Master {
         let agents = self
             .agents
             .values()
-            .filter(|a| a.status == AgentStatus::Connected)
+            .filter(|a| a.status() == AgentStatus::Connected)
             .map(|a| AgentView {
                 id: a.id.clone(),
                 total: a.total.clone(),
@@ -86,15 +124,13 @@ impl Master {
             })
             .collect();
         let mut role_weights = BTreeMap::new();
-        for (r, w) in self
-            .cfg
-            .role_weights
-            .iter()
-            .chain(self.registry.weights.iter())
-        {
+        for (r, w) in &self.cfg.role_weights {
             if let Ok(role) = Role::parse(r.clone()) {
                 role_weights.insert(role, *w);
             }
+        }
+        for (role, w) in &self.registry.weights {
+            role_weights.insert(role.clone(), *w);
         }
         let frameworks = self
             .frameworks
@@ -109,9 +145,9 @@ impl Master {
                 filters: f
                     .filters
                     .iter()
-                    .filter(|flt| flt.expires > now)
-                    .map(|flt| OfferFilter {
-                        agent: flt.agent.clone(),
+                    .filter(|(_, flt)| flt.expires > now)
+                    .map(|((agent, _), flt)| OfferFilter {
+                        agent: agent.clone(),
                         resources: flt.resources.clone(),
                         expires: flt.expires,
                     })
@@ -126,9 +162,10 @@ impl Master {
     }
 
     /// One allocation run: snapshot in, plan out, verify each allocation
-    /// against live state, then offer.
-    pub(crate) fn allocate(&mut self, now: MonoTime) {
-        let started = std::time::Instant::now();
+    /// against live state, then offer. Frameworks whose event stream is
+    /// backed up get nothing this time: offers they cannot read would only
+    /// sit there, and their events would be dropped.
+    pub(crate) fn allocate(&mut self, now: MonoTime, congested: &BTreeSet<FrameworkId>) {
         let snapshot = self.snapshot(now);
         let config = AllocatorConfig {
             filter_gpu_resources: self.cfg.filter_gpu_resources,
@@ -137,7 +174,7 @@ impl Master {
         self.allocation_seed = self.allocation_seed.wrapping_add(1);
         let plan = allocate(&snapshot, &config, now, self.allocation_seed);
         self.metrics.allocation_runs.inc();
-        let mut per_framework: BTreeMap<FrameworkId, Vec<v1::Offer>> = BTreeMap::new();
+        let mut per_framework: BTreeMap<FrameworkId, Vec<Offer>> = BTreeMap::new();
         let mut free: HashMap<AgentId, Resources> = snapshot
             .agents
             .into_iter()
@@ -151,6 +188,9 @@ impl Master {
             };
             if !agent_free.contains(&alloc.resources) || alloc.resources.is_empty() {
                 warn!(agent = %alloc.agent, "allocator plan exceeds free resources; skipped");
+                continue;
+            }
+            if congested.contains(&alloc.framework) {
                 continue;
             }
             let Some(f) = self.frameworks.get(&alloc.framework) else {
@@ -172,62 +212,45 @@ impl Master {
                 attributes: agent.attributes.clone(),
                 role: alloc.role,
             };
+            self.insert_offer(offer.clone(), now);
             per_framework
                 .entry(alloc.framework)
                 .or_default()
-                .push(convert::offer_to_wire(&offer));
-            self.offers.insert(
-                offer.id.clone(),
-                OfferEntry {
-                    offer,
-                    created: now,
-                },
-            );
+                .push(offer);
         }
         for (fw, offers) in per_framework {
             debug!(framework = %fw, count = offers.len(), "sending offers");
-            self.send_event(
-                &fw,
-                v1::Event {
-                    event: Some(v1::event::Event::Offers(v1::event::Offers { offers })),
-                },
-            );
+            self.send_event(&fw, FrameworkEvent::Offers(offers));
         }
-        self.metrics
-            .allocation_seconds
-            .observe(started.elapsed().as_secs_f64());
+        self.allocation_wanted = false;
     }
 
     /// Removes an offer and tells its framework (RESCIND).
     pub(crate) fn rescind_offer(&mut self, id: &OfferId) {
-        if let Some(o) = self.offers.remove(id) {
-            let ev = v1::Event {
-                event: Some(v1::event::Event::Rescind(v1::event::Rescind {
-                    offer_id: id.to_string(),
-                })),
-            };
-            self.send_event(&o.offer.framework_id, ev);
-            self.allocation_wanted = true;
+        if let Some(o) = self.remove_offer(id) {
+            self.send_event(&o.framework_id, FrameworkEvent::Rescind(id.clone()));
         }
     }
 
     /// Drops a framework's offers without telling it (it has no stream, or a new one).
-    pub(crate) fn recover_framework_offers(&mut self, fw: &FrameworkId) {
-        let before = self.offers.len();
-        self.offers.retain(|_, o| &o.offer.framework_id != fw);
-        if self.offers.len() != before {
-            self.allocation_wanted = true;
+    pub(crate) fn drop_framework_offers(&mut self, fw: &FrameworkId) {
+        let ids: Vec<OfferId> = self
+            .frameworks
+            .get(fw)
+            .map(|f| f.offers.iter().cloned().collect())
+            .unwrap_or_default();
+        for id in ids {
+            self.remove_offer(&id);
         }
     }
 
     /// Rescinds every offer on an agent (it went away).
     pub(crate) fn rescind_agent_offers(&mut self, agent: &AgentId) {
         let ids: Vec<OfferId> = self
-            .offers
-            .values()
-            .filter(|o| &o.offer.agent_id == agent)
-            .map(|o| o.offer.id.clone())
-            .collect();
+            .agents
+            .get(agent)
+            .map(|a| a.offers.iter().cloned().collect())
+            .unwrap_or_default();
         for id in ids {
             self.rescind_offer(&id);
         }
@@ -259,6 +282,8 @@ impl Master {
         }
     }
 
+    /// Records a refusal; a newer one for the same agent and role replaces
+    /// the older, so filters stay bounded by agents × roles per framework.
     fn add_filter(
         &mut self,
         fw: &FrameworkId,
@@ -272,12 +297,13 @@ impl Master {
             return;
         }
         if let Some(f) = self.frameworks.get_mut(fw) {
-            f.filters.push(Filter {
-                agent: agent.clone(),
-                role: role.clone(),
-                resources,
-                expires: now.after(d),
-            });
+            f.filters.insert(
+                (agent.clone(), role.clone()),
+                Filter {
+                    resources,
+                    expires: now.after(d),
+                },
+            );
         }
     }
 
@@ -290,24 +316,60 @@ impl Master {
     ) {
         let d = self.refuse_duration(refuse_seconds);
         for id in offer_ids {
-            match self.offers.get(id) {
-                Some(o) if &o.offer.framework_id == fw => {
-                    let Some(o) = self.offers.remove(id) else {
-                        continue;
-                    };
-                    self.add_filter(
-                        fw,
-                        &o.offer.agent_id,
-                        &o.offer.role,
-                        o.offer.resources,
-                        d,
-                        now,
-                    );
-                    self.allocation_wanted = true;
-                }
-                _ => debug!(framework = %fw, offer = %id, "DECLINE of an unknown offer ignored"),
+            if self
+                .offers
+                .get(id)
+                .is_none_or(|o| &o.offer.framework_id != fw)
+            {
+                debug!(framework = %fw, offer = %id, "DECLINE of an unknown offer ignored");
+                continue;
+            }
+            if let Some(o) = self.remove_offer(id) {
+                self.add_filter(fw, &o.agent_id, &o.role, o.resources, d, now);
             }
         }
+    }
+
+    /// The offers of an ACCEPT, checked as a set before any is touched.
+    fn validate_offers(
+        &self,
+        fw: &FrameworkId,
+        offer_ids: &[OfferId],
+    ) -> Result<AcceptTarget, AcceptError> {
+        let mut target: Option<AcceptTarget> = None;
+        let mut seen = BTreeSet::new();
+        for id in offer_ids {
+            if !seen.insert(id) {
+                return Err(AcceptError::Duplicate(id.clone()));
+            }
+            let o = match self.offers.get(id) {
+                None => return Err(AcceptError::Unknown(id.clone())),
+                Some(o) if &o.offer.framework_id != fw => {
+                    return Err(AcceptError::OtherFramework(id.clone()));
+                }
+                Some(o) => &o.offer,
+            };
+            match &target {
+                Some(t) if t.agent != o.agent_id => return Err(AcceptError::SeveralAgents),
+                Some(t) if t.role != o.role => return Err(AcceptError::SeveralRoles),
+                Some(_) => {}
+                None => {
+                    target = Some(AcceptTarget {
+                        agent: o.agent_id.clone(),
+                        role: o.role.clone(),
+                    })
+                }
+            }
+        }
+        let target = target.ok_or(AcceptError::NoOffers)?;
+        let connected = self
+            .agents
+            .get(&target.agent)
+            .is_some_and(|a| a.status() == AgentStatus::Connected);
+        if !connected {
+            return Err(AcceptError::AgentGone);
+        }
+        Ok(target)
     }
 
     /// ACCEPT: validates the offers, then each task; invalid tasks get a
@@ -317,151 +379,121 @@ impl Master {
         &mut self,
         fw: &FrameworkId,
         offer_ids: Vec<OfferId>,
-        tasks: Vec<v1::TaskInfo>,
+        tasks: Vec<Result<TaskTemplate, InvalidTask>>,
         refuse_seconds: Option<f64>,
         now: MonoTime,
     ) {
-        let pa = self.frameworks.get(fw).is_some_and(|f| f.partition_aware());
-        let dropped = if pa {
-            TaskState::Dropped
-        } else {
-            TaskState::Lost
-        };
-        // Validate the offers as a set before touching any of them.
-        let mut problem: Option<String> = None;
-        let mut agent: Option<AgentId> = None;
-        let mut role: Option<Role> = None;
-        let mut seen = BTreeSet::new();
-        for id in &offer_ids {
-            if !seen.insert(id.clone()) {
-                problem = Some(format!("offer {id} appears twice"));
-                break;
-            }
-            match self.offers.get(id) {
-                None => {
-                    problem = Some(format!(
-                        "offer {id} is no longer valid (unknown, used, declined or rescinded)"
-                    ));
-                    break;
-                }
-                Some(o) if &o.offer.framework_id != fw => {
-                    problem = Some(format!("offer {id} belongs to another framework"));
-                    break;
-                }
-                Some(o) => {
-                    if agent.as_ref().is_some_and(|a| a != &o.offer.agent_id) {
-                        problem = Some("offers from more than one agent in one ACCEPT".to_string());
-                        break;
-                    }
-                    if role.as_ref().is_some_and(|r| r != &o.offer.role) {
-                        problem = Some("offers for more than one role in one ACCEPT".to_string());
-                        break;
-                    }
-                    agent = Some(o.offer.agent_id.clone());
-                    role = Some(o.offer.role.clone());
-                }
-            }
-        }
-        if offer_ids.is_empty() {
-            problem = Some("no offer ids".to_string());
-        }
-        let agent_ok = agent.as_ref().is_some_and(|a| {
-            self.agents
-                .get(a)
-                .is_some_and(|e| e.status == AgentStatus::Connected)
-        });
-        if problem.is_none() && !agent_ok {
-            problem = Some("the offers' agent is no longer connected".to_string());
-        }
-        let (Some(agent), Some(role), None) = (agent, role, problem.clone()) else {
-            let msg = problem.unwrap_or_default();
-            info!(framework = %fw, %msg, "ACCEPT with invalid offers");
-            // Valid offers named in a bad ACCEPT go back to the pool, as in Mesos.
-            for id in &offer_ids {
-                if self
-                    .offers
-                    .get(id)
-                    .is_some_and(|o| &o.offer.framework_id == fw)
-                {
-                    self.offers.remove(id);
-                    self.allocation_wanted = true;
-                }
-            }
-            for t in &tasks {
-                self.master_update_raw(
-                    fw,
-                    &t.task_id,
-                    None,
-                    dropped,
-                    TaskStatusReason::InvalidOffers,
-                    &msg,
-                );
-            }
-            return;
+        let target = match self.validate_offers(fw, &offer_ids) {
+            Ok(t) => t,
+            Err(e) => return self.refuse_accept(fw, &offer_ids, &tasks, &e),
         };
         let mut pool = Resources::new();
         for id in &offer_ids {
-            if let Some(o) = self.offers.remove(id) {
-                pool.add(&o.offer.resources);
+            if let Some(o) = self.remove_offer(id) {
+                pool.add(&o.resources);
             }
         }
-        let mut launched = Vec::new();
+        let mut launched: Vec<TaskSpec> = Vec::new();
         for t in tasks {
-            match self.validate_task(fw, &agent, &t, &pool, &launched) {
+            match self.place_task(fw, &target.agent, t, &pool, &launched) {
                 Ok(spec) => {
                     pool.subtract(&spec.resources);
                     launched.push(spec);
                 }
-                Err(msg) => {
-                    info!(framework = %fw, task = %t.task_id, %msg, "invalid task");
-                    self.master_update_raw(
+                Err(bad) => {
+                    info!(framework = %fw, task = %bad.task_id, reason = %bad.reason, "invalid task");
+                    self.update_for_unknown_task(
                         fw,
-                        &t.task_id,
-                        Some(&agent),
+                        // Echoed back as the framework sent it; never stored.
+                        agora_model::TaskId::new_unchecked(bad.task_id),
+                        Some(&target.agent),
                         TaskState::Error,
                         TaskStatusReason::TaskInvalid,
-                        &msg,
+                        &bad.reason,
                     );
                 }
             }
         }
         for spec in launched {
-            self.launch(fw, &role, spec);
+            self.launch(fw, &target.role, spec);
         }
         let d = self.refuse_duration(refuse_seconds);
-        self.add_filter(fw, &agent, &role, pool, d, now);
+        self.add_filter(fw, &target.agent, &target.role, pool, d, now);
         self.allocation_wanted = true;
     }
 
-    fn validate_task(
+    /// A bad set of offers: valid ones named go back to the pool, as in
+    /// Mesos, and every task is dropped with the reason.
+    fn refuse_accept(
+        &mut self,
+        fw: &FrameworkId,
+        offer_ids: &[OfferId],
+        tasks: &[Result<TaskTemplate, InvalidTask>],
+        e: &AcceptError,
+    ) {
+        info!(framework = %fw, error = %e, "ACCEPT with invalid offers");
+        for id in offer_ids {
+            if self
+                .offers
+                .get(id)
+                .is_some_and(|o| &o.offer.framework_id == fw)
+            {
+                self.remove_offer(id);
+            }
+        }
+        let dropped = self.lost_state_for(fw, TaskState::Dropped);
+        for t in tasks {
+            let id = match t {
+                Ok(t) => t.id().clone(),
+                Err(bad) => agora_model::TaskId::new_unchecked(bad.task_id.clone()),
+            };
+            self.update_for_unknown_task(
+                fw,
+                id,
+                None,
+                dropped,
+                TaskStatusReason::InvalidOffers,
+                &e.to_string(),
+            );
+        }
+    }
+
+    /// Binds a template to the offers' agent, checking what needs the offers.
+    fn place_task(
         &self,
         fw: &FrameworkId,
         agent: &AgentId,
-        t: &v1::TaskInfo,
+        t: Result<TaskTemplate, InvalidTask>,
         pool: &Resources,
         launched: &[TaskSpec],
-    ) -> Result<TaskSpec, String> {
-        let spec = convert::task_from_wire(t, agent).map_err(|e| e.to_string())?;
-        if !t.agent_id.is_empty() && t.agent_id != agent.as_str() {
-            return Err(format!(
-                "agent_id {} does not match the offers' agent {agent}",
-                t.agent_id
-            ));
+    ) -> Result<TaskSpec, InvalidTask> {
+        let t = t?;
+        let invalid = |reason: String| InvalidTask {
+            task_id: t.id().to_string(),
+            reason,
+        };
+        if let Some(req) = &t.requested_agent
+            && req != agent
+        {
+            return Err(invalid(format!(
+                "agent_id {req} does not match the offers' agent {agent}"
+            )));
         }
         let key = TaskKey {
             framework: fw.clone(),
-            task: spec.id.clone(),
+            task: t.id().clone(),
         };
-        if self.tasks.contains_key(&key) || launched.iter().any(|l| l.id == spec.id) {
-            return Err(format!("task id {} is already in use", spec.id));
+        if self.tasks.contains_key(&key) || launched.iter().any(|l| &l.id == t.id()) {
+            return Err(invalid(format!("task id {} is already in use", t.id())));
         }
-        if !pool.contains(&spec.resources) {
-            return Err(format!(
+        if !pool.contains(t.resources()) {
+            return Err(invalid(format!(
                 "task uses more resources ({}) than the offers have left ({})",
-                spec.resources, pool
-            ));
+                t.resources(),
+                pool
+            )));
         }
-        Ok(spec)
+        Ok(t.bind(agent.clone()))
     }
 
     fn launch(&mut self, fw: &FrameworkId, role: &Role, spec: TaskSpec) {
@@ -469,21 +501,16 @@ impl Master {
             framework: fw.clone(),
             task: spec.id.clone(),
         };
-        let framework_info = self
-            .frameworks
-            .get(fw)
-            .map(|f| convert::framework_to_wire(&f.info));
-        let msg = v1::MasterMessage {
-            message: Some(v1::master_message::Message::Launch(
-                v1::master_message::Launch {
-                    framework: framework_info,
-                    task: Some(convert::task_to_wire(&spec)),
-                },
-            )),
+        let Some(framework) = self.frameworks.get(fw).map(|f| f.info.clone()) else {
+            return;
         };
         let agent_id = spec.agent_id.clone();
-        self.tasks.insert(
-            key.clone(),
+        let msg = ToAgent::Launch {
+            framework: Box::new(framework),
+            task: Box::new(spec.clone()),
+        };
+        self.insert_task(
+            key,
             TaskEntry {
                 spec,
                 framework: fw.clone(),
@@ -491,47 +518,10 @@ impl Master {
                 state: TaskState::Staging,
                 last_status: None,
                 healthy: None,
-                kill_requested: false,
+                goal: TaskGoal::Run,
             },
         );
-        if let Some(a) = self.agents.get_mut(&agent_id) {
-            a.tasks.insert(key);
-        }
         self.metrics.message("launch_task");
         self.send_to_agent(&agent_id, msg);
-    }
-
-    /// A master-generated update for a task that may not exist (bad ACCEPT):
-    /// not acknowledged, not retried (as in Mesos).
-    pub(crate) fn master_update_raw(
-        &mut self,
-        fw: &FrameworkId,
-        task_id: &str,
-        agent: Option<&AgentId>,
-        state: TaskState,
-        reason: TaskStatusReason,
-        message: &str,
-    ) {
-        let status = v1::TaskStatus {
-            task_id: task_id.to_string(),
-            state: convert::state_to_wire(state),
-            message: message.to_string(),
-            source: v1::task_status::Source::Master as i32,
-            reason: convert::reason_to_wire(reason),
-            agent_id: agent.map(ToString::to_string).unwrap_or_default(),
-            uuid: Vec::new(),
-            timestamp: crate::clock::unix_now(),
-            healthy: None,
-            exit_code: None,
-            framework_id: fw.to_string(),
-        };
-        self.send_event(
-            fw,
-            v1::Event {
-                event: Some(v1::event::Event::Update(v1::event::Update {
-                    status: Some(status),
-                })),
-            },
-        );
     }
 }

@@ -1,22 +1,19 @@
 //! The master's in-memory state, owned by the event loop. Only the loop
-//! mutates it; handlers reach it through `Command`s.
+//! mutates it; handlers reach it through `Command`s. Nothing here holds a
+//! channel: connections live in the loop (`connections.rs`), and the state
+//! names them by `StreamId` and `SessionId`.
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::Duration;
 
 use agora_model::{
     AgentId, Attributes, FrameworkId, FrameworkInfo, MonoTime, Offer, OfferId, Resources, Role,
-    TaskId, TaskSpec, TaskState, TaskStatus,
+    SessionId, StreamId, TaskId, TaskSpec, TaskState, TaskStatus,
 };
-use agora_proto::v1;
-use tokio::sync::mpsc;
 
 use crate::config::MasterConfig;
+use crate::effects::{Outbox, ReplyToken};
 use crate::metrics::Metrics;
-use crate::registry::{Registry, RegistryStore};
-
-/// Events to a framework's Subscribe stream.
-pub(crate) type EventTx = mpsc::Sender<Result<v1::Event, tonic::Status>>;
-/// Messages down an agent's Attach stream.
-pub(crate) type AgentTx = mpsc::Sender<Result<v1::MasterMessage, tonic::Status>>;
+use crate::registry::{LogEntry, Registry};
 
 /// Tasks are unique per framework, so the key is the pair. Framework first so
 /// a range over the map yields one framework's tasks.
@@ -26,20 +23,36 @@ pub(crate) struct TaskKey {
     pub(crate) task: TaskId,
 }
 
-/// Where an agent stands with the master.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AgentStatus {
+/// Where an agent stands with the master, with what each state needs.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum AgentConn {
     /// Registered and its Attach stream is open: gets offers.
-    Connected,
+    Connected { session: SessionId },
     /// Registered, stream not (yet) open; pings count as missed.
+    Disconnected { session: SessionId },
+    /// Known from the registry after a master start; waiting to re-register
+    /// until the deadline, then unreachable.
+    Recovered { deadline: MonoTime },
+    /// Missed too many pings (or never came back); since then, Unix seconds.
+    Unreachable { since_unix: f64 },
+}
+
+/// `AgentConn` without its data, for counting and display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum AgentStatus {
+    Connected,
     Disconnected,
-    /// Known from the registry after a master restart; waiting to re-register.
     Recovered,
-    /// Missed too many pings.
     Unreachable,
 }
 
 impl AgentStatus {
+    pub(crate) const ALL: [AgentStatus; 4] = [
+        AgentStatus::Connected,
+        AgentStatus::Disconnected,
+        AgentStatus::Recovered,
+        AgentStatus::Unreachable,
+    ];
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             AgentStatus::Connected => "connected",
@@ -50,57 +63,165 @@ impl AgentStatus {
     }
 }
 
+impl AgentConn {
+    pub(crate) fn status(&self) -> AgentStatus {
+        match self {
+            AgentConn::Connected { .. } => AgentStatus::Connected,
+            AgentConn::Disconnected { .. } => AgentStatus::Disconnected,
+            AgentConn::Recovered { .. } => AgentStatus::Recovered,
+            AgentConn::Unreachable { .. } => AgentStatus::Unreachable,
+        }
+    }
+    /// The session messages must go to, if the stream is open.
+    pub(crate) fn open_session(&self) -> Option<&SessionId> {
+        match self {
+            AgentConn::Connected { session } => Some(session),
+            _ => None,
+        }
+    }
+    /// The current registration's session, open or not.
+    pub(crate) fn session(&self) -> Option<&SessionId> {
+        match self {
+            AgentConn::Connected { session } | AgentConn::Disconnected { session } => Some(session),
+            _ => None,
+        }
+    }
+}
+
 pub(crate) struct AgentEntry {
     pub(crate) id: AgentId,
     pub(crate) hostname: String,
     pub(crate) port: u16,
     pub(crate) total: Resources,
     pub(crate) attributes: Attributes,
-    pub(crate) status: AgentStatus,
-    /// The session issued by the latest Register; Attach must match it.
-    pub(crate) session: String,
-    pub(crate) tx: Option<AgentTx>,
+    pub(crate) conn: AgentConn,
     pub(crate) ping_seq: u64,
     pub(crate) outstanding_ping: Option<u64>,
     pub(crate) misses: u32,
     pub(crate) registered_unix: f64,
-    pub(crate) unreachable_since_unix: Option<f64>,
-    /// For `Recovered` agents: when they become unreachable if still absent.
-    pub(crate) reregister_deadline: Option<MonoTime>,
     pub(crate) tasks: BTreeSet<TaskKey>,
-    /// Kills to send once the Attach stream opens.
-    pub(crate) pending_kills: Vec<(FrameworkId, TaskId)>,
+    /// Held by its live tasks; kept as tasks come and go so that /state,
+    /// /metrics and the allocator's snapshot need no scan of every task.
+    pub(crate) used: Resources,
+    /// Held by its outstanding offers, kept the same way.
+    pub(crate) offered: Resources,
+    pub(crate) offers: BTreeSet<OfferId>,
+    /// Kills for tasks the master does not track (a removed framework's,
+    /// reported at re-registration), sent once the Attach stream opens.
+    pub(crate) orphan_kills: Vec<(FrameworkId, TaskId)>,
+}
+
+impl AgentEntry {
+    pub(crate) fn new(id: AgentId, registered_unix: f64, conn: AgentConn) -> AgentEntry {
+        AgentEntry {
+            id,
+            hostname: String::new(),
+            port: 0,
+            total: Resources::new(),
+            attributes: Attributes::default(),
+            conn,
+            ping_seq: 0,
+            outstanding_ping: None,
+            misses: 0,
+            registered_unix,
+            tasks: BTreeSet::new(),
+            used: Resources::new(),
+            offered: Resources::new(),
+            offers: BTreeSet::new(),
+            orphan_kills: Vec::new(),
+        }
+    }
+    pub(crate) fn status(&self) -> AgentStatus {
+        self.conn.status()
+    }
+}
+
+/// Where a framework stands with the master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FrameworkConn {
+    /// Its event stream is open.
+    Subscribed { stream: StreamId },
+    /// No stream; its tasks are kept until the deadline, then it is removed.
+    Failover { deadline: MonoTime },
 }
 
 pub(crate) struct FrameworkEntry {
     pub(crate) id: FrameworkId,
     pub(crate) info: FrameworkInfo,
-    pub(crate) stream_id: Option<String>,
-    pub(crate) tx: Option<EventTx>,
+    pub(crate) conn: FrameworkConn,
     pub(crate) registered_unix: f64,
-    pub(crate) failover_deadline: Option<MonoTime>,
     pub(crate) suppressed: BTreeSet<Role>,
-    pub(crate) filters: Vec<Filter>,
+    /// At most one refusal per (agent, role): a newer decline replaces the
+    /// older, so a framework that declines in a loop cannot pile them up.
+    pub(crate) filters: BTreeMap<(AgentId, Role), Filter>,
     pub(crate) completed: VecDeque<TaskEntry>,
+    /// Held by its live tasks and outstanding offers (kept incrementally).
+    pub(crate) used: Resources,
+    pub(crate) offered: Resources,
+    pub(crate) offers: BTreeSet<OfferId>,
 }
 
 impl FrameworkEntry {
+    pub(crate) fn new(
+        info: FrameworkInfo,
+        id: FrameworkId,
+        conn: FrameworkConn,
+        registered_unix: f64,
+    ) -> FrameworkEntry {
+        FrameworkEntry {
+            id,
+            info,
+            conn,
+            registered_unix,
+            suppressed: BTreeSet::new(),
+            filters: BTreeMap::new(),
+            completed: VecDeque::new(),
+            used: Resources::new(),
+            offered: Resources::new(),
+            offers: BTreeSet::new(),
+        }
+    }
+    pub(crate) fn stream(&self) -> Option<&StreamId> {
+        match &self.conn {
+            FrameworkConn::Subscribed { stream } => Some(stream),
+            FrameworkConn::Failover { .. } => None,
+        }
+    }
     pub(crate) fn connected(&self) -> bool {
-        self.tx.is_some()
+        self.stream().is_some()
     }
     pub(crate) fn partition_aware(&self) -> bool {
         self.info.has(agora_model::Capability::PartitionAware)
     }
+    /// The state a task of this framework takes when it is lost: Mesos tells
+    /// partition-aware frameworks the precise state, others TASK_LOST.
+    pub(crate) fn lost_state(&self, precise: TaskState) -> TaskState {
+        if self.partition_aware() {
+            precise
+        } else {
+            TaskState::Lost
+        }
+    }
 }
 
-/// A refusal: don't offer (a subset of) `resources` on `agent` to this
-/// framework's `role` until `expires`.
+/// A refusal: don't offer (a subset of) `resources` on this agent to this
+/// framework's role until `expires`.
 #[derive(Debug, Clone)]
 pub(crate) struct Filter {
-    pub(crate) agent: AgentId,
-    pub(crate) role: Role,
     pub(crate) resources: Resources,
     pub(crate) expires: MonoTime,
+}
+
+/// What the framework wants of a task, kept apart from what was observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TaskGoal {
+    Run,
+    /// Killed by the framework or because its framework went; `sent` says
+    /// whether the kill reached the agent's current stream.
+    Kill {
+        grace: Option<Duration>,
+        sent: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -108,16 +229,39 @@ pub(crate) struct TaskEntry {
     pub(crate) spec: TaskSpec,
     pub(crate) framework: FrameworkId,
     pub(crate) role: Role,
+    /// Observed: the latest state reported.
     pub(crate) state: TaskState,
     pub(crate) last_status: Option<TaskStatus>,
     pub(crate) healthy: Option<bool>,
-    /// A kill was asked for while the agent could not be reached.
-    pub(crate) kill_requested: bool,
+    pub(crate) goal: TaskGoal,
 }
 
 pub(crate) struct OfferEntry {
     pub(crate) offer: Offer,
     pub(crate) created: MonoTime,
+}
+
+/// What to do once a proposed registry entry is durable.
+#[derive(Debug)]
+pub(crate) enum AfterCommit {
+    /// Nothing beyond applying it.
+    Nothing,
+    /// Answer a caller whose change this was.
+    Reply(ReplyToken),
+    /// Finish an agent's (re-)registration.
+    Register(Box<crate::agents::PendingRegistration>),
+    /// Finish a subscription.
+    Subscribe(Box<crate::frameworks::PendingSubscription>),
+    /// Tell frameworks about the agent's tasks (the mark is durable first,
+    /// as in Mesos, so a failover cannot forget what they were told).
+    Unreachable(AgentId),
+}
+
+/// Proposals in flight, oldest first.
+#[derive(Default)]
+pub(crate) struct Proposals {
+    pub(crate) next_seq: u64,
+    pub(crate) pending: BTreeMap<u64, (LogEntry, AfterCommit)>,
 }
 
 /// All mutable master state.
@@ -126,15 +270,19 @@ pub(crate) struct Master {
     pub(crate) master_id: String,
     pub(crate) leader: String,
     pub(crate) start_unix: f64,
+    /// Wall clock of the command being handled (for timestamps shown to
+    /// people and the registry's ages); set by `handle`, never read from a clock here.
+    pub(crate) now_unix: f64,
     pub(crate) agents: BTreeMap<AgentId, AgentEntry>,
     pub(crate) frameworks: BTreeMap<FrameworkId, FrameworkEntry>,
-    /// Frameworks torn down or timed out; they may not come back.
-    pub(crate) removed_frameworks: BTreeSet<FrameworkId>,
     pub(crate) tasks: BTreeMap<TaskKey, TaskEntry>,
     pub(crate) offers: HashMap<OfferId, OfferEntry>,
+    /// Live tasks per state, kept as states change (for /metrics).
+    pub(crate) task_counts: BTreeMap<TaskState, usize>,
     pub(crate) registry: Registry,
-    pub(crate) store: RegistryStore,
+    pub(crate) proposals: Proposals,
     pub(crate) metrics: Metrics,
+    pub(crate) out: Outbox,
     /// Set by events that may free or add resources; the loop runs an
     /// allocation soon after (coalescing bursts into one run).
     pub(crate) allocation_wanted: bool,
@@ -155,5 +303,9 @@ impl Master {
         self.tasks
             .range(start..)
             .take_while(move |(k, _)| &k.framework == fw)
+    }
+
+    pub(crate) fn unix_ms(&self) -> u64 {
+        (self.now_unix * 1000.0).max(0.0) as u64
     }
 }

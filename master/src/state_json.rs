@@ -2,9 +2,7 @@
 //! follow Mesos' /state where there is an equivalent.
 use serde_json::{Value, json};
 
-use agora_model::{MonoTime, Resources};
-
-use crate::state::{AgentStatus, Master, TaskEntry};
+use crate::state::{AgentConn, AgentStatus, Master, TaskEntry};
 
 fn task_json(t: &TaskEntry) -> Value {
     json!({
@@ -25,27 +23,32 @@ fn task_json(t: &TaskEntry) -> Value {
 }
 
 impl Master {
-    pub(crate) fn state_json(&self, _now: MonoTime) -> Value {
+    /// O(agents + tasks + offers): per-agent and per-framework use comes from
+    /// tallies kept as tasks and offers come and go.
+    pub(crate) fn state_json(&self) -> Value {
         let agents: Vec<Value> = self
             .agents
             .values()
             .map(|a| {
-                let used = self.used_on_agent(&a.id);
-                let offered = self.offered_on_agent(&a.id);
+                let (used, offered) = (&a.used, &a.offered);
                 let reserved = a.total.filter_roles(|r| !r.is_star());
+                let unreachable_time = match a.conn {
+                    AgentConn::Unreachable { since_unix } => Some(since_unix),
+                    _ => None,
+                };
                 json!({
                     "id": a.id,
                     "hostname": a.hostname,
                     "port": a.port,
-                    "status": a.status.as_str(),
-                    "active": a.status == AgentStatus::Connected,
+                    "status": a.status().as_str(),
+                    "active": a.status() == AgentStatus::Connected,
                     "registered_time": a.registered_unix,
-                    "unreachable_time": a.unreachable_since_unix,
+                    "unreachable_time": unreachable_time,
                     "resources": a.total.summary_json(),
                     "used_resources": used.summary_json(),
                     "offered_resources": offered.summary_json(),
                     "reserved_resources": reserved.summary_json(),
-                    "unreserved_free_resources": a.total.minus(&used).minus(&offered).unreserved().summary_json(),
+                    "unreserved_free_resources": a.total.minus(used).minus(offered).unreserved().summary_json(),
                     "resources_text": a.total.to_string(),
                     "attributes": a.attributes.0.iter().map(|(k, v)| (k.clone(), json!(v.to_string()))).collect::<serde_json::Map<_, _>>(),
                     "task_count": a.tasks.len(),
@@ -57,17 +60,11 @@ impl Master {
             .values()
             .map(|f| {
                 let tasks: Vec<Value> = self.tasks_of(&f.id).map(|(_, t)| task_json(t)).collect();
-                let mut used = Resources::new();
-                for (_, t) in self.tasks_of(&f.id) {
-                    used.add(&t.spec.resources);
-                }
-                let mut offered = Resources::new();
-                let offers: Vec<Value> = self
+                let offers: Vec<Value> = f
                     .offers
-                    .values()
-                    .filter(|o| o.offer.framework_id == f.id)
+                    .iter()
+                    .filter_map(|id| self.offers.get(id))
                     .map(|o| {
-                        offered.add(&o.offer.resources);
                         json!({"id": o.offer.id, "agent_id": o.offer.agent_id, "role": o.offer.role, "resources": o.offer.resources.summary_json()})
                     })
                     .collect();
@@ -84,8 +81,8 @@ impl Master {
                     "failover_timeout": f.info.failover_timeout.as_secs_f64(),
                     "suppressed_roles": f.suppressed,
                     "active_filters": f.filters.len(),
-                    "used_resources": used.summary_json(),
-                    "offered_resources": offered.summary_json(),
+                    "used_resources": f.used.summary_json(),
+                    "offered_resources": f.offered.summary_json(),
                     "tasks": tasks,
                     "completed_tasks": f.completed.iter().map(task_json).collect::<Vec<_>>(),
                     "offers": offers,
@@ -104,7 +101,7 @@ impl Master {
             "leader": self.leader,
             "start_time": self.start_unix,
             "elected_time": self.start_unix,
-            "activated_agents": self.agents.values().filter(|a| a.status == AgentStatus::Connected).count(),
+            "activated_agents": self.agents.values().filter(|a| a.status() == AgentStatus::Connected).count(),
             "agents": agents,
             "frameworks": frameworks,
             "unreachable_agents": unreachable,

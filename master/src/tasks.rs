@@ -1,37 +1,63 @@
 //! Tasks after launch: status updates from agents (forwarded to frameworks,
-//! at least once), acknowledgements back to agents, KILL and RECONCILE.
+//! at least once), acknowledgements back to agents, KILL and RECONCILE, and
+//! the bookkeeping that keeps per-agent and per-framework tallies true.
 use std::time::Duration;
 
 use agora_model::{
     AgentId, FrameworkId, StatusSource, TaskId, TaskState, TaskStatus, TaskStatusReason,
 };
-use agora_proto::{convert, v1};
-use tonic::Status;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
-use crate::clock::unix_now;
-use crate::state::{AgentStatus, Master, TaskKey};
+use crate::effects::{FrameworkEvent, ToAgent};
+use crate::error::CallError;
+use crate::state::{AgentConn, Master, TaskEntry, TaskGoal, TaskKey};
 
 impl Master {
-    /// Sends to an agent without blocking; an unusable stream marks the
-    /// agent disconnected (pings then decide whether it is unreachable).
-    pub(crate) fn send_to_agent(&mut self, agent: &AgentId, msg: v1::MasterMessage) -> bool {
-        let Some(a) = self.agents.get_mut(agent) else {
-            return false;
-        };
-        let Some(tx) = &a.tx else { return false };
-        match tx.try_send(Ok(msg)) {
-            Ok(()) => true,
-            Err(e) => {
-                warn!(agent = %agent, error = %e, "agent stream unusable; marking it disconnected");
-                a.tx = None;
-                if a.status == AgentStatus::Connected {
-                    a.status = AgentStatus::Disconnected;
-                }
-                self.rescind_agent_offers(agent);
-                false
-            }
+    /// Adds a live task and its resources to its agent's and framework's tallies.
+    pub(crate) fn insert_task(&mut self, key: TaskKey, t: TaskEntry) {
+        if let Some(a) = self.agents.get_mut(&t.spec.agent_id) {
+            a.tasks.insert(key.clone());
+            a.used.add(&t.spec.resources);
         }
+        if let Some(f) = self.frameworks.get_mut(&key.framework) {
+            f.used.add(&t.spec.resources);
+        }
+        *self.task_counts.entry(t.state).or_default() += 1;
+        self.tasks.insert(key, t);
+    }
+
+    /// Removes a live task and its resources from the tallies.
+    pub(crate) fn remove_task(&mut self, key: &TaskKey) -> Option<TaskEntry> {
+        let t = self.tasks.remove(key)?;
+        if let Some(a) = self.agents.get_mut(&t.spec.agent_id) {
+            a.tasks.remove(key);
+            a.used.subtract(&t.spec.resources);
+        }
+        if let Some(f) = self.frameworks.get_mut(&key.framework) {
+            f.used.subtract(&t.spec.resources);
+        }
+        self.count_state_removed(t.state);
+        Some(t)
+    }
+
+    pub(crate) fn count_state_removed(&mut self, state: TaskState) {
+        if let Some(n) = self.task_counts.get_mut(&state) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    pub(crate) fn count_state_change(&mut self, old: TaskState, new: TaskState) {
+        if old != new {
+            self.count_state_removed(old);
+            *self.task_counts.entry(new).or_default() += 1;
+        }
+    }
+
+    /// The state to report for a lost task of `fw` (precise if partition-aware).
+    pub(crate) fn lost_state_for(&self, fw: &FrameworkId, precise: TaskState) -> TaskState {
+        self.frameworks
+            .get(fw)
+            .map_or(TaskState::Lost, |f| f.lost_state(precise))
     }
 
     /// A status update from an agent (or from its re-registration).
@@ -49,11 +75,13 @@ impl Master {
         };
         self.metrics.message("status_update");
         if let Some(t) = self.tasks.get_mut(&key) {
+            let old = t.state;
             t.state = status.state;
             if status.healthy.is_some() {
                 t.healthy = status.healthy;
             }
             t.last_status = Some(status.clone());
+            self.count_state_change(old, status.state);
             if status.state.is_terminal() {
                 self.finish_task(&key);
             }
@@ -62,28 +90,28 @@ impl Master {
             // Nobody will ever acknowledge this: do it for the gone framework
             // so the agent can garbage-collect the update.
             if let Some(uuid) = status.uuid {
-                self.send_ack_to_agent(agent, fw, &status.task_id, uuid);
+                self.send_to_agent(
+                    agent,
+                    ToAgent::Acknowledge {
+                        framework: fw.clone(),
+                        task: status.task_id.clone(),
+                        uuid,
+                    },
+                );
             }
             return;
         }
-        let ev = v1::Event {
-            event: Some(v1::event::Event::Update(v1::event::Update {
-                status: Some(convert::status_to_wire(&status)),
-            })),
-        };
-        if !self.send_event(fw, ev) {
-            debug!(framework = %fw, task = %status.task_id, "framework not connected; the agent will retry the update");
+        let task = status.task_id.clone();
+        if !self.send_event(fw, FrameworkEvent::Update(status)) {
+            debug!(framework = %fw, %task, "framework not connected; the agent will retry the update");
         }
     }
 
     /// Moves a terminal task out of the live set; its resources are free.
     pub(crate) fn finish_task(&mut self, key: &TaskKey) {
-        let Some(t) = self.tasks.remove(key) else {
+        let Some(t) = self.remove_task(key) else {
             return;
         };
-        if let Some(a) = self.agents.get_mut(&t.spec.agent_id) {
-            a.tasks.remove(key);
-        }
         let keep = self.cfg.max_completed_tasks_per_framework;
         if let Some(f) = self.frameworks.get_mut(&key.framework) {
             f.completed.push_back(t);
@@ -94,68 +122,53 @@ impl Master {
         self.allocation_wanted = true;
     }
 
-    pub(crate) fn send_ack_to_agent(
-        &mut self,
-        agent: &AgentId,
-        fw: &FrameworkId,
-        task: &TaskId,
-        uuid: uuid::Uuid,
-    ) {
-        let msg = v1::MasterMessage {
-            message: Some(v1::master_message::Message::Acknowledge(
-                v1::master_message::Acknowledge {
-                    framework_id: fw.to_string(),
-                    task_id: task.to_string(),
-                    uuid: uuid.as_bytes().to_vec(),
-                },
-            )),
-        };
-        self.send_to_agent(agent, msg);
-    }
-
     pub(crate) fn acknowledge(
         &mut self,
         fw: &FrameworkId,
         agent: &AgentId,
         task: &TaskId,
         uuid: uuid::Uuid,
-    ) -> Result<(), Status> {
+    ) -> Result<(), CallError> {
         if !self.agents.contains_key(agent) {
             self.metrics.message("invalid_acknowledgement");
-            return Err(Status::invalid_argument(format!(
+            return Err(CallError::InvalidArgument(format!(
                 "agent_id: unknown agent {agent}"
             )));
         }
         self.metrics.message("valid_acknowledgement");
         // If the agent is not connected the ack is lost; the agent resends the
-        // update later and the framework acknowledges again.
-        self.send_ack_to_agent(agent, fw, task, uuid);
+        // update later and the framework acknowledges again. The agent checks
+        // the uuid against its queue for (framework, task), so an ack cannot
+        // touch another framework's updates.
+        self.send_to_agent(
+            agent,
+            ToAgent::Acknowledge {
+                framework: fw.clone(),
+                task: task.clone(),
+                uuid,
+            },
+        );
         Ok(())
     }
 
-    /// Sends a kill to the task's agent, or remembers it for when the agent is back.
-    pub(crate) fn send_kill(&mut self, key: &TaskKey, grace: Option<Duration>) {
-        let Some(t) = self.tasks.get_mut(key) else {
+    /// Sets the task's goal to killed and sends the kill if the agent's
+    /// stream is open; otherwise it goes when the agent attaches.
+    pub(crate) fn kill(&mut self, key: &TaskKey, grace: Option<Duration>) {
+        let Some(t) = self.tasks.get(key) else {
             return;
         };
         let agent = t.spec.agent_id.clone();
-        let connected = self.agents.get(&agent).is_some_and(|a| a.tx.is_some());
-        if !connected {
-            t.kill_requested = true;
-            return;
+        let sent = self.send_to_agent(
+            &agent,
+            ToAgent::Kill {
+                framework: key.framework.clone(),
+                task: key.task.clone(),
+                grace,
+            },
+        );
+        if let Some(t) = self.tasks.get_mut(key) {
+            t.goal = TaskGoal::Kill { grace, sent };
         }
-        let msg = v1::MasterMessage {
-            message: Some(v1::master_message::Message::Kill(
-                v1::master_message::Kill {
-                    framework_id: key.framework.to_string(),
-                    task_id: key.task.to_string(),
-                    kill_policy: grace.map(|g| v1::KillPolicy {
-                        grace_period_seconds: Some(g.as_secs_f64()),
-                    }),
-                },
-            )),
-        };
-        self.send_to_agent(&agent, msg);
     }
 
     pub(crate) fn kill_task(
@@ -171,20 +184,15 @@ impl Master {
         };
         if self.tasks.contains_key(&key) {
             info!(framework = %fw, task = %task, "kill requested");
-            self.send_kill(&key, grace);
+            self.kill(&key, grace);
             return;
         }
         // Unknown to the master (Mesos): TASK_LOST, or TASK_UNKNOWN for
         // partition-aware frameworks.
-        let pa = self.frameworks.get(fw).is_some_and(|f| f.partition_aware());
-        let state = if pa {
-            TaskState::Unknown
-        } else {
-            TaskState::Lost
-        };
-        self.master_update_raw(
+        let state = self.lost_state_for(fw, TaskState::Unknown);
+        self.update_for_unknown_task(
             fw,
-            task.as_str(),
+            task.clone(),
             agent,
             state,
             TaskStatusReason::TaskUnknown,
@@ -201,10 +209,8 @@ impl Master {
             for (key, t) in self.tasks_of(fw) {
                 answers.push(self.reconcile_status(
                     &key.task,
-                    Some(t.state),
-                    Some(&t.spec.agent_id),
-                    t.healthy,
-                    t.last_status.as_ref(),
+                    Some(t),
+                    Some(t.spec.agent_id.clone()),
                 ));
             }
         } else {
@@ -213,84 +219,60 @@ impl Master {
                     framework: fw.clone(),
                     task: task.clone(),
                 };
-                let answer = if let Some(t) = self.tasks.get(&key) {
-                    self.reconcile_status(
-                        task,
-                        Some(t.state),
-                        Some(&t.spec.agent_id),
-                        t.healthy,
-                        t.last_status.as_ref(),
-                    )
-                } else if let Some(done) = self
-                    .frameworks
-                    .get(fw)
-                    .and_then(|f| f.completed.iter().rev().find(|c| &c.spec.id == task))
-                {
-                    self.reconcile_status(
-                        task,
-                        Some(done.state),
-                        Some(&done.spec.agent_id),
-                        done.healthy,
-                        done.last_status.as_ref(),
-                    )
-                } else if self.agent_still_recovering(agent.as_ref()) {
-                    // After a master restart, tasks on agents that have not
+                let known = self.tasks.get(&key).or_else(|| {
+                    self.frameworks
+                        .get(fw)
+                        .and_then(|f| f.completed.iter().rev().find(|c| &c.spec.id == task))
+                });
+                let answer = match known {
+                    Some(t) => self.reconcile_status(task, Some(t), Some(t.spec.agent_id.clone())),
+                    // After a master start, tasks on agents that have not
                     // re-registered yet are not unknown, just not known yet:
                     // Mesos answers nothing for them in that window.
-                    continue;
-                } else {
-                    self.reconcile_status(task, None, agent.as_ref(), None, None)
+                    None if self.agent_still_recovering(agent.as_ref()) => continue,
+                    None => self.reconcile_status(task, None, agent.clone()),
                 };
                 answers.push(answer);
             }
         }
         for st in answers {
-            let ev = v1::Event {
-                event: Some(v1::event::Event::Update(v1::event::Update {
-                    status: Some(convert::status_to_wire(&st)),
-                })),
-            };
-            self.send_event(fw, ev);
+            self.send_event(fw, FrameworkEvent::Update(st));
         }
     }
 
     /// The named agent (or, if none is named, any agent) is known from the
     /// registry but has not re-registered since the master started.
     fn agent_still_recovering(&self, agent: Option<&AgentId>) -> bool {
+        let recovering = |c: &AgentConn| matches!(c, AgentConn::Recovered { .. });
         match agent {
-            Some(a) => self
-                .agents
-                .get(a)
-                .is_some_and(|e| e.status == AgentStatus::Recovered),
-            None => self
-                .agents
-                .values()
-                .any(|e| e.status == AgentStatus::Recovered),
+            Some(a) => self.agents.get(a).is_some_and(|e| recovering(&e.conn)),
+            None => self.agents.values().any(|e| recovering(&e.conn)),
         }
     }
 
     fn reconcile_status(
         &self,
         task: &TaskId,
-        state: Option<TaskState>,
-        agent: Option<&AgentId>,
-        healthy: Option<bool>,
-        last: Option<&TaskStatus>,
+        known: Option<&TaskEntry>,
+        agent: Option<AgentId>,
     ) -> TaskStatus {
         // Unknown tasks are TASK_UNKNOWN for every framework: the issue asks
         // for it, and it is what partition-aware Mesos frameworks get.
         let mut st = TaskStatus::new(
             task.clone(),
-            state.unwrap_or(TaskState::Unknown),
+            known.map_or(TaskState::Unknown, |t| t.state),
             StatusSource::Master,
-            unix_now(),
+            self.now_unix,
         );
         st.reason = TaskStatusReason::Reconciliation;
-        st.agent_id = agent.cloned();
-        st.healthy = healthy;
-        if let Some(l) = last {
-            st.message = l.message.clone();
-            st.exit_code = l.exit_code;
+        st.agent_id = agent;
+        if let Some(t) = known {
+            st.healthy = t.healthy;
+            st.framework_id = Some(t.framework.clone());
+            if let Some(l) = &t.last_status {
+                st.message = l.message.clone();
+                st.exit_code = l.exit_code;
+            }
         }
         st
     }
@@ -304,24 +286,42 @@ impl Master {
         reason: TaskStatusReason,
         message: &str,
     ) {
+        let now_unix = self.now_unix;
         let Some(t) = self.tasks.get_mut(key) else {
             return;
         };
+        let old = t.state;
         t.state = state;
-        let mut st = TaskStatus::new(key.task.clone(), state, StatusSource::Master, unix_now());
+        let mut st = TaskStatus::new(key.task.clone(), state, StatusSource::Master, now_unix);
         st.reason = reason;
         st.message = message.to_string();
         st.agent_id = Some(t.spec.agent_id.clone());
         st.framework_id = Some(key.framework.clone());
         t.last_status = Some(st.clone());
+        self.count_state_change(old, state);
         if state.is_terminal() {
             self.finish_task(key);
         }
-        let ev = v1::Event {
-            event: Some(v1::event::Event::Update(v1::event::Update {
-                status: Some(convert::status_to_wire(&st)),
-            })),
-        };
-        self.send_event(&key.framework, ev);
+        self.send_event(&key.framework, FrameworkEvent::Update(st));
+    }
+
+    /// A master-generated update for a task the master does not track (a
+    /// KILL of an unknown task, a task in a bad ACCEPT): not acknowledged,
+    /// not retried (as in Mesos).
+    pub(crate) fn update_for_unknown_task(
+        &mut self,
+        fw: &FrameworkId,
+        task: TaskId,
+        agent: Option<&AgentId>,
+        state: TaskState,
+        reason: TaskStatusReason,
+        message: &str,
+    ) {
+        let mut st = TaskStatus::new(task, state, StatusSource::Master, self.now_unix);
+        st.reason = reason;
+        st.message = message.to_string();
+        st.agent_id = agent.cloned();
+        st.framework_id = Some(fw.clone());
+        self.send_event(fw, FrameworkEvent::Update(st));
     }
 }

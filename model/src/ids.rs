@@ -81,6 +81,13 @@ id_type!(
 id_type!(
     /// A task's id, chosen by the framework, unique within it.
     TaskId, "task_id");
+id_type!(
+    /// One Subscribe call's event stream; calls name it so that calls from
+    /// an older subscription of the same framework are refused.
+    StreamId, "stream_id");
+id_type!(
+    /// One registration of an agent; its Attach stream must name it.
+    SessionId, "session_id");
 
 /// A role. `*` is the default role, meaning unreserved. Hierarchical roles use
 /// `/` between components (`eng/frontend`).

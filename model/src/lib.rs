@@ -24,13 +24,13 @@ mod parse;
 pub use attributes::{Attribute, AttributeValue, Attributes};
 pub use error::{ModelError, ParseError};
 pub use framework::{Capability, FrameworkInfo};
-pub use ids::{AgentId, FrameworkId, OfferId, Role, TaskId};
+pub use ids::{AgentId, FrameworkId, OfferId, Role, SessionId, StreamId, TaskId};
 pub use ranges::Ranges;
 pub use resources::{ResourceRequest, Resources, Value};
 pub use scalar::Scalar;
 pub use status::{Offer, StatusSource, TaskStatus};
 pub use task::{
     CommandSpec, DockerNetwork, DockerSpec, HealthCheck, HealthCheckKind, PortMapping, TaskSpec,
-    TaskState, TaskStatusReason,
+    TaskState, TaskStatusReason, TaskTemplate,
 };
 pub use time::MonoTime;

@@ -320,6 +320,41 @@ pub struct TaskSpec {
     pub port_names: Vec<(String, u32)>,
 }
 
+/// A task as a framework describes it in ACCEPT, validated at the API edge
+/// but not yet placed: the master binds it to the offers' agent when it
+/// accepts. The inner spec's agent id is a placeholder that cannot escape,
+/// since `bind` is the only way to a `TaskSpec`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskTemplate {
+    /// The agent the framework named, if any; it must be the offers' agent.
+    pub requested_agent: Option<AgentId>,
+    spec: TaskSpec,
+}
+
+impl TaskTemplate {
+    /// Wraps a validated spec whose `agent_id` is not yet meaningful.
+    pub fn new(requested_agent: Option<AgentId>, mut spec: TaskSpec) -> TaskTemplate {
+        spec.agent_id = AgentId::new_unchecked("");
+        TaskTemplate {
+            requested_agent,
+            spec,
+        }
+    }
+    /// The framework's task id.
+    pub fn id(&self) -> &TaskId {
+        &self.spec.id
+    }
+    /// What the task asks for.
+    pub fn resources(&self) -> &Resources {
+        &self.spec.resources
+    }
+    /// The task placed on `agent`.
+    pub fn bind(mut self, agent: AgentId) -> TaskSpec {
+        self.spec.agent_id = agent;
+        self.spec
+    }
+}
+
 impl TaskSpec {
     /// Structural checks that do not need an offer: something to run, a
     /// Docker image if Docker, bridge mappings on the task's own ports.

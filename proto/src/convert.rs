@@ -434,6 +434,26 @@ fn health_to_wire(h: &m::HealthCheck) -> v1::HealthCheck {
 /// Wire TaskInfo → model TaskSpec. `agent_id` is the agent of the offer the
 /// task was launched on (the wire field may be empty in ACCEPT).
 pub fn task_from_wire(t: &v1::TaskInfo, agent_id: &m::AgentId) -> Result<m::TaskSpec> {
+    spec_from_wire(t, agent_id)
+}
+
+/// Wire TaskInfo from an ACCEPT → a validated template, before the master
+/// knows which agent it goes to. A non-empty `agent_id` is kept as the
+/// framework's request and checked against the offers' agent later.
+pub fn task_template_from_wire(t: &v1::TaskInfo) -> Result<m::TaskTemplate> {
+    let requested_agent = if t.agent_id.is_empty() {
+        None
+    } else {
+        Some(m::AgentId::parse(t.agent_id.clone())?)
+    };
+    let placeholder = m::AgentId::new_unchecked("");
+    Ok(m::TaskTemplate::new(
+        requested_agent,
+        spec_from_wire(t, &placeholder)?,
+    ))
+}
+
+fn spec_from_wire(t: &v1::TaskInfo, agent_id: &m::AgentId) -> Result<m::TaskSpec> {
     let id = m::TaskId::parse(t.task_id.clone())?;
     let resources = resources_from_wire(&t.resources, "resources")?;
     let command = t.command.as_ref().map(|c| m::CommandSpec {

@@ -1,14 +1,16 @@
 //! The AgentService gRPC service: Register, then one Attach stream.
-use agora_model::{AgentId, FrameworkId};
+use agora_model::{AgentId, FrameworkId, SessionId};
 use agora_proto::{convert, v1};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::ask;
 use super::stream::NotifyOnDrop;
-use crate::event_loop::{AgentRegistration, Command, ReportedTask};
+use super::wire;
+use crate::core::{AgentRegistration, ReportedTask};
+use crate::event_loop::Command;
 
 /// Messages buffered towards one agent. Launches and kills are small; an
 /// agent this far behind is treated as disconnected and re-registers.
@@ -107,7 +109,8 @@ impl v1::agent_service_server::AgentService for AgentApi {
         };
         let agent = AgentId::parse(hello.agent_id)
             .map_err(|e| Status::invalid_argument(format!("hello.agent_id: {e}")))?;
-        let session = hello.session_id;
+        let session = SessionId::parse(hello.session_id)
+            .map_err(|e| Status::invalid_argument(format!("hello.session_id: {e}")))?;
         let (out_tx, out_rx) = mpsc::channel(AGENT_MESSAGE_BUFFER);
         let (a, s) = (agent.clone(), session.clone());
         ask(&self.tx, |reply| Command::AttachAgent {
@@ -124,6 +127,14 @@ impl v1::agent_service_server::AgentService for AgentApi {
             while let Some(item) = inbound.next().await {
                 match item {
                     Ok(v1::AgentMessage { message: Some(msg) }) => {
+                        let msg = match wire::from_agent_wire(msg) {
+                            Ok(Some(m)) => m,
+                            Ok(None) => continue,
+                            Err(e) => {
+                                warn!(agent = %a, error = %e, "malformed message from agent dropped");
+                                continue;
+                            }
+                        };
                         let cmd = Command::AgentMessage {
                             agent: a.clone(),
                             session: s.clone(),

@@ -3,7 +3,9 @@
 //! Architecture invariant: no master state is reachable from here.
 pub(crate) mod agent;
 pub(crate) mod scheduler;
+mod status;
 mod stream;
+pub(crate) mod wire;
 
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;

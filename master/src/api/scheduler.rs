@@ -1,14 +1,15 @@
 //! The Scheduler gRPC service (Mesos v1 scheduler calls as RPCs).
 use std::time::Duration;
 
-use agora_model::{AgentId, FrameworkId, OfferId, Role, TaskId};
+use agora_model::{AgentId, FrameworkId, OfferId, Role, StreamId, TaskId};
 use agora_proto::{convert, v1};
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
 use super::ask;
 use super::stream::NotifyOnDrop;
-use crate::event_loop::{Command, SchedulerCall};
+use crate::core::{InvalidTask, SchedulerCall};
+use crate::event_loop::{Command, FRAMEWORK_EVENT_BUFFER};
 
 pub(crate) struct SchedulerApi {
     pub(crate) tx: mpsc::Sender<Command>,
@@ -18,7 +19,7 @@ fn bad(field: &str, e: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("invalid {field}: {e}"))
 }
 
-fn header(h: Option<v1::CallHeader>) -> Result<(FrameworkId, String), Status> {
+fn header(h: Option<v1::CallHeader>) -> Result<(FrameworkId, StreamId), Status> {
     let h =
         h.ok_or_else(|| Status::invalid_argument("header: missing (framework_id and stream_id)"))?;
     let fw = FrameworkId::parse(h.framework_id).map_err(|e| bad("header.framework_id", e))?;
@@ -27,7 +28,23 @@ fn header(h: Option<v1::CallHeader>) -> Result<(FrameworkId, String), Status> {
             "header.stream_id: must not be empty",
         ));
     }
-    Ok((fw, h.stream_id))
+    let stream = StreamId::parse(h.stream_id).map_err(|e| bad("header.stream_id", e))?;
+    Ok((fw, stream))
+}
+
+/// Decodes an ACCEPT's task descriptions. A task that fails validation does
+/// not fail the call: it is answered with TASK_ERROR naming the field, as in
+/// Mesos, so the other tasks of the ACCEPT still launch.
+fn task_templates(infos: Vec<v1::TaskInfo>) -> Vec<Result<agora_model::TaskTemplate, InvalidTask>> {
+    infos
+        .iter()
+        .map(|t| {
+            convert::task_template_from_wire(t).map_err(|e| InvalidTask {
+                task_id: t.task_id.clone(),
+                reason: e.to_string(),
+            })
+        })
+        .collect()
 }
 
 fn roles(list: Vec<String>, field: &str) -> Result<Vec<Role>, Status> {
@@ -54,10 +71,10 @@ impl SchedulerApi {
         h: Option<v1::CallHeader>,
         call: SchedulerCall,
     ) -> Result<Response<v1::CallResponse>, Status> {
-        let (framework, stream_id) = header(h)?;
+        let (framework, stream) = header(h)?;
         ask(&self.tx, |reply| Command::Call {
             framework,
-            stream_id,
+            stream,
             call,
             reply,
         })
@@ -80,18 +97,20 @@ impl v1::scheduler_server::Scheduler for SchedulerApi {
             .ok_or_else(|| Status::invalid_argument("framework_info: missing"))?;
         let info = convert::framework_from_wire(&info)?;
         let suppressed = roles(req.suppressed_roles, "suppressed_roles")?;
+        let (events, rx) = mpsc::channel(FRAMEWORK_EVENT_BUFFER);
         let sub = ask(&self.tx, |reply| Command::Subscribe {
             info,
             suppressed,
+            events,
             reply,
         })
         .await?;
         let closed = Command::FrameworkStreamClosed {
             framework: sub.framework_id,
-            stream_id: sub.stream_id,
+            stream: sub.stream_id,
         };
         Ok(Response::new(NotifyOnDrop::new(
-            sub.events,
+            rx,
             self.tx.clone(),
             closed,
         )))
@@ -115,7 +134,7 @@ impl v1::scheduler_server::Scheduler for SchedulerApi {
         }
         let call = SchedulerCall::Accept {
             offer_ids: offer_ids(r.offer_ids)?,
-            tasks,
+            tasks: task_templates(tasks),
             refuse_seconds: refuse(r.filters),
         };
         self.call(r.header, call).await

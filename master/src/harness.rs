@@ -1,0 +1,1 @@
+//! MasterHarness: drives the core with inputs and a controlled clock.
