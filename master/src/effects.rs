@@ -62,7 +62,7 @@ pub(crate) struct Registered {
 }
 
 /// Answers to callers, by the kind of call.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Reply {
     /// Subscribe: the framework id (the events flow on the stream).
     Subscribed(Result<FrameworkId, CallError>),
@@ -72,7 +72,8 @@ pub(crate) enum Reply {
     Registered(Result<Registered, CallError>),
 }
 
-#[derive(Debug)]
+/// Effects hold no channels, so they can be cloned, recorded and compared.
+#[derive(Debug, Clone)]
 pub(crate) enum Effect {
     ToFramework {
         framework: FrameworkId,

@@ -17,6 +17,8 @@ pub mod resources;
 pub mod scalar;
 pub mod status;
 pub mod task;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod time;
 
 mod parse;
