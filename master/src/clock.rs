@@ -26,3 +26,8 @@ pub(crate) fn unix_now() -> f64 {
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
 }
+
+/// The loop's timer clock (tokio's, so paused-time tests control it too).
+pub(crate) fn instant_now() -> tokio::time::Instant {
+    tokio::time::Instant::now()
+}

@@ -76,6 +76,9 @@ pub(crate) enum SchedulerCall {
         task: TaskId,
         uuid: uuid::Uuid,
     },
+    AcknowledgeMany {
+        acks: Vec<(AgentId, TaskId, uuid::Uuid)>,
+    },
     Reconcile {
         tasks: Vec<(TaskId, Option<AgentId>)>,
     },
@@ -95,6 +98,7 @@ impl SchedulerCall {
             SchedulerCall::Suppress { .. } => "suppress",
             SchedulerCall::Kill { .. } => "kill",
             SchedulerCall::Acknowledge { .. } => "acknowledge",
+            SchedulerCall::AcknowledgeMany { .. } => "acknowledge_many",
             SchedulerCall::Reconcile { .. } => "reconcile",
             SchedulerCall::Teardown => "teardown",
             SchedulerCall::UpdateFramework { .. } => "update_framework",
@@ -356,6 +360,7 @@ impl Master {
             SchedulerCall::Acknowledge { agent, task, uuid } => {
                 self.acknowledge(fw, &agent, &task, uuid)
             }
+            SchedulerCall::AcknowledgeMany { acks } => self.acknowledge_many(fw, acks),
             SchedulerCall::Reconcile { tasks } => {
                 self.reconcile(fw, &tasks);
                 Ok(())
@@ -463,6 +468,11 @@ impl Master {
                 seq,
                 entry: Box::new(entry.clone()),
             });
+            let LogEntry::V1(cmd) = &entry;
+            *self.proposals.touching.entry(cmd.key()).or_default() += 1;
+            if let RegistryCommand::RemoveFramework { id, .. } = cmd {
+                self.proposals.removing.insert(id.clone());
+            }
             self.proposals.pending.insert(seq, (entry, then));
         }
         None
@@ -472,38 +482,39 @@ impl Master {
     /// not be one against what is still in flight (e.g. re-admitting an
     /// agent whose removal is pending), so it is proposed anyway.
     fn pending_touches(&self, cmd: &RegistryCommand) -> bool {
-        let key = |c: &RegistryCommand| -> Option<String> {
-            match c {
-                RegistryCommand::AdmitAgent { id, .. }
-                | RegistryCommand::MarkUnreachable { id, .. }
-                | RegistryCommand::MarkReachable { id }
-                | RegistryCommand::RemoveAgent { id } => Some(format!("a/{id}")),
-                RegistryCommand::PutFramework { id, .. }
-                | RegistryCommand::RemoveFramework { id, .. } => Some(format!("f/{id}")),
-                RegistryCommand::SetWeight { role, .. } => Some(format!("w/{role}")),
-            }
-        };
-        let k = key(cmd);
-        self.proposals
-            .pending
-            .values()
-            .any(|(LogEntry::V1(c), _)| key(c) == k)
+        self.proposals.touching.contains_key(&cmd.key())
     }
 
     /// Whether the framework is removed, durably or by a proposal in flight.
     pub(crate) fn framework_removed(&self, fw: &FrameworkId) -> bool {
-        self.registry.removed_frameworks.contains_key(fw)
-            || self.proposals.pending.values().any(|(e, _)| {
-                matches!(e, LogEntry::V1(RegistryCommand::RemoveFramework { id, .. }) if id == fw)
-            })
+        self.registry.removed_frameworks.contains_key(fw) || self.proposals.removing.contains(fw)
+    }
+
+    /// Takes a proposal out of the in-flight set and its indexes.
+    fn settle(&mut self, seq: u64) -> Option<(LogEntry, AfterCommit)> {
+        let (entry, after) = self.proposals.pending.remove(&seq)?;
+        let LogEntry::V1(cmd) = &entry;
+        let key = cmd.key();
+        if let Some(n) = self.proposals.touching.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.proposals.touching.remove(&key);
+            }
+        }
+        if let RegistryCommand::RemoveFramework { id, .. } = cmd {
+            self.proposals.removing.remove(id);
+        }
+        Some((entry, after))
     }
 
     fn on_durable(&mut self, up_to: u64, now: MonoTime) {
-        while let Some(entry) = self.proposals.pending.first_entry() {
-            if *entry.key() > up_to {
+        while let Some(seq) = self.proposals.pending.keys().next().copied() {
+            if seq > up_to {
                 break;
             }
-            let (log_entry, after) = entry.remove();
+            let Some((log_entry, after)) = self.settle(seq) else {
+                break;
+            };
             if let Err(e) = self.registry.apply(&log_entry) {
                 warn!(error = %e, "registry entry rejected on apply");
             }
@@ -513,7 +524,7 @@ impl Master {
 
     fn on_write_failed(&mut self, seqs: &[u64], reason: &str) {
         for seq in seqs {
-            let Some((_, after)) = self.proposals.pending.remove(seq) else {
+            let Some((_, after)) = self.settle(*seq) else {
                 continue;
             };
             let err =

@@ -16,7 +16,7 @@ use crate::registry::LogEntry;
 /// Identifies a caller waiting for an answer; the loop keeps the channel.
 pub(crate) type ReplyToken = u64;
 
-/// Events on a framework's Subscribe stream (domain form of `v1::Event`).
+/// Events on a framework's Subscribe stream (the domain form of the wire `Event`).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum FrameworkEvent {
     Subscribed {
@@ -32,7 +32,7 @@ pub(crate) enum FrameworkEvent {
     Heartbeat,
 }
 
-/// Messages down an agent's Attach stream (domain form of `v1::MasterMessage`).
+/// Messages down an agent's Attach stream (the domain form of the wire `MasterMessage`).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum ToAgent {
     Launch {

@@ -12,12 +12,12 @@ use agora_model::{AgentId, FrameworkId, FrameworkInfo, OfferId, Role, SessionId,
 use agora_proto::v1;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
+use tokio::time::{MissedTickBehavior, interval, sleep_until};
 use tonic::Status;
 use tracing::info;
 
 use crate::api::wire;
-use crate::clock::{Clock, unix_now};
+use crate::clock::{Clock, instant_now, unix_now};
 use crate::core::{AgentRegistration, FromAgent, Input, SchedulerCall};
 use crate::effects::{Effect, FrameworkEvent, Reply, ReplyToken};
 use crate::registry::{WriteOutcome, WriterHandle};
@@ -38,6 +38,13 @@ pub(crate) const FRAMEWORK_EVENT_BUFFER: usize = 65_536;
 /// A framework whose stream holds more than this many unread events gets no
 /// new offers until it has read them (offers it cannot read only idle).
 const CONGESTED_EVENTS: usize = FRAMEWORK_EVENT_BUFFER / 4;
+
+/// Event-triggered allocations (after a decline, a finished task, a new
+/// agent) are coalesced: the next starts no sooner than this, or than four
+/// times the last run's duration, after the last ended. During a burst of
+/// thousands of updates the allocator then takes at most a fifth of the
+/// loop instead of running between every two commands.
+const MIN_ALLOCATION_GAP: Duration = Duration::from_millis(5);
 
 /// How often deadlines (framework failover, offer timeout, agent re-register)
 /// are checked. Small enough for tests that use sub-second timeouts.
@@ -149,7 +156,8 @@ pub(crate) async fn run(
         next_token: 0,
         writer,
     };
-    let mut next_allocation = Instant::now() + lp.master.cfg.allocation_interval;
+    let mut next_allocation = instant_now() + lp.master.cfg.allocation_interval;
+    let mut earliest_allocation = instant_now();
     let mut pings = interval(lp.master.cfg.agent_ping_interval);
     pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut heartbeats = interval(lp.master.cfg.framework_heartbeat_interval);
@@ -159,7 +167,7 @@ pub(crate) async fn run(
     info!(master_id = %lp.master.master_id, "master event loop started");
     loop {
         let alloc_at = if lp.master.allocation_wanted {
-            Instant::now()
+            earliest_allocation.min(next_allocation)
         } else {
             next_allocation
         };
@@ -178,11 +186,14 @@ pub(crate) async fn run(
                 None => break,
             },
             _ = sleep_until(alloc_at) => {
-                let started = std::time::Instant::now();
+                let started = instant_now();
                 let congested = lp.congested();
                 lp.input(Input::Allocate { congested }).await;
-                lp.master.metrics.allocation_seconds.observe(started.elapsed().as_secs_f64());
-                next_allocation = Instant::now() + lp.master.cfg.allocation_interval;
+                let took = started.elapsed();
+                lp.master.metrics.allocation_seconds.observe(took.as_secs_f64());
+                let end = instant_now();
+                next_allocation = end + lp.master.cfg.allocation_interval;
+                earliest_allocation = end + MIN_ALLOCATION_GAP.max(took * 4);
             }
             _ = pings.tick() => lp.input(Input::PingAgents).await,
             _ = heartbeats.tick() => lp.input(Input::HeartbeatFrameworks).await,
@@ -209,31 +220,7 @@ impl Loop {
                 suppressed,
                 events,
                 reply,
-            } => {
-                let stream = StreamId::random();
-                self.streams.insert(
-                    stream.clone(),
-                    FrameworkStream {
-                        framework: None,
-                        tx: events,
-                    },
-                );
-                let token = self.token();
-                self.waiting.insert(
-                    token,
-                    Waiting::Subscribe {
-                        stream: stream.clone(),
-                        reply,
-                    },
-                );
-                Input::Subscribe {
-                    info,
-                    suppressed,
-                    stream,
-                    new_id: FrameworkId::random(),
-                    reply: token,
-                }
-            }
+            } => self.subscribe_input(info, suppressed, events, reply),
             Command::FrameworkStreamClosed { framework, stream } => {
                 self.streams.remove(&stream);
                 Input::FrameworkStreamClosed { framework, stream }
@@ -268,23 +255,7 @@ impl Loop {
                 session,
                 tx,
                 reply,
-            } => {
-                let token = self.token();
-                self.waiting.insert(
-                    token,
-                    Waiting::Attach {
-                        agent: agent.clone(),
-                        session: session.clone(),
-                        tx,
-                        reply,
-                    },
-                );
-                Input::AttachAgent {
-                    agent,
-                    session,
-                    reply: token,
-                }
-            }
+            } => self.attach_input(agent, session, tx, reply),
             Command::AgentMessage {
                 agent,
                 session,
@@ -310,6 +281,66 @@ impl Loop {
             }
         };
         self.input(input).await;
+    }
+
+    /// A new stream is registered before the core sees the subscription, so
+    /// that the SUBSCRIBED event has somewhere to go.
+    fn subscribe_input(
+        &mut self,
+        info: FrameworkInfo,
+        suppressed: Vec<Role>,
+        events: EventTx,
+        reply: Answer<Subscription>,
+    ) -> Input {
+        let stream = StreamId::random();
+        self.streams.insert(
+            stream.clone(),
+            FrameworkStream {
+                framework: None,
+                tx: events,
+            },
+        );
+        let token = self.token();
+        self.waiting.insert(
+            token,
+            Waiting::Subscribe {
+                stream: stream.clone(),
+                reply,
+            },
+        );
+        Input::Subscribe {
+            info,
+            suppressed,
+            stream,
+            new_id: FrameworkId::random(),
+            reply: token,
+        }
+    }
+
+    /// The agent's stream is kept aside until the core accepts the Attach
+    /// (see `perform`), so a stale Attach cannot displace a live one.
+    fn attach_input(
+        &mut self,
+        agent: AgentId,
+        session: SessionId,
+        tx: AgentTx,
+        reply: Answer<()>,
+    ) -> Input {
+        let token = self.token();
+        self.waiting.insert(
+            token,
+            Waiting::Attach {
+                agent: agent.clone(),
+                session: session.clone(),
+                tx,
+                reply,
+            },
+        );
+        Input::AttachAgent {
+            agent,
+            session,
+            reply: token,
+        }
     }
 
     /// Hands one input to the core and performs its effects, and those of

@@ -255,14 +255,34 @@ impl MasterHarness {
         })
     }
 
-    /// The agent's stream closes and it misses pings until unreachable.
+    /// The agent's stream closes and it misses pings until unreachable;
+    /// every other agent answers its pings meanwhile.
     pub(crate) fn lose_agent(&mut self, ag: &Ag) -> Vec<Effect> {
         let mut effects = self.input(Input::AgentStreamClosed {
             agent: ag.id.clone(),
             session: ag.session.clone(),
         });
         for _ in 0..self.master.cfg.max_agent_ping_misses {
-            effects.extend(self.input(Input::PingAgents));
+            let tick = self.input(Input::PingAgents);
+            let pings: Vec<(AgentId, SessionId, u64)> = tick
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::ToAgent {
+                        agent,
+                        session,
+                        msg: ToAgent::Ping { seq },
+                    } if agent != &ag.id => Some((agent.clone(), session.clone(), *seq)),
+                    _ => None,
+                })
+                .collect();
+            effects.extend(tick);
+            for (agent, session, seq) in pings {
+                effects.extend(self.input(Input::FromAgent {
+                    agent,
+                    session,
+                    msg: FromAgent::Pong { seq },
+                }));
+            }
         }
         effects
     }

@@ -49,6 +49,7 @@ impl Master {
         if let Some(a) = self.agents.get_mut(&offer.agent_id) {
             a.offered.add(&offer.resources);
             a.offers.insert(offer.id.clone());
+            a.allocate(&offer.framework_id, &offer.role, &offer.resources);
         }
         if let Some(f) = self.frameworks.get_mut(&offer.framework_id) {
             f.offered.add(&offer.resources);
@@ -69,6 +70,7 @@ impl Master {
         if let Some(a) = self.agents.get_mut(&o.agent_id) {
             a.offered.subtract(&o.resources);
             a.offers.remove(id);
+            a.unallocate(&o.framework_id, &o.role, &o.resources);
         }
         if let Some(f) = self.frameworks.get_mut(&o.framework_id) {
             f.offered.subtract(&o.resources);
@@ -78,51 +80,30 @@ impl Master {
         Some(o)
     }
 
+    /// The allocator's input, from the tallies: O(agents + frameworks +
+    /// framework-roles per agent), never a scan of every task or offer.
     fn snapshot(&self, now: MonoTime) -> ClusterSnapshot {
-        let mut used: HashMap<&AgentId, Resources> = HashMap::new();
         let mut allocated: HashMap<&FrameworkId, BTreeMap<Role, Resources>> = HashMap::new();
-        for t in self.tasks.values() {
-            let Some(a) = self.agents.get(&t.spec.agent_id) else {
-                continue;
-            };
+        let mut agents = Vec::new();
+        for a in self.agents.values() {
             if a.status() != AgentStatus::Connected {
                 continue; // inactive agents are out of the allocator entirely
             }
-            used.entry(&t.spec.agent_id)
-                .or_default()
-                .add(&t.spec.resources);
-            allocated
-                .entry(&t.framework)
-                .or_default()
-                .entry(t.role.clone())
-                .or_default()
-                .add(&t.spec.resources);
-        }
-        for o in self.offers.values() {
-            used.entry(&o.offer.agent_id)
-                .or_default()
-                .add(&o.offer.resources);
-            allocated
-                .entry(&o.offer.framework_id)
-                .or_default()
-                .entry(o.offer.role.clone())
-                .or_default()
-                .add(&o.offer.resources);
-        }
-        let agents = self
-            .agents
-            .values()
-            .filter(|a| a.status() == AgentStatus::Connected)
-            .map(|a| AgentView {
+            for ((fw, role), held) in &a.allocated {
+                allocated
+                    .entry(fw)
+                    .or_default()
+                    .entry(role.clone())
+                    .or_default()
+                    .add(held);
+            }
+            agents.push(AgentView {
                 id: a.id.clone(),
                 total: a.total.clone(),
-                free: used
-                    .get(&a.id)
-                    .map(|u| a.total.minus(u))
-                    .unwrap_or_else(|| a.total.clone()),
+                free: a.total.minus(&a.used).minus(&a.offered),
                 active: true,
-            })
-            .collect();
+            });
+        }
         let mut role_weights = BTreeMap::new();
         for (r, w) in &self.cfg.role_weights {
             if let Ok(role) = Role::parse(r.clone()) {

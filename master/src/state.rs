@@ -106,6 +106,9 @@ pub(crate) struct AgentEntry {
     /// Held by its outstanding offers, kept the same way.
     pub(crate) offered: Resources,
     pub(crate) offers: BTreeSet<OfferId>,
+    /// Tasks' and offers' resources on this agent by (framework, role): what
+    /// the allocator's snapshot needs, without a scan of every task.
+    pub(crate) allocated: BTreeMap<(FrameworkId, Role), Resources>,
     /// Kills for tasks the master does not track (a removed framework's,
     /// reported at re-registration), sent once the Attach stream opens.
     pub(crate) orphan_kills: Vec<(FrameworkId, TaskId)>,
@@ -128,11 +131,27 @@ impl AgentEntry {
             used: Resources::new(),
             offered: Resources::new(),
             offers: BTreeSet::new(),
+            allocated: BTreeMap::new(),
             orphan_kills: Vec::new(),
         }
     }
     pub(crate) fn status(&self) -> AgentStatus {
         self.conn.status()
+    }
+    pub(crate) fn allocate(&mut self, fw: &FrameworkId, role: &Role, r: &Resources) {
+        self.allocated
+            .entry((fw.clone(), role.clone()))
+            .or_default()
+            .add(r);
+    }
+    pub(crate) fn unallocate(&mut self, fw: &FrameworkId, role: &Role, r: &Resources) {
+        let key = (fw.clone(), role.clone());
+        if let Some(held) = self.allocated.get_mut(&key) {
+            held.subtract(r);
+            if held.is_empty() {
+                self.allocated.remove(&key);
+            }
+        }
     }
 }
 
@@ -257,11 +276,16 @@ pub(crate) enum AfterCommit {
     Unreachable(AgentId),
 }
 
-/// Proposals in flight, oldest first.
+/// Proposals in flight, oldest first, with an index by what they touch so
+/// that a registration storm does not make each proposal scan the others.
 #[derive(Default)]
 pub(crate) struct Proposals {
     pub(crate) next_seq: u64,
     pub(crate) pending: BTreeMap<u64, (LogEntry, AfterCommit)>,
+    /// How many proposals in flight touch each registry record.
+    pub(crate) touching: HashMap<crate::registry::RecordKey, usize>,
+    /// Frameworks whose removal is in flight.
+    pub(crate) removing: BTreeSet<FrameworkId>,
 }
 
 /// All mutable master state.

@@ -18,6 +18,7 @@ impl Master {
         if let Some(a) = self.agents.get_mut(&t.spec.agent_id) {
             a.tasks.insert(key.clone());
             a.used.add(&t.spec.resources);
+            a.allocate(&key.framework, &t.role, &t.spec.resources);
         }
         if let Some(f) = self.frameworks.get_mut(&key.framework) {
             f.used.add(&t.spec.resources);
@@ -32,6 +33,7 @@ impl Master {
         if let Some(a) = self.agents.get_mut(&t.spec.agent_id) {
             a.tasks.remove(key);
             a.used.subtract(&t.spec.resources);
+            a.unallocate(&key.framework, &t.role, &t.spec.resources);
         }
         if let Some(f) = self.frameworks.get_mut(&key.framework) {
             f.used.subtract(&t.spec.resources);
@@ -149,6 +151,25 @@ impl Master {
             },
         );
         Ok(())
+    }
+
+    /// Relays every valid acknowledgement; one with an unknown agent does
+    /// not hold back the others, and the call then names the first bad one.
+    pub(crate) fn acknowledge_many(
+        &mut self,
+        fw: &FrameworkId,
+        acks: Vec<(AgentId, TaskId, uuid::Uuid)>,
+    ) -> Result<(), CallError> {
+        let mut first_bad = None;
+        for (i, (agent, task, uuid)) in acks.into_iter().enumerate() {
+            if let Err(CallError::InvalidArgument(m)) = self.acknowledge(fw, &agent, &task, uuid) {
+                first_bad.get_or_insert(format!("acknowledgements[{i}].{m}"));
+            }
+        }
+        match first_bad {
+            Some(m) => Err(CallError::InvalidArgument(m)),
+            None => Ok(()),
+        }
     }
 
     /// Sets the task's goal to killed and sends the kill if the agent's

@@ -304,6 +304,38 @@ impl Driver {
         .await
     }
 
+    /// Acknowledges many updates in one call (updates without a uuid are
+    /// skipped). The master relays every valid one even if another in the
+    /// batch names an unknown agent; the error then names the first such.
+    pub async fn acknowledge_many(&self, statuses: &[TaskStatus]) -> Result<(), SdkError> {
+        let acknowledgements: Vec<_> = statuses
+            .iter()
+            .filter_map(|s| {
+                let uuid = s.uuid?;
+                Some(v1::acknowledge_many_request::Acknowledgement {
+                    agent_id: s
+                        .agent_id
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                    task_id: s.task_id.to_string(),
+                    uuid: uuid.as_bytes().to_vec(),
+                })
+            })
+            .collect();
+        if acknowledgements.is_empty() {
+            return Ok(());
+        }
+        let req = |header| v1::AcknowledgeManyRequest {
+            header: Some(header),
+            acknowledgements,
+        };
+        self.call("acknowledge_many", |mut c, h| async move {
+            c.acknowledge_many(req(h)).await
+        })
+        .await
+    }
+
     /// RECONCILE: asks for the latest state of `tasks` (explicit), or of all
     /// the framework's non-terminal tasks if `tasks` is empty (implicit).
     /// Answers arrive as `update` callbacks with reason RECONCILIATION.

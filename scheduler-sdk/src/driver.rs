@@ -1,6 +1,6 @@
 //! `SchedulerDriver`: subscribes, keeps the subscription alive across master
 //! restarts and network trouble, and feeds events to a [`Scheduler`].
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 use agora_model::{FrameworkInfo, Role};
@@ -21,6 +21,18 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(75);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait for the SUBSCRIBED event after sending SUBSCRIBE.
 pub const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Automatic acknowledgements go out in batches (AcknowledgeMany), at most
+/// this many batches in flight. Acknowledging one update per round trip
+/// caps a framework at a few hundred updates a second and stalls its event
+/// stream; with batches, whatever arrives while earlier batches are in
+/// flight rides the next one, so a quiet framework acks at once and a busy
+/// one in a few large calls.
+const ACK_BATCHES_IN_FLIGHT: usize = 4;
+/// Updates in one automatic AcknowledgeMany.
+const MAX_ACK_BATCH: usize = 2_000;
+/// Updates waiting for a batch; beyond it the oldest are dropped (their
+/// agents resend them, and they are acknowledged then).
+const MAX_UNACKED: usize = 65_536;
 
 /// Configures a [`SchedulerDriver`]; made by [`SchedulerDriver::builder`].
 #[derive(Debug, Clone)]
@@ -198,6 +210,23 @@ impl SchedulerDriver {
         stop: &mut watch::Receiver<bool>,
         backoff: &mut Backoff,
     ) -> End {
+        match self.subscribe(endpoint, scheduler, stop, backoff).await {
+            Ok((stream, heartbeat_interval)) => {
+                self.pump(stream, heartbeat_interval, scheduler, stop).await
+            }
+            Err(end) => end,
+        }
+    }
+
+    /// Connects, subscribes and waits for SUBSCRIBED; installs the session
+    /// for calls and tells the scheduler. Returns the event stream.
+    async fn subscribe<S: Scheduler>(
+        &self,
+        endpoint: &Endpoint,
+        scheduler: &mut S,
+        stop: &mut watch::Receiver<bool>,
+        backoff: &mut Backoff,
+    ) -> Result<(tonic::Streaming<agora_proto::v1::Event>, Option<Duration>), End> {
         let driver = &self.driver;
         let broken = |reason: String| End::Broken {
             subscribed: false,
@@ -206,23 +235,23 @@ impl SchedulerDriver {
         let channel = tokio::select! {
             r = endpoint.connect() => match r {
                 Ok(c) => c,
-                Err(e) => return broken(format!("connect: {e}")),
+                Err(e) => return Err(broken(format!("connect: {e}"))),
             },
-            () = stopped(stop) => return End::Stopped,
+            () = stopped(stop) => return Err(End::Stopped),
         };
         let mut client = SchedulerClient::new(channel);
         let request = driver.subscribe_request();
         let response = tokio::select! {
             r = tokio::time::timeout(SUBSCRIBE_TIMEOUT, client.subscribe(request)) => r,
-            () = stopped(stop) => return End::Stopped,
+            () = stopped(stop) => return Err(End::Stopped),
         };
         let mut stream = match response {
-            Err(_) => return broken("no answer to SUBSCRIBE".into()),
+            Err(_) => return Err(broken("no answer to SUBSCRIBE".into())),
             Ok(Ok(r)) => r.into_inner(),
             Ok(Err(status)) => {
                 use tonic::Code;
                 let m = status.message().to_string();
-                return match status.code() {
+                return Err(match status.code() {
                     // The master understood and said no (bad FrameworkInfo, a
                     // removed framework): the same SUBSCRIBE would be refused
                     // again. Anything else (e.g. a standby master) may pass
@@ -232,19 +261,23 @@ impl SchedulerDriver {
                         End::Fatal(SdkError::Fatal(format!("subscription refused: {m}")))
                     }
                     code => broken(format!("SUBSCRIBE: {code:?} {m}")),
-                };
+                });
             }
         };
         let first = tokio::select! {
             r = tokio::time::timeout(SUBSCRIBE_TIMEOUT, stream.message()) => r,
-            () = stopped(stop) => return End::Stopped,
+            () = stopped(stop) => return Err(End::Stopped),
         };
         let (framework_id, heartbeat_interval, stream_id) = match first {
-            Err(_) => return broken("no SUBSCRIBED event".into()),
+            Err(_) => return Err(broken("no SUBSCRIBED event".into())),
             Ok(Err(status)) => {
-                return broken(format!("stream: {:?} {}", status.code(), status.message()));
+                return Err(broken(format!(
+                    "stream: {:?} {}",
+                    status.code(),
+                    status.message()
+                )));
             }
-            Ok(Ok(None)) => return broken("stream closed before SUBSCRIBED".into()),
+            Ok(Ok(None)) => return Err(broken("stream closed before SUBSCRIBED".into())),
             Ok(Ok(Some(ev))) => match decode(ev) {
                 Some(Event::Subscribed {
                     framework_id,
@@ -257,9 +290,11 @@ impl SchedulerDriver {
                 }
                 Some(Event::Error(m)) => {
                     scheduler.error(driver, m.clone()).await;
-                    return End::Fatal(SdkError::Fatal(m));
+                    return Err(End::Fatal(SdkError::Fatal(m)));
                 }
-                other => return broken(format!("expected SUBSCRIBED first, got {other:?}")),
+                other => {
+                    return Err(broken(format!("expected SUBSCRIBED first, got {other:?}")));
+                }
             },
         };
         // Calls get a connection of their own (see `Session::client`); lazy,
@@ -272,16 +307,35 @@ impl SchedulerDriver {
         });
         backoff.reset();
         scheduler.subscribed(driver, &framework_id).await;
+        Ok((stream, heartbeat_interval))
+    }
 
+    /// Feeds events to the scheduler until the subscription ends.
+    async fn pump<S: Scheduler>(
+        &self,
+        mut stream: tonic::Streaming<agora_proto::v1::Event>,
+        heartbeat_interval: Option<Duration>,
+        scheduler: &mut S,
+        stop: &mut watch::Receiver<bool>,
+    ) -> End {
+        let driver = &self.driver;
         let deadline = stream_deadline(heartbeat_interval);
         let lost = |reason: String| End::Broken {
             subscribed: true,
             reason,
         };
+        // Dropped with the session: acks still in flight are abandoned, and
+        // the agents resend those updates until a later ack lands.
+        let mut acks = tokio::task::JoinSet::new();
+        let mut unacked: VecDeque<agora_model::TaskStatus> = VecDeque::new();
         loop {
             let next = tokio::select! {
                 biased;
                 () = stopped(stop) => return End::Stopped,
+                Some(_) = acks.join_next(), if !acks.is_empty() => {
+                    flush_acks(driver, &mut acks, &mut unacked);
+                    continue;
+                }
                 r = next_within(&mut stream, deadline) => r,
             };
             let event = match next {
@@ -300,15 +354,35 @@ impl SchedulerDriver {
             match dispatch(scheduler, driver, event, self.auto_ack).await {
                 Flow::Continue => {}
                 Flow::Acknowledge(status) => {
-                    // A failed ack is not lost: the agent resends the
-                    // update until it is acknowledged.
-                    if let Err(e) = driver.acknowledge(&status).await {
-                        warn!(task = %status.task_id, error = %e, "acknowledgement failed");
+                    if unacked.len() >= MAX_UNACKED {
+                        unacked.pop_front();
                     }
+                    unacked.push_back(status);
+                    flush_acks(driver, &mut acks, &mut unacked);
                 }
                 Flow::Fatal(m) => return End::Fatal(SdkError::Fatal(m)),
             }
         }
+    }
+}
+
+/// Sends what is waiting in batches, while fewer than the limit are in flight.
+fn flush_acks(
+    driver: &Driver,
+    acks: &mut tokio::task::JoinSet<()>,
+    unacked: &mut VecDeque<agora_model::TaskStatus>,
+) {
+    while acks.len() < ACK_BATCHES_IN_FLIGHT && !unacked.is_empty() {
+        let n = unacked.len().min(MAX_ACK_BATCH);
+        let batch: Vec<_> = unacked.drain(..n).collect();
+        let driver = driver.clone();
+        acks.spawn(async move {
+            // A failed ack is not lost: the agents resend the updates until
+            // they are acknowledged.
+            if let Err(e) = driver.acknowledge_many(&batch).await {
+                warn!(updates = batch.len(), error = %e, "acknowledgements failed");
+            }
+        });
     }
 }
 

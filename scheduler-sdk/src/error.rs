@@ -15,7 +15,7 @@ pub enum SdkError {
     #[error("rejected by the master: {0}")]
     Rejected(String),
     /// The master does not consider this driver subscribed (gRPC
-    /// `FailedPrecondition`, `PermissionDenied`, `Unauthenticated`): a call
+    /// `FailedPrecondition`, `Unauthenticated`): a call
     /// before SUBSCRIBED, or with a stale stream id after a newer
     /// subscription of the same framework.
     #[error("not subscribed: {0}")]
@@ -25,6 +25,11 @@ pub enum SdkError {
     /// subscriptions). The driver reconnects by itself; retry later.
     #[error("disconnected from the master: {0}")]
     Disconnected(String),
+    /// The master removed this framework (TEARDOWN, or its failover timeout
+    /// expired): it may not subscribe again under this id, and its tasks
+    /// are being killed (gRPC `PermissionDenied`).
+    #[error("framework removed: {0}")]
+    Removed(String),
     /// The master sent an ERROR event or refused the subscription outright;
     /// the framework should abort (Mesos semantics). `run` returns this.
     #[error("fatal error from the master: {0}")]
@@ -61,9 +66,8 @@ impl From<tonic::Status> for SdkError {
             Code::InvalidArgument | Code::NotFound | Code::AlreadyExists | Code::OutOfRange => {
                 SdkError::Rejected(message)
             }
-            Code::FailedPrecondition | Code::PermissionDenied | Code::Unauthenticated => {
-                SdkError::NotSubscribed(message)
-            }
+            Code::PermissionDenied => SdkError::Removed(message),
+            Code::FailedPrecondition | Code::Unauthenticated => SdkError::NotSubscribed(message),
             Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
                 SdkError::Disconnected(message)
             }
@@ -88,7 +92,7 @@ mod tests {
             (tonic::Status::invalid_argument("bad"), "Rejected"),
             (tonic::Status::not_found("bad"), "Rejected"),
             (tonic::Status::failed_precondition("x"), "NotSubscribed"),
-            (tonic::Status::permission_denied("x"), "NotSubscribed"),
+            (tonic::Status::permission_denied("x"), "Removed"),
             (tonic::Status::unavailable("x"), "Disconnected"),
             (tonic::Status::deadline_exceeded("x"), "Disconnected"),
             (tonic::Status::internal("x"), "Rpc"),

@@ -84,8 +84,8 @@ mod error;
 mod events;
 mod scheduler;
 mod task;
-#[cfg(test)]
-mod testing;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use agora_model as model;
 pub use backoff::{Backoff, DEFAULT_BACKOFF_MAX, DEFAULT_BACKOFF_MIN};

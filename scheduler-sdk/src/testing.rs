@@ -1,6 +1,8 @@
-//! A scripted in-process master for the driver's own tests: it speaks the
-//! real gRPC Scheduler service on a loopback socket, records what it was
-//! sent, and lets a test push events into or break the current stream.
+//! A scripted in-process master for tests (the driver's own, and framework
+//! authors' behind the `testing` feature): it speaks the real gRPC Scheduler
+//! service on a loopback socket, records what it was sent, and lets a test
+//! push events into or break the current stream. Its helpers panic on
+//! failure, as test helpers do.
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -20,29 +22,33 @@ const FAKE_STREAM_BUFFER: usize = 64;
 /// Callback records buffered for a test; tests read them promptly.
 const RECORD_BUFFER: usize = 256;
 
+/// What the fake master saw and how it behaves next.
 #[derive(Default)]
-pub(crate) struct FakeState {
+pub struct FakeState {
     /// Every SUBSCRIBE received, in order.
-    pub(crate) subscribes: Vec<v1::SubscribeRequest>,
+    pub subscribes: Vec<v1::SubscribeRequest>,
     /// Every other call, as "name stream_id detail".
-    pub(crate) calls: Vec<String>,
+    pub calls: Vec<String>,
     /// The current stream's sender; dropping it ends the stream.
-    pub(crate) stream: Option<mpsc::Sender<Result<v1::Event, Status>>>,
+    pub stream: Option<mpsc::Sender<Result<v1::Event, Status>>>,
     /// If set, SUBSCRIBE fails with this.
-    pub(crate) refuse: Option<Status>,
+    pub refuse: Option<Status>,
     /// If set, the first event is ERROR with this message.
-    pub(crate) error_on_subscribe: Option<String>,
+    pub error_on_subscribe: Option<String>,
     /// Heartbeat interval announced in SUBSCRIBED (the fake sends none).
-    pub(crate) heartbeat_seconds: f64,
+    pub heartbeat_seconds: f64,
 }
 
+/// A scripted master on a loopback port; clones share the state.
 #[derive(Clone, Default)]
-pub(crate) struct FakeMaster {
-    pub(crate) state: Arc<Mutex<FakeState>>,
+pub struct FakeMaster {
+    /// What it saw and how it behaves.
+    pub state: Arc<Mutex<FakeState>>,
 }
 
 impl FakeMaster {
-    pub(crate) async fn start(heartbeat_seconds: f64) -> (FakeMaster, String) {
+    /// Starts serving on 127.0.0.1 (any port); returns it and `host:port`.
+    pub async fn start(heartbeat_seconds: f64) -> (FakeMaster, String) {
         let fake = FakeMaster::default();
         fake.lock().heartbeat_seconds = heartbeat_seconds;
         let listener = TcpListener::bind("127.0.0.1:0")
@@ -59,12 +65,13 @@ impl FakeMaster {
         (fake, addr.to_string())
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, FakeState> {
+    /// Its state, locked.
+    pub fn lock(&self) -> MutexGuard<'_, FakeState> {
         self.state.lock().expect("fake master lock")
     }
 
     /// Pushes an event into the current stream.
-    pub(crate) async fn push(&self, e: v1::event::Event) {
+    pub async fn push(&self, e: v1::event::Event) {
         let tx = self.lock().stream.clone().expect("a live stream");
         tx.send(Ok(v1::Event { event: Some(e) }))
             .await
@@ -72,12 +79,12 @@ impl FakeMaster {
     }
 
     /// Ends the current stream, as a crashing master would.
-    pub(crate) fn break_stream(&self) {
+    pub fn break_stream(&self) {
         self.lock().stream = None;
     }
 
     /// Waits until `f` holds for the state, or panics after 5 s.
-    pub(crate) async fn wait_for(&self, what: &str, f: impl Fn(&FakeState) -> bool) {
+    pub async fn wait_for(&self, what: &str, f: impl Fn(&FakeState) -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !f(&self.lock()) {
             assert!(
@@ -197,6 +204,23 @@ impl SchedulerService for FakeMaster {
             (r.task_id, r.agent_id, r.uuid.len()),
         )
     }
+    /// Recorded as one "acknowledge" line per acknowledgement, the same as
+    /// single acknowledgements, so tests see what was acknowledged however
+    /// the driver batched it.
+    async fn acknowledge_many(
+        &self,
+        r: Request<v1::AcknowledgeManyRequest>,
+    ) -> Result<Response<v1::CallResponse>, Status> {
+        let r = r.into_inner();
+        for a in r.acknowledgements {
+            self.record(
+                "acknowledge",
+                r.header.as_ref(),
+                (a.task_id, a.agent_id, a.uuid.len()),
+            )?;
+        }
+        Ok(Response::new(v1::CallResponse {}))
+    }
     async fn reconcile(
         &self,
         r: Request<v1::ReconcileRequest>,
@@ -237,10 +261,11 @@ impl SchedulerService for FakeMaster {
 }
 
 /// A scheduler that reports every callback as a line on a channel.
-pub(crate) struct Recording(pub(crate) mpsc::Sender<String>);
+pub struct Recording(pub mpsc::Sender<String>);
 
 impl Recording {
-    pub(crate) fn new() -> (Recording, mpsc::Receiver<String>) {
+    /// A recorder and the receiving end of its records.
+    pub fn new() -> (Recording, mpsc::Receiver<String>) {
         let (tx, rx) = mpsc::channel(RECORD_BUFFER);
         (Recording(tx), rx)
     }
@@ -274,7 +299,7 @@ impl Scheduler for Recording {
 }
 
 /// The next record, or a panic after 5 s.
-pub(crate) async fn next(rx: &mut mpsc::Receiver<String>) -> String {
+pub async fn next(rx: &mut mpsc::Receiver<String>) -> String {
     tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .ok()

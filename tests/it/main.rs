@@ -7,6 +7,7 @@ mod master_offers;
 mod master_smoke;
 mod scheduler_agents;
 mod scheduler_bad_input;
+mod scheduler_burst;
 mod scheduler_failover;
 mod scheduler_launch_n;
 mod scheduler_offers;

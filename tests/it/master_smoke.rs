@@ -73,3 +73,62 @@ async fn offer_launch_finish_with_acks_and_operator_endpoints() -> anyhow::Resul
     assert_eq!((code, body.as_str()), (200, "{\"status\":\"ok\"}"));
     Ok(())
 }
+
+#[tokio::test]
+async fn an_unknown_http_path_is_a_json_404() -> anyhow::Result<()> {
+    let master = TestMaster::start().await;
+    let (code, body) = agora_tests::http_get(master.addr, "/anything").await?;
+    assert_eq!(code, 404, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(json["path"], "/anything");
+    assert_eq!(json["error"], "not found");
+    // gRPC clients calling a method nobody serves still get UNIMPLEMENTED.
+    let mut raw = v1::scheduler_client::SchedulerClient::connect(master.endpoint()).await?;
+    assert!(
+        raw.teardown(v1::TeardownRequest { header: None })
+            .await
+            .is_err()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_master_metrics_pass_promtool() -> anyhow::Result<()> {
+    let Some(promtool) = which("promtool") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "promtool is missing (scripts/test installs Debian's prometheus package)"
+        );
+        eprintln!("skipped: no promtool on PATH");
+        return Ok(());
+    };
+    let master = TestMaster::start().await;
+    let _agent = SimAgent::start(&master.endpoint(), SimAgentConfig::default()).await;
+    let text = master.metrics().await?;
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        stdin.write_all(text.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+fn which(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}

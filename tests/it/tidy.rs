@@ -133,3 +133,129 @@ fn one_vocabulary_agent_not_slave() {
         assert!(!text.contains("slave"), "{}: say agent", p.display());
     }
 }
+
+/// Words that mean IO, clocks, channels or wire types: a pure core uses none.
+const IMPURE: [&str; 12] = [
+    "tokio",
+    "mpsc",
+    "oneshot",
+    "Instant::now",
+    "SystemTime",
+    "thread_rng",
+    "std::fs",
+    "std::net",
+    "tonic::",
+    "v1::",
+    "spawn(",
+    ".await",
+];
+
+#[test]
+fn the_decision_cores_are_sans_io() {
+    let root = root();
+    let cores = [
+        "master/src/core.rs",
+        "master/src/effects.rs",
+        "master/src/state.rs",
+        "master/src/agents.rs",
+        "master/src/frameworks.rs",
+        "master/src/offers.rs",
+        "master/src/tasks.rs",
+        "master/src/registry/mod.rs",
+        "agent/src/status_updates.rs",
+        "agent/src/outcome.rs",
+    ];
+    for c in cores {
+        let text = read(&root.join(c));
+        for b in IMPURE {
+            assert!(
+                !text.contains(b),
+                "{c} uses {b}: decision cores take time as data and return effects"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_master_reads_clocks_in_one_module() {
+    for p in rust_files(&root().join("master/src")) {
+        if p.ends_with("clock.rs") {
+            continue;
+        }
+        let text = read(&p);
+        for b in ["Instant::now", "SystemTime::now"] {
+            assert!(
+                !text.contains(b),
+                "{}: read the time through clock.rs and pass it in",
+                p.display()
+            );
+        }
+    }
+}
+
+/// Functions longer than this are split along their natural steps.
+const MAX_FN_LINES: usize = 100;
+
+/// Production functions (not tests, benches or test helpers) and their
+/// lengths, found by indentation: a `fn` line and the first line after it
+/// that closes at the same indentation.
+fn long_functions(path: &Path) -> Vec<String> {
+    let text = read(path);
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim_start().starts_with("#[cfg(test)]") {
+            break; // the rest of the file is tests
+        }
+        let t = line.trim_start();
+        let is_fn = [
+            "fn ",
+            "pub fn ",
+            "pub(crate) fn ",
+            "async fn ",
+            "pub async fn ",
+            "pub(crate) async fn ",
+        ]
+        .iter()
+        .any(|p| t.starts_with(p));
+        if !is_fn || t.ends_with(';') {
+            continue;
+        }
+        let indent = line.len() - t.len();
+        let close = format!("{}}}", " ".repeat(indent));
+        if let Some(end) = lines[i + 1..].iter().position(|l| *l == close) {
+            let n = end + 2;
+            if n > MAX_FN_LINES {
+                out.push(format!("{}:{} ({n} lines)", path.display(), i + 1));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_production_function_is_too_long() {
+    let root = root();
+    let mut long = Vec::new();
+    for dir in [
+        "model/src",
+        "proto/src",
+        "master",
+        "agent",
+        "scheduler-sdk/src",
+        "cli/src",
+    ] {
+        for p in rust_files(&root.join(dir)) {
+            let s = p.to_string_lossy();
+            if s.contains("/tests/")
+                || s.ends_with("tests.rs")
+                || s.contains("/harness")
+                || s.contains("/benches/")
+            {
+                continue;
+            }
+            long.extend(long_functions(&p));
+        }
+    }
+    assert!(long.is_empty(), "split these functions: {long:#?}");
+}

@@ -63,6 +63,10 @@ impl Default for SimAgentConfig {
     }
 }
 
+/// The longest wait between two sends of the same update (the real agent's
+/// is 10 min; tests need less).
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
+
 enum Control {
     Partition,
     Heal,
@@ -89,6 +93,7 @@ impl SimAgent {
             id_tx,
             tasks: BTreeMap::new(),
             queues: HashMap::new(),
+            retry_at: HashMap::new(),
             timers: BTreeMap::new(),
             partitioned: false,
         };
@@ -164,6 +169,9 @@ struct Sim {
     id_tx: watch::Sender<Option<AgentId>>,
     tasks: BTreeMap<(FrameworkId, TaskId), SimTask>,
     queues: HashMap<(FrameworkId, TaskId), VecDeque<v1::StatusUpdate>>,
+    /// When each queue's head is resent next, and the backoff after that:
+    /// like the real agent, per update and doubling from `retry_interval`.
+    retry_at: HashMap<(FrameworkId, TaskId), (Instant, Duration)>,
     timers: BTreeMap<(Instant, u64), Timer>,
     partitioned: bool,
 }
@@ -243,8 +251,8 @@ impl Sim {
 
     async fn run(mut self, mut control: mpsc::Receiver<Control>) {
         let mut conn: Option<Conn> = None;
-        let retry = self.config.retry_interval;
-        self.at(Instant::now() + retry, Timer::Retry);
+        let tick = self.retry_tick();
+        self.at(Instant::now() + tick, Timer::Retry);
         loop {
             if conn.is_none() && !self.partitioned {
                 conn = self.connect().await;
@@ -259,7 +267,7 @@ impl Sim {
                 .keys()
                 .next()
                 .map(|(t, _)| *t)
-                .unwrap_or_else(|| Instant::now() + retry);
+                .unwrap_or_else(|| Instant::now() + tick);
             tokio::select! {
                 c = control.recv() => match c {
                     None | Some(Control::Stop) => return,
@@ -290,12 +298,39 @@ impl Sim {
         }
     }
 
-    async fn resend_heads(&self, conn: &Option<Conn>) {
-        for q in self.queues.values() {
+    /// After (re)connecting: every head goes again, and its backoff restarts.
+    async fn resend_heads(&mut self, conn: &Option<Conn>) {
+        let now = Instant::now();
+        let retry = self.config.retry_interval;
+        for (key, q) in &self.queues {
             if let Some(head) = q.front() {
+                self.retry_at.insert(key.clone(), (now + retry, retry));
                 self.send(conn, v1::agent_message::Message::StatusUpdate(head.clone()))
                     .await;
             }
+        }
+    }
+
+    /// Resends the heads whose backoff has passed, doubling it (capped).
+    async fn resend_due(&mut self, conn: &Option<Conn>) {
+        let now = Instant::now();
+        let due: Vec<(FrameworkId, TaskId)> = self
+            .retry_at
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            let Some(head) = self.queues.get(&key).and_then(|q| q.front()).cloned() else {
+                self.retry_at.remove(&key);
+                continue;
+            };
+            if let Some((at, backoff)) = self.retry_at.get_mut(&key) {
+                *backoff = (*backoff * 2).min(MAX_RETRY_BACKOFF);
+                *at = now + *backoff;
+            }
+            self.send(conn, v1::agent_message::Message::StatusUpdate(head))
+                .await;
         }
     }
 
@@ -324,12 +359,19 @@ impl Sim {
             framework_id: fw.to_string(),
             status: Some(convert::status_to_wire(&st)),
         };
-        let q = self.queues.entry(key).or_default();
+        let q = self.queues.entry(key.clone()).or_default();
         q.push_back(up.clone());
         if q.len() == 1 {
+            let retry = self.config.retry_interval;
+            self.retry_at.insert(key, (Instant::now() + retry, retry));
             self.send(conn, v1::agent_message::Message::StatusUpdate(up))
                 .await;
         }
+    }
+
+    /// How often due resends are looked for: a quarter of the first backoff.
+    fn retry_tick(&self) -> Duration {
+        (self.config.retry_interval / 4).max(Duration::from_millis(20))
     }
 
     fn behaviour(&self, info: &v1::TaskInfo) -> TaskBehaviour {
@@ -439,9 +481,12 @@ impl Sim {
                 if head_uuid.as_deref() == Some(a.uuid.as_slice()) {
                     q.pop_front();
                     if let Some(next) = q.front().cloned() {
+                        let retry = self.config.retry_interval;
+                        self.retry_at.insert(key, (Instant::now() + retry, retry));
                         self.send(conn, v1::agent_message::Message::StatusUpdate(next))
                             .await;
                     } else {
+                        self.retry_at.remove(&key);
                         self.queues.remove(&key);
                         // Acknowledged terminal task: forget it (GC).
                         if self.tasks.get(&key).is_some_and(|t| t.state.is_terminal()) {
@@ -453,6 +498,7 @@ impl Sim {
             v1::master_message::Message::Shutdown(_) => {
                 self.tasks.clear();
                 self.queues.clear();
+                self.retry_at.clear();
                 self.agent_id = None;
             }
         }
@@ -462,10 +508,9 @@ impl Sim {
         match t {
             Timer::Retry => {
                 if !self.partitioned {
-                    self.resend_heads(conn).await;
+                    self.resend_due(conn).await;
                 }
-                let r = self.config.retry_interval;
-                self.at(Instant::now() + r, Timer::Retry);
+                self.at(Instant::now() + self.retry_tick(), Timer::Retry);
             }
             Timer::Running(fw, task) => {
                 if self

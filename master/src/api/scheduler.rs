@@ -15,6 +15,10 @@ pub(crate) struct SchedulerApi {
     pub(crate) tx: mpsc::Sender<Command>,
 }
 
+/// Acknowledgements in one AcknowledgeMany call: enough for a burst, small
+/// enough that one call is a few hundred kilobytes.
+const MAX_ACKNOWLEDGEMENTS: usize = 10_000;
+
 fn bad(field: &str, e: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("invalid {field}: {e}"))
 }
@@ -216,6 +220,30 @@ impl v1::scheduler_server::Scheduler for SchedulerApi {
         let task = TaskId::parse(r.task_id).map_err(|e| bad("task_id", e))?;
         let uuid = uuid::Uuid::from_slice(&r.uuid).map_err(|_| bad("uuid", "must be 16 bytes"))?;
         self.call(r.header, SchedulerCall::Acknowledge { agent, task, uuid })
+            .await
+    }
+
+    async fn acknowledge_many(
+        &self,
+        req: Request<v1::AcknowledgeManyRequest>,
+    ) -> Result<Response<v1::CallResponse>, Status> {
+        let r = req.into_inner();
+        if r.acknowledgements.len() > MAX_ACKNOWLEDGEMENTS {
+            return Err(bad(
+                "acknowledgements",
+                format!("more than {MAX_ACKNOWLEDGEMENTS} in one call"),
+            ));
+        }
+        let mut acks = Vec::with_capacity(r.acknowledgements.len());
+        for (i, a) in r.acknowledgements.into_iter().enumerate() {
+            let f = |name: &str| format!("acknowledgements[{i}].{name}");
+            let agent = AgentId::parse(a.agent_id).map_err(|e| bad(&f("agent_id"), e))?;
+            let task = TaskId::parse(a.task_id).map_err(|e| bad(&f("task_id"), e))?;
+            let uuid =
+                uuid::Uuid::from_slice(&a.uuid).map_err(|_| bad(&f("uuid"), "must be 16 bytes"))?;
+            acks.push((agent, task, uuid));
+        }
+        self.call(r.header, SchedulerCall::AcknowledgeMany { acks })
             .await
     }
 

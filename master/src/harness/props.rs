@@ -45,6 +45,9 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// One simulated agent's tasks and their states.
+type AgentTasks = BTreeMap<(FrameworkId, TaskId), (TaskSpec, TaskState)>;
+
 /// What the simulated agents and frameworks know, built only from effects.
 #[derive(Default)]
 struct World {
@@ -52,7 +55,7 @@ struct World {
     lost: BTreeSet<usize>,
     fws: Vec<Fw>,
     /// Tasks each agent runs (from Launch messages), with their state.
-    running: BTreeMap<AgentId, BTreeMap<(FrameworkId, TaskId), (TaskSpec, TaskState)>>,
+    running: BTreeMap<AgentId, AgentTasks>,
     launched: Vec<(AgentId, FrameworkId, TaskId)>,
     offers_seen: BTreeSet<OfferId>,
     outstanding: Vec<Offer>,
@@ -212,7 +215,7 @@ fn step(h: &mut MasterHarness, w: &mut World, op: Op) -> Result<(), TestCaseErro
                     )
                 })
                 .collect();
-            h.accept(&f, &[o.id.clone()], templates)
+            h.accept(&f, std::slice::from_ref(&o.id), templates)
         }
         Op::Decline { fw, offer } => {
             let Some(f) = w.fws.get(fw).cloned() else {

@@ -104,6 +104,32 @@ pub enum LogEntry {
     V1(RegistryCommand),
 }
 
+/// The registry record a command touches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RecordKey {
+    /// An agent's record (admission and reachability).
+    Agent(AgentId),
+    /// A framework's record (or its removal).
+    Framework(FrameworkId),
+    /// A role's weight.
+    Weight(Role),
+}
+
+impl RegistryCommand {
+    /// The record this command touches.
+    pub fn key(&self) -> RecordKey {
+        match self {
+            RegistryCommand::AdmitAgent { id, .. }
+            | RegistryCommand::MarkUnreachable { id, .. }
+            | RegistryCommand::MarkReachable { id }
+            | RegistryCommand::RemoveAgent { id } => RecordKey::Agent(id.clone()),
+            RegistryCommand::PutFramework { id, .. }
+            | RegistryCommand::RemoveFramework { id, .. } => RecordKey::Framework(id.clone()),
+            RegistryCommand::SetWeight { role, .. } => RecordKey::Weight(role.clone()),
+        }
+    }
+}
+
 /// Why a command could not be applied. Rejections leave the registry unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryReject {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tracing::{error, warn};
+use tracing::error;
 
 use super::{AgentRecord, LogEntry, Registry};
 use crate::error::MasterError;
@@ -204,6 +204,9 @@ async fn run_writer(
         let Some(up_to) = batch.last().map(|(s, _)| *s) else {
             continue;
         };
+        // Kept to go back to if the write fails; the write itself is O(size)
+        // too, so the copy does not change the cost's order.
+        let before = shadow.clone();
         for (_, entry) in &batch {
             // A rejected entry changes nothing here or in the loop.
             let _ = shadow.apply(entry);
@@ -214,13 +217,7 @@ async fn run_writer(
                 error!(%reason, "could not persist the registry; the changes are refused");
                 // Back to what is on disk, so a later write does not make the
                 // refused changes durable after all.
-                shadow = match store.load() {
-                    Ok(r) => r,
-                    Err(e) => {
-                        warn!(error = %e, "could not re-read the registry");
-                        shadow
-                    }
-                };
+                shadow = before;
                 WriteOutcome::Failed {
                     seqs: batch.iter().map(|(s, _)| *s).collect(),
                     reason,
@@ -283,6 +280,30 @@ mod tests {
         assert_eq!(reg.agents.len(), 3);
         drop(w.proposals);
         w.task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_reported_and_its_changes_are_not_written_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RegistryStore::new(Some(dir.path())).unwrap();
+        // A directory where the file should be: the rename over it fails.
+        std::fs::create_dir(dir.path().join("registry.json")).unwrap();
+        std::fs::write(dir.path().join("registry.json").join("x"), b"x").unwrap();
+        let mut w = spawn_writer(store.clone(), Registry::default());
+        w.proposals.send(vec![(1, admit("a"))]).await.unwrap();
+        match w.outcomes.recv().await.unwrap() {
+            WriteOutcome::Failed { seqs, .. } => assert_eq!(seqs, vec![1]),
+            WriteOutcome::Durable { .. } => panic!("a failed write reported durable"),
+        }
+        std::fs::remove_dir_all(dir.path().join("registry.json")).unwrap();
+        w.proposals.send(vec![(2, admit("b"))]).await.unwrap();
+        assert!(matches!(
+            w.outcomes.recv().await.unwrap(),
+            WriteOutcome::Durable { up_to: 2 }
+        ));
+        let reg = store.load().unwrap();
+        let ids: Vec<String> = reg.agents.keys().map(ToString::to_string).collect();
+        assert_eq!(ids, vec!["b"], "the refused admission of a is not on disk");
     }
 
     #[test]
