@@ -8,10 +8,6 @@
 //! `BURST_AGENTS=1000 BURST_TASKS=20000,100000 BURST_RUNS=3`.
 use std::time::Duration;
 
-/// The allocator the `agora` binary uses, so the figures are the product's.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use agora_tests::TestMaster;
 use agora_tests::burst::run_burst;
 

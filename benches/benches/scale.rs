@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use agora_tests::burst::BurstLauncher;
+
 use agora_tests::{SimAgent, SimAgentConfig, TaskBehaviour, http_get};
 
 fn env_usize(key: &str, default: usize) -> usize {
@@ -143,16 +144,21 @@ fn main() -> anyhow::Result<()> {
         println!("idle master RSS with {agents} agents: {:.0} MB", rss_mb(master.id()));
         let (p50, max) = state_latency(addr).await?;
         println!("/state with {agents} agents: p50 {p50:.1} ms, max {max:.1} ms");
-        let mut launcher = BurstLauncher::start(&addr.to_string(), agents, tasks).await?;
-        let report = launcher.wait(Duration::from_secs(600)).await?;
-        println!(
-            "{tasks} tasks RUNNING in {:.2} s ({} lost)",
-            report.elapsed.as_secs_f64(),
-            report.bad.len()
-        );
-        let (p50, max) = state_latency(addr).await?;
-        println!("/state with {agents} agents and {tasks} tasks: p50 {p50:.1} ms, max {max:.1} ms");
-        println!("master RSS with {tasks} tasks: {:.0} MB", rss_mb(master.id()));
+        let launcher = if tasks > 0 {
+            let mut launcher = BurstLauncher::start(&addr.to_string(), agents, tasks).await?;
+            let report = launcher.wait(Duration::from_secs(600)).await?;
+            println!(
+                "{tasks} tasks RUNNING in {:.2} s ({} lost)",
+                report.elapsed.as_secs_f64(),
+                report.bad.len()
+            );
+            let (p50, max) = state_latency(addr).await?;
+            println!("/state with {agents} agents and {tasks} tasks: p50 {p50:.1} ms, max {max:.1} ms");
+            println!("master RSS with {tasks} tasks: {:.0} MB", rss_mb(master.id()));
+            Some(launcher)
+        } else {
+            None
+        };
         // kill -9, restart on the same port with the same data dir.
         master.kill()?;
         master.wait()?;
@@ -165,7 +171,9 @@ fn main() -> anyhow::Result<()> {
             restart.elapsed().as_secs_f64(),
             back.as_secs_f64()
         );
-        launcher.stop().await;
+        if let Some(l) = launcher {
+            l.stop().await;
+        }
         for s in sims {
             s.stop().await;
         }

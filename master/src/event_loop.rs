@@ -99,7 +99,7 @@ pub(crate) enum Command {
         session: SessionId,
     },
     GetState {
-        reply: oneshot::Sender<serde_json::Value>,
+        reply: oneshot::Sender<Vec<u8>>,
     },
     GetMetrics {
         reply: oneshot::Sender<String>,

@@ -67,7 +67,12 @@ async fn state_handler(State(s): State<HttpState>) -> Response {
         return unavailable();
     }
     match rx.await {
-        Ok(v) => axum::Json(v).into_response(),
+        Ok(body) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
         Err(_) => unavailable(),
     }
 }
