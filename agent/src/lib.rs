@@ -64,6 +64,8 @@ pub struct AgentHandle {
     work_dir: PathBuf,
     agent_id: watch::Receiver<Option<AgentId>>,
     events: mpsc::Sender<Event>,
+    /// The loop, writer, link, HTTP server and GC worker; aborted on stop.
+    tasks: tokio::task::JoinSet<()>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -110,8 +112,9 @@ impl AgentHandle {
     }
 
     /// Graceful stop, like an agent restart: the event loop finishes the
-    /// event at hand, then everything stops. Tasks keep running and are
-    /// recovered by the next agent on this work dir.
+    /// event at hand and the checkpoint writes asked for so far, then
+    /// everything stops. Tasks keep running and are recovered by the next
+    /// agent on this work dir.
     pub async fn shutdown(mut self) {
         let (tx, rx) = oneshot::channel();
         if self
@@ -120,8 +123,9 @@ impl AgentHandle {
             .await
             .is_ok()
         {
-            let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
         }
+        self.tasks.abort_all();
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
         }
@@ -169,11 +173,16 @@ pub async fn start(
     let work_dir = config.work_dir.clone();
     let booted = runtime.spawn(boot(config, std_listener, addr)).await;
     match booted {
-        Ok(Ok((events, agent_id))) => Ok(AgentHandle {
+        Ok(Ok(Booted {
+            events,
+            agent_id,
+            tasks,
+        })) => Ok(AgentHandle {
             addr,
             work_dir,
             agent_id,
             events,
+            tasks,
             runtime: Some(runtime),
         }),
         Ok(Err(e)) => {
@@ -187,10 +196,15 @@ pub async fn start(
     }
 }
 
-type Booted = (mpsc::Sender<Event>, watch::Receiver<Option<AgentId>>);
+/// What `boot` hands to the handle.
+struct Booted {
+    events: mpsc::Sender<Event>,
+    agent_id: watch::Receiver<Option<AgentId>>,
+    tasks: tokio::task::JoinSet<()>,
+}
 
-/// Runs inside the agent's runtime: recovery, then the loop, link, HTTP
-/// server and GC worker.
+/// Runs inside the agent's runtime: recovery, then the loop, checkpoint
+/// writer, link, HTTP server and GC worker.
 async fn boot(
     config: AgentConfig,
     std_listener: std::net::TcpListener,
@@ -236,7 +250,18 @@ async fn boot(
     let listener = tokio::net::TcpListener::from_std(std_listener)
         .map_err(|e| AgentError::io("attaching the listener", e))?;
     tracing::info!(%addr, hostname, work_dir = %config.work_dir.display(), "agent starting");
-    tokio::spawn(state.run(events_rx));
+    let mut tasks = tokio::task::JoinSet::new();
+    let (write_tx, write_rx) = mpsc::channel(checkpoint::writer::WRITE_QUEUE);
+    let (persisted_tx, persisted_rx) = mpsc::channel(checkpoint::writer::WRITE_QUEUE);
+    // Not in `tasks`: the loop awaits the writer when it stops, so the
+    // writes asked for before a graceful stop are done.
+    let writer = tokio::spawn(checkpoint::writer::run(cp.clone(), write_rx, persisted_tx));
+    let writer = event_loop::WriterLink {
+        requests: write_tx,
+        answers: persisted_rx,
+        task: writer,
+    };
+    tasks.spawn(state.run(events_rx, writer));
     let link = master_link::LinkConfig {
         masters: config.masters.clone(),
         backoff_min: config.register_backoff_min,
@@ -244,12 +269,12 @@ async fn boot(
         connect_timeout: config.connect_timeout,
         max_missed_pings: config.max_missed_pings,
     };
-    tokio::spawn(master_link::run(link, events_tx.clone()));
+    tasks.spawn(master_link::run(link, events_tx.clone()));
     let router = http::router(http::Http {
         events: events_tx.clone(),
         metrics,
     });
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         // Answer small HTTP requests without waiting for delayed ACKs.
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
@@ -258,11 +283,15 @@ async fn boot(
             tracing::error!(error = %e, "agent HTTP server failed");
         }
     });
-    tokio::spawn(gc::run(
+    tasks.spawn(gc::run(
         config.gc.clone(),
         config.work_dir.clone(),
         events_tx.clone(),
         runtimes,
     ));
-    Ok((events_tx, id_rx))
+    Ok(Booted {
+        events: events_tx,
+        agent_id: id_rx,
+        tasks,
+    })
 }

@@ -63,13 +63,8 @@ impl Backoff {
     }
 }
 
-/// How a session ended.
-enum End {
-    /// The stream ended, failed or went quiet.
-    Lost(String),
-    /// The master refused the agent; the loop has forgotten its id.
-    Refused,
-}
+/// How a session ended: the stream ended, failed or went quiet.
+struct Lost(String);
 
 /// Runs forever (the agent's runtime is dropped to stop it).
 pub(crate) async fn run(config: LinkConfig, events: mpsc::Sender<Event>) {
@@ -81,8 +76,7 @@ pub(crate) async fn run(config: LinkConfig, events: mpsc::Sender<Event>) {
             return;
         };
         match session(&config, &master, &events).await {
-            Ok(End::Refused) => backoff.reset(),
-            Ok(End::Lost(why)) => {
+            Ok(Lost(why)) => {
                 tracing::warn!(master, why, "lost the master; registering again");
                 if events.send(Event::Disconnected).await.is_err() {
                     return;
@@ -127,7 +121,7 @@ async fn session(
     config: &LinkConfig,
     master: &str,
     events: &mpsc::Sender<Event>,
-) -> Result<End, String> {
+) -> Result<Lost, String> {
     let mut client = connect(config, master).await?;
     let (tx, rx) = oneshot::channel();
     events
@@ -191,7 +185,7 @@ async fn session(
     let mut inbound = match client.attach(outbound).await {
         Ok(r) => r.into_inner(),
         Err(s) => {
-            return Ok(End::Lost(format!(
+            return Ok(Lost(format!(
                 "Attach refused: {}: {}",
                 s.code(),
                 s.message()
@@ -200,15 +194,15 @@ async fn session(
     };
     loop {
         let msg = match tokio::time::timeout(quiet_limit, inbound.message()).await {
-            Err(_) => return Ok(End::Lost(format!("no ping for {quiet_limit:?}"))),
+            Err(_) => return Ok(Lost(format!("no ping for {quiet_limit:?}"))),
             Ok(Err(s)) => {
-                return Ok(End::Lost(format!(
+                return Ok(Lost(format!(
                     "stream failed: {}: {}",
                     s.code(),
                     s.message()
                 )));
             }
-            Ok(Ok(None)) => return Ok(End::Lost("stream ended".to_string())),
+            Ok(Ok(None)) => return Ok(Lost("stream ended".to_string())),
             Ok(Ok(Some(m))) => m,
         };
         use v1::master_message::Message as M;
@@ -222,18 +216,6 @@ async fn session(
                 // A pong that does not fit is lost like a dropped packet;
                 // the master tolerates missed pongs.
                 let _ = out_tx.try_send(pong);
-            }
-            Some(M::Shutdown(s)) => {
-                let (done_tx, done_rx) = oneshot::channel();
-                events
-                    .send(Event::MasterShutdown {
-                        reason: s.reason,
-                        done: done_tx,
-                    })
-                    .await
-                    .map_err(|_| "agent stopped".to_string())?;
-                let _ = done_rx.await;
-                return Ok(End::Refused);
             }
             Some(other) => {
                 events

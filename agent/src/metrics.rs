@@ -52,6 +52,11 @@ impl Metrics {
             &["state"],
         )?;
         registry.register(Box::new(tasks.clone()))?;
+        // Every state is listed from the start; the loop then moves tasks
+        // between states as they change (tallies, never a recount).
+        for state in agora_model::TaskState::ALL {
+            tasks.with_label_values(&[state.as_str()]).set(0);
+        }
         let registered = IntGauge::new("agent_registered", "1 while registered with a master")?;
         registry.register(Box::new(registered.clone()))?;
         // Buckets span a process spawn (~10 ms) to a slow image start (~10 s).

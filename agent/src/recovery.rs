@@ -5,7 +5,7 @@ use agora_model::{TaskState, TaskStatusReason};
 use agora_runtime::{ContainerHandle, RuntimeError};
 
 use crate::checkpoint::Recovered;
-use crate::event_loop::{State, Task};
+use crate::event_loop::{Lifecycle, State, Task};
 use crate::launch::recovered_env;
 use crate::outcome::{Outcome, exit_outcome};
 
@@ -53,16 +53,21 @@ impl State {
             let handle = t.record.handle.clone();
             let kill = t.record.kill;
             let container_id = t.record.container_id.clone();
-            self.tasks.insert(
+            let lifecycle = if state.is_terminal() {
+                Lifecycle::Exited
+            } else {
+                Lifecycle::Launching
+            };
+            self.insert_task(
                 key.clone(),
                 Task {
                     record: t.record,
+                    lifecycle,
                     env,
                     health: None,
                     prober: None,
                     waiter: None,
                     received_at: None,
-                    launched_at: None,
                 },
             );
             if state.is_terminal() {
@@ -80,10 +85,12 @@ impl State {
                 continue;
             };
             if report.alive.iter().any(|h| h.container_id == container_id) {
-                if let Some(task) = self.tasks.get_mut(&key)
-                    && matches!(state, TaskState::Running | TaskState::Killing)
-                {
-                    task.launched_at = Some(now);
+                let was_running = matches!(state, TaskState::Running | TaskState::Killing);
+                if let Some(task) = self.tasks.get_mut(&key) {
+                    task.lifecycle = match kill {
+                        Some(cause) => Lifecycle::Killing { cause, was_running },
+                        None => Lifecycle::Running,
+                    };
                 }
                 self.spawn_waiter(&key);
                 match kill {
@@ -91,9 +98,6 @@ impl State {
                     Some(cause) => self.start_kill(&key, cause, None),
                     None if state == TaskState::Starting => {
                         // Launched but TASK_RUNNING was never reported.
-                        if let Some(task) = self.tasks.get_mut(&key) {
-                            task.launched_at = Some(now);
-                        }
                         self.report(
                             &key,
                             Outcome::new(TaskState::Running, TaskStatusReason::Unspecified, ""),

@@ -43,7 +43,16 @@ pub(crate) fn router(http: Http) -> Router {
         .route("/state", get(state))
         .route("/metrics", get(metrics))
         .route("/tasks/{task_id}/logs", get(logs::logs))
+        .fallback(not_found)
         .with_state(http)
+}
+
+/// Any other path: 404 with a JSON body, never an empty 200.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!("no such path: {}", uri.path()),
+    )
 }
 
 /// A JSON error body `{"message": ...}` with a status.
@@ -68,7 +77,7 @@ async fn metrics(AxState(http): AxState<Http>) -> Response {
 
 /// `/state` as JSON, built in the event loop from its own state.
 pub(crate) fn state_json(s: &State) -> serde_json::Value {
-    let used = s.used_resources();
+    let used = &s.used;
     let tasks: Vec<serde_json::Value> = s
         .tasks
         .iter()
@@ -80,6 +89,7 @@ pub(crate) fn state_json(s: &State) -> serde_json::Value {
                 "state": t.record.state,
                 "healthy": t.record.healthy,
                 "kill": t.record.kill,
+                "lifecycle": format!("{:?}", t.lifecycle),
                 "resources": t.record.spec.resources.summary_json(),
                 "container": {
                     "id": t.record.container_id,
