@@ -717,3 +717,6 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

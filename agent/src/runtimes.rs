@@ -1,6 +1,7 @@
 //! The agent's set of runtimes. `agora_runtime::Runtime` uses `async fn`
-//! in a trait, which is not object safe, so dispatch on the handle's kind
-//! happens here instead of through `dyn Runtime`.
+//! in a trait, which is not object safe, so each runtime is a [`Backend`]
+//! variant and one macro forwards every call; tests plug in the
+//! [`fake::FakeRuntime`] the same way.
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,11 +15,35 @@ use agora_runtime::{
 use crate::AgentError;
 use crate::config::{AgentConfig, DockerMode};
 
+#[cfg(test)]
+pub(crate) mod fake;
+
+/// One runtime implementation.
+#[derive(Clone)]
+pub(crate) enum Backend {
+    Process(Arc<ProcessRuntime>),
+    Docker(Arc<DockerRuntime>),
+    #[cfg(test)]
+    Fake(Arc<fake::FakeRuntime>),
+}
+
+/// Calls the same `Runtime` method on whichever runtime `$backend` holds.
+macro_rules! dispatch {
+    ($backend:expr, $rt:ident => $call:expr) => {
+        match $backend {
+            Backend::Process($rt) => $call,
+            Backend::Docker($rt) => $call,
+            #[cfg(test)]
+            Backend::Fake($rt) => $call,
+        }
+    };
+}
+
 /// The runtimes this agent has; cheap to clone (shared by probes, waiters).
 #[derive(Clone)]
 pub(crate) struct Runtimes {
-    process: Result<Arc<ProcessRuntime>, String>,
-    docker: Result<Arc<DockerRuntime>, String>,
+    process: Result<Backend, String>,
+    docker: Result<Backend, String>,
 }
 
 impl Runtimes {
@@ -29,7 +54,7 @@ impl Runtimes {
             cgroup_parent: config.cgroup_parent.clone(),
             ..ProcessConfig::default()
         })
-        .map(Arc::new)
+        .map(|p| Backend::Process(Arc::new(p)))
         .map_err(|e| e.to_string());
         if let Err(e) = &process {
             tracing::warn!(error = %e, "process runtime unavailable; command tasks will fail");
@@ -42,7 +67,7 @@ impl Runtimes {
                     ..DockerConfig::default()
                 };
                 match DockerRuntime::connect(cfg).await {
-                    Ok(d) => Ok(Arc::new(d)),
+                    Ok(d) => Ok(Backend::Docker(Arc::new(d))),
                     Err(e) if mode == DockerMode::Required => return Err(AgentError::Runtime(e)),
                     Err(e) => {
                         tracing::warn!(error = %e, "Docker unavailable; Docker tasks will fail");
@@ -52,6 +77,15 @@ impl Runtimes {
             }
         };
         Ok(Runtimes { process, docker })
+    }
+
+    /// Runtimes whose process side is `fake` (Docker unavailable).
+    #[cfg(test)]
+    pub(crate) fn fake(fake: Arc<fake::FakeRuntime>) -> Runtimes {
+        Runtimes {
+            process: Ok(Backend::Fake(fake)),
+            docker: Err("no Docker in this test".to_string()),
+        }
     }
 
     /// Names of the usable runtimes, for `/state`.
@@ -78,31 +112,31 @@ impl Runtimes {
         }
     }
 
-    fn docker(&self) -> Result<&DockerRuntime, RuntimeError> {
-        self.docker
-            .as_deref()
-            .map_err(|e| RuntimeError::DockerUnavailable(e.clone()))
-    }
-
-    fn process(&self) -> Result<&ProcessRuntime, RuntimeError> {
-        self.process
-            .as_deref()
-            .map_err(|e| RuntimeError::Launch(format!("process runtime unavailable: {e}")))
+    /// The runtime of `kind`, or why there is none.
+    fn backend(&self, kind: RuntimeKind) -> Result<&Backend, RuntimeError> {
+        match kind {
+            RuntimeKind::Docker => self
+                .docker
+                .as_ref()
+                .map_err(|e| RuntimeError::DockerUnavailable(e.clone())),
+            RuntimeKind::Process => self
+                .process
+                .as_ref()
+                .map_err(|e| RuntimeError::Launch(format!("process runtime unavailable: {e}"))),
+        }
     }
 
     pub(crate) async fn launch(&self, spec: &LaunchSpec) -> Result<ContainerHandle, RuntimeError> {
-        if spec.docker.is_some() {
-            self.docker()?.launch(spec).await
+        let kind = if spec.docker.is_some() {
+            RuntimeKind::Docker
         } else {
-            self.process()?.launch(spec).await
-        }
+            RuntimeKind::Process
+        };
+        dispatch!(self.backend(kind)?, r => r.launch(spec).await)
     }
 
     pub(crate) async fn wait(&self, h: &ContainerHandle) -> Result<ExitStatus, RuntimeError> {
-        match h.kind {
-            RuntimeKind::Docker => self.docker()?.wait(h).await,
-            RuntimeKind::Process => self.process()?.wait(h).await,
-        }
+        dispatch!(self.backend(h.kind)?, r => r.wait(h).await)
     }
 
     pub(crate) async fn kill(
@@ -110,10 +144,7 @@ impl Runtimes {
         h: &ContainerHandle,
         grace: Duration,
     ) -> Result<(), RuntimeError> {
-        match h.kind {
-            RuntimeKind::Docker => self.docker()?.kill(h, grace).await,
-            RuntimeKind::Process => self.process()?.kill(h, grace).await,
-        }
+        dispatch!(self.backend(h.kind)?, r => r.kill(h, grace).await)
     }
 
     pub(crate) async fn exec(
@@ -123,17 +154,11 @@ impl Runtimes {
         env: &BTreeMap<String, String>,
         timeout: Duration,
     ) -> Result<i32, RuntimeError> {
-        match h.kind {
-            RuntimeKind::Docker => self.docker()?.exec(h, cmd, env, timeout).await,
-            RuntimeKind::Process => self.process()?.exec(h, cmd, env, timeout).await,
-        }
+        dispatch!(self.backend(h.kind)?, r => r.exec(h, cmd, env, timeout).await)
     }
 
     pub(crate) async fn cleanup(&self, h: &ContainerHandle) -> Result<(), RuntimeError> {
-        match h.kind {
-            RuntimeKind::Docker => self.docker()?.cleanup(h).await,
-            RuntimeKind::Process => self.process()?.cleanup(h).await,
-        }
+        dispatch!(self.backend(h.kind)?, r => r.cleanup(h).await)
     }
 
     /// Recovers the known handles of both kinds; a runtime that is not
@@ -147,15 +172,9 @@ impl Runtimes {
         for kind in [RuntimeKind::Process, RuntimeKind::Docker] {
             let mine: Vec<ContainerHandle> =
                 known.iter().filter(|h| h.kind == kind).cloned().collect();
-            let r = match kind {
-                RuntimeKind::Docker => match self.docker() {
-                    Ok(d) => d.recover(agent_id, &mine).await,
-                    Err(e) => Err(e),
-                },
-                RuntimeKind::Process => match self.process() {
-                    Ok(p) => p.recover(agent_id, &mine).await,
-                    Err(e) => Err(e),
-                },
+            let r = match self.backend(kind) {
+                Ok(b) => dispatch!(b, r => r.recover(agent_id, &mine).await),
+                Err(e) => Err(e),
             };
             match r {
                 Ok(r) => {
