@@ -23,25 +23,43 @@ impl State {
         self.frameworks.insert(id, fw);
     }
 
+    /// `MasterMessage::Launch`: decode, check that it fits, then checkpoint
+    /// the task and create its sandbox; the runtime's launch starts when
+    /// the sandbox exists (`on_sandbox_ready`).
     pub(crate) fn on_launch(&mut self, l: v1::master_message::Launch) {
         let Some(agent_id) = self.agent_id.clone() else {
             tracing::warn!("launch before registration; ignored");
             return;
         };
+        let Some((framework, key, wire)) = self.decode_launch(l) else {
+            return;
+        };
+        self.remember_framework(framework);
+        let spec = match self.check_fits(&key, &wire, &agent_id) {
+            Ok(spec) => spec,
+            Err(outcome) => return self.report(&key, outcome),
+        };
+        self.prepare_launch(key, spec, agent_id);
+    }
+
+    /// The framework and task of a LAUNCH; `None` (logged) for a launch
+    /// that cannot even be answered (no valid framework or task id) or of
+    /// a task this agent already has.
+    fn decode_launch(
+        &self,
+        l: v1::master_message::Launch,
+    ) -> Option<(FrameworkInfo, TaskKey, v1::TaskInfo)> {
         let framework =
             match agora_proto::convert::framework_from_wire(&l.framework.unwrap_or_default()) {
-                Ok(f) if f.id.is_some() => f,
-                Ok(_) => {
-                    tracing::warn!("launch without a framework id; ignored");
-                    return;
-                }
+                Ok(f) => f,
                 Err(e) => {
                     tracing::warn!(error = %e, "launch with an invalid framework; ignored");
-                    return;
+                    return None;
                 }
             };
         let Some(fw_id) = framework.id.clone() else {
-            return;
+            tracing::warn!("launch without a framework id; ignored");
+            return None;
         };
         let wire = l.task.unwrap_or_default();
         let Ok(task_id) = TaskId::parse(wire.task_id.clone()) else {
@@ -49,45 +67,51 @@ impl State {
                 task_id = wire.task_id,
                 "launch with an invalid task id; ignored"
             );
-            return;
+            return None;
         };
         let key = (fw_id, task_id);
         if self.tasks.contains_key(&key) {
             tracing::warn!(task = %key.1, "duplicate launch of a known task; ignored");
-            return;
+            return None;
         }
-        self.remember_framework(framework);
-        let spec = match agora_proto::convert::task_from_wire(&wire, &agent_id) {
-            Ok(s) => s,
-            Err(e) => {
-                return self.report(
-                    &key,
-                    Outcome::new(
-                        TaskState::Error,
-                        TaskStatusReason::TaskInvalid,
-                        e.to_string(),
-                    ),
-                );
-            }
-        };
+        Some((framework, key, wire))
+    }
+
+    /// The validated spec, if the task is valid, fits what is free and its
+    /// runtime is available; otherwise the update to report.
+    fn check_fits(
+        &self,
+        key: &TaskKey,
+        wire: &v1::TaskInfo,
+        agent_id: &agora_model::AgentId,
+    ) -> Result<TaskSpec, Outcome> {
+        let spec = agora_proto::convert::task_from_wire(wire, agent_id).map_err(|e| {
+            Outcome::new(
+                TaskState::Error,
+                TaskStatusReason::TaskInvalid,
+                e.to_string(),
+            )
+        })?;
         if !self.identity.resources.contains(&spec.resources) {
             let msg = format!(
                 "task needs {} but this agent has {} in total",
                 spec.resources, self.identity.resources
             );
-            return self.report(
-                &key,
-                Outcome::new(TaskState::Error, TaskStatusReason::TaskInvalid, msg),
-            );
+            return Err(Outcome::new(
+                TaskState::Error,
+                TaskStatusReason::TaskInvalid,
+                msg,
+            ));
         }
         let free = self.identity.resources.minus(&self.used);
         if !free.contains(&spec.resources) {
             // Never over-commit: the master's view was stale.
             let msg = format!("task needs {} but only {free} is free", spec.resources);
-            return self.report(
-                &key,
-                Outcome::new(TaskState::Dropped, TaskStatusReason::ResourcesUnknown, msg),
-            );
+            return Err(Outcome::new(
+                TaskState::Dropped,
+                TaskStatusReason::ResourcesUnknown,
+                msg,
+            ));
         }
         let kind = if spec.docker.is_some() {
             RuntimeKind::Docker
@@ -96,15 +120,19 @@ impl State {
         };
         if let Some(why) = self.runtimes.unavailable(kind) {
             self.metrics.container_launch_errors_total.inc();
-            return self.report(
-                &key,
-                Outcome::new(
-                    TaskState::Failed,
-                    TaskStatusReason::ContainerLaunchFailed,
-                    why,
-                ),
-            );
+            tracing::debug!(task = %key.1, why, "runtime unavailable");
+            return Err(Outcome::new(
+                TaskState::Failed,
+                TaskStatusReason::ContainerLaunchFailed,
+                why,
+            ));
         }
+        Ok(spec)
+    }
+
+    /// Adds the task (STAGING), queues its record and sandbox for the
+    /// writer, and reports TASK_STARTING.
+    fn prepare_launch(&mut self, key: TaskKey, spec: TaskSpec, agent_id: agora_model::AgentId) {
         let container_id = uuid::Uuid::new_v4().simple().to_string();
         let sandbox = self.checkpoint.sandbox(&key.0, &key.1, &container_id);
         let env = crate::env::task_env(&spec, &self.identity.hostname, &sandbox.to_string_lossy());
