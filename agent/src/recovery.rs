@@ -227,6 +227,9 @@ mod tests {
         }
     }
 
+    /// The expected plan, or for a report its state and reason.
+    type Want = Result<Plan, (TaskState, TaskStatusReason)>;
+
     /// (state, kill, has_pending, container) → the plan's shape and, for
     /// reports, the state and reason.
     #[test]
@@ -235,7 +238,7 @@ mod tests {
         use TaskState as S;
         use TaskStatusReason as R;
         let alive = || Some(Fate::Alive);
-        let cases: Vec<(Facts, Result<Plan, (S, R)>)> = vec![
+        let cases: Vec<(Facts, Want)> = vec![
             // Terminal: forget, or wait for the acknowledgements.
             (facts(S::Finished, None, exited(Some(0))), Ok(Plan::Forget)),
             (

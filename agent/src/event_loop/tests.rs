@@ -78,7 +78,7 @@ impl Harness {
         })
     }
 
-    async fn from_master(&self, m: v1::master_message::Message) -> anyhow::Result<()> {
+    async fn send_master(&self, m: v1::master_message::Message) -> anyhow::Result<()> {
         self.events.send(Event::FromMaster(Box::new(m))).await?;
         Ok(())
     }
@@ -115,7 +115,7 @@ impl Harness {
 
     async fn ack(&self, s: &TaskStatus) -> anyhow::Result<()> {
         let uuid = s.uuid.ok_or_else(|| anyhow::anyhow!("no uuid"))?;
-        self.from_master(v1::master_message::Message::Acknowledge(
+        self.send_master(v1::master_message::Message::Acknowledge(
             v1::master_message::Acknowledge {
                 framework_id: "f1".into(),
                 task_id: s.task_id.to_string(),
@@ -184,7 +184,7 @@ async fn until_all(
 #[tokio::test]
 async fn updates_reach_the_master_only_after_they_are_on_disk() -> anyhow::Result<()> {
     let mut h = Harness::start().await?;
-    h.from_master(launch("t1")).await?;
+    h.send_master(launch("t1")).await?;
     let starting = h.next_update().await?;
     assert_eq!(starting.state, agora_model::TaskState::Starting);
     h.ack(&starting).await?;
@@ -221,14 +221,14 @@ async fn a_burst_of_launches_and_kills_keeps_every_update_on_disk_first() -> any
     let mut h = Harness::start().await?;
     let tasks: Vec<String> = (0..100).map(|i| format!("t{i}")).collect();
     for t in &tasks {
-        h.from_master(launch(t)).await?;
+        h.send_master(launch(t)).await?;
     }
     until_all(&mut h, &tasks, agora_model::TaskState::Running).await?;
     let state = h.state().await?;
     assert_eq!(state["tasks"].as_array().map(Vec::len), Some(100));
     assert_eq!(state["resources"]["used"]["cpus"], 10.0, "{state}");
     for t in &tasks {
-        h.from_master(kill(t)).await?;
+        h.send_master(kill(t)).await?;
     }
     until_all(&mut h, &tasks, agora_model::TaskState::Killed).await?;
     let deadline = tokio::time::Instant::now() + WAIT;
