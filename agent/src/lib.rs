@@ -58,6 +58,13 @@ use crate::event_loop::{Command, EVENT_CAPACITY, Event, Identity, State};
 /// the loop responsive while a launch or an fsync is in progress.
 const AGENT_WORKER_THREADS: usize = 2;
 
+/// Worker threads of the agent's ops runtime, where every container runtime
+/// call runs (see `runtimes`). Their synchronous work (fork/exec, cgroup
+/// files) then competes with the loop for CPU in the kernel's scheduler,
+/// which favours the briefly-running loop, instead of queueing the loop
+/// behind it.
+const OPS_WORKER_THREADS: usize = 2;
+
 /// A running agent.
 pub struct AgentHandle {
     addr: SocketAddr,
@@ -66,7 +73,8 @@ pub struct AgentHandle {
     events: mpsc::Sender<Event>,
     /// The loop, writer, link, HTTP server and GC worker; aborted on stop.
     tasks: tokio::task::JoinSet<()>,
-    runtime: Option<tokio::runtime::Runtime>,
+    /// The agent's own runtime and its ops runtime; dropped to stop.
+    runtimes: Vec<tokio::runtime::Runtime>,
 }
 
 impl AgentHandle {
@@ -126,16 +134,19 @@ impl AgentHandle {
             let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
         }
         self.tasks.abort_all();
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
+        self.stop_runtimes();
     }
 
     /// Stops every agent task immediately, mid-whatever, with no cleanup:
     /// the stand-in for `kill -9`. Tasks are real processes or containers
     /// and survive.
     pub fn crash(mut self) {
-        if let Some(rt) = self.runtime.take() {
+        self.stop_runtimes();
+    }
+
+    fn stop_runtimes(&mut self) {
+        // Dropping a runtime inside async code panics; this does not.
+        for rt in self.runtimes.drain(..) {
             rt.shutdown_background();
         }
     }
@@ -143,10 +154,7 @@ impl AgentHandle {
 
 impl Drop for AgentHandle {
     fn drop(&mut self) {
-        // Dropping a runtime inside async code panics; this does not.
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
+        self.stop_runtimes();
     }
 }
 
@@ -170,8 +178,16 @@ pub async fn start(
         .enable_all()
         .build()
         .map_err(AgentError::Tokio)?;
+    let ops = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(OPS_WORKER_THREADS)
+        .thread_name("agora-agent-ops")
+        .enable_all()
+        .build()
+        .map_err(AgentError::Tokio)?;
     let work_dir = config.work_dir.clone();
-    let booted = runtime.spawn(boot(config, std_listener, addr)).await;
+    let booted = runtime
+        .spawn(boot(config, std_listener, addr, ops.handle().clone()))
+        .await;
     match booted {
         Ok(Ok(Booted {
             events,
@@ -183,14 +199,16 @@ pub async fn start(
             agent_id,
             events,
             tasks,
-            runtime: Some(runtime),
+            runtimes: vec![runtime, ops],
         }),
         Ok(Err(e)) => {
             runtime.shutdown_background();
+            ops.shutdown_background();
             Err(e)
         }
         Err(e) => {
             runtime.shutdown_background();
+            ops.shutdown_background();
             Err(AgentError::io("agent start", std::io::Error::other(e)))
         }
     }
@@ -209,6 +227,7 @@ async fn boot(
     config: AgentConfig,
     std_listener: std::net::TcpListener,
     addr: SocketAddr,
+    ops: tokio::runtime::Handle,
 ) -> Result<Booted, AgentError> {
     let hostname = config
         .hostname
@@ -220,7 +239,7 @@ async fn boot(
     let recovered = cp.load(&hostname)?;
     std::fs::create_dir_all(cp.sandboxes_dir())
         .map_err(|e| AgentError::io(format!("creating {}", cp.sandboxes_dir().display()), e))?;
-    let runtimes = runtimes::Runtimes::new(&config).await?;
+    let runtimes = runtimes::Runtimes::new(&config, ops).await?;
     let total = config
         .resources
         .clone()

@@ -123,37 +123,9 @@ async fn session(
     events: &mpsc::Sender<Event>,
 ) -> Result<Lost, String> {
     let mut client = connect(config, master).await?;
-    let (tx, rx) = oneshot::channel();
-    events
-        .send(Event::RegisterSnapshot(tx))
-        .await
-        .map_err(|_| "agent stopped".to_string())?;
-    let request = rx.await.map_err(|_| "agent stopped".to_string())?;
-    let delivered: Vec<uuid::Uuid> = request
-        .unacknowledged_updates
-        .iter()
-        .filter_map(|u| u.status.as_ref())
-        .filter_map(|s| uuid::Uuid::from_slice(&s.uuid).ok())
-        .collect();
-    let registering_as = request
-        .agent_info
-        .as_ref()
-        .map(|a| a.agent_id.clone())
-        .unwrap_or_default();
-    let response = tokio::time::timeout(config.connect_timeout, client.register(request))
-        .await
-        .map_err(|_| "Register timed out".to_string())?
-        .map_err(|s| format!("Register refused: {}: {}", s.code(), s.message()))?
-        .into_inner();
+    let (response, delivered) = register(config, &mut client, events).await?;
     let agent_id = AgentId::parse(response.agent_id.clone())
         .map_err(|e| format!("master sent a bad agent id: {e}"))?;
-    if !registering_as.is_empty() && registering_as != response.agent_id {
-        tracing::warn!(
-            old = registering_as,
-            new = response.agent_id,
-            "re-registered under a new id"
-        );
-    }
     let ping_interval =
         if response.ping_interval_seconds.is_finite() && response.ping_interval_seconds > 0.0 {
             Duration::from_secs_f64(response.ping_interval_seconds.min(3600.0))
@@ -182,7 +154,7 @@ async fn session(
         .send(registered)
         .await
         .map_err(|_| "agent stopped".to_string())?;
-    let mut inbound = match client.attach(outbound).await {
+    let inbound = match client.attach(outbound).await {
         Ok(r) => r.into_inner(),
         Err(s) => {
             return Ok(Lost(format!(
@@ -192,6 +164,56 @@ async fn session(
             )));
         }
     };
+    pump(inbound, quiet_limit, &out_tx, events).await
+}
+
+/// Asks the loop for a RegisterRequest and sends it; returns the answer
+/// and the uuids of the updates the request carried.
+async fn register(
+    config: &LinkConfig,
+    client: &mut AgentServiceClient<Channel>,
+    events: &mpsc::Sender<Event>,
+) -> Result<(v1::RegisterResponse, Vec<uuid::Uuid>), String> {
+    let (tx, rx) = oneshot::channel();
+    events
+        .send(Event::RegisterSnapshot(tx))
+        .await
+        .map_err(|_| "agent stopped".to_string())?;
+    let request = rx.await.map_err(|_| "agent stopped".to_string())?;
+    let delivered: Vec<uuid::Uuid> = request
+        .unacknowledged_updates
+        .iter()
+        .filter_map(|u| u.status.as_ref())
+        .filter_map(|s| uuid::Uuid::from_slice(&s.uuid).ok())
+        .collect();
+    let registering_as = request
+        .agent_info
+        .as_ref()
+        .map(|a| a.agent_id.clone())
+        .unwrap_or_default();
+    let response = tokio::time::timeout(config.connect_timeout, client.register(request))
+        .await
+        .map_err(|_| "Register timed out".to_string())?
+        .map_err(|s| format!("Register refused: {}: {}", s.code(), s.message()))?
+        .into_inner();
+    if !registering_as.is_empty() && registering_as != response.agent_id {
+        tracing::warn!(
+            old = registering_as,
+            new = response.agent_id,
+            "re-registered under a new id"
+        );
+    }
+    Ok((response, delivered))
+}
+
+/// Reads the Attach stream until it ends, fails or stays quiet for
+/// `quiet_limit`: answers pings, passes everything else to the loop.
+async fn pump(
+    mut inbound: tonic::Streaming<v1::MasterMessage>,
+    quiet_limit: Duration,
+    out_tx: &mpsc::Sender<v1::AgentMessage>,
+    events: &mpsc::Sender<Event>,
+) -> Result<Lost, String> {
     loop {
         let msg = match tokio::time::timeout(quiet_limit, inbound.message()).await {
             Err(_) => return Ok(Lost(format!("no ping for {quiet_limit:?}"))),

@@ -1,7 +1,11 @@
 //! The agent's set of runtimes. `agora_runtime::Runtime` uses `async fn`
 //! in a trait, which is not object safe, so each runtime is a [`Backend`]
 //! variant and one macro forwards every call; tests plug in the
-//! [`fake::FakeRuntime`] the same way.
+//! [`fake::FakeRuntime`] the same way. Every call runs as a task on the
+//! agent's ops runtime (its own worker threads): launches, kills and
+//! cleanups do synchronous work (fork/exec, cgroup files, rmdir), and on
+//! the threads of the event loop and the HTTP server a burst of them would
+//! queue the loop behind hundreds of such tasks.
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +15,8 @@ use agora_runtime::{
     ContainerHandle, DockerConfig, DockerRuntime, ExitStatus, LaunchSpec, ProcessConfig,
     ProcessRuntime, RecoveryReport, Runtime, RuntimeError, RuntimeKind,
 };
+
+use tokio::sync::Semaphore;
 
 use crate::AgentError;
 use crate::config::{AgentConfig, DockerMode};
@@ -39,17 +45,34 @@ macro_rules! dispatch {
     };
 }
 
+/// Process launches in flight at once. A process launch is CPU work on the
+/// agent's two worker threads (fork/exec, one cgroup per controller); more
+/// of them at once only lengthens the run queue that the event loop and the
+/// HTTP handlers wait behind (500 at once kept `/state` waiting ~200 ms).
+const PROCESS_LAUNCHES: usize = 4;
+
+/// Docker launches in flight at once: mostly waiting on the daemon, which
+/// does the work; 16 keeps it busy without flooding it.
+const DOCKER_LAUNCHES: usize = 16;
+
 /// The runtimes this agent has; cheap to clone (shared by probes, waiters).
 #[derive(Clone)]
 pub(crate) struct Runtimes {
     process: Result<Backend, String>,
     docker: Result<Backend, String>,
+    process_launches: Arc<Semaphore>,
+    docker_launches: Arc<Semaphore>,
+    /// Where runtime calls run (see the module doc).
+    ops: tokio::runtime::Handle,
 }
 
 impl Runtimes {
     /// Sets up the runtimes the configuration asks for. Docker is probed
     /// once here: `Auto` records why it is missing, `Required` fails.
-    pub(crate) async fn new(config: &AgentConfig) -> Result<Runtimes, AgentError> {
+    pub(crate) async fn new(
+        config: &AgentConfig,
+        ops: tokio::runtime::Handle,
+    ) -> Result<Runtimes, AgentError> {
         let process = ProcessRuntime::new(ProcessConfig {
             cgroup_parent: config.cgroup_parent.clone(),
             ..ProcessConfig::default()
@@ -76,15 +99,44 @@ impl Runtimes {
                 }
             }
         };
-        Ok(Runtimes { process, docker })
+        Ok(Runtimes::with(process, docker, ops))
     }
 
     /// Runtimes whose process side is `fake` (Docker unavailable).
     #[cfg(test)]
     pub(crate) fn fake(fake: Arc<fake::FakeRuntime>) -> Runtimes {
+        Runtimes::with(
+            Ok(Backend::Fake(fake)),
+            Err("no Docker in this test".to_string()),
+            tokio::runtime::Handle::current(),
+        )
+    }
+
+    fn with(
+        process: Result<Backend, String>,
+        docker: Result<Backend, String>,
+        ops: tokio::runtime::Handle,
+    ) -> Runtimes {
         Runtimes {
-            process: Ok(Backend::Fake(fake)),
-            docker: Err("no Docker in this test".to_string()),
+            process,
+            docker,
+            process_launches: Arc::new(Semaphore::new(PROCESS_LAUNCHES)),
+            docker_launches: Arc::new(Semaphore::new(DOCKER_LAUNCHES)),
+            ops,
+        }
+    }
+
+    /// Runs `call` on the ops runtime and waits for it.
+    async fn on_ops<T: Send + 'static>(
+        &self,
+        call: impl Future<Output = Result<T, RuntimeError>> + Send + 'static,
+    ) -> Result<T, RuntimeError> {
+        match self.ops.spawn(call).await {
+            Ok(r) => r,
+            Err(e) => Err(RuntimeError::Io {
+                context: "runtime call".into(),
+                source: std::io::Error::other(e.to_string()),
+            }),
         }
     }
 
@@ -127,16 +179,25 @@ impl Runtimes {
     }
 
     pub(crate) async fn launch(&self, spec: &LaunchSpec) -> Result<ContainerHandle, RuntimeError> {
-        let kind = if spec.docker.is_some() {
-            RuntimeKind::Docker
+        let (kind, slots) = if spec.docker.is_some() {
+            (RuntimeKind::Docker, self.docker_launches.clone())
         } else {
-            RuntimeKind::Process
+            (RuntimeKind::Process, self.process_launches.clone())
         };
-        dispatch!(self.backend(kind)?, r => r.launch(spec).await)
+        let backend = self.backend(kind)?.clone();
+        let spec = spec.clone();
+        self.on_ops(async move {
+            // Never closed, so acquiring only waits.
+            let _slot = slots.acquire().await;
+            dispatch!(&backend, r => r.launch(&spec).await)
+        })
+        .await
     }
 
     pub(crate) async fn wait(&self, h: &ContainerHandle) -> Result<ExitStatus, RuntimeError> {
-        dispatch!(self.backend(h.kind)?, r => r.wait(h).await)
+        let (backend, h) = (self.backend(h.kind)?.clone(), h.clone());
+        self.on_ops(async move { dispatch!(&backend, r => r.wait(&h).await) })
+            .await
     }
 
     pub(crate) async fn kill(
@@ -144,7 +205,9 @@ impl Runtimes {
         h: &ContainerHandle,
         grace: Duration,
     ) -> Result<(), RuntimeError> {
-        dispatch!(self.backend(h.kind)?, r => r.kill(h, grace).await)
+        let (backend, h) = (self.backend(h.kind)?.clone(), h.clone());
+        self.on_ops(async move { dispatch!(&backend, r => r.kill(&h, grace).await) })
+            .await
     }
 
     pub(crate) async fn exec(
@@ -154,11 +217,16 @@ impl Runtimes {
         env: &BTreeMap<String, String>,
         timeout: Duration,
     ) -> Result<i32, RuntimeError> {
-        dispatch!(self.backend(h.kind)?, r => r.exec(h, cmd, env, timeout).await)
+        let (backend, h) = (self.backend(h.kind)?.clone(), h.clone());
+        let (cmd, env) = (cmd.to_string(), env.clone());
+        self.on_ops(async move { dispatch!(&backend, r => r.exec(&h, &cmd, &env, timeout).await) })
+            .await
     }
 
     pub(crate) async fn cleanup(&self, h: &ContainerHandle) -> Result<(), RuntimeError> {
-        dispatch!(self.backend(h.kind)?, r => r.cleanup(h).await)
+        let (backend, h) = (self.backend(h.kind)?.clone(), h.clone());
+        self.on_ops(async move { dispatch!(&backend, r => r.cleanup(&h).await) })
+            .await
     }
 
     /// Recovers the known handles of both kinds; a runtime that is not
@@ -173,7 +241,11 @@ impl Runtimes {
             let mine: Vec<ContainerHandle> =
                 known.iter().filter(|h| h.kind == kind).cloned().collect();
             let r = match self.backend(kind) {
-                Ok(b) => dispatch!(b, r => r.recover(agent_id, &mine).await),
+                Ok(b) => {
+                    let (b, id, known) = (b.clone(), agent_id.clone(), mine.clone());
+                    self.on_ops(async move { dispatch!(&b, r => r.recover(&id, &known).await) })
+                        .await
+                }
                 Err(e) => Err(e),
             };
             match r {
