@@ -91,8 +91,8 @@ pub(crate) enum Event {
 
 /// Requests answered on a oneshot.
 pub(crate) enum Command {
-    /// `/state` as JSON.
-    State(oneshot::Sender<serde_json::Value>),
+    /// `/state` as JSON bytes.
+    State(oneshot::Sender<Vec<u8>>),
     /// The sandbox of the newest container of a task (by task id only).
     Sandbox {
         task_id: String,

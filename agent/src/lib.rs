@@ -116,7 +116,9 @@ impl AgentHandle {
             .send(Event::Command(Command::State(tx)))
             .await
             .map_err(|_| AgentError::Stopped)?;
-        rx.await.map_err(|_| AgentError::Stopped)
+        let bytes = rx.await.map_err(|_| AgentError::Stopped)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| AgentError::io("decoding /state", std::io::Error::other(e)))
     }
 
     /// Graceful stop, like an agent restart: the event loop finishes the

@@ -204,6 +204,11 @@ impl<K: Ord + Clone> StatusUpdates<K> {
             .unwrap_or_default()
     }
 
+    /// How many unacknowledged updates the task has.
+    pub fn pending_len(&self, key: &K) -> usize {
+        self.queues.get(key).map_or(0, |q| q.pending.len())
+    }
+
     /// Every unacknowledged update that is on disk, per task in order
     /// (what may be sent inside a RegisterRequest).
     pub fn all_pending(&self) -> impl Iterator<Item = (&K, &TaskStatus)> {

@@ -128,7 +128,7 @@ impl Harness {
     async fn state(&self) -> anyhow::Result<serde_json::Value> {
         let (tx, rx) = oneshot::channel();
         self.events.send(Event::Command(Command::State(tx))).await?;
-        Ok(rx.await?)
+        Ok(serde_json::from_slice(&rx.await?)?)
     }
 }
 
