@@ -55,6 +55,13 @@ const PROCESS_LAUNCHES: usize = 4;
 /// does the work; 16 keeps it busy without flooding it.
 const DOCKER_LAUNCHES: usize = 16;
 
+/// Kills in flight at once. A process kill polls the task's cgroup every
+/// 20 ms until it is empty; 500 at once spent the ops threads on polling.
+const KILLS: usize = 32;
+
+/// Cleanups (container removal, cgroup rmdir with retries) in flight at once.
+const CLEANUPS: usize = 8;
+
 /// The runtimes this agent has; cheap to clone (shared by probes, waiters).
 #[derive(Clone)]
 pub(crate) struct Runtimes {
@@ -62,6 +69,8 @@ pub(crate) struct Runtimes {
     docker: Result<Backend, String>,
     process_launches: Arc<Semaphore>,
     docker_launches: Arc<Semaphore>,
+    kills: Arc<Semaphore>,
+    cleanups: Arc<Semaphore>,
     /// Where runtime calls run (see the module doc).
     ops: tokio::runtime::Handle,
 }
@@ -122,6 +131,8 @@ impl Runtimes {
             docker,
             process_launches: Arc::new(Semaphore::new(PROCESS_LAUNCHES)),
             docker_launches: Arc::new(Semaphore::new(DOCKER_LAUNCHES)),
+            kills: Arc::new(Semaphore::new(KILLS)),
+            cleanups: Arc::new(Semaphore::new(CLEANUPS)),
             ops,
         }
     }
@@ -206,8 +217,12 @@ impl Runtimes {
         grace: Duration,
     ) -> Result<(), RuntimeError> {
         let (backend, h) = (self.backend(h.kind)?.clone(), h.clone());
-        self.on_ops(async move { dispatch!(&backend, r => r.kill(&h, grace).await) })
-            .await
+        let slots = self.kills.clone();
+        self.on_ops(async move {
+            let _slot = slots.acquire().await;
+            dispatch!(&backend, r => r.kill(&h, grace).await)
+        })
+        .await
     }
 
     pub(crate) async fn exec(
@@ -225,8 +240,12 @@ impl Runtimes {
 
     pub(crate) async fn cleanup(&self, h: &ContainerHandle) -> Result<(), RuntimeError> {
         let (backend, h) = (self.backend(h.kind)?.clone(), h.clone());
-        self.on_ops(async move { dispatch!(&backend, r => r.cleanup(&h).await) })
-            .await
+        let slots = self.cleanups.clone();
+        self.on_ops(async move {
+            let _slot = slots.acquire().await;
+            dispatch!(&backend, r => r.cleanup(&h).await)
+        })
+        .await
     }
 
     /// Recovers the known handles of both kinds; a runtime that is not
