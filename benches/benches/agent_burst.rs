@@ -411,10 +411,43 @@ impl Drop for Framework {
     }
 }
 
-/// Removes `<hierarchy>/<parent>/<agent>` and `<hierarchy>/<parent>` in
-/// every cgroup hierarchy: the runtime removes task cgroups but leaves the
-/// parents it created (empty by now, so rmdir is all it takes).
+/// Removes `<hierarchy>/<parent>/<agent>/<task>`, `<hierarchy>/<parent>/<agent>`
+/// and `<hierarchy>/<parent>` in every cgroup hierarchy. After a round that
+/// went well they are empty (the runtime removes task cgroups but leaves
+/// the parents); after a failed one the tasks still run, so whatever is in
+/// them is SIGKILLed first (all of it was started by this run).
 fn remove_cgroup_parent(parent: &str) {
+    let pids_dir = std::path::Path::new("/sys/fs/cgroup/pids").join(parent);
+    for _ in 0..50 {
+        let pids = cgroup_pids(&pids_dir);
+        if pids.is_empty() {
+            break;
+        }
+        for pid in pids {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    remove_cgroup_dirs(parent);
+}
+
+/// Every pid in the cgroup tree under `dir`.
+fn cgroup_pids(dir: &std::path::Path) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        out.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+    }
+    for child in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if child.path().is_dir() {
+            out.extend(cgroup_pids(&child.path()));
+        }
+    }
+    out
+}
+
+fn remove_cgroup_dirs(parent: &str) {
     let root = std::path::Path::new("/sys/fs/cgroup");
     let hierarchies = std::fs::read_dir(root)
         .map(|rd| rd.flatten().map(|e| e.path()).collect::<Vec<_>>())
@@ -424,12 +457,16 @@ fn remove_cgroup_parent(parent: &str) {
         .map(|h| h.join(parent))
         .chain([root.join(parent)])
     {
-        let children = std::fs::read_dir(&dir)
-            .map(|rd| rd.flatten().map(|e| e.path()).collect::<Vec<_>>())
-            .unwrap_or_default();
-        for child in children.iter().filter(|p| p.is_dir()) {
-            let _ = std::fs::remove_dir(child);
-        }
-        let _ = std::fs::remove_dir(&dir);
+        remove_tree(&dir);
     }
+}
+
+/// rmdir of a cgroup directory tree, deepest first.
+fn remove_tree(dir: &std::path::Path) {
+    for child in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if child.path().is_dir() {
+            remove_tree(&child.path());
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
