@@ -10,12 +10,15 @@
 //! `outcome` (exit → state and reason, pure), `reporting` (checkpoint,
 //! queue, send, acknowledge), `status_updates` (sans-IO update queues),
 //! `health` (sans-IO tracker + probes), `checkpoint` (on-disk layout,
-//! atomic writes), `http`, `metrics`, `gc`, `resources` (host detection),
+//! atomic writes; `checkpoint::writer`, the task that does every write
+//! while the loop runs), `http`, `metrics`, `gc`, `resources` (host detection),
 //! `env` (task environment), `config`, `runtimes` (dispatch to the two
 //! runtimes of `agora-runtime`).
 //!
 //! Architecture invariant: only the event loop mutates agent state; every
-//! other task sends it an `Event` over a bounded channel.
+//! other task sends it an `Event` over a bounded channel. The loop does no
+//! disk IO, and a status update is sent only once the writer reports it on
+//! disk.
 #![forbid(unsafe_code)]
 
 mod checkpoint;
