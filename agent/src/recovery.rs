@@ -2,9 +2,9 @@
 //! ask the runtimes which containers survived, watch those again, report the
 //! ones that ended while the agent was down, and kill orphans.
 use agora_model::{TaskState, TaskStatusReason};
-use agora_runtime::{ContainerHandle, ExitStatus, RuntimeError};
+use agora_runtime::{ContainerHandle, ExitStatus, RecoveryReport, RuntimeError};
 
-use crate::checkpoint::{KillCause, Recovered};
+use crate::checkpoint::{KillCause, Recovered, TaskRecord};
 use crate::event_loop::{Lifecycle, State, Task};
 use crate::launch::recovered_env;
 use crate::outcome::{Outcome, exit_outcome};
@@ -32,14 +32,14 @@ impl State {
             .filter(|t| !t.record.state.is_terminal())
             .filter_map(|t| t.record.handle.clone())
             .collect();
-        let report = self.runtimes.recover(&agent_id, &known).await;
+        let mut report = self.runtimes.recover(&agent_id, &known).await;
         tracing::info!(
             alive = report.alive.len(),
             exited = report.exited.len(),
             orphans = report.orphans.len(),
             "recovered containers"
         );
-        for orphan in report.orphans {
+        for orphan in std::mem::take(&mut report.orphans) {
             tracing::warn!(
                 container_id = orphan.container_id,
                 "killing an orphan container"
@@ -49,30 +49,7 @@ impl State {
         for t in rec.tasks {
             let key = (t.record.framework_id.clone(), t.record.spec.id.clone());
             let env = recovered_env(&t.record.spec, &self.identity.hostname, &t.record.sandbox);
-            let facts = Facts {
-                state: t.record.state,
-                kill: t.record.kill,
-                has_pending: self.updates.has_pending(&key),
-                container: t.record.handle.as_ref().map(|h| {
-                    if report
-                        .alive
-                        .iter()
-                        .any(|a| a.container_id == h.container_id)
-                    {
-                        Fate::Alive
-                    } else {
-                        let status = report
-                            .exited
-                            .iter()
-                            .find(|e| e.handle.container_id == h.container_id)
-                            .and_then(|e| e.status.clone());
-                        Fate::Exited {
-                            container_id: h.container_id.clone(),
-                            status,
-                        }
-                    }
-                }),
-            };
+            let facts = facts_of(&t.record, self.updates.has_pending(&key), &report);
             let plan = plan_recovery(facts);
             let lifecycle = match plan {
                 Plan::Resume | Plan::ReportRunning => Lifecycle::Running,
@@ -92,28 +69,62 @@ impl State {
                     received_at: None,
                 },
             );
-            match plan {
-                Plan::Forget => self.forget_task(&key),
-                Plan::AwaitAcks => {}
-                Plan::Report(outcome) => self.report(&key, outcome),
-                Plan::KillAgain { cause, .. } => {
-                    self.spawn_waiter(&key);
-                    self.start_kill(&key, cause, None);
-                }
-                Plan::ReportRunning => {
-                    self.spawn_waiter(&key);
-                    self.report(
-                        &key,
-                        Outcome::new(TaskState::Running, TaskStatusReason::Unspecified, ""),
-                    );
-                    self.start_health_checks(&key);
-                }
-                Plan::Resume => {
-                    self.spawn_waiter(&key);
-                    self.start_health_checks(&key);
-                }
+            self.apply_recovery_plan(&key, plan);
+        }
+    }
+
+    /// Carries out one task's recovery plan (the task is in `tasks`).
+    fn apply_recovery_plan(&mut self, key: &crate::event_loop::TaskKey, plan: Plan) {
+        match plan {
+            Plan::Forget => self.forget_task(key),
+            Plan::AwaitAcks => {}
+            Plan::Report(outcome) => self.report(key, outcome),
+            Plan::KillAgain { cause, .. } => {
+                self.spawn_waiter(key);
+                self.start_kill(key, cause, None);
+            }
+            Plan::ReportRunning => {
+                self.spawn_waiter(key);
+                self.report(
+                    key,
+                    Outcome::new(TaskState::Running, TaskStatusReason::Unspecified, ""),
+                );
+                self.start_health_checks(key);
+            }
+            Plan::Resume => {
+                self.spawn_waiter(key);
+                self.start_health_checks(key);
             }
         }
+    }
+}
+
+/// What recovery knows about a checkpointed task, from its record, its
+/// update queue and the runtimes' report.
+fn facts_of(record: &TaskRecord, has_pending: bool, report: &RecoveryReport) -> Facts {
+    let container = record.handle.as_ref().map(|h| {
+        if report
+            .alive
+            .iter()
+            .any(|a| a.container_id == h.container_id)
+        {
+            return Fate::Alive;
+        }
+        let status = report
+            .exited
+            .iter()
+            .find(|e| e.handle.container_id == h.container_id)
+            .and_then(|e| e.status.clone());
+        Fate::Exited {
+            container_id: h.container_id.clone(),
+            status,
+        }
+    });
+    Facts {
+        state: record.state,
+        kill: record.kill,
+        has_pending,
+        container,
     }
 }
 

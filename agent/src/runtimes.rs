@@ -45,18 +45,19 @@ macro_rules! dispatch {
     };
 }
 
-/// Process launches in flight at once. A process launch is CPU work on the
-/// agent's two worker threads (fork/exec, one cgroup per controller); more
-/// of them at once only lengthens the run queue that the event loop and the
-/// HTTP handlers wait behind (500 at once kept `/state` waiting ~200 ms).
+/// Process launches in flight at once. A process launch is mostly
+/// synchronous work (fork/exec, one cgroup per controller) on the ops
+/// runtime's two threads: a few in flight keep both busy, more only
+/// lengthen the queue.
 const PROCESS_LAUNCHES: usize = 4;
 
 /// Docker launches in flight at once: mostly waiting on the daemon, which
 /// does the work; 16 keeps it busy without flooding it.
 const DOCKER_LAUNCHES: usize = 16;
 
-/// Kills in flight at once. A process kill polls the task's cgroup every
-/// 20 ms until it is empty; 500 at once spent the ops threads on polling.
+/// Kills in flight at once. A process kill polls `/proc` and the task's
+/// cgroup every 20 ms until everything is gone; with 500 kills in flight
+/// that polling alone would keep the ops threads busy.
 const KILLS: usize = 32;
 
 /// Cleanups (container removal, cgroup rmdir with retries) in flight at once.
