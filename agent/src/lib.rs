@@ -274,12 +274,35 @@ async fn boot(
     let listener = tokio::net::TcpListener::from_std(std_listener)
         .map_err(|e| AgentError::io("attaching the listener", e))?;
     tracing::info!(%addr, hostname, work_dir = %config.work_dir.display(), "agent starting");
+    let tasks = spawn_services(
+        &config, state, events_rx, &events_tx, listener, metrics, cp, runtimes,
+    );
+    Ok(Booted {
+        events: events_tx,
+        agent_id: id_rx,
+        tasks,
+    })
+}
+
+/// Spawns the loop (with its checkpoint writer), the master link, the HTTP
+/// server and the GC worker; returns them as one set.
+#[allow(clippy::too_many_arguments)] // each is one service's input
+fn spawn_services(
+    config: &AgentConfig,
+    state: State,
+    events_rx: mpsc::Receiver<Event>,
+    events_tx: &mpsc::Sender<Event>,
+    listener: tokio::net::TcpListener,
+    metrics: Arc<metrics::Metrics>,
+    cp: checkpoint::Checkpoint,
+    runtimes: runtimes::Runtimes,
+) -> tokio::task::JoinSet<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let (write_tx, write_rx) = mpsc::channel(checkpoint::writer::WRITE_QUEUE);
     let (persisted_tx, persisted_rx) = mpsc::channel(checkpoint::writer::WRITE_QUEUE);
     // Not in `tasks`: the loop awaits the writer when it stops, so the
     // writes asked for before a graceful stop are done.
-    let writer = tokio::spawn(checkpoint::writer::run(cp.clone(), write_rx, persisted_tx));
+    let writer = tokio::spawn(checkpoint::writer::run(cp, write_rx, persisted_tx));
     let writer = event_loop::WriterLink {
         requests: write_tx,
         answers: persisted_rx,
@@ -313,9 +336,5 @@ async fn boot(
         events_tx.clone(),
         runtimes,
     ));
-    Ok(Booted {
-        events: events_tx,
-        agent_id: id_rx,
-        tasks,
-    })
+    tasks
 }
