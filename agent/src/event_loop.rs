@@ -2,10 +2,11 @@
 //! (tasks, frameworks, update queues, the master session) and changes only
 //! in response to an [`Event`]. The master link, runtime waiters, health
 //! probes, the GC worker and HTTP handlers talk to it over one bounded
-//! channel and get answers on `oneshot`s. Handlers never block on IO other
-//! than the checkpoint's small fsync'd writes, which must happen before an
-//! update is sent anyway.
-use std::collections::{BTreeMap, VecDeque};
+//! channel and get answers on `oneshot`s. Handlers never do disk IO: writes
+//! go to the checkpoint writer (`checkpoint::writer`) through the loop's
+//! outbox, and what must wait for a write (sending an update, starting a
+//! launch or a kill) happens when its `Persisted` answer comes back.
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -14,9 +15,10 @@ use agora_model::{AgentId, FrameworkId, FrameworkInfo, MonoTime, Resources, Task
 use agora_proto::v1;
 use agora_runtime::{ContainerHandle, ExitStatus, RuntimeError};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::AbortHandle;
+use tokio::task::{AbortHandle, JoinSet};
 
-use crate::checkpoint::{Checkpoint, TaskRecord};
+use crate::checkpoint::writer::{Persisted, WriteOp, WriteRequest};
+use crate::checkpoint::{Checkpoint, KillCause, TaskRecord};
 use crate::config::AgentConfig;
 use crate::health::HealthTracker;
 use crate::metrics::Metrics;
@@ -27,6 +29,13 @@ use crate::status_updates::StatusUpdates;
 /// and at most one prober per task, HTTP handlers) and the loop handles an
 /// event in microseconds, so 1024 only fills if the loop is stuck.
 pub(crate) const EVENT_CAPACITY: usize = 1024;
+
+/// Writes the loop may hold that the writer has not taken yet. Past this
+/// the loop stops taking new events (but still hands writes over and takes
+/// their answers), so a disk slower than the events coming in slows the
+/// producers down instead of growing memory. A burst of 500 kills queues
+/// about 1,500 writes.
+pub(crate) const MAX_UNWRITTEN: usize = 8192;
 
 /// Terminated tasks remembered for `/state` and GC after their checkpoint
 /// is gone; older ones are only found by the GC's directory scan.
@@ -50,11 +59,6 @@ pub(crate) enum Event {
     Disconnected,
     /// Launch, Kill or Acknowledge from the master.
     FromMaster(Box<v1::master_message::Message>),
-    /// The master refused this agent: kill everything, forget the id.
-    MasterShutdown {
-        reason: String,
-        done: oneshot::Sender<()>,
-    },
     /// The link needs what goes into a RegisterRequest.
     RegisterSnapshot(oneshot::Sender<v1::RegisterRequest>),
     /// A launch finished.
@@ -87,8 +91,8 @@ pub(crate) enum Event {
 
 /// Requests answered on a oneshot.
 pub(crate) enum Command {
-    /// `/state` as JSON.
-    State(oneshot::Sender<serde_json::Value>),
+    /// `/state` as JSON bytes.
+    State(oneshot::Sender<Vec<u8>>),
     /// The sandbox of the newest container of a task (by task id only).
     Sandbox {
         task_id: String,
@@ -109,19 +113,101 @@ pub(crate) struct Link {
     pub(crate) outbound: mpsc::Sender<v1::AgentMessage>,
 }
 
+/// What the agent wants for a task (desired state), kept apart from what
+/// it observed (`Lifecycle`, `TaskRecord::state`). Checkpointed as
+/// `TaskRecord::kill`, so a restarted agent finishes a kill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Goal {
+    /// Keep it running.
+    Run,
+    /// Kill it, for this cause.
+    Kill(KillCause),
+}
+
+/// The agent's side of a task's container, as the agent observed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lifecycle {
+    /// Sandbox being created, or the runtime is launching; no handle yet.
+    Launching,
+    /// Launched, and TASK_RUNNING reported.
+    Running,
+    /// A kill was sent to the container. `was_running`: TASK_RUNNING had
+    /// been reported (decides TASK_KILLED's reason).
+    Killing { cause: KillCause, was_running: bool },
+    /// The container is gone and the terminal update reported (or the task
+    /// never got a container).
+    Exited,
+}
+
 /// One task the agent holds.
 pub(crate) struct Task {
     pub(crate) record: TaskRecord,
+    pub(crate) lifecycle: Lifecycle,
     pub(crate) env: BTreeMap<String, String>,
     pub(crate) health: Option<HealthTracker>,
     /// The probe task, aborted when the task ends.
     pub(crate) prober: Option<AbortHandle>,
-    /// The runtime waiter, aborted on agent shutdown by the runtime drop.
+    /// The runtime waiter, aborted when the loop stops.
     pub(crate) waiter: Option<AbortHandle>,
     /// When the master's LAUNCH arrived (None for recovered tasks), for the
     /// launch-latency histogram.
     pub(crate) received_at: Option<MonoTime>,
-    pub(crate) launched_at: Option<MonoTime>,
+}
+
+impl Task {
+    /// The desired state (the checkpointed kill request).
+    pub(crate) fn goal(&self) -> Goal {
+        match self.record.kill {
+            Some(cause) => Goal::Kill(cause),
+            None => Goal::Run,
+        }
+    }
+
+    /// Was TASK_RUNNING reported for this container?
+    pub(crate) fn was_running(&self) -> bool {
+        match self.lifecycle {
+            Lifecycle::Running => true,
+            Lifecycle::Killing { was_running, .. } => was_running,
+            Lifecycle::Launching | Lifecycle::Exited => false,
+        }
+    }
+}
+
+/// What to do once a write is on disk.
+#[derive(Debug)]
+pub(crate) enum AfterWrite {
+    /// Nothing waits for it.
+    Nothing,
+    /// These updates of the task may be sent now.
+    UpdatesOnDisk {
+        key: TaskKey,
+        uuids: Vec<uuid::Uuid>,
+    },
+    /// The sandbox exists (and the task record is on disk): launch.
+    SandboxReady {
+        key: TaskKey,
+        container_id: String,
+        launch: Box<agora_runtime::LaunchSpec>,
+    },
+    /// The task's checkpoint is gone: forget the task.
+    TaskRemoved { key: TaskKey },
+    /// The kill request is on disk: kill the container.
+    KillRecorded {
+        key: TaskKey,
+        container_id: String,
+        handle: ContainerHandle,
+        grace: Duration,
+    },
+}
+
+/// The loop's ends of the checkpoint writer's channels.
+pub(crate) struct WriterLink {
+    /// Requests (bounded: `writer::WRITE_QUEUE`).
+    pub(crate) requests: mpsc::Sender<WriteRequest>,
+    /// Answers, in request order.
+    pub(crate) answers: mpsc::Receiver<Persisted>,
+    /// The writer task, awaited when the loop stops.
+    pub(crate) task: tokio::task::JoinHandle<()>,
 }
 
 /// A task that ended and whose checkpoint is gone.
@@ -161,6 +247,16 @@ pub(crate) struct State {
     pub(crate) link: Option<Link>,
     /// Clone handed to spawned waiters, launchers and probes.
     pub(crate) events: mpsc::Sender<Event>,
+    /// Resources held by non-terminal tasks, kept as tasks change state.
+    pub(crate) used: Resources,
+    /// Writes not handed to the writer yet, oldest first.
+    outbox: VecDeque<WriteRequest>,
+    next_ticket: u64,
+    /// What waits for each write in flight, by ticket.
+    after_write: HashMap<u64, AfterWrite>,
+    /// Every task the loop spawns (launches, waiters, kills, cleanups,
+    /// probes); reaped as they finish, aborted when the loop stops.
+    pub(crate) spawned: JoinSet<()>,
     origin: Instant,
 }
 
@@ -193,8 +289,139 @@ impl State {
             updates,
             link: None,
             events,
+            used: Resources::new(),
+            outbox: VecDeque::new(),
+            next_ticket: 0,
+            after_write: HashMap::new(),
+            spawned: JoinSet::new(),
             origin: Instant::now(),
         }
+    }
+
+    /// Queues a write for the checkpoint writer; `then` runs when it is on
+    /// disk (or failed: see `on_persisted`).
+    pub(crate) fn persist(&mut self, op: WriteOp, then: AfterWrite) {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        if !matches!(then, AfterWrite::Nothing) {
+            self.after_write.insert(ticket, then);
+        }
+        self.outbox.push_back(WriteRequest { ticket, op });
+    }
+
+    /// Queues the write of a task's record.
+    pub(crate) fn persist_task(&mut self, key: &TaskKey) {
+        if let Some(t) = self.tasks.get(key) {
+            let op = WriteOp::Task(Box::new(t.record.clone()));
+            self.persist(op, AfterWrite::Nothing);
+        }
+    }
+
+    /// Queues the write of a task's update queue; its updates become
+    /// sendable once it is done.
+    pub(crate) fn persist_updates(&mut self, key: &TaskKey) {
+        let updates = self.updates.pending(key);
+        let uuids = updates.iter().filter_map(|u| u.uuid).collect();
+        let op = WriteOp::Updates {
+            framework: key.0.clone(),
+            task: key.1.clone(),
+            updates,
+        };
+        let then = AfterWrite::UpdatesOnDisk {
+            key: key.clone(),
+            uuids,
+        };
+        self.persist(op, then);
+    }
+
+    fn on_persisted(&mut self, p: Persisted) {
+        let then = self
+            .after_write
+            .remove(&p.ticket)
+            .unwrap_or(AfterWrite::Nothing);
+        if let Err(e) = &p.result {
+            tracing::error!(error = %e, "checkpoint write failed");
+        }
+        match then {
+            AfterWrite::Nothing => {}
+            AfterWrite::UpdatesOnDisk { key, uuids } => match p.result {
+                Ok(()) => {
+                    let now = self.now();
+                    self.updates.mark_persisted(&key, &uuids, now);
+                }
+                // Never send what is not on disk: write the queue again
+                // (the writer pauses after a failed batch).
+                Err(_) if self.updates.has_pending(&key) => self.persist_updates(&key),
+                Err(_) => {}
+            },
+            AfterWrite::SandboxReady {
+                key,
+                container_id,
+                launch,
+            } => self.on_sandbox_ready(key, container_id, *launch, p.result),
+            AfterWrite::TaskRemoved { key } => {
+                // Forgotten even if the removal failed: the task is over,
+                // and a leftover record is recovered as terminal again.
+                self.on_task_removed(&key);
+            }
+            AfterWrite::KillRecorded {
+                key,
+                container_id,
+                handle,
+                grace,
+            } => {
+                // A kill goes ahead even if its record could not be
+                // written: stopping the task matters more than reporting
+                // the right reason after a crash.
+                self.spawn_kill(key, container_id, handle, grace);
+            }
+        }
+    }
+
+    /// Adds a task, counting it in the tallies.
+    pub(crate) fn insert_task(&mut self, key: TaskKey, task: Task) {
+        self.count(task.record.state, &task.record.spec.resources, 1);
+        self.tasks.insert(key, task);
+    }
+
+    /// Removes a task, taking it out of the tallies.
+    pub(crate) fn remove_task(&mut self, key: &TaskKey) -> Option<Task> {
+        let task = self.tasks.remove(key)?;
+        self.count(task.record.state, &task.record.spec.resources, -1);
+        Some(task)
+    }
+
+    /// Changes a task's reported state, keeping the tallies.
+    pub(crate) fn set_task_state(&mut self, key: &TaskKey, state: TaskState) {
+        let Some(task) = self.tasks.get_mut(key) else {
+            return;
+        };
+        let old = std::mem::replace(&mut task.record.state, state);
+        if old == state {
+            return;
+        }
+        let resources = task.record.spec.resources.clone();
+        self.count(old, &resources, -1);
+        self.count(state, &resources, 1);
+    }
+
+    /// Moves one task of `state` holding `resources` in (`+1`) or out
+    /// (`-1`) of the tallies and their gauges.
+    fn count(&mut self, state: TaskState, resources: &Resources, delta: i64) {
+        self.metrics
+            .tasks
+            .with_label_values(&[state.as_str()])
+            .add(delta);
+        if state.is_terminal() {
+            return;
+        }
+        if delta > 0 {
+            self.used.add(resources);
+        } else {
+            self.used.subtract(resources);
+        }
+        self.metrics
+            .set_resources(&self.identity.resources, &self.used);
     }
 
     /// Monotonic now, as data for the sans-IO cores.
@@ -207,9 +434,12 @@ impl State {
     }
 
     /// Runs until a Shutdown command or until every sender is gone.
-    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Event>) {
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Event>, mut writer: WriterLink) {
+        self.metrics
+            .set_resources(&self.identity.resources, &self.used);
+        let mut stopped_by = None;
         loop {
-            self.refresh_metrics();
+            self.hand_over(&writer.requests);
             let deadline = if self.link.is_some() {
                 self.updates.next_deadline()
             } else {
@@ -220,18 +450,89 @@ impl State {
                 None => tokio::time::sleep(Duration::from_secs(3600)),
             };
             tokio::select! {
-                ev = rx.recv() => {
+                // Answers first: they release updates and launches.
+                biased;
+                Some(p) = writer.answers.recv() => self.on_persisted(p),
+                permit = writer.requests.reserve(), if !self.outbox.is_empty() => {
+                    let Ok(permit) = permit else {
+                        tracing::error!("the checkpoint writer stopped; stopping the agent loop");
+                        break;
+                    };
+                    if let Some(r) = self.outbox.pop_front() {
+                        permit.send(r);
+                    }
+                }
+                ev = rx.recv(), if self.outbox.len() < MAX_UNWRITTEN => {
                     let Some(ev) = ev else { break };
                     if let Some(done) = self.handle(ev) {
-                        let _ = done.send(());
+                        stopped_by = Some(done);
                         break;
                     }
                 }
                 () = sleep => {}
             }
+            while self.spawned.try_join_next().is_some() {}
             self.flush_updates();
         }
+        self.finish_writes(writer).await;
+        // Tasks keep running; their waiters, probes and pending launches
+        // stop with the loop (the next agent recovers the containers).
+        self.spawned.shutdown().await;
+        if let Some(done) = stopped_by {
+            let _ = done.send(());
+        }
         tracing::info!("agent event loop stopped");
+    }
+
+    /// Hands queued writes to the writer while its channel has room.
+    fn hand_over(&mut self, requests: &mpsc::Sender<WriteRequest>) {
+        while let Some(r) = self.outbox.pop_front() {
+            match requests.try_send(r) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r)) => {
+                    self.outbox.push_front(r);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// On a graceful stop: the writes asked for so far are done before the
+    /// loop reports it stopped (bounded, so a hung disk cannot hang it).
+    async fn finish_writes(&mut self, writer: WriterLink) {
+        let outbox = std::mem::take(&mut self.outbox);
+        let WriterLink {
+            requests,
+            mut answers,
+            task,
+        } = writer;
+        let abort = task.abort_handle();
+        let drain = async move {
+            for r in outbox {
+                // The writer may wait for room for its answers: drain them
+                // while sending.
+                let mut send = std::pin::pin!(requests.send(r));
+                loop {
+                    tokio::select! {
+                        sent = &mut send => {
+                            if sent.is_err() { return; }
+                            break;
+                        }
+                        a = answers.recv() => if a.is_none() { return; },
+                    }
+                }
+            }
+            drop(requests);
+            while answers.recv().await.is_some() {}
+            let _ = task.await;
+        };
+        if tokio::time::timeout(Duration::from_secs(5), drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!("checkpoint writes still pending after 5 s; stopping anyway");
+        }
+        abort.abort();
     }
 
     /// Handles one event; returns the reply channel of a Shutdown.
@@ -246,6 +547,7 @@ impl State {
                 self.on_registered(agent_id, master, outbound, &delivered);
             }
             Event::Disconnected => {
+                self.metrics.registered.set(0);
                 if self.link.take().is_some() {
                     tracing::info!(
                         "disconnected from the master; updates wait for the next registration"
@@ -253,10 +555,6 @@ impl State {
                 }
             }
             Event::FromMaster(msg) => self.on_master_message(*msg),
-            Event::MasterShutdown { reason, done } => {
-                self.on_master_shutdown(&reason);
-                let _ = done.send(());
-            }
             Event::RegisterSnapshot(reply) => {
                 let _ = reply.send(self.register_request());
             }
@@ -296,8 +594,12 @@ impl State {
             M::Launch(l) => self.on_launch(l),
             M::Kill(k) => self.on_kill(k),
             M::Acknowledge(a) => self.on_acknowledge(a),
-            // Ping and Shutdown are handled by the link.
-            M::Ping(_) | M::Shutdown(_) => {}
+            // Pings are answered by the link. No master sends Shutdown
+            // (an agent it removed is refused at re-registration instead).
+            M::Ping(_) => {}
+            M::Shutdown(s) => {
+                tracing::warn!(reason = s.reason, "ignoring a Shutdown from the master");
+            }
         }
     }
 
@@ -313,12 +615,11 @@ impl State {
                 tracing::warn!(%old, new = %agent_id, "the master gave this agent a new id");
             }
             self.agent_id = Some(agent_id.clone());
-            if let Err(e) = self.checkpoint.write_agent(&self.agent_record()) {
-                tracing::error!(error = %e, "could not checkpoint the agent id");
-            }
+            self.persist(WriteOp::Agent(self.agent_record()), AfterWrite::Nothing);
             let _ = self.agent_id_tx.send(Some(agent_id.clone()));
         }
         tracing::info!(%agent_id, master, "registered");
+        self.metrics.registered.set(1);
         self.link = Some(Link { master, outbound });
         let now = self.now();
         self.updates.mark_sent(delivered, now);
@@ -415,34 +716,7 @@ impl State {
             Command::Shutdown(_) => {}
         }
     }
-
-    /// Recomputes the gauges derived from state.
-    fn refresh_metrics(&self) {
-        let used = self.used_resources();
-        self.metrics.set_resources(&self.identity.resources, &used);
-        let mut by_state: BTreeMap<TaskState, i64> = BTreeMap::new();
-        for t in self.tasks.values() {
-            *by_state.entry(t.record.state).or_default() += 1;
-        }
-        for s in TaskState::ALL {
-            self.metrics
-                .tasks
-                .with_label_values(&[s.as_str()])
-                .set(by_state.get(&s).copied().unwrap_or(0));
-        }
-        self.metrics.registered.set(i64::from(self.link.is_some()));
-    }
-
-    /// Resources held by tasks that have not reached a terminal state.
-    pub(crate) fn used_resources(&self) -> Resources {
-        let mut used = Resources::new();
-        for t in self
-            .tasks
-            .values()
-            .filter(|t| !t.record.state.is_terminal())
-        {
-            used.add(&t.record.spec.resources);
-        }
-        used
-    }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,4 @@
-//! Killing tasks: on the master's request, after failed health checks, and
-//! when the master refuses the agent.
+//! Killing tasks: on the master's request and after failed health checks.
 use std::time::Duration;
 
 use agora_model::{Capability, FrameworkId, TaskId, TaskState, TaskStatusReason};
@@ -7,7 +6,8 @@ use agora_proto::v1;
 use agora_runtime::ContainerHandle;
 
 use crate::checkpoint::KillCause;
-use crate::event_loop::{Event, State, TaskKey};
+use crate::checkpoint::writer::WriteOp;
+use crate::event_loop::{AfterWrite, Event, Goal, Lifecycle, State, TaskKey};
 use crate::health::HealthAction;
 use crate::outcome::Outcome;
 
@@ -43,7 +43,7 @@ impl State {
                 Outcome::new(TaskState::Lost, TaskStatusReason::TaskUnknown, msg),
             );
         };
-        if t.record.state.is_terminal() || t.record.kill.is_some() {
+        if t.record.state.is_terminal() || t.goal() != Goal::Run {
             tracing::debug!(task = %key.1, "kill of a task that is ending already; ignored");
             return;
         }
@@ -51,8 +51,9 @@ impl State {
     }
 
     /// Marks the task as being killed (checkpointed), tells frameworks that
-    /// understand TASK_KILLING, and kills the container if there is one yet
-    /// (otherwise `on_launched` finishes the job).
+    /// understand TASK_KILLING, and kills the container once the kill
+    /// request is on disk, if there is a container yet (otherwise
+    /// `on_launched` finishes the job).
     pub(crate) fn start_kill(&mut self, key: &TaskKey, cause: KillCause, grace: Option<Duration>) {
         let default_grace = self.config.default_kill_grace;
         let killing_state = self
@@ -62,7 +63,7 @@ impl State {
         let Some(task) = self.tasks.get_mut(key) else {
             return;
         };
-        let first_request = task.record.kill.is_none();
+        let first_request = task.goal() == Goal::Run;
         task.record.kill = Some(cause);
         if let Some(p) = task.prober.take() {
             p.abort();
@@ -71,21 +72,47 @@ impl State {
             .or(task.record.spec.kill_grace)
             .unwrap_or(default_grace);
         let handle = task.record.handle.clone();
-        let container_id = task.record.container_id.clone();
-        if let Err(e) = self.checkpoint.write_task(&task.record) {
-            tracing::error!(task = %key.1, error = %e, "could not checkpoint the kill");
+        if handle.is_some() {
+            task.lifecycle = Lifecycle::Killing {
+                cause,
+                was_running: task.was_running(),
+            };
         }
-        if first_request && killing_state && task.record.state != TaskState::Killing {
+        let container_id = task.record.container_id.clone();
+        let report_killing =
+            first_request && killing_state && task.record.state != TaskState::Killing;
+        let healthy = task
+            .record
+            .healthy
+            .filter(|_| cause == KillCause::Unhealthy);
+        let then = match handle {
+            Some(handle) => AfterWrite::KillRecorded {
+                key: key.clone(),
+                container_id,
+                handle,
+                grace,
+            },
+            None => AfterWrite::Nothing,
+        };
+        let op = WriteOp::Task(Box::new(task.record.clone()));
+        self.persist(op, then);
+        if report_killing {
             let mut o = Outcome::new(TaskState::Killing, cause.reason(), "");
-            o.healthy = task
-                .record
-                .healthy
-                .filter(|_| cause == KillCause::Unhealthy);
+            o.healthy = healthy;
             self.report(key, o);
         }
-        let Some(handle) = handle else { return };
-        let (runtimes, events, key) = (self.runtimes.clone(), self.events.clone(), key.clone());
-        tokio::spawn(async move {
+    }
+
+    /// Kills a container (its kill request is on disk).
+    pub(crate) fn spawn_kill(
+        &mut self,
+        key: TaskKey,
+        container_id: String,
+        handle: ContainerHandle,
+        grace: Duration,
+    ) {
+        let (runtimes, events) = (self.runtimes.clone(), self.events.clone());
+        self.spawned.spawn(async move {
             let result = runtimes.kill(&handle, grace).await;
             let _ = events
                 .send(Event::KillDone {
@@ -98,9 +125,9 @@ impl State {
     }
 
     /// Kills and removes a container no task owns.
-    pub(crate) fn kill_orphan(&self, handle: ContainerHandle) {
+    pub(crate) fn kill_orphan(&mut self, handle: ContainerHandle) {
         let runtimes = self.runtimes.clone();
-        tokio::spawn(async move {
+        self.spawned.spawn(async move {
             if let Err(e) = runtimes.kill(&handle, Duration::ZERO).await {
                 tracing::warn!(container_id = handle.container_id, error = %e, "killing an orphan failed");
             }
@@ -122,7 +149,7 @@ impl State {
         };
         if task.record.container_id != container_id
             || task.record.state != TaskState::Running
-            || task.record.kill.is_some()
+            || task.goal() != Goal::Run
         {
             return;
         }
@@ -152,58 +179,6 @@ impl State {
                     self.start_kill(key, KillCause::Unhealthy, None);
                 }
             }
-        }
-    }
-
-    /// The master refused this agent (Mesos: an agent the master removed
-    /// must come back as a new agent). Kill every task, move the checkpoint
-    /// aside for inspection, forget the id; the link then registers anew.
-    pub(crate) fn on_master_shutdown(&mut self, reason: &str) {
-        tracing::warn!(
-            reason,
-            "the master shut this agent down; killing tasks and registering as a new agent"
-        );
-        let grace = self.config.default_kill_grace;
-        for (_, task) in std::mem::take(&mut self.tasks) {
-            if let Some(p) = task.prober {
-                p.abort();
-            }
-            if let Some(w) = task.waiter {
-                w.abort();
-            }
-            if let Some(handle) = task.record.handle {
-                let runtimes = self.runtimes.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = runtimes.kill(&handle, grace).await {
-                        tracing::warn!(container_id = handle.container_id, error = %e, "kill failed");
-                    }
-                    if let Err(e) = runtimes.cleanup(&handle).await {
-                        tracing::warn!(container_id = handle.container_id, error = %e, "cleanup failed");
-                    }
-                });
-            }
-        }
-        self.updates.clear();
-        self.frameworks.clear();
-        self.completed.clear();
-        self.link = None;
-        let label = self
-            .agent_id
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_else(|| "unregistered".to_string());
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        match self.checkpoint.discard(&label, secs) {
-            Ok(to) => tracing::warn!(to = %to.display(), "old checkpoint kept for inspection"),
-            Err(e) => tracing::error!(error = %e, "could not move the old checkpoint aside"),
-        }
-        self.agent_id = None;
-        let _ = self.agent_id_tx.send(None);
-        if let Err(e) = self.checkpoint.write_agent(&self.agent_record()) {
-            tracing::error!(error = %e, "could not write a fresh checkpoint");
         }
     }
 }

@@ -6,8 +6,9 @@ use agora_model::{FrameworkInfo, TaskId, TaskSpec, TaskState, TaskStatusReason};
 use agora_proto::v1;
 use agora_runtime::{ContainerHandle, ExitStatus, LaunchSpec, Limits, RuntimeError, RuntimeKind};
 
-use crate::checkpoint::{KillCause, TaskRecord};
-use crate::event_loop::{Event, State, Task, TaskKey};
+use crate::checkpoint::TaskRecord;
+use crate::checkpoint::writer::WriteOp;
+use crate::event_loop::{AfterWrite, Event, Goal, Lifecycle, State, Task, TaskKey};
 use crate::health::HealthTracker;
 use crate::outcome::{Outcome, exit_outcome, launch_failure_reason};
 
@@ -17,31 +18,48 @@ impl State {
         if self.frameworks.get(&id) == Some(&fw) {
             return;
         }
-        if let Err(e) = self.checkpoint.write_framework(&id, &fw) {
-            tracing::error!(framework = %id, error = %e, "could not checkpoint the framework");
-        }
+        let op = WriteOp::Framework(id.clone(), Box::new(fw.clone()));
+        self.persist(op, AfterWrite::Nothing);
         self.frameworks.insert(id, fw);
     }
 
+    /// `MasterMessage::Launch`: decode, check that it fits, then checkpoint
+    /// the task and create its sandbox; the runtime's launch starts when
+    /// the sandbox exists (`on_sandbox_ready`).
     pub(crate) fn on_launch(&mut self, l: v1::master_message::Launch) {
         let Some(agent_id) = self.agent_id.clone() else {
             tracing::warn!("launch before registration; ignored");
             return;
         };
+        let Some((framework, key, wire)) = self.decode_launch(l) else {
+            return;
+        };
+        self.remember_framework(framework);
+        let spec = match self.check_fits(&key, &wire, &agent_id) {
+            Ok(spec) => spec,
+            Err(outcome) => return self.report(&key, outcome),
+        };
+        self.prepare_launch(key, spec, agent_id);
+    }
+
+    /// The framework and task of a LAUNCH; `None` (logged) for a launch
+    /// that cannot even be answered (no valid framework or task id) or of
+    /// a task this agent already has.
+    fn decode_launch(
+        &self,
+        l: v1::master_message::Launch,
+    ) -> Option<(FrameworkInfo, TaskKey, v1::TaskInfo)> {
         let framework =
             match agora_proto::convert::framework_from_wire(&l.framework.unwrap_or_default()) {
-                Ok(f) if f.id.is_some() => f,
-                Ok(_) => {
-                    tracing::warn!("launch without a framework id; ignored");
-                    return;
-                }
+                Ok(f) => f,
                 Err(e) => {
                     tracing::warn!(error = %e, "launch with an invalid framework; ignored");
-                    return;
+                    return None;
                 }
             };
         let Some(fw_id) = framework.id.clone() else {
-            return;
+            tracing::warn!("launch without a framework id; ignored");
+            return None;
         };
         let wire = l.task.unwrap_or_default();
         let Ok(task_id) = TaskId::parse(wire.task_id.clone()) else {
@@ -49,45 +67,51 @@ impl State {
                 task_id = wire.task_id,
                 "launch with an invalid task id; ignored"
             );
-            return;
+            return None;
         };
         let key = (fw_id, task_id);
         if self.tasks.contains_key(&key) {
             tracing::warn!(task = %key.1, "duplicate launch of a known task; ignored");
-            return;
+            return None;
         }
-        self.remember_framework(framework);
-        let spec = match agora_proto::convert::task_from_wire(&wire, &agent_id) {
-            Ok(s) => s,
-            Err(e) => {
-                return self.report(
-                    &key,
-                    Outcome::new(
-                        TaskState::Error,
-                        TaskStatusReason::TaskInvalid,
-                        e.to_string(),
-                    ),
-                );
-            }
-        };
+        Some((framework, key, wire))
+    }
+
+    /// The validated spec, if the task is valid, fits what is free and its
+    /// runtime is available; otherwise the update to report.
+    fn check_fits(
+        &self,
+        key: &TaskKey,
+        wire: &v1::TaskInfo,
+        agent_id: &agora_model::AgentId,
+    ) -> Result<TaskSpec, Outcome> {
+        let spec = agora_proto::convert::task_from_wire(wire, agent_id).map_err(|e| {
+            Outcome::new(
+                TaskState::Error,
+                TaskStatusReason::TaskInvalid,
+                e.to_string(),
+            )
+        })?;
         if !self.identity.resources.contains(&spec.resources) {
             let msg = format!(
                 "task needs {} but this agent has {} in total",
                 spec.resources, self.identity.resources
             );
-            return self.report(
-                &key,
-                Outcome::new(TaskState::Error, TaskStatusReason::TaskInvalid, msg),
-            );
+            return Err(Outcome::new(
+                TaskState::Error,
+                TaskStatusReason::TaskInvalid,
+                msg,
+            ));
         }
-        let free = self.identity.resources.minus(&self.used_resources());
+        let free = self.identity.resources.minus(&self.used);
         if !free.contains(&spec.resources) {
             // Never over-commit: the master's view was stale.
             let msg = format!("task needs {} but only {free} is free", spec.resources);
-            return self.report(
-                &key,
-                Outcome::new(TaskState::Dropped, TaskStatusReason::ResourcesUnknown, msg),
-            );
+            return Err(Outcome::new(
+                TaskState::Dropped,
+                TaskStatusReason::ResourcesUnknown,
+                msg,
+            ));
         }
         let kind = if spec.docker.is_some() {
             RuntimeKind::Docker
@@ -96,29 +120,21 @@ impl State {
         };
         if let Some(why) = self.runtimes.unavailable(kind) {
             self.metrics.container_launch_errors_total.inc();
-            return self.report(
-                &key,
-                Outcome::new(
-                    TaskState::Failed,
-                    TaskStatusReason::ContainerLaunchFailed,
-                    why,
-                ),
-            );
+            tracing::debug!(task = %key.1, why, "runtime unavailable");
+            return Err(Outcome::new(
+                TaskState::Failed,
+                TaskStatusReason::ContainerLaunchFailed,
+                why,
+            ));
         }
+        Ok(spec)
+    }
+
+    /// Adds the task (STAGING), queues its record and sandbox for the
+    /// writer, and reports TASK_STARTING.
+    fn prepare_launch(&mut self, key: TaskKey, spec: TaskSpec, agent_id: agora_model::AgentId) {
         let container_id = uuid::Uuid::new_v4().simple().to_string();
         let sandbox = self.checkpoint.sandbox(&key.0, &key.1, &container_id);
-        if let Err(e) = std::fs::create_dir_all(&sandbox) {
-            self.metrics.container_launch_errors_total.inc();
-            let msg = format!("creating sandbox {}: {e}", sandbox.display());
-            return self.report(
-                &key,
-                Outcome::new(
-                    TaskState::Failed,
-                    TaskStatusReason::ContainerLaunchFailed,
-                    msg,
-                ),
-            );
-        }
         let env = crate::env::task_env(&spec, &self.identity.hostname, &sandbox.to_string_lossy());
         let launch = LaunchSpec {
             container_id: container_id.clone(),
@@ -139,47 +155,78 @@ impl State {
             framework_id: key.0.clone(),
             spec,
             container_id: container_id.clone(),
-            sandbox,
+            sandbox: sandbox.clone(),
             state: TaskState::Staging,
             handle: None,
             healthy: None,
             kill: None,
         };
-        if let Err(e) = self.checkpoint.write_task(&record) {
-            tracing::error!(task = %key.1, error = %e, "could not checkpoint the task");
-        }
-        self.tasks.insert(
+        let received_at = Some(self.now());
+        self.insert_task(
             key.clone(),
             Task {
                 record,
+                lifecycle: Lifecycle::Launching,
                 env,
                 health: None,
                 prober: None,
                 waiter: None,
-                received_at: Some(self.now()),
-                launched_at: None,
+                received_at,
             },
         );
-        // Start the container first, then write and send TASK_STARTING while
-        // it is being created: the update's fsyncs stay off the launch's
-        // critical path. Ordering holds because the result comes back as an
-        // event, handled only after this function returns.
+        // The task record, then the sandbox, in one writer batch; the
+        // runtime's launch starts when the sandbox exists (the record is on
+        // disk by then too, so a restarted agent knows the container).
+        self.persist_task(&key);
+        let then = AfterWrite::SandboxReady {
+            key: key.clone(),
+            container_id,
+            launch: Box::new(launch),
+        };
+        self.persist(WriteOp::CreateDir(sandbox), then);
+        self.report(
+            &key,
+            Outcome::new(TaskState::Starting, TaskStatusReason::Unspecified, ""),
+        );
+    }
+
+    /// The sandbox of a launch exists (or could not be created).
+    pub(crate) fn on_sandbox_ready(
+        &mut self,
+        key: TaskKey,
+        container_id: String,
+        launch: LaunchSpec,
+        created: Result<(), std::sync::Arc<crate::AgentError>>,
+    ) {
+        let current = self.tasks.get(&key).is_some_and(|t| {
+            t.record.container_id == container_id && t.lifecycle == Lifecycle::Launching
+        });
+        if !current {
+            return;
+        }
+        if let Err(e) = created {
+            self.metrics.container_launch_errors_total.inc();
+            let msg = format!("creating sandbox {}: {e}", launch.sandbox.display());
+            return self.report(
+                &key,
+                Outcome::new(
+                    TaskState::Failed,
+                    TaskStatusReason::ContainerLaunchFailed,
+                    msg,
+                ),
+            );
+        }
         let (runtimes, events) = (self.runtimes.clone(), self.events.clone());
-        let launched_key = key.clone();
-        tokio::spawn(async move {
+        self.spawned.spawn(async move {
             let result = runtimes.launch(&launch).await;
             let _ = events
                 .send(Event::Launched {
-                    key: launched_key,
+                    key,
                     container_id,
                     result,
                 })
                 .await;
         });
-        self.report(
-            &key,
-            Outcome::new(TaskState::Starting, TaskStatusReason::Unspecified, ""),
-        );
     }
 
     pub(crate) fn on_launched(
@@ -213,16 +260,15 @@ impl State {
             return;
         };
         task.record.handle = Some(handle);
-        if let Err(e) = self.checkpoint.write_task(&task.record) {
-            tracing::error!(task = %key.1, error = %e, "could not checkpoint the container handle");
-        }
+        let goal = task.goal();
+        self.persist_task(&key);
         self.spawn_waiter(&key);
-        if let Some(cause) = task_kill(self.tasks.get(&key)) {
+        if let Goal::Kill(cause) = goal {
             // Killed while launching: finish the kill now that there is a container.
             return self.start_kill(&key, cause, None);
         }
         if let Some(task) = self.tasks.get_mut(&key) {
-            task.launched_at = Some(now);
+            task.lifecycle = Lifecycle::Running;
             if let Some(received) = task.received_at {
                 let runtime = if task.record.spec.docker.is_some() {
                     "docker"
@@ -251,7 +297,7 @@ impl State {
         };
         let (runtimes, events, key2) = (self.runtimes.clone(), self.events.clone(), key.clone());
         let container_id = task.record.container_id.clone();
-        let jh = tokio::spawn(async move {
+        let waiter = self.spawned.spawn(async move {
             let result = runtimes.wait(&handle).await;
             let _ = events
                 .send(Event::Exited {
@@ -261,7 +307,7 @@ impl State {
                 })
                 .await;
         });
-        task.waiter = Some(jh.abort_handle());
+        task.waiter = Some(waiter);
     }
 
     pub(crate) fn start_health_checks(&mut self, key: &TaskKey) {
@@ -285,7 +331,7 @@ impl State {
             self.runtimes.clone(),
             self.events.clone(),
         );
-        task.prober = Some(tokio::spawn(fut).abort_handle());
+        task.prober = Some(self.spawned.spawn(fut));
     }
 
     pub(crate) fn on_exited(
@@ -300,9 +346,7 @@ impl State {
         if task.record.container_id != container_id || task.record.state.is_terminal() {
             return;
         }
-        // `launched_at` is set only once TASK_RUNNING was reported.
-        let was_running = task.launched_at.is_some();
-        let outcome = exit_outcome(task.record.kill, was_running, &result);
+        let outcome = exit_outcome(task.record.kill, task.was_running(), &result);
         let handle = task.record.handle.clone();
         self.report(key, outcome);
         // The exit status is recorded and the output is in the sandbox (kept
@@ -311,18 +355,13 @@ impl State {
         // keep exited containers). GC's later cleanup of it is a no-op.
         if let Some(handle) = handle {
             let runtimes = self.runtimes.clone();
-            tokio::spawn(async move {
+            self.spawned.spawn(async move {
                 if let Err(e) = runtimes.cleanup(&handle).await {
                     tracing::warn!(container_id = handle.container_id, error = %e, "cleanup after exit failed");
                 }
             });
         }
     }
-}
-
-/// The kill cause of a task, if a kill was asked for.
-pub(crate) fn task_kill(task: Option<&Task>) -> Option<KillCause> {
-    task.and_then(|t| t.record.kill)
 }
 
 /// The environment a recovered task had (recomputed: it is a pure function

@@ -10,12 +10,15 @@
 //! `outcome` (exit → state and reason, pure), `reporting` (checkpoint,
 //! queue, send, acknowledge), `status_updates` (sans-IO update queues),
 //! `health` (sans-IO tracker + probes), `checkpoint` (on-disk layout,
-//! atomic writes), `http`, `metrics`, `gc`, `resources` (host detection),
+//! atomic writes; `checkpoint::writer`, the task that does every write
+//! while the loop runs), `http`, `metrics`, `gc`, `resources` (host detection),
 //! `env` (task environment), `config`, `runtimes` (dispatch to the two
 //! runtimes of `agora-runtime`).
 //!
 //! Architecture invariant: only the event loop mutates agent state; every
-//! other task sends it an `Event` over a bounded channel.
+//! other task sends it an `Event` over a bounded channel. The loop does no
+//! disk IO, and a status update is sent only once the writer reports it on
+//! disk.
 #![forbid(unsafe_code)]
 
 mod checkpoint;
@@ -58,13 +61,23 @@ use crate::event_loop::{Command, EVENT_CAPACITY, Event, Identity, State};
 /// the loop responsive while a launch or an fsync is in progress.
 const AGENT_WORKER_THREADS: usize = 2;
 
+/// Worker threads of the agent's ops runtime, where every container runtime
+/// call runs (see `runtimes`). Their synchronous work (fork/exec, cgroup
+/// files) then competes with the loop for CPU in the kernel's scheduler,
+/// which favours the briefly-running loop, instead of queueing the loop
+/// behind it.
+const OPS_WORKER_THREADS: usize = 2;
+
 /// A running agent.
 pub struct AgentHandle {
     addr: SocketAddr,
     work_dir: PathBuf,
     agent_id: watch::Receiver<Option<AgentId>>,
     events: mpsc::Sender<Event>,
-    runtime: Option<tokio::runtime::Runtime>,
+    /// The loop, writer, link, HTTP server and GC worker; aborted on stop.
+    tasks: tokio::task::JoinSet<()>,
+    /// The agent's own runtime and its ops runtime; dropped to stop.
+    runtimes: Vec<tokio::runtime::Runtime>,
 }
 
 impl AgentHandle {
@@ -106,12 +119,15 @@ impl AgentHandle {
             .send(Event::Command(Command::State(tx)))
             .await
             .map_err(|_| AgentError::Stopped)?;
-        rx.await.map_err(|_| AgentError::Stopped)
+        let bytes = rx.await.map_err(|_| AgentError::Stopped)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| AgentError::io("decoding /state", std::io::Error::other(e)))
     }
 
     /// Graceful stop, like an agent restart: the event loop finishes the
-    /// event at hand, then everything stops. Tasks keep running and are
-    /// recovered by the next agent on this work dir.
+    /// event at hand and the checkpoint writes asked for so far, then
+    /// everything stops. Tasks keep running and are recovered by the next
+    /// agent on this work dir.
     pub async fn shutdown(mut self) {
         let (tx, rx) = oneshot::channel();
         if self
@@ -120,18 +136,22 @@ impl AgentHandle {
             .await
             .is_ok()
         {
-            let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
         }
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
+        self.tasks.abort_all();
+        self.stop_runtimes();
     }
 
     /// Stops every agent task immediately, mid-whatever, with no cleanup:
     /// the stand-in for `kill -9`. Tasks are real processes or containers
     /// and survive.
     pub fn crash(mut self) {
-        if let Some(rt) = self.runtime.take() {
+        self.stop_runtimes();
+    }
+
+    fn stop_runtimes(&mut self) {
+        // Dropping a runtime inside async code panics; this does not.
+        for rt in self.runtimes.drain(..) {
             rt.shutdown_background();
         }
     }
@@ -139,10 +159,7 @@ impl AgentHandle {
 
 impl Drop for AgentHandle {
     fn drop(&mut self) {
-        // Dropping a runtime inside async code panics; this does not.
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
+        self.stop_runtimes();
     }
 }
 
@@ -166,35 +183,56 @@ pub async fn start(
         .enable_all()
         .build()
         .map_err(AgentError::Tokio)?;
+    let ops = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(OPS_WORKER_THREADS)
+        .thread_name("agora-agent-ops")
+        .enable_all()
+        .build()
+        .map_err(AgentError::Tokio)?;
     let work_dir = config.work_dir.clone();
-    let booted = runtime.spawn(boot(config, std_listener, addr)).await;
+    let booted = runtime
+        .spawn(boot(config, std_listener, addr, ops.handle().clone()))
+        .await;
     match booted {
-        Ok(Ok((events, agent_id))) => Ok(AgentHandle {
+        Ok(Ok(Booted {
+            events,
+            agent_id,
+            tasks,
+        })) => Ok(AgentHandle {
             addr,
             work_dir,
             agent_id,
             events,
-            runtime: Some(runtime),
+            tasks,
+            runtimes: vec![runtime, ops],
         }),
         Ok(Err(e)) => {
             runtime.shutdown_background();
+            ops.shutdown_background();
             Err(e)
         }
         Err(e) => {
             runtime.shutdown_background();
+            ops.shutdown_background();
             Err(AgentError::io("agent start", std::io::Error::other(e)))
         }
     }
 }
 
-type Booted = (mpsc::Sender<Event>, watch::Receiver<Option<AgentId>>);
+/// What `boot` hands to the handle.
+struct Booted {
+    events: mpsc::Sender<Event>,
+    agent_id: watch::Receiver<Option<AgentId>>,
+    tasks: tokio::task::JoinSet<()>,
+}
 
-/// Runs inside the agent's runtime: recovery, then the loop, link, HTTP
-/// server and GC worker.
+/// Runs inside the agent's runtime: recovery, then the loop, checkpoint
+/// writer, link, HTTP server and GC worker.
 async fn boot(
     config: AgentConfig,
     std_listener: std::net::TcpListener,
     addr: SocketAddr,
+    ops: tokio::runtime::Handle,
 ) -> Result<Booted, AgentError> {
     let hostname = config
         .hostname
@@ -206,7 +244,7 @@ async fn boot(
     let recovered = cp.load(&hostname)?;
     std::fs::create_dir_all(cp.sandboxes_dir())
         .map_err(|e| AgentError::io(format!("creating {}", cp.sandboxes_dir().display()), e))?;
-    let runtimes = runtimes::Runtimes::new(&config).await?;
+    let runtimes = runtimes::Runtimes::new(&config, ops).await?;
     let total = config
         .resources
         .clone()
@@ -236,7 +274,41 @@ async fn boot(
     let listener = tokio::net::TcpListener::from_std(std_listener)
         .map_err(|e| AgentError::io("attaching the listener", e))?;
     tracing::info!(%addr, hostname, work_dir = %config.work_dir.display(), "agent starting");
-    tokio::spawn(state.run(events_rx));
+    let tasks = spawn_services(
+        &config, state, events_rx, &events_tx, listener, metrics, cp, runtimes,
+    );
+    Ok(Booted {
+        events: events_tx,
+        agent_id: id_rx,
+        tasks,
+    })
+}
+
+/// Spawns the loop (with its checkpoint writer), the master link, the HTTP
+/// server and the GC worker; returns them as one set.
+#[allow(clippy::too_many_arguments)] // each is one service's input
+fn spawn_services(
+    config: &AgentConfig,
+    state: State,
+    events_rx: mpsc::Receiver<Event>,
+    events_tx: &mpsc::Sender<Event>,
+    listener: tokio::net::TcpListener,
+    metrics: Arc<metrics::Metrics>,
+    cp: checkpoint::Checkpoint,
+    runtimes: runtimes::Runtimes,
+) -> tokio::task::JoinSet<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    let (write_tx, write_rx) = mpsc::channel(checkpoint::writer::WRITE_QUEUE);
+    let (persisted_tx, persisted_rx) = mpsc::channel(checkpoint::writer::WRITE_QUEUE);
+    // Not in `tasks`: the loop awaits the writer when it stops, so the
+    // writes asked for before a graceful stop are done.
+    let writer = tokio::spawn(checkpoint::writer::run(cp, write_rx, persisted_tx));
+    let writer = event_loop::WriterLink {
+        requests: write_tx,
+        answers: persisted_rx,
+        task: writer,
+    };
+    tasks.spawn(state.run(events_rx, writer));
     let link = master_link::LinkConfig {
         masters: config.masters.clone(),
         backoff_min: config.register_backoff_min,
@@ -244,12 +316,12 @@ async fn boot(
         connect_timeout: config.connect_timeout,
         max_missed_pings: config.max_missed_pings,
     };
-    tokio::spawn(master_link::run(link, events_tx.clone()));
+    tasks.spawn(master_link::run(link, events_tx.clone()));
     let router = http::router(http::Http {
         events: events_tx.clone(),
         metrics,
     });
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         // Answer small HTTP requests without waiting for delayed ACKs.
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
@@ -258,11 +330,11 @@ async fn boot(
             tracing::error!(error = %e, "agent HTTP server failed");
         }
     });
-    tokio::spawn(gc::run(
+    tasks.spawn(gc::run(
         config.gc.clone(),
         config.work_dir.clone(),
         events_tx.clone(),
         runtimes,
     ));
-    Ok((events_tx, id_rx))
+    tasks
 }

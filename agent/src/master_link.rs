@@ -63,13 +63,8 @@ impl Backoff {
     }
 }
 
-/// How a session ended.
-enum End {
-    /// The stream ended, failed or went quiet.
-    Lost(String),
-    /// The master refused the agent; the loop has forgotten its id.
-    Refused,
-}
+/// How a session ended: the stream ended, failed or went quiet.
+struct Lost(String);
 
 /// Runs forever (the agent's runtime is dropped to stop it).
 pub(crate) async fn run(config: LinkConfig, events: mpsc::Sender<Event>) {
@@ -81,8 +76,7 @@ pub(crate) async fn run(config: LinkConfig, events: mpsc::Sender<Event>) {
             return;
         };
         match session(&config, &master, &events).await {
-            Ok(End::Refused) => backoff.reset(),
-            Ok(End::Lost(why)) => {
+            Ok(Lost(why)) => {
                 tracing::warn!(master, why, "lost the master; registering again");
                 if events.send(Event::Disconnected).await.is_err() {
                     return;
@@ -127,39 +121,11 @@ async fn session(
     config: &LinkConfig,
     master: &str,
     events: &mpsc::Sender<Event>,
-) -> Result<End, String> {
+) -> Result<Lost, String> {
     let mut client = connect(config, master).await?;
-    let (tx, rx) = oneshot::channel();
-    events
-        .send(Event::RegisterSnapshot(tx))
-        .await
-        .map_err(|_| "agent stopped".to_string())?;
-    let request = rx.await.map_err(|_| "agent stopped".to_string())?;
-    let delivered: Vec<uuid::Uuid> = request
-        .unacknowledged_updates
-        .iter()
-        .filter_map(|u| u.status.as_ref())
-        .filter_map(|s| uuid::Uuid::from_slice(&s.uuid).ok())
-        .collect();
-    let registering_as = request
-        .agent_info
-        .as_ref()
-        .map(|a| a.agent_id.clone())
-        .unwrap_or_default();
-    let response = tokio::time::timeout(config.connect_timeout, client.register(request))
-        .await
-        .map_err(|_| "Register timed out".to_string())?
-        .map_err(|s| format!("Register refused: {}: {}", s.code(), s.message()))?
-        .into_inner();
+    let (response, delivered) = register(config, &mut client, events).await?;
     let agent_id = AgentId::parse(response.agent_id.clone())
         .map_err(|e| format!("master sent a bad agent id: {e}"))?;
-    if !registering_as.is_empty() && registering_as != response.agent_id {
-        tracing::warn!(
-            old = registering_as,
-            new = response.agent_id,
-            "re-registered under a new id"
-        );
-    }
     let ping_interval =
         if response.ping_interval_seconds.is_finite() && response.ping_interval_seconds > 0.0 {
             Duration::from_secs_f64(response.ping_interval_seconds.min(3600.0))
@@ -188,27 +154,77 @@ async fn session(
         .send(registered)
         .await
         .map_err(|_| "agent stopped".to_string())?;
-    let mut inbound = match client.attach(outbound).await {
+    let inbound = match client.attach(outbound).await {
         Ok(r) => r.into_inner(),
         Err(s) => {
-            return Ok(End::Lost(format!(
+            return Ok(Lost(format!(
                 "Attach refused: {}: {}",
                 s.code(),
                 s.message()
             )));
         }
     };
+    pump(inbound, quiet_limit, &out_tx, events).await
+}
+
+/// Asks the loop for a RegisterRequest and sends it; returns the answer
+/// and the uuids of the updates the request carried.
+async fn register(
+    config: &LinkConfig,
+    client: &mut AgentServiceClient<Channel>,
+    events: &mpsc::Sender<Event>,
+) -> Result<(v1::RegisterResponse, Vec<uuid::Uuid>), String> {
+    let (tx, rx) = oneshot::channel();
+    events
+        .send(Event::RegisterSnapshot(tx))
+        .await
+        .map_err(|_| "agent stopped".to_string())?;
+    let request = rx.await.map_err(|_| "agent stopped".to_string())?;
+    let delivered: Vec<uuid::Uuid> = request
+        .unacknowledged_updates
+        .iter()
+        .filter_map(|u| u.status.as_ref())
+        .filter_map(|s| uuid::Uuid::from_slice(&s.uuid).ok())
+        .collect();
+    let registering_as = request
+        .agent_info
+        .as_ref()
+        .map(|a| a.agent_id.clone())
+        .unwrap_or_default();
+    let response = tokio::time::timeout(config.connect_timeout, client.register(request))
+        .await
+        .map_err(|_| "Register timed out".to_string())?
+        .map_err(|s| format!("Register refused: {}: {}", s.code(), s.message()))?
+        .into_inner();
+    if !registering_as.is_empty() && registering_as != response.agent_id {
+        tracing::warn!(
+            old = registering_as,
+            new = response.agent_id,
+            "re-registered under a new id"
+        );
+    }
+    Ok((response, delivered))
+}
+
+/// Reads the Attach stream until it ends, fails or stays quiet for
+/// `quiet_limit`: answers pings, passes everything else to the loop.
+async fn pump(
+    mut inbound: tonic::Streaming<v1::MasterMessage>,
+    quiet_limit: Duration,
+    out_tx: &mpsc::Sender<v1::AgentMessage>,
+    events: &mpsc::Sender<Event>,
+) -> Result<Lost, String> {
     loop {
         let msg = match tokio::time::timeout(quiet_limit, inbound.message()).await {
-            Err(_) => return Ok(End::Lost(format!("no ping for {quiet_limit:?}"))),
+            Err(_) => return Ok(Lost(format!("no ping for {quiet_limit:?}"))),
             Ok(Err(s)) => {
-                return Ok(End::Lost(format!(
+                return Ok(Lost(format!(
                     "stream failed: {}: {}",
                     s.code(),
                     s.message()
                 )));
             }
-            Ok(Ok(None)) => return Ok(End::Lost("stream ended".to_string())),
+            Ok(Ok(None)) => return Ok(Lost("stream ended".to_string())),
             Ok(Ok(Some(m))) => m,
         };
         use v1::master_message::Message as M;
@@ -222,18 +238,6 @@ async fn session(
                 // A pong that does not fit is lost like a dropped packet;
                 // the master tolerates missed pongs.
                 let _ = out_tx.try_send(pong);
-            }
-            Some(M::Shutdown(s)) => {
-                let (done_tx, done_rx) = oneshot::channel();
-                events
-                    .send(Event::MasterShutdown {
-                        reason: s.reason,
-                        done: done_tx,
-                    })
-                    .await
-                    .map_err(|_| "agent stopped".to_string())?;
-                let _ = done_rx.await;
-                return Ok(End::Refused);
             }
             Some(other) => {
                 events

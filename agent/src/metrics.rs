@@ -4,6 +4,9 @@
 use agora_model::Resources;
 use prometheus::{Encoder, Gauge, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
+/// Bytes in the resources' megabyte (Mesos `mem` and `disk` are MiB).
+const MB: f64 = 1024.0 * 1024.0;
+
 /// All metrics of one agent.
 pub(crate) struct Metrics {
     registry: Registry,
@@ -41,17 +44,30 @@ impl Metrics {
             registry.register(Box::new(c.clone()))?;
             Ok(c)
         };
-        let cpus_total = gauge("agent_cpus_total", "CPUs this agent offers")?;
+        // Names follow Prometheus conventions (`promtool check metrics`):
+        // base units (bytes), and `_total` only on counters.
+        let cpus_total = gauge("agent_cpus_capacity", "CPUs this agent offers")?;
         let cpus_used = gauge("agent_cpus_used", "CPUs held by live tasks")?;
-        let mem_total = gauge("agent_mem_total_mb", "Memory this agent offers, MB")?;
-        let mem_used = gauge("agent_mem_used_mb", "Memory held by live tasks, MB")?;
-        let disk_total = gauge("agent_disk_total_mb", "Disk this agent offers, MB")?;
-        let disk_used = gauge("agent_disk_used_mb", "Disk held by live tasks, MB")?;
+        let mem_total = gauge(
+            "agent_memory_capacity_bytes",
+            "Memory this agent offers, bytes",
+        )?;
+        let mem_used = gauge(
+            "agent_memory_used_bytes",
+            "Memory held by live tasks, bytes",
+        )?;
+        let disk_total = gauge("agent_disk_capacity_bytes", "Disk this agent offers, bytes")?;
+        let disk_used = gauge("agent_disk_used_bytes", "Disk held by live tasks, bytes")?;
         let tasks = IntGaugeVec::new(
             Opts::new("agent_tasks", "Tasks held by this agent, by state"),
             &["state"],
         )?;
         registry.register(Box::new(tasks.clone()))?;
+        // Every state is listed from the start; the loop then moves tasks
+        // between states as they change (tallies, never a recount).
+        for state in agora_model::TaskState::ALL {
+            tasks.with_label_values(&[state.as_str()]).set(0);
+        }
         let registered = IntGauge::new("agent_registered", "1 while registered with a master")?;
         registry.register(Box::new(registered.clone()))?;
         // Buckets span a process spawn (~10 ms) to a slow image start (~10 s).
@@ -96,10 +112,10 @@ impl Metrics {
     pub(crate) fn set_resources(&self, total: &Resources, used: &Resources) {
         self.cpus_total.set(total.cpus().as_f64());
         self.cpus_used.set(used.cpus().as_f64());
-        self.mem_total.set(total.mem().as_f64());
-        self.mem_used.set(used.mem().as_f64());
-        self.disk_total.set(total.disk().as_f64());
-        self.disk_used.set(used.disk().as_f64());
+        self.mem_total.set(total.mem().as_f64() * MB);
+        self.mem_used.set(used.mem().as_f64() * MB);
+        self.disk_total.set(total.disk().as_f64() * MB);
+        self.disk_used.set(used.disk().as_f64() * MB);
     }
 
     /// The Prometheus text exposition of every metric.

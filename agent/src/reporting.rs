@@ -1,12 +1,13 @@
-//! Reporting: every status update is checkpointed before it is queued,
-//! sent as the head of its task's queue, and forgotten (with the task,
-//! once terminal) when acknowledged.
+//! Reporting: every status update is queued, checkpointed by the writer,
+//! sent as the head of its task's queue once on disk, and forgotten (with
+//! the task, once terminal) when acknowledged.
 use std::time::SystemTime;
 
 use agora_model::{FrameworkId, TaskId, TaskStatus};
 use agora_proto::v1;
 
-use crate::event_loop::{Completed, MAX_COMPLETED, State, TaskKey};
+use crate::checkpoint::writer::WriteOp;
+use crate::event_loop::{AfterWrite, Completed, Lifecycle, MAX_COMPLETED, State, TaskKey};
 use crate::outcome::Outcome;
 
 fn unix_now() -> f64 {
@@ -17,8 +18,9 @@ fn unix_now() -> f64 {
 }
 
 impl State {
-    /// Records `o` for the task: state in its checkpoint, then the update
-    /// (with a fresh uuid) written to disk, queued, and sent when due.
+    /// Records `o` for the task: its state (task record written), then the
+    /// update (with a fresh uuid) queued and written; it is sent once the
+    /// writer says it is on disk.
     pub(crate) fn report(&mut self, key: &TaskKey, o: Outcome) {
         let mut st = TaskStatus::new(key.1.clone(), o.state, o.source, unix_now());
         st.framework_id = Some(key.0.clone());
@@ -28,30 +30,23 @@ impl State {
         st.uuid = Some(uuid::Uuid::new_v4());
         st.healthy = o.healthy;
         st.exit_code = o.exit_code;
+        self.set_task_state(key, o.state);
         if let Some(task) = self.tasks.get_mut(key) {
-            task.record.state = o.state;
             if o.healthy.is_some() {
                 task.record.healthy = o.healthy;
             }
-            if o.state.is_terminal()
-                && let Some(p) = task.prober.take()
-            {
-                p.abort();
-            }
-            if let Err(e) = self.checkpoint.write_task(&task.record) {
-                tracing::error!(task = %key.1, error = %e, "could not checkpoint the task");
+            if o.state.is_terminal() {
+                task.lifecycle = Lifecycle::Exited;
+                if let Some(p) = task.prober.take() {
+                    p.abort();
+                }
             }
         }
+        self.persist_task(key);
         tracing::info!(task = %key.1, state = %st.state, reason = ?st.reason, message = st.message, "status update");
         let now = self.now();
-        self.updates.push(key.clone(), st, now);
-        // On disk before it can be sent: flush_updates runs after this.
-        if let Err(e) = self
-            .checkpoint
-            .write_updates(&key.0, &key.1, &self.updates.pending(key))
-        {
-            tracing::error!(task = %key.1, error = %e, "could not checkpoint the status update");
-        }
+        self.updates.push_unpersisted(key.clone(), st, now);
+        self.persist_updates(key);
     }
 
     pub(crate) fn on_acknowledge(&mut self, a: v1::master_message::Acknowledge) {
@@ -73,10 +68,7 @@ impl State {
                 terminal,
                 queue_empty,
             } => {
-                let pending = self.updates.pending(&key);
-                if let Err(e) = self.checkpoint.write_updates(&key.0, &key.1, &pending) {
-                    tracing::error!(task = %key.1, error = %e, "could not checkpoint the acknowledgement");
-                }
+                self.persist_updates(&key);
                 let done = self
                     .tasks
                     .get(&key)
@@ -88,13 +80,20 @@ impl State {
         }
     }
 
-    /// A terminal, fully acknowledged task: drop its checkpoint, remember it
-    /// as completed for GC and `/state`.
+    /// A terminal, fully acknowledged task: drop its checkpoint; once that
+    /// is done, forget the task and remember it as completed for GC and
+    /// `/state` (so a task gone from `/state` is gone from disk too).
     pub(crate) fn forget_task(&mut self, key: &TaskKey) {
-        if let Err(e) = self.checkpoint.remove_task(&key.0, &key.1) {
-            tracing::error!(task = %key.1, error = %e, "could not remove the task's checkpoint");
-        }
-        let Some(task) = self.tasks.remove(key) else {
+        let op = WriteOp::RemoveTask {
+            framework: key.0.clone(),
+            task: key.1.clone(),
+        };
+        self.persist(op, AfterWrite::TaskRemoved { key: key.clone() });
+    }
+
+    /// The task's checkpoint is removed.
+    pub(crate) fn on_task_removed(&mut self, key: &TaskKey) {
+        let Some(task) = self.remove_task(key) else {
             return;
         };
         self.completed.push_back(Completed {

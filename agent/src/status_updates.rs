@@ -3,9 +3,11 @@
 //! until the master forwards the framework's acknowledgement of its uuid
 //! (Mesos `TaskStatusUpdateManager`).
 //!
-//! The caller persists a queue (see `checkpoint`) after every `push` and
-//! `acknowledge` and before calling `poll_due`, so an update is on disk
-//! before it is ever sent. Time is passed in; nothing here reads a clock.
+//! An update is on disk before it is ever sent: the agent queues a new one
+//! with `push_unpersisted`, has the checkpoint writer write the queue, and
+//! calls `mark_persisted` when the write is done; until then the update is
+//! neither due nor part of `all_pending`. (`push` is for updates already on
+//! disk, e.g. recovered ones.) Time is passed in; nothing here reads a clock.
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
@@ -16,12 +18,24 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 struct Queue {
     pending: VecDeque<TaskStatus>,
+    /// Uuids of updates in `pending` whose write is not done yet; a head
+    /// in here is not sent.
+    unpersisted: Vec<Uuid>,
     /// When the head is to be sent (again).
     next_send: MonoTime,
     /// The wait after the next send.
     backoff: Duration,
     /// How often the head has been sent.
     sends: u32,
+}
+
+impl Queue {
+    fn head_persisted(&self) -> bool {
+        self.pending
+            .front()
+            .and_then(|s| s.uuid)
+            .is_none_or(|u| !self.unpersisted.contains(&u))
+    }
 }
 
 /// What an acknowledgement did.
@@ -67,12 +81,23 @@ impl<K: Ord + Clone> StatusUpdates<K> {
         }
     }
 
-    /// Appends an update (which must carry a uuid) to the task's queue. A
-    /// new head is due at once.
+    /// Appends an update (which must carry a uuid and be on disk already)
+    /// to the task's queue. A new head is due at once.
     pub fn push(&mut self, key: K, status: TaskStatus, now: MonoTime) {
+        self.push_with(key, status, now, true);
+    }
+
+    /// Appends an update that is not on disk yet: it is not sent (nor
+    /// listed by `all_pending`) before `mark_persisted` names its uuid.
+    pub fn push_unpersisted(&mut self, key: K, status: TaskStatus, now: MonoTime) {
+        self.push_with(key, status, now, false);
+    }
+
+    fn push_with(&mut self, key: K, status: TaskStatus, now: MonoTime, persisted: bool) {
         let min = self.min;
         let q = self.queues.entry(key).or_insert_with(|| Queue {
             pending: VecDeque::new(),
+            unpersisted: Vec::new(),
             next_send: now,
             backoff: min,
             sends: 0,
@@ -82,7 +107,22 @@ impl<K: Ord + Clone> StatusUpdates<K> {
             q.backoff = min;
             q.sends = 0;
         }
+        if !persisted && let Some(u) = status.uuid {
+            q.unpersisted.push(u);
+        }
         q.pending.push_back(status);
+    }
+
+    /// The updates with these uuids are on disk now; a head among them is
+    /// due at once if it was never sent.
+    pub fn mark_persisted(&mut self, key: &K, uuids: &[Uuid], now: MonoTime) {
+        let Some(q) = self.queues.get_mut(key) else {
+            return;
+        };
+        q.unpersisted.retain(|u| !uuids.contains(u));
+        if q.sends == 0 && q.next_send > now {
+            q.next_send = now;
+        }
     }
 
     /// Handles an acknowledgement. Only the head's uuid counts.
@@ -116,7 +156,7 @@ impl<K: Ord + Clone> StatusUpdates<K> {
             let Some(head) = q.pending.front() else {
                 continue;
             };
-            if q.next_send > now {
+            if q.next_send > now || !q.head_persisted() {
                 continue;
             }
             out.push(Due {
@@ -151,7 +191,7 @@ impl<K: Ord + Clone> StatusUpdates<K> {
     pub fn next_deadline(&self) -> Option<MonoTime> {
         self.queues
             .values()
-            .filter(|q| !q.pending.is_empty())
+            .filter(|q| !q.pending.is_empty() && q.head_persisted())
             .map(|q| q.next_send)
             .min()
     }
@@ -164,21 +204,25 @@ impl<K: Ord + Clone> StatusUpdates<K> {
             .unwrap_or_default()
     }
 
-    /// Every unacknowledged update, per task in order.
+    /// How many unacknowledged updates the task has.
+    pub fn pending_len(&self, key: &K) -> usize {
+        self.queues.get(key).map_or(0, |q| q.pending.len())
+    }
+
+    /// Every unacknowledged update that is on disk, per task in order
+    /// (what may be sent inside a RegisterRequest).
     pub fn all_pending(&self) -> impl Iterator<Item = (&K, &TaskStatus)> {
-        self.queues
-            .iter()
-            .flat_map(|(k, q)| q.pending.iter().map(move |s| (k, s)))
+        self.queues.iter().flat_map(|(k, q)| {
+            q.pending
+                .iter()
+                .take_while(|s| s.uuid.is_none_or(|u| !q.unpersisted.contains(&u)))
+                .map(move |s| (k, s))
+        })
     }
 
     /// Has the task unacknowledged updates?
     pub fn has_pending(&self, key: &K) -> bool {
         self.queues.get(key).is_some_and(|q| !q.pending.is_empty())
-    }
-
-    /// Forgets a task's queue (agent id discarded).
-    pub fn clear(&mut self) {
-        self.queues.clear();
     }
 }
 
@@ -303,5 +347,30 @@ mod tests {
         assert_eq!(due[0].key, "b");
         let due = q.poll_due(t(100));
         assert!(due.iter().any(|d| d.key == "a" && d.retry));
+    }
+
+    #[test]
+    fn an_update_is_not_sent_or_registered_before_it_is_persisted() {
+        let mut q = StatusUpdates::new(MIN, MAX);
+        let a = st("a", TaskState::Starting);
+        let b = st("a", TaskState::Running);
+        q.push_unpersisted("a", a.clone(), t(0));
+        assert!(q.poll_due(t(0)).is_empty());
+        assert_eq!(q.next_deadline(), None);
+        assert_eq!(q.all_pending().count(), 0);
+        assert_eq!(q.pending(&"a").len(), 1, "written with the queue");
+        q.mark_persisted(&"a", &[a.uuid.unwrap()], t(5));
+        q.push_unpersisted("a", b.clone(), t(6));
+        assert_eq!(q.next_deadline(), Some(t(0)));
+        let due = q.poll_due(t(6));
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].status, a);
+        assert_eq!(q.all_pending().count(), 1, "b is not on disk yet");
+        q.acknowledge(&"a", a.uuid.unwrap(), t(10));
+        assert!(q.poll_due(t(10)).is_empty(), "b is not on disk yet");
+        q.mark_persisted(&"a", &[b.uuid.unwrap()], t(12));
+        let due = q.poll_due(t(12));
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].status, b);
     }
 }

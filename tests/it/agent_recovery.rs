@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use agora_agent::AgentError;
+use agora_proto::v1;
 use agora_proto::v1::TaskState as S;
 use agora_tests::TestMaster;
 
@@ -207,6 +208,105 @@ async fn agent_tries_the_next_master_in_the_list() -> anyhow::Result<()> {
         id.as_str(),
         "registered with the second master"
     );
+    agent.shutdown().await;
+    Ok(())
+}
+
+/// Rewrites a task's checkpointed record (the agent must be stopped).
+fn edit_task_record(
+    work_dir: &std::path::Path,
+    framework: &str,
+    task: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> anyhow::Result<()> {
+    let path = work_dir
+        .join("meta/tasks")
+        .join(framework)
+        .join(task)
+        .join("task.json");
+    let mut record: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+    edit(&mut record);
+    std::fs::write(&path, serde_json::to_vec_pretty(&record)?)?;
+    Ok(())
+}
+
+/// The agent died after checkpointing a launch but before the runtime's
+/// launch returned (the record has no container handle): the restarted
+/// agent reports TASK_FAILED (agent restarted) and kills the container it
+/// cannot own as an orphan.
+#[tokio::test]
+async fn agent_restarted_mid_launch_fails_the_task_and_kills_the_orphan() -> anyhow::Result<()> {
+    let master = crash_tolerant_master().await;
+    let dir = tempfile::tempdir()?;
+    let config = agent_config(&master, dir.path());
+    let agent = start_agent(config.clone()).await?;
+    let agent_id = id_of(&agent)?;
+    let addr = agent.addr();
+    let mut fw = Framework::subscribe(&master, "mid-launch", &[]).await?;
+    fw.launch(&agent_id, shell_task("t", "sleep 30", "cpus:0.1;mem:32"))
+        .await?;
+    fw.wait_state("t", S::TaskRunning).await?;
+    let pid = task_state(&agent, "t").await?["container"]["handle"]["pid"]
+        .as_u64()
+        .unwrap_or_default();
+    agent.crash();
+    edit_task_record(dir.path(), &fw.id, "t", |r| {
+        r["handle"] = serde_json::Value::Null;
+        r["state"] = "TASK_STARTING".into();
+    })?;
+    assert!(pid_alive(pid));
+
+    let agent = restart_agent(config, addr).await?;
+    let failed = fw.wait_state("t", S::TaskFailed).await?;
+    assert_eq!(
+        failed.reason,
+        reason(v1::task_status::Reason::AgentRestarted),
+        "{failed:?}"
+    );
+    agora_tests::eventually("orphan killed", WAIT, || async {
+        (!pid_alive(pid)).then_some(())
+    })
+    .await?;
+    agent.shutdown().await;
+    Ok(())
+}
+
+/// The agent died after checkpointing a kill request but before the
+/// container was gone: the restarted agent kills it again and reports
+/// TASK_KILLED.
+#[tokio::test]
+async fn agent_restarted_mid_kill_kills_again() -> anyhow::Result<()> {
+    let master = crash_tolerant_master().await;
+    let dir = tempfile::tempdir()?;
+    let config = agent_config(&master, dir.path());
+    let agent = start_agent(config.clone()).await?;
+    let agent_id = id_of(&agent)?;
+    let addr = agent.addr();
+    let mut fw = Framework::subscribe(&master, "mid-kill", &[]).await?;
+    fw.launch(&agent_id, shell_task("t", "sleep 30", "cpus:0.1;mem:32"))
+        .await?;
+    fw.wait_state("t", S::TaskRunning).await?;
+    let pid = task_state(&agent, "t").await?["container"]["handle"]["pid"]
+        .as_u64()
+        .unwrap_or_default();
+    agent.crash();
+    edit_task_record(dir.path(), &fw.id, "t", |r| {
+        r["kill"] = "Requested".into();
+        r["state"] = "TASK_KILLING".into();
+    })?;
+    assert!(pid_alive(pid), "the kill never reached the task");
+
+    let agent = restart_agent(config, addr).await?;
+    let killed = fw.wait_state("t", S::TaskKilled).await?;
+    assert_eq!(
+        killed.reason,
+        reason(v1::task_status::Reason::Unspecified),
+        "{killed:?}"
+    );
+    agora_tests::eventually("task process gone", WAIT, || async {
+        (!pid_alive(pid)).then_some(())
+    })
+    .await?;
     agent.shutdown().await;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! integration tests
 mod agent_docker;
+mod agent_http;
 mod agent_process;
 mod agent_recovery;
 mod agent_support;

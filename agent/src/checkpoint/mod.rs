@@ -7,12 +7,13 @@
 //! <work_dir>/meta/tasks/<framework_id>/<task_id>/task.json  TaskRecord
 //! <work_dir>/meta/tasks/<framework_id>/<task_id>/updates.json  unacknowledged updates, oldest first
 //! <work_dir>/sandboxes/<framework_id>/<task_id>/<container_id>/{stdout,stderr}
-//! <work_dir>/meta.discarded.<agent_id>.<unix_secs>/        a checkpoint the master refused
 //! ```
 //!
 //! Reading never deletes anything: a damaged or foreign checkpoint is an
-//! error for the operator to look at.
+//! error for the operator to look at. While the agent runs, every write
+//! goes through the [`writer`] task, never the event loop.
 mod records;
+pub(crate) mod writer;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -175,6 +176,7 @@ impl Checkpoint {
     }
 
     /// Writes a framework.
+    #[cfg(test)]
     pub(crate) fn write_framework(
         &self,
         id: &FrameworkId,
@@ -184,6 +186,7 @@ impl Checkpoint {
     }
 
     /// Writes a task record.
+    #[cfg(test)]
     pub(crate) fn write_task(&self, record: &TaskRecord) -> Result<(), AgentError> {
         write_json(
             &self
@@ -194,6 +197,7 @@ impl Checkpoint {
     }
 
     /// Writes a task's unacknowledged updates.
+    #[cfg(test)]
     pub(crate) fn write_updates(
         &self,
         framework: &FrameworkId,
@@ -207,6 +211,7 @@ impl Checkpoint {
     }
 
     /// Removes a task's checkpoint (terminal and acknowledged).
+    #[cfg(test)]
     pub(crate) fn remove_task(
         &self,
         framework: &FrameworkId,
@@ -218,21 +223,6 @@ impl Checkpoint {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(AgentError::io(format!("removing {}", dir.display()), e)),
         }
-    }
-
-    /// Moves the whole checkpoint aside (kept for inspection) so the agent
-    /// can register as a new agent. Returns where it went.
-    pub(crate) fn discard(&self, label: &str, unix_secs: u64) -> Result<PathBuf, AgentError> {
-        let to = self
-            .work_dir
-            .join(format!("meta.discarded.{label}.{unix_secs}"));
-        fs::rename(self.meta_dir(), &to).map_err(|e| {
-            AgentError::io(
-                format!("moving {} to {}", self.meta_dir().display(), to.display()),
-                e,
-            )
-        })?;
-        Ok(to)
     }
 }
 
@@ -267,19 +257,39 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, AgentError> {
 
 /// Writes `value` as JSON to `path` atomically: a temporary file in the same
 /// directory, fsync'd, renamed over `path`, then the directory fsync'd so
-/// the rename itself survives a power loss.
+/// the rename itself survives a power loss. Used before the event loop runs;
+/// the loop goes through the [`writer`].
 pub(crate) fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), AgentError> {
+    let bytes = encode_json(path, value)?;
+    write_bytes_atomically(path, &bytes, true)
+}
+
+/// The checkpoint's JSON form of `value` (pretty, for operators).
+pub(crate) fn encode_json<T: Serialize + ?Sized>(
+    path: &Path,
+    value: &T,
+) -> Result<Vec<u8>, AgentError> {
+    serde_json::to_vec_pretty(value).map_err(|e| {
+        AgentError::io(
+            format!("encoding {}", path.display()),
+            std::io::Error::other(e),
+        )
+    })
+}
+
+/// Temporary file, fsync, rename over `path`; the directory is fsync'd too
+/// when `sync_dir` (the writer fsyncs each directory once per batch
+/// instead).
+pub(crate) fn write_bytes_atomically(
+    path: &Path,
+    bytes: &[u8],
+    sync_dir: bool,
+) -> Result<(), AgentError> {
     let dir = path
         .parent()
         .ok_or_else(|| AgentError::Config(format!("{} has no parent", path.display())))?;
     fs::create_dir_all(dir)
         .map_err(|e| AgentError::io(format!("creating {}", dir.display()), e))?;
-    let bytes = serde_json::to_vec_pretty(value).map_err(|e| {
-        AgentError::io(
-            format!("encoding {}", path.display()),
-            std::io::Error::other(e),
-        )
-    })?;
     let mut tmp_name = path
         .file_name()
         .map(|n| n.to_os_string())
@@ -288,14 +298,14 @@ pub(crate) fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Resul
     let tmp = dir.join(tmp_name);
     let ctx = |what: &str| format!("{what} {}", tmp.display());
     let mut f = fs::File::create(&tmp).map_err(|e| AgentError::io(ctx("creating"), e))?;
-    f.write_all(&bytes)
+    f.write_all(bytes)
         .map_err(|e| AgentError::io(ctx("writing"), e))?;
     f.sync_all()
         .map_err(|e| AgentError::io(ctx("syncing"), e))?;
     drop(f);
     fs::rename(&tmp, path)
         .map_err(|e| AgentError::io(format!("renaming {} into place", tmp.display()), e))?;
-    if let Ok(d) = fs::File::open(dir) {
+    if sync_dir && let Ok(d) = fs::File::open(dir) {
         // Best effort: some filesystems refuse fsync on directories.
         let _ = d.sync_all();
     }

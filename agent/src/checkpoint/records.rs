@@ -27,7 +27,9 @@ pub enum KillCause {
     Requested,
     /// Too many failed health checks.
     Unhealthy,
-    /// The master refused the agent (Shutdown) or the agent is being drained.
+    /// The agent was shut down by its master. No code path asks for it any
+    /// more (masters never send Shutdown); kept so that checkpoints that
+    /// hold it still load.
     AgentShutdown,
 }
 

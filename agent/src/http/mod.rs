@@ -10,6 +10,7 @@ use axum::extract::State as AxState;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use serde::Serialize;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
@@ -43,7 +44,16 @@ pub(crate) fn router(http: Http) -> Router {
         .route("/state", get(state))
         .route("/metrics", get(metrics))
         .route("/tasks/{task_id}/logs", get(logs::logs))
+        .fallback(not_found)
         .with_state(http)
+}
+
+/// Any other path: 404 with a JSON body, never an empty 200.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!("no such path: {}", uri.path()),
+    )
 }
 
 /// A JSON error body `{"message": ...}` with a status.
@@ -53,7 +63,7 @@ pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response 
 
 async fn state(AxState(http): AxState<Http>) -> Response {
     match http.ask(Command::State).await {
-        Some(v) => axum::Json(v).into_response(),
+        Some(v) => ([(header::CONTENT_TYPE, "application/json")], v).into_response(),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "the agent is stopping"),
     }
 }
@@ -66,66 +76,118 @@ async fn metrics(AxState(http): AxState<Http>) -> Response {
         .into_response()
 }
 
-/// `/state` as JSON, built in the event loop from its own state.
-pub(crate) fn state_json(s: &State) -> serde_json::Value {
-    let used = s.used_resources();
-    let tasks: Vec<serde_json::Value> = s
+/// A task in `/state`, borrowed from the loop's state.
+#[derive(Serialize)]
+struct TaskView<'a> {
+    id: &'a agora_model::TaskId,
+    framework_id: &'a agora_model::FrameworkId,
+    name: &'a str,
+    state: agora_model::TaskState,
+    healthy: Option<bool>,
+    kill: Option<crate::checkpoint::KillCause>,
+    lifecycle: String,
+    resources: serde_json::Value,
+    container: ContainerView<'a>,
+    pending_updates: usize,
+}
+
+#[derive(Serialize)]
+struct ContainerView<'a> {
+    id: &'a str,
+    runtime: &'static str,
+    handle: &'a Option<agora_runtime::ContainerHandle>,
+    sandbox: &'a std::path::Path,
+}
+
+#[derive(Serialize)]
+struct CompletedView<'a> {
+    id: &'a agora_model::TaskId,
+    framework_id: &'a agora_model::FrameworkId,
+    state: agora_model::TaskState,
+    sandbox: &'a std::path::Path,
+    finished: f64,
+}
+
+#[derive(Serialize)]
+struct StateView<'a> {
+    agent_id: &'a Option<agora_model::AgentId>,
+    hostname: &'a str,
+    port: u16,
+    master: Option<&'a str>,
+    registered: bool,
+    resources: serde_json::Value,
+    attributes: &'a agora_model::Attributes,
+    runtimes: Vec<&'static str>,
+    frameworks: Vec<&'a agora_model::FrameworkInfo>,
+    tasks: Vec<TaskView<'a>>,
+    completed_tasks: Vec<CompletedView<'a>>,
+}
+
+/// `/state` as JSON bytes, built in the event loop from its own state. It
+/// is serialized straight from borrowed views (no intermediate `Value`
+/// tree), because the loop answers nothing else while it runs.
+pub(crate) fn state_json(s: &State) -> Vec<u8> {
+    let tasks = s
         .tasks
         .iter()
-        .map(|((fw, id), t)| {
-            json!({
-                "id": id,
-                "framework_id": fw,
-                "name": t.record.spec.name,
-                "state": t.record.state,
-                "healthy": t.record.healthy,
-                "kill": t.record.kill,
-                "resources": t.record.spec.resources.summary_json(),
-                "container": {
-                    "id": t.record.container_id,
-                    "runtime": if t.record.spec.docker.is_some() { "docker" } else { "process" },
-                    "handle": t.record.handle,
-                    "sandbox": t.record.sandbox,
+        .map(|(key, t)| TaskView {
+            id: &key.1,
+            framework_id: &key.0,
+            name: &t.record.spec.name,
+            state: t.record.state,
+            healthy: t.record.healthy,
+            kill: t.record.kill,
+            lifecycle: format!("{:?}", t.lifecycle),
+            resources: t.record.spec.resources.summary_json(),
+            container: ContainerView {
+                id: &t.record.container_id,
+                runtime: if t.record.spec.docker.is_some() {
+                    "docker"
+                } else {
+                    "process"
                 },
-                "pending_updates": s.updates.pending(&(fw.clone(), id.clone())).len(),
-            })
+                handle: &t.record.handle,
+                sandbox: &t.record.sandbox,
+            },
+            pending_updates: s.updates.pending_len(key),
         })
         .collect();
-    let completed: Vec<serde_json::Value> = s
+    let completed_tasks = s
         .completed
         .iter()
         .rev()
         .take(100)
-        .map(|c| {
-            let finished = c
+        .map(|c| CompletedView {
+            id: &c.task_id,
+            framework_id: &c.framework_id,
+            state: c.state,
+            sandbox: &c.sandbox,
+            finished: c
                 .finished
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0);
-            json!({
-                "id": c.task_id,
-                "framework_id": c.framework_id,
-                "state": c.state,
-                "sandbox": c.sandbox,
-                "finished": finished,
-            })
+                .unwrap_or(0.0),
         })
         .collect();
-    json!({
-        "agent_id": s.agent_id,
-        "hostname": s.identity.hostname,
-        "port": s.identity.port,
-        "master": s.link.as_ref().map(|l| l.master.clone()),
-        "registered": s.link.is_some(),
-        "resources": {
+    let view = StateView {
+        agent_id: &s.agent_id,
+        hostname: &s.identity.hostname,
+        port: s.identity.port,
+        master: s.link.as_ref().map(|l| l.master.as_str()),
+        registered: s.link.is_some(),
+        resources: json!({
             "total": s.identity.resources.summary_json(),
-            "used": used.summary_json(),
+            "used": s.used.summary_json(),
             "text": s.identity.resources.to_string(),
-        },
-        "attributes": s.config.attributes,
-        "runtimes": s.runtimes.available(),
-        "frameworks": s.frameworks.values().collect::<Vec<_>>(),
-        "tasks": tasks,
-        "completed_tasks": completed,
+        }),
+        attributes: &s.config.attributes,
+        runtimes: s.runtimes.available(),
+        frameworks: s.frameworks.values().collect(),
+        tasks,
+        completed_tasks,
+    };
+    serde_json::to_vec(&view).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "encoding /state failed");
+        br#"{"message":"encoding /state failed"}"#.to_vec()
     })
 }
