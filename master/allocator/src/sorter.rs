@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
 use agora_model::resources::{CPUS, DISK, GPUS, MEM};
-use agora_model::{Resources, Scalar, Value};
+use agora_model::{Resources, Scalar};
 
 /// The resources dominant shares are computed over. Mesos uses every scalar;
 /// the master only schedules on these four, and a fixed array keeps share
@@ -26,22 +26,21 @@ pub(crate) const DEFAULT_WEIGHT: f64 = 1.0;
 pub(crate) struct Quantities([i64; DIMS]);
 
 impl Quantities {
-    /// The fairness-relevant amounts in `resources`, in one pass.
+    /// The fairness-relevant amounts in `resources`, over all roles. Four
+    /// field reads for a bag without reservations (`Resources` keeps the
+    /// unreserved well-known scalars in fixed slots).
     pub(crate) fn of(resources: &Resources) -> Quantities {
-        let mut q = Quantities::default();
-        for entry in resources.iter() {
-            if let Value::Scalar(s) = entry.value {
-                q.add_scalar(entry.name, *s);
-            }
-        }
-        q
+        Quantities([
+            resources.cpus().milli(),
+            resources.mem().milli(),
+            resources.disk().milli(),
+            resources.gpus().milli(),
+        ])
     }
 
-    /// Adds `amount` of resource `name`; other names are not tracked.
-    pub(crate) fn add_scalar(&mut self, name: &str, amount: Scalar) {
-        if let Some(i) = FAIRNESS_RESOURCES.iter().position(|n| *n == name) {
-            self.0[i] = self.0[i].saturating_add(amount.milli());
-        }
+    /// The unreserved part of [`Quantities::of`]: always four field reads.
+    pub(crate) fn unreserved(resources: &Resources) -> Quantities {
+        Quantities(FAIRNESS_RESOURCES.map(|n| resources.unreserved_scalar(n).milli()))
     }
 
     /// The amount of resource `name` (zero for untracked names).
