@@ -4,9 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use agora_allocator::{
-    AgentView, AllocatorConfig, ClusterSnapshot, FrameworkView, OfferFilter, allocate,
-};
+use agora_allocator::{AllocatorConfig, allocate};
 use agora_model::{
     AgentId, FrameworkId, MonoTime, Offer, OfferId, Resources, Role, TaskSpec, TaskState,
     TaskStatusReason,
@@ -38,91 +36,6 @@ impl Master {
             r.add(&o.offer.resources);
         }
         r
-    }
-
-    fn snapshot(&self, now: MonoTime) -> ClusterSnapshot {
-        let mut used: HashMap<&AgentId, Resources> = HashMap::new();
-        let mut allocated: HashMap<&FrameworkId, BTreeMap<Role, Resources>> = HashMap::new();
-        for t in self.tasks.values() {
-            let Some(a) = self.agents.get(&t.spec.agent_id) else {
-                continue;
-            };
-            if a.status != AgentStatus::Connected {
-                continue; // inactive agents are out of the allocator entirely
-            }
-            used.entry(&t.spec.agent_id)
-                .or_default()
-                .add(&t.spec.resources);
-            allocated
-                .entry(&t.framework)
-                .or_default()
-                .entry(t.role.clone())
-                .or_default()
-                .add(&t.spec.resources);
-        }
-        for o in self.offers.values() {
-            used.entry(&o.offer.agent_id)
-                .or_default()
-                .add(&o.offer.resources);
-            allocated
-                .entry(&o.offer.framework_id)
-                .or_default()
-                .entry(o.offer.role.clone())
-                .or_default()
-                .add(&o.offer.resources);
-        }
-        let agents = self
-            .agents
-            .values()
-            .filter(|a| a.status == AgentStatus::Connected)
-            .map(|a| AgentView {
-                id: a.id.clone(),
-                total: a.total.clone(),
-                free: used
-                    .get(&a.id)
-                    .map(|u| a.total.minus(u))
-                    .unwrap_or_else(|| a.total.clone()),
-                active: true,
-            })
-            .collect();
-        let mut role_weights = BTreeMap::new();
-        for (r, w) in self
-            .cfg
-            .role_weights
-            .iter()
-            .chain(self.registry.weights.iter())
-        {
-            if let Ok(role) = Role::parse(r.clone()) {
-                role_weights.insert(role, *w);
-            }
-        }
-        let frameworks = self
-            .frameworks
-            .values()
-            .map(|f| FrameworkView {
-                id: f.id.clone(),
-                roles: f.info.roles.clone(),
-                suppressed_roles: f.suppressed.clone(),
-                active: f.connected(),
-                gpu_aware: f.info.has(agora_model::Capability::GpuResources),
-                allocated: allocated.remove(&f.id).unwrap_or_default(),
-                filters: f
-                    .filters
-                    .iter()
-                    .filter(|flt| flt.expires > now)
-                    .map(|flt| OfferFilter {
-                        agent: flt.agent.clone(),
-                        resources: flt.resources.clone(),
-                        expires: flt.expires,
-                    })
-                    .collect(),
-            })
-            .collect();
-        ClusterSnapshot {
-            agents,
-            role_weights,
-            frameworks,
-        }
     }
 
     /// One allocation run: snapshot in, plan out, verify each allocation

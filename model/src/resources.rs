@@ -418,9 +418,7 @@ impl Resources {
 
     /// Are there no resources at all?
     pub fn is_empty(&self) -> bool {
-        self.spill.is_none()
-            && self.ports.is_empty()
-            && self.scalars.iter().all(Value::is_empty)
+        self.spill.is_none() && self.ports.is_empty() && self.scalars.iter().all(Value::is_empty)
     }
 
     /// Adds `other` into `self`.

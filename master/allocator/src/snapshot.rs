@@ -14,7 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use agora_model::{AgentId, FrameworkId, Resources, Role};
 
-use crate::hash::FxHashMap;
+use std::collections::hash_map::Entry;
+use std::hash::Hasher;
+
+use crate::hash::{FxHashMap, FxHasher};
 use crate::{AgentView, ClusterSnapshot, FrameworkView, OfferFilter};
 
 /// An active agent: its id and everything it advertises.
@@ -70,20 +73,16 @@ pub fn build_snapshot<'a>(
     usage: impl IntoIterator<Item = UsageInput<'a>>,
     role_weights: BTreeMap<Role, f64>,
 ) -> ClusterSnapshot {
+    // Pass 1 only copies ids and notes totals: the views are written once,
+    // sequentially, at the end, so the usage pass touches only the dense
+    // index, ids and sums (a few hundred KB) instead of 4.5 MB of views.
     let agents = agents.into_iter();
-    let mut views = Vec::with_capacity(agents.size_hint().0);
-    let mut agent_index: FxHashMap<&'a AgentId, usize> = FxHashMap::default();
-    agent_index.reserve(views.capacity());
+    let mut index = AgentIndex::with_capacity(agents.size_hint().0);
+    let mut totals: Vec<&'a Resources> = Vec::with_capacity(agents.size_hint().0);
     for a in agents {
         // A duplicate id keeps its first entry (ids are unique in the master).
-        if let std::collections::hash_map::Entry::Vacant(slot) = agent_index.entry(a.id) {
-            slot.insert(views.len());
-            views.push(AgentView {
-                id: a.id.clone(),
-                total: a.total.clone(),
-                free: a.total.clone(),
-                active: true,
-            });
+        if index.insert(a.id) {
+            totals.push(a.total);
         }
     }
 
@@ -105,14 +104,18 @@ pub fn build_snapshot<'a>(
         });
     }
 
+    // Usage is summed per agent in a dense array of its own (about 2 MB at
+    // 10,000 agents, against 4.5 MB of views), then subtracted from the
+    // totals in one sequential pass.
+    let mut used: Vec<Resources> = vec![Resources::new(); totals.len()];
     // The framework of the previous usage: consecutive tasks usually share it.
     let mut last_fw: Option<(&'a FrameworkId, Option<usize>)> = None;
     for u in usage {
-        let Some(&a) = agent_index.get(u.agent) else {
+        let Some(a) = index.get(u.agent) else {
             continue;
         };
-        if let Some(view) = views.get_mut(a) {
-            view.free.subtract(u.resources);
+        if let Some(sum) = used.get_mut(a) {
+            sum.add(u.resources);
         }
         let f = match last_fw {
             Some((id, f)) if id == u.framework => f,
@@ -133,10 +136,199 @@ pub fn build_snapshot<'a>(
             }
         }
     }
+    let views = index
+        .ids
+        .into_iter()
+        .zip(totals)
+        .zip(&used)
+        .map(|((id, total), used)| AgentView {
+            id,
+            total: total.clone(),
+            free: if used.is_empty() {
+                total.clone()
+            } else {
+                total.minus(used)
+            },
+            active: true,
+        })
+        .collect();
 
     ClusterSnapshot {
         agents: views,
         role_weights,
         frameworks: fw_views,
+    }
+}
+
+/// Agent id -> index, keyed by the id's 64-bit hash. The table holds no
+/// pointers, so a lookup does not chase the caller's `AgentId` (scattered
+/// over the master's heap; a map keyed by `&AgentId` cost two cache misses
+/// per task). The match is confirmed against the index's own copy of the
+/// id, allocated in one burst and so packed into a few hundred KB. Two ids
+/// with one hash (about 1 in 10^11 at 10,000 agents) switch the index to a
+/// map keyed by the ids themselves, so correctness never rests on hashes.
+struct AgentIndex {
+    by_hash: FxHashMap<u64, usize>,
+    /// The ids by index; they become the views' ids.
+    ids: Vec<AgentId>,
+    /// Set on the first hash collision; then every lookup goes here.
+    by_id: Option<BTreeMap<AgentId, usize>>,
+}
+
+impl AgentIndex {
+    fn with_capacity(n: usize) -> AgentIndex {
+        let mut by_hash = FxHashMap::default();
+        by_hash.reserve(n);
+        AgentIndex {
+            by_hash,
+            ids: Vec::with_capacity(n),
+            by_id: None,
+        }
+    }
+
+    fn hash(id: &AgentId) -> u64 {
+        let mut h = FxHasher::default();
+        h.write(id.as_str().as_bytes());
+        // Zero padding of the last word must not make "a" equal "a\0".
+        h.write_usize(id.as_str().len());
+        h.finish()
+    }
+
+    /// Adds `id` as the next index; false if it is already there.
+    fn insert(&mut self, id: &AgentId) -> bool {
+        let next = self.ids.len();
+        if let Some(by_id) = &mut self.by_id {
+            if by_id.contains_key(id) {
+                return false;
+            }
+            by_id.insert(id.clone(), next);
+        } else {
+            match self.by_hash.entry(Self::hash(id)) {
+                Entry::Vacant(slot) => {
+                    slot.insert(next);
+                }
+                Entry::Occupied(slot) => {
+                    if self.ids.get(*slot.get()) == Some(id) {
+                        return false;
+                    }
+                    // Two different ids with one hash: key by id from now on.
+                    let mut by_id: BTreeMap<AgentId, usize> = self
+                        .ids
+                        .iter()
+                        .enumerate()
+                        .map(|(i, id)| (id.clone(), i))
+                        .collect();
+                    by_id.insert(id.clone(), next);
+                    self.by_id = Some(by_id);
+                }
+            }
+        }
+        self.ids.push(id.clone());
+        true
+    }
+
+    fn get(&self, id: &AgentId) -> Option<usize> {
+        if let Some(by_id) = &self.by_id {
+            return by_id.get(id).copied();
+        }
+        let &i = self.by_hash.get(&Self::hash(id))?;
+        (self.ids.get(i) == Some(id)).then_some(i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_survives_a_hash_collision() {
+        let ids: Vec<AgentId> = (0..5)
+            .map(|i| AgentId::new_unchecked(format!("a{i}")))
+            .collect();
+        let mut index = AgentIndex::with_capacity(0);
+        for id in ids.iter().take(3) {
+            assert!(index.insert(id));
+        }
+        assert!(!index.insert(&ids[1]), "duplicate");
+        // Force a collision: make a3's hash point at a0.
+        index.by_hash.remove(&AgentIndex::hash(&ids[0]));
+        index.by_hash.insert(AgentIndex::hash(&ids[3]), 0);
+        assert!(index.insert(&ids[3]));
+        assert!(index.by_id.is_some());
+        assert!(!index.insert(&ids[2]), "duplicate after the switch");
+        for (i, id) in ids.iter().take(4).enumerate() {
+            assert_eq!(index.get(id), Some(i));
+        }
+        assert_eq!(index.get(&ids[4]), None);
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The builder agrees with the obvious computation: free is total
+        /// minus everything used on the agent, held is the sum per
+        /// framework and role, usage elsewhere counts nowhere.
+        #[test]
+        fn builder_matches_naive_sums(
+            n_agents in 0usize..6,
+            usage in proptest::collection::vec((0usize..8, 0usize..4, 0usize..2, 0i64..3_000, any::<bool>()), 0..30),
+        ) {
+            let total = Resources::parse("cpus:8;mem:4096;ports:[100-110];cpus(r1):1").unwrap();
+            let agent_ids: Vec<AgentId> = (0..8).map(|i| AgentId::new_unchecked(format!("agent-{i}"))).collect();
+            let fw_ids: Vec<FrameworkId> = (0..4).map(|i| FrameworkId::new_unchecked(format!("fw-{i}"))).collect();
+            let roles = [Role::parse("r0").unwrap(), Role::parse("r1").unwrap()];
+            let suppressed = BTreeSet::new();
+            let used: Vec<(usize, usize, usize, Resources)> = usage
+                .into_iter()
+                .map(|(a, f, r, cpus, port)| {
+                    let mut res = Resources::new().with_scalar("cpus", agora_model::Scalar::from_milli(cpus));
+                    if port {
+                        res = res.with_ranges("ports", agora_model::Ranges::single(100 + a as u64, 100 + a as u64));
+                    }
+                    (a, f, r, res)
+                })
+                .collect();
+            // Frameworks 0-2 are known; 3 is not (its usage still uses the agent).
+            let snapshot = build_snapshot(
+                agent_ids.iter().take(n_agents).map(|id| AgentInput { id, total: &total }),
+                fw_ids.iter().take(3).map(|id| FrameworkInput {
+                    id,
+                    roles: &roles,
+                    suppressed_roles: &suppressed,
+                    active: true,
+                    gpu_aware: false,
+                    filters: Vec::new(),
+                }),
+                used.iter().map(|(a, f, r, res)| UsageInput {
+                    agent: &agent_ids[*a],
+                    framework: &fw_ids[*f],
+                    role: &roles[*r],
+                    resources: res,
+                }),
+                BTreeMap::new(),
+            );
+            prop_assert_eq!(snapshot.agents.len(), n_agents);
+            for (i, view) in snapshot.agents.iter().enumerate() {
+                prop_assert_eq!(&view.id, &agent_ids[i]);
+                let mut sum = Resources::new();
+                for (a, _, _, res) in &used {
+                    if *a == i {
+                        sum.add(res);
+                    }
+                }
+                prop_assert_eq!(&view.free, &total.minus(&sum));
+                prop_assert_eq!(&view.total, &total);
+            }
+            prop_assert_eq!(snapshot.frameworks.len(), 3);
+            for (f, view) in snapshot.frameworks.iter().enumerate() {
+                let mut want: BTreeMap<Role, Resources> = BTreeMap::new();
+                for (a, uf, r, res) in &used {
+                    if *uf == f && *a < n_agents {
+                        want.entry(roles[*r].clone()).or_default().add(res);
+                    }
+                }
+                prop_assert_eq!(&view.allocated, &want);
+            }
+        }
     }
 }

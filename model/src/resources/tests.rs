@@ -1,6 +1,6 @@
 use super::*;
-use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
 
 fn r(s: &str) -> Resources {
     Resources::parse(s).unwrap()
@@ -264,7 +264,11 @@ fn arb_any_resources() -> impl Strategy<Value = Resources> {
     let ranges = proptest::collection::vec((0u64..120, 0u64..6), 0..5)
         .prop_map(|v| Ranges::from_pairs(v.into_iter().map(|(b, l)| (b, b + l))));
     let set = proptest::collection::btree_set(prop_oneof![Just("x"), Just("y"), Just("z")], 0..3)
-        .prop_map(|s| s.into_iter().map(String::from).collect::<BTreeSet<String>>());
+        .prop_map(|s| {
+            s.into_iter()
+                .map(String::from)
+                .collect::<BTreeSet<String>>()
+        });
     let value = prop_oneof![
         4 => (0i64..5_000).prop_map(|m| Value::Scalar(Scalar::from_milli(m))),
         2 => ranges.prop_map(Value::Ranges),
@@ -360,5 +364,8 @@ fn common_bags_copy_without_allocating() {
     assert!(!res.has_reservations());
     let copy = res.clone();
     assert_eq!(copy, res);
-    assert_eq!(copy.to_string(), "cpus:32;disk:1000000;gpus:1;mem:131072;ports:[31000-31005,31010-32000]");
+    assert_eq!(
+        copy.to_string(),
+        "cpus:32;disk:1000000;gpus:1;mem:131072;ports:[31000-31005,31010-32000]"
+    );
 }
