@@ -10,9 +10,9 @@
 //! Representation (for speed; see BENCHMARKS.md, "Allocator cycle"): the
 //! allocator copies one `Resources` per offer, 10,000 per cycle, and reads
 //! two per agent in random order. Almost every bag is unreserved cpus, mem,
-//! disk, maybe gpus, and one or two port ranges, so those live in fixed
-//! inline slots: a copy is a `memcpy` of about 250 bytes, with no allocation
-//! and no pointer to chase. Everything else (reservations, other names,
+//! disk, maybe gpus, and a port range, so those live in fixed inline slots:
+//! a copy is a `memcpy` of 168 bytes, with no allocation and no pointer to
+//! chase (more port ranges are shared, see `ranges.rs`). Everything else (reservations, other names,
 //! sets) goes to a sorted "spill" list behind an `Arc`: copying shares it,
 //! and only a mutation of a shared list copies it (`Arc::make_mut`).
 use serde::{Deserialize, Serialize};
@@ -163,7 +163,7 @@ impl Entry {
 }
 
 /// A bag of resources. Copying the common case (unreserved cpus, mem, disk,
-/// gpus, up to two port ranges) allocates nothing.
+/// gpus, ports) allocates nothing.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Resources {
     /// Unreserved cpus, disk, gpus, mem (see [`SCALAR_SLOTS`]); always

@@ -358,9 +358,11 @@ proptest! {
 fn common_bags_copy_without_allocating() {
     // Not an allocation counter (the crate forbids unsafe, which a counting
     // global allocator needs), but the structural reason: an unreserved bag
-    // with up to two port ranges has no spill and inline ports.
+    // has no spill, and its sizes stay those the allocator was tuned for.
     let res = r("cpus:32;mem:131072;disk:1000000;gpus:1;ports:[31000-31005,31010-32000]");
     assert!(res.spill.is_none());
+    assert_eq!(std::mem::size_of::<Value>(), 32);
+    assert_eq!(std::mem::size_of::<Resources>(), 168);
     assert!(!res.has_reservations());
     let copy = res.clone();
     assert_eq!(copy, res);
