@@ -379,15 +379,28 @@ impl Resources {
         }
     }
 
-    /// Builder: adds an unreserved scalar.
+    /// Builder: adds an unreserved scalar. Well-known names go straight to
+    /// their slot, without the name allocation `push` makes.
     pub fn with_scalar(mut self, name: &str, v: Scalar) -> Resources {
-        self.push(name, Role::star(), Value::Scalar(v));
+        match scalar_slot(name) {
+            Some(i) => {
+                let sum = self.slot(i) + v;
+                self.set_slot(i, sum);
+            }
+            None => self.push(name, Role::star(), Value::Scalar(v)),
+        }
         self
     }
 
-    /// Builder: adds unreserved ranges.
+    /// Builder: adds unreserved ranges (ports without allocating a name).
     pub fn with_ranges(mut self, name: &str, r: Ranges) -> Resources {
-        self.push(name, Role::star(), Value::Ranges(r));
+        if name == PORTS {
+            if !r.is_empty() {
+                self.ports = Value::Ranges(self.port_ranges().union(&r));
+            }
+        } else {
+            self.push(name, Role::star(), Value::Ranges(r));
+        }
         self
     }
 
@@ -557,6 +570,18 @@ impl Resources {
     /// Ports over all roles.
     pub fn ports(&self) -> Ranges {
         self.ranges(PORTS)
+    }
+
+    /// Is everything here unreserved cpus, mem, disk, gpus or ports (so
+    /// those five amounts describe the bag completely)? True for almost
+    /// every agent and task; callers use it to take a fast path.
+    pub fn only_unreserved_well_known(&self) -> bool {
+        self.spill.is_none()
+    }
+
+    /// Unreserved ports; a borrow, unlike [`Resources::ports`].
+    pub fn unreserved_ports(&self) -> &Ranges {
+        self.port_ranges()
     }
 
     /// Is anything here reserved for a role (anything but `*`)?
