@@ -146,9 +146,9 @@ impl Ranges {
     }
     /// One range.
     pub fn single(begin: u64, end: u64) -> Ranges {
-        let mut out = Builder::new();
-        out.push((begin.min(end), begin.max(end)));
-        out.finish()
+        let mut pairs = [(0, 0); INLINE];
+        pairs[0] = (begin.min(end), begin.max(end));
+        Ranges(Repr::Inline { len: 1, pairs })
     }
     /// The ranges as pairs.
     pub fn pairs(&self) -> &[(u64, u64)] {
@@ -178,6 +178,14 @@ impl Ranges {
         }
         if a.is_empty() {
             return other.clone();
+        }
+        // Summing tasks' ports adds single ranges to a single range, most
+        // often one that touches it: no merge loop for that.
+        if let (&[(ab, ae)], &[(bb, be)]) = (a, b)
+            && ab <= be.saturating_add(1)
+            && bb <= ae.saturating_add(1)
+        {
+            return Ranges::single(ab.min(bb), ae.max(be));
         }
         let (mut i, mut j) = (0, 0);
         let mut out = Builder::new();

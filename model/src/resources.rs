@@ -284,7 +284,11 @@ impl Resources {
     }
 
     fn set_slot(&mut self, i: usize, s: Scalar) {
-        self.scalars[i] = Value::Scalar(s);
+        match &mut self.scalars[i] {
+            // In place: assigning a whole `Value` would first drop the old one.
+            Value::Scalar(x) => *x = s,
+            other => *other = Value::Scalar(s),
+        }
     }
 
     fn port_ranges(&self) -> &Ranges {
@@ -437,8 +441,11 @@ impl Resources {
     /// Adds `other` into `self`.
     pub fn add(&mut self, other: &Resources) {
         for i in 0..SCALAR_SLOTS.len() {
-            let sum = self.slot(i) + other.slot(i);
-            self.set_slot(i, sum);
+            let theirs = other.slot(i);
+            if !theirs.is_zero() {
+                let sum = self.slot(i) + theirs;
+                self.set_slot(i, sum);
+            }
         }
         if !other.ports.is_empty() {
             self.ports = Value::Ranges(self.port_ranges().union(other.port_ranges()));
@@ -577,6 +584,17 @@ impl Resources {
     /// every agent and task; callers use it to take a fast path.
     pub fn only_unreserved_well_known(&self) -> bool {
         self.spill.is_none()
+    }
+
+    /// Unreserved cpus, mem, disk and gpus, in that order: four field reads,
+    /// for callers that sum many bags (the allocator's snapshot builder).
+    pub fn unreserved_well_known(&self) -> [Scalar; 4] {
+        [
+            self.slot(SLOT_CPUS),
+            self.slot(SLOT_MEM),
+            self.slot(SLOT_DISK),
+            self.slot(SLOT_GPUS),
+        ]
     }
 
     /// Unreserved ports; a borrow, unlike [`Resources::ports`].

@@ -41,10 +41,17 @@ impl Hasher for FxHasher {
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w));
+            // A byte loop: ids end in a few bytes, and a `copy_from_slice`
+            // of unknown length is a call to memcpy.
+            let w = rest
+                .iter()
+                .rev()
+                .fold(0u64, |w, &b| (w << 8) | u64::from(b));
+            self.add(w);
         }
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
     }
     fn write_u8(&mut self, i: u8) {
         self.add(u64::from(i));

@@ -110,8 +110,11 @@ pub fn build_snapshot<'a>(
     // many of those writes miss the cache. Free = total - sum is then
     // computed in one sequential pass.
     let mut used: Vec<UsedSum> = vec![UsedSum::default(); totals.len()];
-    // The framework of the previous usage: consecutive tasks usually share it.
+    // The framework of the previous usage, and a running sum for it and its
+    // role: the master lists tasks by framework, so the sum moves into the
+    // framework's map about once per framework, not once per task.
     let mut last_fw: Option<(&'a FrameworkId, Option<usize>)> = None;
+    let mut pending: Option<(usize, &'a Role, Resources)> = None;
     for u in usage {
         let Some(a) = index.get(u.agent) else {
             continue;
@@ -127,16 +130,21 @@ pub fn build_snapshot<'a>(
                 f
             }
         };
-        let Some(fw) = f.and_then(|f| fw_views.get_mut(f)) else {
+        let Some(f) = f else {
             continue;
         };
-        // Look up before inserting: `entry` would clone the role every time.
-        match fw.allocated.get_mut(u.role) {
-            Some(held) => held.add(u.resources),
-            None => {
-                fw.allocated.insert(u.role.clone(), u.resources.clone());
+        match &mut pending {
+            Some((pf, role, sum)) if *pf == f && *role == u.role => sum.add(u.resources),
+            _ => {
+                if let Some((pf, role, sum)) = pending.take() {
+                    charge(&mut fw_views, pf, role, &sum);
+                }
+                pending = Some((f, u.role, u.resources.clone()));
             }
         }
+    }
+    if let Some((pf, role, sum)) = pending {
+        charge(&mut fw_views, pf, role, &sum);
     }
     let views = index
         .ids
@@ -158,6 +166,20 @@ pub fn build_snapshot<'a>(
     }
 }
 
+/// Adds `sum` to what framework `f` holds in `role`.
+fn charge(frameworks: &mut [FrameworkView], f: usize, role: &Role, sum: &Resources) {
+    let Some(fw) = frameworks.get_mut(f) else {
+        return;
+    };
+    // Look up before inserting: `entry` would clone the role every time.
+    match fw.allocated.get_mut(role) {
+        Some(held) => held.add(sum),
+        None => {
+            fw.allocated.insert(role.clone(), sum.clone());
+        }
+    }
+}
+
 /// What is used on one agent: the unreserved well-known amounts in plain
 /// fields, anything else (reservations, other names) in `rest`, which
 /// almost no task needs.
@@ -175,8 +197,8 @@ impl UsedSum {
             self.rest.get_or_insert_default().add(r);
             return;
         }
-        for (sum, name) in self.scalars.iter_mut().zip([CPUS, MEM, DISK, GPUS]) {
-            *sum = sum.saturating_add(r.unreserved_scalar(name).milli());
+        for (sum, s) in self.scalars.iter_mut().zip(r.unreserved_well_known()) {
+            *sum = sum.saturating_add(s.milli());
         }
         let ports = r.unreserved_ports();
         if !ports.is_empty() {

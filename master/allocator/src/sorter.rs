@@ -40,7 +40,9 @@ impl Quantities {
 
     /// The unreserved part of [`Quantities::of`]: always four field reads.
     pub(crate) fn unreserved(resources: &Resources) -> Quantities {
-        Quantities(FAIRNESS_RESOURCES.map(|n| resources.unreserved_scalar(n).milli()))
+        // `unreserved_well_known` is in cpus, mem, disk, gpus order, as
+        // FAIRNESS_RESOURCES is.
+        Quantities(resources.unreserved_well_known().map(Scalar::milli))
     }
 
     /// The amount of resource `name` (zero for untracked names).
