@@ -7,13 +7,19 @@
 //! timed, because the master keeps those resources as outstanding offers.
 //! The `+drop` variant times the drop as well, to show what it costs.
 //!
+//! The `snapshot` group times `agora_allocator::build_snapshot`, which the
+//! master runs before every cycle (`master/src/snapshot.rs`), over plain
+//! inputs shaped like the master's maps: 10,000 agents, 1,000 frameworks
+//! with 10 active filters each, and 50,000 tasks listed by framework.
+//!
 //! Run: `cargo bench -p agora-benches --bench allocator`.
 use std::collections::{BTreeMap, BTreeSet};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use agora_allocator::{
-    AgentView, AllocatorConfig, ClusterSnapshot, FrameworkView, OfferFilter, allocate,
+    AgentInput, AgentView, AllocatorConfig, ClusterSnapshot, FrameworkInput, FrameworkView,
+    OfferFilter, UsageInput, allocate, build_snapshot,
 };
 use agora_model::{AgentId, FrameworkId, MonoTime, Resources, Role};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -25,6 +31,13 @@ const NOW: MonoTime = MonoTime(1_000_000);
 /// Active filters per framework in the "declined" shape: 10,000 in all, as
 /// many as there are agents, like frameworks that just declined a cycle.
 const FILTERS_PER_FRAMEWORK: usize = 10;
+
+/// A cycle takes milliseconds; fewer, shorter samples keep one run of all
+/// rows near two minutes on a shared 2-core machine, so that five runs can
+/// be compared (BENCHMARKS.md reports each run and their median).
+const SAMPLES: usize = 20;
+/// See [`SAMPLES`].
+const MEASURE_SECS: u64 = 5;
 
 /// The shape also timed with dropping the plan included.
 const WITH_DROP: &str = "10000x1000/own_role";
@@ -125,11 +138,9 @@ fn agent_id(i: usize) -> AgentId {
 fn bench_allocate(c: &mut Criterion) {
     let config = AllocatorConfig::default();
     let mut group = c.benchmark_group("allocate");
-    // A cycle takes milliseconds; fewer, longer samples keep the run short on
-    // a shared 2-core machine while still giving a tight interval.
     group
-        .sample_size(30)
-        .measurement_time(Duration::from_secs(10));
+        .sample_size(SAMPLES)
+        .measurement_time(Duration::from_secs(MEASURE_SECS));
     let shapes = [
         (
             "1000x100/own_role",
@@ -191,5 +202,137 @@ fn bench_allocate(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_allocate);
+/// Tasks in the snapshot-building shape: 5 per agent, 50 per framework.
+const TASKS: usize = 50_000;
+
+/// One task as the master keeps it, reduced to what the snapshot reads.
+struct Task {
+    agent: AgentId,
+    framework: FrameworkId,
+    role: Role,
+    resources: Resources,
+}
+
+/// One framework as the master keeps it, reduced likewise.
+struct Framework {
+    id: FrameworkId,
+    roles: Vec<Role>,
+    suppressed: BTreeSet<Role>,
+    filters: Vec<OfferFilter>,
+}
+
+/// The master's state at 10,000 agents x 1,000 frameworks x 50,000 tasks.
+struct MasterState {
+    agents: Vec<(AgentId, Resources)>,
+    frameworks: Vec<Framework>,
+    tasks: Vec<Task>,
+}
+
+fn master_state() -> MasterState {
+    let (n_agents, n_frameworks) = (10_000, 1_000);
+    let total = Resources::parse(AGENT).unwrap_or_default();
+    let agents = (0..n_agents)
+        .map(|i| (agent_id(i), total.clone()))
+        .collect();
+    let frameworks = (0..n_frameworks)
+        .map(|i| Framework {
+            id: FrameworkId::new_unchecked(format!("framework-{i:04}")),
+            roles: vec![Role::parse(format!("role-{i}")).unwrap_or_default()],
+            suppressed: BTreeSet::new(),
+            filters: (0..FILTERS_PER_FRAMEWORK)
+                .map(|k| OfferFilter {
+                    agent: agent_id((i * 7919 + k * 104_729) % n_agents),
+                    resources: total.clone(),
+                    expires: MonoTime(NOW.0 + 5_000),
+                })
+                .collect(),
+        })
+        .collect();
+    // Listed by framework, as the master's task map is keyed; each
+    // framework's tasks are spread over agents, each task with one port.
+    let tasks = (0..TASKS)
+        .map(|t| {
+            let fw = t / (TASKS / n_frameworks);
+            let port = 31_000 + (t / n_agents) as u64;
+            let resources = Resources::cpus_mem_disk(0.5, 1024.0, 100.0)
+                .with_ranges("ports", agora_model::Ranges::single(port, port));
+            Task {
+                agent: agent_id((t * 7919) % n_agents),
+                framework: FrameworkId::new_unchecked(format!("framework-{fw:04}")),
+                role: Role::parse(format!("role-{fw}")).unwrap_or_default(),
+                resources,
+            }
+        })
+        .collect();
+    MasterState {
+        agents,
+        frameworks,
+        tasks,
+    }
+}
+
+/// What `Master::snapshot` does, over the bench's plain state: list the
+/// maps as views (copying the filters, as the master does) and build.
+fn snapshot_of(state: &MasterState) -> ClusterSnapshot {
+    build_snapshot(
+        state
+            .agents
+            .iter()
+            .map(|(id, total)| AgentInput { id, total }),
+        state.frameworks.iter().map(|f| FrameworkInput {
+            id: &f.id,
+            roles: &f.roles,
+            suppressed_roles: &f.suppressed,
+            active: true,
+            gpu_aware: false,
+            filters: f.filters.clone(),
+        }),
+        state.tasks.iter().map(|t| UsageInput {
+            agent: &t.agent,
+            framework: &t.framework,
+            role: &t.role,
+            resources: &t.resources,
+        }),
+        BTreeMap::new(),
+    )
+}
+
+fn bench_snapshot(c: &mut Criterion) {
+    let state = master_state();
+    let built = snapshot_of(&state);
+    // Every task is charged to its agent and its framework's role.
+    assert_eq!(built.agents.len(), state.agents.len());
+    let used: f64 = built
+        .agents
+        .iter()
+        .map(|a| a.total.cpus().as_f64() - a.free.cpus().as_f64())
+        .sum();
+    assert_eq!(used, 0.5 * TASKS as f64);
+    assert_eq!(
+        allocate(&built, &AllocatorConfig::default(), NOW, 1).len(),
+        state.agents.len()
+    );
+    let mut group = c.benchmark_group("snapshot");
+    group
+        .sample_size(SAMPLES)
+        .measurement_time(Duration::from_secs(MEASURE_SECS));
+    group.bench_function("10000x1000x50000_tasks", |b| {
+        b.iter_custom(|iters| {
+            // As with plans, keep the previous snapshot until the next is
+            // built, so the heap is in the steady state of a running master.
+            let mut previous = snapshot_of(&state);
+            let mut timed = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let next = snapshot_of(black_box(&state));
+                timed += start.elapsed();
+                drop(std::mem::replace(&mut previous, next));
+            }
+            timed
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_allocate, bench_snapshot);
 criterion_main!(benches);

@@ -27,6 +27,7 @@ mod http;
 mod metrics;
 mod offers;
 pub mod registry;
+mod snapshot;
 mod state;
 mod state_json;
 mod tasks;

@@ -1,12 +1,10 @@
-//! Offers: building the allocator's snapshot, turning its plan into offers
-//! (verified against live state first), ACCEPT with validation, DECLINE,
-//! RESCIND, offer timeouts and filters.
+//! Offers: turning the allocator's plan (over `snapshot.rs`'s snapshot)
+//! into offers verified against live state first, ACCEPT with validation,
+//! DECLINE, RESCIND, offer timeouts and filters.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use agora_allocator::{
-    AgentView, AllocatorConfig, ClusterSnapshot, FrameworkView, OfferFilter, allocate,
-};
+use agora_allocator::{AllocatorConfig, allocate};
 use agora_model::{
     AgentId, FrameworkId, MonoTime, Offer, OfferId, Resources, Role, TaskSpec, TaskState,
     TaskStatusReason, TaskTemplate,
@@ -78,68 +76,6 @@ impl Master {
         }
         self.allocation_wanted = true;
         Some(o)
-    }
-
-    /// The allocator's input, from the tallies: O(agents + frameworks +
-    /// framework-roles per agent), never a scan of every task or offer.
-    fn snapshot(&self, now: MonoTime) -> ClusterSnapshot {
-        let mut allocated: HashMap<&FrameworkId, BTreeMap<Role, Resources>> = HashMap::new();
-        let mut agents = Vec::new();
-        for a in self.agents.values() {
-            if a.status() != AgentStatus::Connected {
-                continue; // inactive agents are out of the allocator entirely
-            }
-            for ((fw, role), held) in &a.allocated {
-                allocated
-                    .entry(fw)
-                    .or_default()
-                    .entry(role.clone())
-                    .or_default()
-                    .add(held);
-            }
-            agents.push(AgentView {
-                id: a.id.clone(),
-                total: a.total.clone(),
-                free: a.total.minus(&a.used).minus(&a.offered),
-                active: true,
-            });
-        }
-        let mut role_weights = BTreeMap::new();
-        for (r, w) in &self.cfg.role_weights {
-            if let Ok(role) = Role::parse(r.clone()) {
-                role_weights.insert(role, *w);
-            }
-        }
-        for (role, w) in &self.registry.weights {
-            role_weights.insert(role.clone(), *w);
-        }
-        let frameworks = self
-            .frameworks
-            .values()
-            .map(|f| FrameworkView {
-                id: f.id.clone(),
-                roles: f.info.roles.clone(),
-                suppressed_roles: f.suppressed.clone(),
-                active: f.connected(),
-                gpu_aware: f.info.has(agora_model::Capability::GpuResources),
-                allocated: allocated.remove(&f.id).unwrap_or_default(),
-                filters: f
-                    .filters
-                    .iter()
-                    .filter(|(_, flt)| flt.expires > now)
-                    .map(|((agent, _), flt)| OfferFilter {
-                        agent: agent.clone(),
-                        resources: flt.resources.clone(),
-                        expires: flt.expires,
-                    })
-                    .collect(),
-            })
-            .collect();
-        ClusterSnapshot {
-            agents,
-            role_weights,
-            frameworks,
-        }
     }
 
     /// One allocation run: snapshot in, plan out, verify each allocation

@@ -1,6 +1,13 @@
 //! Id newtypes. Core code never passes bare strings for ids.
-use serde::{Deserialize, Serialize};
+//!
+//! Ids and roles hold an `Arc<str>`: the allocator copies a framework id,
+//! an agent id and a role into each of its 10,000 offers per cycle, and
+//! every resource reservation names a role, so a copy is a reference count
+//! increment rather than an allocation and a string copy. Ids never change
+//! once made, so sharing is safe.
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
+use std::sync::{Arc, LazyLock};
 
 use crate::error::ModelError;
 
@@ -36,24 +43,35 @@ fn validate_id(field: &str, s: &str) -> Result<(), ModelError> {
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $field:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(Arc<str>);
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                String::deserialize(d).map(|s| Self(s.into()))
+            }
+        }
 
         impl $name {
             /// Validates and wraps an id that came from outside.
             pub fn parse(s: impl Into<String>) -> Result<Self, ModelError> {
-                let s = s.into();
+                let s: String = s.into();
                 validate_id($field, &s)?;
-                Ok(Self(s))
+                Ok(Self(s.into()))
             }
             /// Wraps an id the caller generated itself (always valid).
             pub fn new_unchecked(s: impl Into<String>) -> Self {
-                Self(s.into())
+                Self(s.into().into())
             }
             /// A fresh random id.
             pub fn random() -> Self {
-                Self(uuid::Uuid::new_v4().to_string())
+                Self(uuid::Uuid::new_v4().to_string().into())
             }
             /// The id as a string slice.
             pub fn as_str(&self) -> &str {
@@ -91,25 +109,40 @@ id_type!(
 
 /// A role. `*` is the default role, meaning unreserved. Hierarchical roles use
 /// `/` between components (`eng/frontend`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Role(String);
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Role(Arc<str>);
+
+/// The one `*`, shared: `Role::star()` is called for every unreserved
+/// resource entry parsed or built.
+static STAR: LazyLock<Role> = LazyLock::new(|| Role("*".into()));
+
+impl Serialize for Role {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| Role(s.into()))
+    }
+}
 
 impl Role {
     /// The default role `*`.
     pub fn star() -> Role {
-        Role("*".to_string())
+        STAR.clone()
     }
     /// Is this the default (unreserved) role?
     pub fn is_star(&self) -> bool {
-        self.0 == "*"
+        &*self.0 == "*"
     }
     /// Validates a role name: `*`, or `/`-separated components that are not
     /// empty, `.`, `..` or `*`, with no whitespace, and do not start with `-`.
     pub fn parse(s: impl Into<String>) -> Result<Role, ModelError> {
-        let s = s.into();
+        let s: String = s.into();
         if s == "*" {
-            return Ok(Role(s));
+            return Ok(Role::star());
         }
         if s.is_empty() {
             return Err(ModelError::invalid("role", "must not be empty"));
@@ -143,7 +176,7 @@ impl Role {
                 ));
             }
         }
-        Ok(Role(s))
+        Ok(Role(s.into()))
     }
     /// The role name.
     pub fn as_str(&self) -> &str {

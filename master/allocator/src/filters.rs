@@ -4,11 +4,10 @@
 //! contain everything that would be offered (Mesos
 //! `RefusedOfferFilter::filter`), so offering less never slips past a filter
 //! while offering more does.
-use std::collections::HashMap;
-
 use agora_model::{AgentId, MonoTime, Resources};
 
 use crate::OfferFilter;
+use crate::hash::FxHashMap;
 
 /// A dense number for an agent that some active filter names. Filter checks
 /// in the allocation loop compare these instead of id strings, whose bytes
@@ -21,7 +20,7 @@ pub(crate) struct FilteredAgent(usize);
 /// order cannot leak into the plan.
 #[derive(Debug, Default)]
 pub(crate) struct FilterIndex<'a> {
-    agents: HashMap<&'a AgentId, FilteredAgent>,
+    agents: FxHashMap<&'a AgentId, FilteredAgent>,
 }
 
 impl<'a> FilterIndex<'a> {

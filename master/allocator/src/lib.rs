@@ -11,12 +11,16 @@
 //! - `allocate.rs`: the allocation cycle (mechanism).
 //! - `sorter.rs`: fairness policy behind `trait Sorter` (weighted DRF).
 //! - `filters.rs`: offer filters (refused resources per agent, with expiry).
+//! - `snapshot.rs`: [`build_snapshot`], the snapshot from plain views of
+//!   the master's state (agent totals, task and offer usage, frameworks).
+//! - `hash.rs`: a fast hasher for id lookups (ids are master-generated).
 //!
 //! Architecture invariant: this crate does no IO and has no async runtime,
 //! clock or unseeded randomness; `now` and the shuffle seed are arguments,
 //! so the same inputs always give the same plan.
 //!
-//! API boundary: only the types below and [`allocate`] are public.
+//! API boundary: only the types below, [`allocate`] and [`build_snapshot`]
+//! (with its input views) are public.
 #![forbid(unsafe_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,7 +29,11 @@ use agora_model::{AgentId, FrameworkId, MonoTime, Resources, Role};
 
 mod allocate;
 mod filters;
+mod hash;
+mod snapshot;
 mod sorter;
+
+pub use snapshot::{AgentInput, FrameworkInput, UsageInput, build_snapshot};
 
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
 use agora_model::resources::{CPUS, DISK, GPUS, MEM};
-use agora_model::{Resources, Scalar, Value};
+use agora_model::{Resources, Scalar};
 
 /// The resources dominant shares are computed over. Mesos uses every scalar;
 /// the master only schedules on these four, and a fixed array keeps share
@@ -26,22 +26,23 @@ pub(crate) const DEFAULT_WEIGHT: f64 = 1.0;
 pub(crate) struct Quantities([i64; DIMS]);
 
 impl Quantities {
-    /// The fairness-relevant amounts in `resources`, in one pass.
+    /// The fairness-relevant amounts in `resources`, over all roles. Four
+    /// field reads for a bag without reservations (`Resources` keeps the
+    /// unreserved well-known scalars in fixed slots).
     pub(crate) fn of(resources: &Resources) -> Quantities {
-        let mut q = Quantities::default();
-        for entry in resources.iter() {
-            if let Value::Scalar(s) = entry.value {
-                q.add_scalar(entry.name, *s);
-            }
-        }
-        q
+        Quantities([
+            resources.cpus().milli(),
+            resources.mem().milli(),
+            resources.disk().milli(),
+            resources.gpus().milli(),
+        ])
     }
 
-    /// Adds `amount` of resource `name`; other names are not tracked.
-    pub(crate) fn add_scalar(&mut self, name: &str, amount: Scalar) {
-        if let Some(i) = FAIRNESS_RESOURCES.iter().position(|n| *n == name) {
-            self.0[i] = self.0[i].saturating_add(amount.milli());
-        }
+    /// The unreserved part of [`Quantities::of`]: always four field reads.
+    pub(crate) fn unreserved(resources: &Resources) -> Quantities {
+        // `unreserved_well_known` is in cpus, mem, disk, gpus order, as
+        // FAIRNESS_RESOURCES is.
+        Quantities(resources.unreserved_well_known().map(Scalar::milli))
     }
 
     /// The amount of resource `name` (zero for untracked names).
@@ -140,19 +141,115 @@ impl Client {
     }
 }
 
+/// A client's place in the order: `(share, tie, client)`.
+type Key = (Share, usize, usize);
+
+/// Orders of at most this many clients are a sorted `Vec`.
+const SMALL_ORDER: usize = 32;
+
+/// The service order. Most sorters are small (the frameworks of one role;
+/// at 1,000 roles, one each): a sorted `Vec` updates by rotating a few
+/// entries of one cache line, with no allocation, where a `BTreeSet` removes
+/// and inserts a node entry, twice per offer. Large ones (the roles) use a
+/// `BTreeSet`, O(log n) per update.
+#[derive(Debug, Clone)]
+enum Order {
+    Small(Vec<Key>),
+    Large(BTreeSet<Key>),
+}
+
+impl Order {
+    fn insert(&mut self, key: Key) {
+        match self {
+            Order::Small(v) if v.len() < SMALL_ORDER => {
+                let i = v.partition_point(|k| *k < key);
+                v.insert(i, key);
+            }
+            Order::Small(v) => {
+                let mut set: BTreeSet<Key> = v.drain(..).collect();
+                set.insert(key);
+                *self = Order::Large(set);
+            }
+            Order::Large(set) => {
+                set.insert(key);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &Key) {
+        match self {
+            Order::Small(v) => {
+                if let Ok(i) = v.binary_search(key) {
+                    v.remove(i);
+                }
+            }
+            Order::Large(set) => {
+                set.remove(key);
+            }
+        }
+    }
+
+    /// Replaces `old` by `new`: in a small order, one rotation of the
+    /// entries between the two positions.
+    fn update(&mut self, old: &Key, new: Key) {
+        match self {
+            Order::Small(v) => match v.binary_search(old) {
+                Ok(i) => {
+                    // Entries below `new`, counting `old` if it is below.
+                    let j = v.partition_point(|k| *k < new);
+                    if j > i {
+                        v[i..j].rotate_left(1);
+                        v[j - 1] = new;
+                    } else {
+                        v[j..=i].rotate_right(1);
+                        v[j] = new;
+                    }
+                }
+                Err(_) => self.insert(new),
+            },
+            Order::Large(set) => {
+                set.remove(old);
+                set.insert(new);
+            }
+        }
+    }
+
+    fn iter(&self) -> OrderIter<'_> {
+        match self {
+            Order::Small(v) => OrderIter::Small(v.iter()),
+            Order::Large(set) => OrderIter::Large(set.iter()),
+        }
+    }
+}
+
+enum OrderIter<'a> {
+    Small(std::slice::Iter<'a, Key>),
+    Large(std::collections::btree_set::Iter<'a, Key>),
+}
+
+impl<'a> Iterator for OrderIter<'a> {
+    type Item = &'a Key;
+    fn next(&mut self) -> Option<&'a Key> {
+        match self {
+            OrderIter::Small(i) => i.next(),
+            OrderIter::Large(i) => i.next(),
+        }
+    }
+}
+
 /// Weighted Dominant Resource Fairness (Ghodsi et al., NSDI'11; Mesos
 /// `DRFSorter`): lowest weighted dominant share first, ties by name.
 ///
-/// The order is kept in a `BTreeSet` and updated per allocation in
-/// O(log n), instead of re-sorting every client for every agent (the cost
-/// Mesos 1.7 had to remove, MESOS-9249).
+/// The order is kept sorted ([`Order`]) and updated per allocation,
+/// instead of re-sorting every client for every agent (the cost Mesos 1.7
+/// had to remove, MESOS-9249).
 #[derive(Debug, Clone)]
 pub(crate) struct DrfSorter {
     total: Quantities,
     /// Indexed by client; `None` for indices never added.
     clients: Vec<Option<Client>>,
-    /// `(share, tie, client)`: iteration order is service order.
-    order: BTreeSet<(Share, usize, usize)>,
+    /// Iteration order is service order.
+    order: Order,
 }
 
 impl Sorter for DrfSorter {
@@ -160,7 +257,7 @@ impl Sorter for DrfSorter {
         DrfSorter {
             total,
             clients: Vec::new(),
-            order: BTreeSet::new(),
+            order: Order::Small(Vec::new()),
         }
     }
 
@@ -191,10 +288,10 @@ impl Sorter for DrfSorter {
         let Some(Some(entry)) = self.clients.get_mut(client) else {
             return;
         };
-        self.order.remove(&entry.key(client));
+        let old = entry.key(client);
         entry.allocated.add(delta);
         entry.share = Share(entry.allocated.dominant_share(&total, entry.weight));
-        self.order.insert(entry.key(client));
+        self.order.update(&old, entry.key(client));
     }
 
     fn sorted(&self) -> impl Iterator<Item = usize> + '_ {
@@ -241,6 +338,42 @@ mod tests {
         assert_eq!(Quantities::of(&r).dominant_share(&total, 1.0), 1.0);
         let total = total.without(&["gpus".to_string()]);
         assert_eq!(Quantities::of(&r).dominant_share(&total, 1.0), 0.1);
+    }
+
+    proptest::proptest! {
+        /// The `Vec` order agrees with a `BTreeSet` through inserts,
+        /// updates and removals, including the switch to the set.
+        #[test]
+        fn small_order_matches_a_btreeset(
+            ops in proptest::collection::vec((0usize..40, 0u8..8, proptest::bool::ANY), 0..120),
+        ) {
+            let mut order = Order::Small(Vec::new());
+            let mut reference: BTreeSet<Key> = BTreeSet::new();
+            let mut current: Vec<Option<Key>> = vec![None; 40];
+            for (client, share, remove) in ops {
+                let key = (Share(f64::from(share) / 8.0), client, client);
+                match (current[client].take(), remove) {
+                    (Some(old), true) => {
+                        order.remove(&old);
+                        reference.remove(&old);
+                    }
+                    (Some(old), false) => {
+                        order.update(&old, key);
+                        reference.remove(&old);
+                        reference.insert(key);
+                        current[client] = Some(key);
+                    }
+                    (None, _) => {
+                        order.insert(key);
+                        reference.insert(key);
+                        current[client] = Some(key);
+                    }
+                }
+                let got: Vec<Key> = order.iter().copied().collect();
+                let want: Vec<Key> = reference.iter().copied().collect();
+                proptest::prop_assert_eq!(got, want);
+            }
+        }
     }
 
     #[test]
