@@ -144,26 +144,7 @@ impl ProcessRuntime {
             Some(u) => Some(spawn::lookup_user(u)?),
             None => None,
         };
-        let stdout = spawn::log_file(&spec.sandbox, STDOUT_FILE)?;
-        let stderr = spawn::log_file(&spec.sandbox, STDERR_FILE)?;
-        if let Some((uid, gid)) = user {
-            for p in [
-                spec.sandbox.clone(),
-                spec.sandbox.join(STDOUT_FILE),
-                spec.sandbox.join(STDERR_FILE),
-            ] {
-                std::os::unix::fs::chown(&p, Some(uid), Some(gid))
-                    .map_err(|e| RuntimeError::io(format!("chown {}", p.display()), e))?;
-            }
-        }
-        // A leftover status file (a relaunch in the same sandbox) would be
-        // mistaken for this run's result.
-        match std::fs::remove_file(spec.sandbox.join(EXIT_STATUS_FILE)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(RuntimeError::io("remove old exit status", e));
-            }
-            _ => {}
-        }
+        let (stdout, stderr) = prepare_sandbox(spec, user)?;
         let cgroup = if self.config.cgroups {
             Some(TaskCgroup::create(
                 &self.cgroup_rel(&spec.agent_id, &spec.container_id),
@@ -212,12 +193,26 @@ impl ProcessRuntime {
             return Err(e);
         }
         let pid_start_time = proc::start_time(pid);
+        self.watch_exit(spec.container_id.clone(), child);
+        info!(container_id = %spec.container_id, task_id = %spec.task_id, pid, "launched process task");
+        Ok(ContainerHandle {
+            kind: RuntimeKind::Process,
+            container_id: spec.container_id.clone(),
+            docker_id: None,
+            pid: Some(pid),
+            pid_start_time,
+            cgroup: cgroup.map(|c| c.rel().to_string()),
+            sandbox: spec.sandbox.clone(),
+        })
+    }
+
+    /// Records the wrapper's exit for `wait`, from a task of its own.
+    fn watch_exit(&self, container_id: String, mut child: tokio::process::Child) {
         let (tx, rx) = watch::channel(None);
         self.children
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(spec.container_id.clone(), rx);
-        let container_id = spec.container_id.clone();
+            .insert(container_id.clone(), rx);
         tokio::spawn(async move {
             let exit = match child.wait().await {
                 Ok(s) => ChildExit {
@@ -235,16 +230,6 @@ impl ProcessRuntime {
             debug!(%container_id, ?exit, "task wrapper exited");
             let _ = tx.send(Some(exit));
         });
-        info!(container_id = %spec.container_id, task_id = %spec.task_id, pid, "launched process task");
-        Ok(ContainerHandle {
-            kind: RuntimeKind::Process,
-            container_id: spec.container_id.clone(),
-            docker_id: None,
-            pid: Some(pid),
-            pid_start_time,
-            cgroup: cgroup.map(|c| c.rel().to_string()),
-            sandbox: spec.sandbox.clone(),
-        })
     }
 
     /// Is the container still running: its wrapper alive, or (for orphans
@@ -480,4 +465,33 @@ impl Runtime for ProcessRuntime {
         }
         Ok(())
     }
+}
+
+/// The task's log files, owned by its user, and no leftover exit status
+/// from an earlier run in the same sandbox.
+fn prepare_sandbox(
+    spec: &LaunchSpec,
+    user: Option<(u32, u32)>,
+) -> Result<(std::fs::File, std::fs::File), RuntimeError> {
+    let stdout = spawn::log_file(&spec.sandbox, STDOUT_FILE)?;
+    let stderr = spawn::log_file(&spec.sandbox, STDERR_FILE)?;
+    if let Some((uid, gid)) = user {
+        for p in [
+            spec.sandbox.clone(),
+            spec.sandbox.join(STDOUT_FILE),
+            spec.sandbox.join(STDERR_FILE),
+        ] {
+            std::os::unix::fs::chown(&p, Some(uid), Some(gid))
+                .map_err(|e| RuntimeError::io(format!("chown {}", p.display()), e))?;
+        }
+    }
+    // A leftover status file (a relaunch in the same sandbox) would be
+    // mistaken for this run's result.
+    match std::fs::remove_file(spec.sandbox.join(EXIT_STATUS_FILE)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(RuntimeError::io("remove old exit status", e));
+        }
+        _ => {}
+    }
+    Ok((stdout, stderr))
 }
