@@ -54,6 +54,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// A running master.
 pub struct MasterHandle {
     addr: SocketAddr,
+    /// The Attach forwarders; stopped and awaited on shutdown.
+    forwarders: tokio_util::task::TaskTracker,
+    stop_forwarders: tokio_util::sync::CancellationToken,
     shutdown_loop: Option<oneshot::Sender<()>>,
     shutdown_server: Option<oneshot::Sender<()>>,
     loop_task: JoinHandle<()>,
@@ -75,18 +78,22 @@ impl MasterHandle {
             let _ = tx.send(());
         }
         let _ = (&mut self.loop_task).await;
+        self.stop_forwarders.cancel();
+        self.forwarders.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.server_task)
             .await
             .is_err()
         {
             self.server_task.abort();
         }
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.forwarders.wait()).await;
     }
 
     /// Stops everything at once, like kill -9: no goodbyes, no flushing.
     pub fn crash(self) {
         self.loop_task.abort();
         self.server_task.abort();
+        self.stop_forwarders.cancel();
     }
 }
 
@@ -110,11 +117,17 @@ pub async fn start(cfg: MasterConfig, listener: TcpListener) -> Result<MasterHan
     let (loop_stop, loop_stop_rx) = oneshot::channel();
     let loop_task = tokio::spawn(event_loop::run(master, writer, rx, loop_stop_rx));
 
+    let forwarders = tokio_util::task::TaskTracker::new();
+    let stop_forwarders = tokio_util::sync::CancellationToken::new();
     let grpc = tonic::service::Routes::new(v1::scheduler_server::SchedulerServer::new(
         api::scheduler::SchedulerApi { tx: tx.clone() },
     ))
     .add_service(v1::agent_service_server::AgentServiceServer::new(
-        api::agent::AgentApi { tx: tx.clone() },
+        api::agent::AgentApi {
+            tx: tx.clone(),
+            forwarders: forwarders.clone(),
+            stop: stop_forwarders.clone(),
+        },
     ))
     .into_axum_router();
     let app = grpc
@@ -137,6 +150,8 @@ pub async fn start(cfg: MasterConfig, listener: TcpListener) -> Result<MasterHan
     info!(%addr, %master_id, "master started");
     Ok(MasterHandle {
         addr,
+        forwarders,
+        stop_forwarders,
         shutdown_loop: Some(loop_stop),
         shutdown_server: Some(server_stop),
         loop_task,

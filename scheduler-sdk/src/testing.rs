@@ -33,6 +33,8 @@ pub struct FakeState {
     pub stream: Option<mpsc::Sender<Result<v1::Event, Status>>>,
     /// If set, SUBSCRIBE fails with this.
     pub refuse: Option<Status>,
+    /// SUBSCRIBEs refused because of `refuse`.
+    pub refused: usize,
     /// If set, the first event is ERROR with this message.
     pub error_on_subscribe: Option<String>,
     /// Heartbeat interval announced in SUBSCRIBED (the fake sends none).
@@ -127,6 +129,7 @@ impl SchedulerService for FakeMaster {
         let req = req.into_inner();
         let mut st = self.lock();
         if let Some(s) = st.refuse.clone() {
+            st.refused += 1;
             return Err(s);
         }
         st.subscribes.push(req.clone());

@@ -232,12 +232,25 @@ async fn agent_docker_task_survives_agent_crash() -> anyhow::Result<()> {
     .await?;
     fw.wait_state("d-long", S::TaskRunning).await?;
     fw.wait_state("d-short", S::TaskRunning).await?;
-    let docker_id = task_state(&agent, "d-long").await?["container"]["handle"]["docker_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let docker_id_of = |t: serde_json::Value| {
+        t["container"]["handle"]["docker_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let docker_id = docker_id_of(task_state(&agent, "d-long").await?);
+    let short_id = docker_id_of(task_state(&agent, "d-short").await?);
     agent.crash();
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // "d-short" exits while no agent is watching.
+    agora_tests::eventually(
+        "d-short exits",
+        std::time::Duration::from_secs(20),
+        || async {
+            let running = docker_inspect(&short_id, "{{.State.Running}}").ok()?;
+            (running == "false").then_some(())
+        },
+    )
+    .await?;
     assert_eq!(
         docker_inspect(&docker_id, "{{.State.Running}}")?,
         "true",

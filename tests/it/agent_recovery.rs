@@ -87,13 +87,20 @@ async fn agent_crash_restart_recovers_tasks() -> anyhow::Result<()> {
     )
     .await?;
     fw.wait_state("short", S::TaskRunning).await?;
-    let pid = task_state(&agent, "long").await?["container"]["handle"]["pid"]
-        .as_u64()
-        .unwrap_or_default();
+    let pid_of = |state: serde_json::Value| {
+        state["container"]["handle"]["pid"]
+            .as_u64()
+            .unwrap_or_default()
+    };
+    let pid = pid_of(task_state(&agent, "long").await?);
+    let short_pid = pid_of(task_state(&agent, "short").await?);
 
     agent.crash();
     // "short" exits while no agent is watching; "long" keeps running.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    agora_tests::eventually("short exits", Duration::from_secs(10), || async {
+        (!pid_alive(short_pid)).then_some(())
+    })
+    .await?;
     assert!(pid_alive(pid), "the task survives the agent");
 
     let agent = restart_agent(config, addr).await?;
@@ -128,7 +135,11 @@ async fn agent_survives_master_restart() -> anyhow::Result<()> {
     fw.wait_state("steady", S::TaskRunning).await?;
     master.stop().await;
     // "brief" finishes while there is no master: its update waits on disk.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    agora_tests::eventually("brief finishes", Duration::from_secs(10), || async {
+        let t = task_state(&agent, "brief").await.ok()?;
+        (t["state"] == "TASK_FINISHED").then_some(())
+    })
+    .await?;
     assert_eq!(agent.state().await?["registered"], false);
     master.restart().await?;
     fw.resubscribe(&master).await?;

@@ -3,6 +3,8 @@ use agora_model::{AgentId, FrameworkId, SessionId};
 use agora_proto::{convert, v1};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
@@ -18,6 +20,10 @@ pub(crate) const AGENT_MESSAGE_BUFFER: usize = 4096;
 
 pub(crate) struct AgentApi {
     pub(crate) tx: mpsc::Sender<Command>,
+    /// Every Attach stream's forwarder runs here, so shutdown can stop them
+    /// and wait for them instead of leaving them to the runtime.
+    pub(crate) forwarders: TaskTracker,
+    pub(crate) stop: CancellationToken,
 }
 
 fn decode_registration(r: v1::RegisterRequest) -> Result<AgentRegistration, Status> {
@@ -123,8 +129,14 @@ impl v1::agent_service_server::AgentService for AgentApi {
         // Forward the agent's messages to the loop until the stream ends.
         let loop_tx = self.tx.clone();
         let (a, s) = (agent.clone(), session.clone());
-        tokio::spawn(async move {
-            while let Some(item) = inbound.next().await {
+        let stop = self.stop.clone();
+        self.forwarders.spawn(async move {
+            loop {
+                let item = tokio::select! {
+                    () = stop.cancelled() => return,
+                    item = inbound.next() => item,
+                };
+                let Some(item) = item else { break };
                 match item {
                     Ok(v1::AgentMessage { message: Some(msg) }) => {
                         let msg = match wire::from_agent_wire(msg) {

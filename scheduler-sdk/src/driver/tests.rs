@@ -257,7 +257,8 @@ async fn a_subscription_refused_for_a_passing_reason_is_retried() {
     let d = fast(vec![addr]);
     let handle = d.driver();
     let run = tokio::spawn(d.run(rec));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    fake.wait_for("a second SUBSCRIBE after a refusal", |s| s.refused >= 2)
+        .await;
     assert!(!run.is_finished(), "gave up on a retryable refusal");
     fake.lock().refuse = None;
     assert_eq!(next(&mut rx).await, "subscribed fw-1");
