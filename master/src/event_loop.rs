@@ -52,9 +52,9 @@ const HOUSEKEEPING_PERIOD: Duration = Duration::from_millis(100);
 
 pub(crate) type Answer<T> = oneshot::Sender<Result<T, Status>>;
 /// Events to a framework's Subscribe stream.
-pub(crate) type EventTx = mpsc::Sender<Result<v1::Event, Status>>;
+pub(crate) type EventTx = mpsc::Sender<Box<v1::Event>>;
 /// Messages down an agent's Attach stream.
-pub(crate) type AgentTx = mpsc::Sender<Result<v1::MasterMessage, Status>>;
+pub(crate) type AgentTx = mpsc::Sender<Box<v1::MasterMessage>>;
 
 /// What a successful Subscribe hands back to the gRPC handler.
 pub(crate) struct Subscription {
@@ -396,7 +396,7 @@ impl Loop {
                     if s != &session {
                         continue; // for an older session; the agent re-registered
                     }
-                    if tx.try_send(Ok(wire::to_agent_wire(msg))).is_err() {
+                    if tx.try_send(Box::new(wire::to_agent_wire(msg))).is_err() {
                         tracing::warn!(agent = %agent, "agent stream full or closed; marking it disconnected");
                         self.agents.remove(&agent);
                         feedback.push_back(Input::AgentStreamClosed { agent, session });
@@ -428,7 +428,7 @@ impl Loop {
         };
         match s
             .tx
-            .try_send(Ok(wire::event_to_wire(event, &self.master.master_id)))
+            .try_send(Box::new(wire::event_to_wire(event, &self.master.master_id)))
         {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => feedback.push_back(Input::FrameworkEventsDropped {

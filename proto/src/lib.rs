@@ -12,4 +12,5 @@ pub mod v1 {
     tonic::include_proto!("agora.v1");
 }
 
+pub mod codec;
 pub mod convert;

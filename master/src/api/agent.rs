@@ -88,7 +88,7 @@ fn decode_registration(r: v1::RegisterRequest) -> Result<AgentRegistration, Stat
 
 #[tonic::async_trait]
 impl v1::agent_service_server::AgentService for AgentApi {
-    type AttachStream = NotifyOnDrop<Result<v1::MasterMessage, Status>>;
+    type AttachStream = NotifyOnDrop<v1::MasterMessage>;
 
     async fn register(
         &self,

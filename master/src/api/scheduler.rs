@@ -89,7 +89,7 @@ impl SchedulerApi {
 
 #[tonic::async_trait]
 impl v1::scheduler_server::Scheduler for SchedulerApi {
-    type SubscribeStream = NotifyOnDrop<Result<v1::Event, Status>>;
+    type SubscribeStream = NotifyOnDrop<v1::Event>;
 
     async fn subscribe(
         &self,
