@@ -348,3 +348,35 @@ fn the_registry_brings_frameworks_back_after_a_master_restart() {
     assert!(matches!(reply_of(&effects, token), Some(Reply::Subscribed(Ok(id))) if id == &fw.id));
     assert_eq!(proposals_in(&effects), 0, "same info: nothing to write");
 }
+
+#[test]
+fn a_batch_of_acknowledgements_relays_the_valid_ones_and_names_the_first_bad_one() {
+    let (mut h, fw, ags) = cluster(1);
+    let uuid = uuid::Uuid::new_v4();
+    let (effects, answer) = h.call(
+        &fw,
+        SchedulerCall::AcknowledgeMany {
+            acks: vec![
+                (ags[0].id.clone(), TaskId::new_unchecked("t1"), uuid),
+                (
+                    AgentId::new_unchecked("nobody"),
+                    TaskId::new_unchecked("t2"),
+                    uuid,
+                ),
+                (ags[0].id.clone(), TaskId::new_unchecked("t3"), uuid),
+            ],
+        },
+    );
+    let relayed: Vec<String> = to_agent_in(&effects, &ags[0].id)
+        .iter()
+        .filter_map(|m| match m {
+            ToAgent::Acknowledge { task, .. } => Some(task.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(relayed, ["t1", "t3"]);
+    let err = answer
+        .expect("answered")
+        .expect_err("a bad acknowledgement");
+    assert!(err.contains("acknowledgements[1].agent_id"), "{err}");
+}
