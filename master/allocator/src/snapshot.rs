@@ -110,13 +110,48 @@ pub fn build_snapshot<'a>(
     // many of those writes miss the cache. Free = total - sum is then
     // computed in one sequential pass.
     let mut used: Vec<UsedSum> = vec![UsedSum::default(); totals.len()];
+    let fw_sums = sum_usage(usage, &index, &fw_index, &mut used, fw_views.len());
+    for (f, list) in fw_sums.into_iter().enumerate() {
+        for (role, sum) in list {
+            charge(&mut fw_views, f, role, &sum.into_resources());
+        }
+    }
+    let views = index
+        .ids
+        .into_iter()
+        .zip(totals)
+        .zip(used)
+        .map(|((id, total), used)| AgentView {
+            id,
+            total: total.clone(),
+            free: used.subtract_from(total),
+            active: true,
+        })
+        .collect();
+
+    ClusterSnapshot {
+        agents: views,
+        role_weights,
+        frameworks: fw_views,
+    }
+}
+
+/// What each framework holds per role, as compact sums, while adding every
+/// usage to its agent's sum in `used`.
+fn sum_usage<'a>(
+    usage: impl IntoIterator<Item = UsageInput<'a>>,
+    index: &AgentIndex,
+    fw_index: &FxHashMap<&'a FrameworkId, usize>,
+    used: &mut [UsedSum],
+    frameworks: usize,
+) -> Vec<Vec<(&'a Role, UsedSum)>> {
     // What each framework holds, per role, summed the same compact way: a
     // short list per framework (frameworks hold one or a few roles), turned
     // into the views' maps once at the end. The master lists usage agent by
     // agent from its tallies, so consecutive usages are of different
     // frameworks; a sum per (framework, role) keeps that as cheap as the
     // framework-ordered listing the bench also measures.
-    let mut fw_sums: Vec<Vec<(&'a Role, UsedSum)>> = vec![Vec::new(); fw_views.len()];
+    let mut fw_sums: Vec<Vec<(&'a Role, UsedSum)>> = vec![Vec::new(); frameworks];
     // The framework of the previous usage: consecutive usages of one
     // framework skip the lookup.
     let mut last_fw: Option<(&'a FrameworkId, Option<usize>)> = None;
@@ -157,29 +192,7 @@ pub fn build_snapshot<'a>(
             }
         }
     }
-    for (f, list) in fw_sums.into_iter().enumerate() {
-        for (role, sum) in list {
-            charge(&mut fw_views, f, role, &sum.into_resources());
-        }
-    }
-    let views = index
-        .ids
-        .into_iter()
-        .zip(totals)
-        .zip(used)
-        .map(|((id, total), used)| AgentView {
-            id,
-            total: total.clone(),
-            free: used.subtract_from(total),
-            active: true,
-        })
-        .collect();
-
-    ClusterSnapshot {
-        agents: views,
-        role_weights,
-        frameworks: fw_views,
-    }
+    fw_sums
 }
 
 /// Adds `sum` to what framework `f` holds in `role`.
