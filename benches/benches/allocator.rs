@@ -295,10 +295,7 @@ fn master_state() -> MasterState {
 /// agent's (framework, role) tallies, agent by agent.
 fn snapshot_of_tallies(state: &MasterState) -> ClusterSnapshot {
     build_snapshot(
-        state
-            .agents
-            .iter()
-            .map(|(id, total)| AgentInput { id, total }),
+        agents_of(state),
         frameworks_of(state),
         state.tallies.iter().flat_map(|(agent, held)| {
             held.iter()
@@ -311,6 +308,13 @@ fn snapshot_of_tallies(state: &MasterState) -> ClusterSnapshot {
         }),
         BTreeMap::new(),
     )
+}
+
+fn agents_of(state: &MasterState) -> impl Iterator<Item = AgentInput<'_>> {
+    state
+        .agents
+        .iter()
+        .map(|(id, total)| AgentInput { id, total })
 }
 
 fn frameworks_of(state: &MasterState) -> impl Iterator<Item = FrameworkInput<'_>> {
@@ -328,10 +332,7 @@ fn frameworks_of(state: &MasterState) -> impl Iterator<Item = FrameworkInput<'_>
 /// input before issue 6, kept to compare).
 fn snapshot_of(state: &MasterState) -> ClusterSnapshot {
     build_snapshot(
-        state
-            .agents
-            .iter()
-            .map(|(id, total)| AgentInput { id, total }),
+        agents_of(state),
         frameworks_of(state),
         state.tasks.iter().map(|t| UsageInput {
             agent: &t.agent,

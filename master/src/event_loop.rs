@@ -361,7 +361,7 @@ impl Loop {
                 token,
                 reply: Reply::Done(Ok(())),
             } = e
-                && let Some(Waiting::Attach { .. }) = self.waiting.get(token)
+                && matches!(self.waiting.get(token), Some(Waiting::Attach { .. }))
                 && let Some(Waiting::Attach {
                     agent,
                     session,

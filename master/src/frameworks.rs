@@ -50,19 +50,7 @@ impl Master {
             return self.reply(reply, Reply::Subscribed(Err(e)));
         }
         info.id = Some(id.clone());
-        let registered_unix_ms = self
-            .registry
-            .frameworks
-            .get(&id)
-            .map(|r| r.registered_unix_ms)
-            .unwrap_or_else(|| self.unix_ms());
-        let cmd = RegistryCommand::PutFramework {
-            id: id.clone(),
-            record: FrameworkRecord {
-                info: info.clone(),
-                registered_unix_ms,
-            },
-        };
+        let cmd = self.put_framework(&id, info.clone());
         let pending = PendingSubscription {
             id,
             info,
@@ -72,6 +60,23 @@ impl Master {
         };
         if let Some(after) = self.propose(vec![cmd], AfterCommit::Subscribe(Box::new(pending))) {
             self.continue_after(after, now);
+        }
+    }
+
+    /// The registry command that records `info`, keeping the first
+    /// registration time of a framework the registry already knows.
+    fn put_framework(&self, id: &FrameworkId, info: FrameworkInfo) -> RegistryCommand {
+        let registered_unix_ms = self
+            .registry
+            .frameworks
+            .get(id)
+            .map_or_else(|| self.unix_ms(), |r| r.registered_unix_ms);
+        RegistryCommand::PutFramework {
+            id: id.clone(),
+            record: FrameworkRecord {
+                info,
+                registered_unix_ms,
+            },
         }
     }
 
@@ -276,19 +281,7 @@ impl Master {
             self.rescind_offer(&oid);
         }
         self.allocation_wanted = true;
-        let registered_unix_ms = self
-            .registry
-            .frameworks
-            .get(id)
-            .map(|r| r.registered_unix_ms)
-            .unwrap_or_else(|| self.unix_ms());
-        let cmd = RegistryCommand::PutFramework {
-            id: id.clone(),
-            record: FrameworkRecord {
-                info,
-                registered_unix_ms,
-            },
-        };
+        let cmd = self.put_framework(id, info);
         if let Some(AfterCommit::Reply(token)) = self.propose(vec![cmd], AfterCommit::Reply(reply))
         {
             self.reply(token, Reply::Done(Ok(())));

@@ -133,6 +133,27 @@ impl MasterHarness {
         }
     }
 
+    /// A SUBSCRIBE naming an existing framework id on a new stream; returns
+    /// its effects and the token its answer carries.
+    pub(crate) fn resubscribe(
+        &mut self,
+        id: &FrameworkId,
+        stream: &str,
+    ) -> (Vec<Effect>, ReplyToken) {
+        let token = self.token();
+        let effects = self.input(Input::Subscribe {
+            info: FrameworkInfo {
+                id: Some(id.clone()),
+                ..testkit::framework("fw")
+            },
+            suppressed: vec![],
+            stream: StreamId::new_unchecked(stream),
+            new_id: FrameworkId::new_unchecked("unused"),
+            reply: token,
+        });
+        (effects, token)
+    }
+
     pub(crate) fn token(&mut self) -> ReplyToken {
         self.next += 1;
         self.next

@@ -94,41 +94,13 @@ async fn an_unknown_http_path_is_a_json_404() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn the_master_metrics_pass_promtool() -> anyhow::Result<()> {
-    let Some(promtool) = which("promtool") else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "promtool is missing (scripts/test installs Debian's prometheus package)"
-        );
-        eprintln!("skipped: no promtool on PATH");
+    if !agora_tests::promtool::available("the_master_metrics_pass_promtool") {
         return Ok(());
-    };
+    }
     let master = TestMaster::start().await;
     let _agent = SimAgent::start(&master.endpoint(), SimAgentConfig::default()).await;
     let text = master.metrics().await?;
-    let mut child = std::process::Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
-    if let Some(mut stdin) = child.stdin.take() {
-        use std::io::Write;
-        stdin.write_all(text.as_bytes())?;
-    }
-    let out = child.wait_with_output()?;
-    assert!(
-        out.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (passed, said) = agora_tests::promtool::check_metrics(&text).await?;
+    assert!(passed, "promtool: {said}");
     Ok(())
-}
-
-fn which(name: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    })
 }

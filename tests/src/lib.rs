@@ -7,6 +7,7 @@
 pub mod burst;
 pub mod http;
 pub mod master;
+pub mod promtool;
 pub mod proxy;
 pub mod raw_framework;
 pub mod sim_agent;

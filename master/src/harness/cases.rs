@@ -232,17 +232,7 @@ fn a_framework_without_failover_timeout_is_removed_durably_and_its_tasks_killed(
         [ToAgent::Kill { .. }]
     ));
     assert!(h.master.registry.removed_frameworks.contains_key(&fw.id));
-    let token = h.token();
-    let effects = h.input(Input::Subscribe {
-        info: FrameworkInfo {
-            id: Some(fw.id.clone()),
-            ..testkit::framework("fw")
-        },
-        suppressed: vec![],
-        stream: StreamId::new_unchecked("again"),
-        new_id: FrameworkId::new_unchecked("unused"),
-        reply: token,
-    });
+    let (effects, token) = h.resubscribe(&fw.id, "again");
     assert!(matches!(
         reply_of(&effects, token),
         Some(Reply::Subscribed(Err(
@@ -334,17 +324,7 @@ fn the_registry_brings_frameworks_back_after_a_master_restart() {
     let registry = h.master.registry.clone();
     let mut h2 = MasterHarness::with_registry(cfg(), registry);
     assert!(!h2.master.frameworks[&fw.id].connected());
-    let token = h2.token();
-    let effects = h2.input(Input::Subscribe {
-        info: FrameworkInfo {
-            id: Some(fw.id.clone()),
-            ..testkit::framework("fw")
-        },
-        suppressed: vec![],
-        stream: StreamId::new_unchecked("s2"),
-        new_id: FrameworkId::new_unchecked("unused"),
-        reply: token,
-    });
+    let (effects, token) = h2.resubscribe(&fw.id, "s2");
     assert!(matches!(reply_of(&effects, token), Some(Reply::Subscribed(Ok(id))) if id == &fw.id));
     assert_eq!(proposals_in(&effects), 0, "same info: nothing to write");
 }

@@ -67,6 +67,19 @@ struct World {
 }
 
 impl World {
+    /// Framework `fw`'s `offer`-th outstanding offer, no longer outstanding.
+    fn take_offer(&mut self, fw: usize, offer: usize) -> Option<(Fw, Offer)> {
+        let f = self.fws.get(fw).cloned()?;
+        let o = self
+            .outstanding
+            .iter()
+            .filter(|o| o.framework_id == f.id)
+            .nth(offer)
+            .cloned()?;
+        self.outstanding.retain(|x| x.id != o.id);
+        Some((f, o))
+    }
+
     fn absorb(&mut self, effects: &[Effect]) -> Result<(), TestCaseError> {
         for e in effects {
             match e {
@@ -193,19 +206,9 @@ fn step(h: &mut MasterHarness, w: &mut World, op: Op) -> Result<(), TestCaseErro
         }
         Op::Allocate => h.allocate(),
         Op::Accept { fw, offer, tasks } => {
-            let Some(f) = w.fws.get(fw).cloned() else {
+            let Some((f, o)) = w.take_offer(fw, offer) else {
                 return Ok(());
             };
-            let Some(o) = w
-                .outstanding
-                .iter()
-                .filter(|o| o.framework_id == f.id)
-                .nth(offer)
-                .cloned()
-            else {
-                return Ok(());
-            };
-            w.outstanding.retain(|x| x.id != o.id);
             let templates = (0..tasks)
                 .map(|_| {
                     w.next_task += 1;
@@ -218,19 +221,9 @@ fn step(h: &mut MasterHarness, w: &mut World, op: Op) -> Result<(), TestCaseErro
             h.accept(&f, std::slice::from_ref(&o.id), templates)
         }
         Op::Decline { fw, offer } => {
-            let Some(f) = w.fws.get(fw).cloned() else {
+            let Some((f, o)) = w.take_offer(fw, offer) else {
                 return Ok(());
             };
-            let Some(o) = w
-                .outstanding
-                .iter()
-                .filter(|o| o.framework_id == f.id)
-                .nth(offer)
-                .cloned()
-            else {
-                return Ok(());
-            };
-            w.outstanding.retain(|x| x.id != o.id);
             h.call(
                 &f,
                 SchedulerCall::Decline {
