@@ -7,10 +7,14 @@
 //! timed, because the master keeps those resources as outstanding offers.
 //! The `+drop` variant times the drop as well, to show what it costs.
 //!
-//! The `snapshot` group times `agora_allocator::build_snapshot`, which the
-//! master runs before every cycle (`master/src/snapshot.rs`), over plain
-//! inputs shaped like the master's maps: 10,000 agents, 1,000 frameworks
-//! with 10 active filters each, and 50,000 tasks listed by framework.
+//! The `snapshot` group times building the snapshot the master builds
+//! before every cycle (`master/src/snapshot.rs`), over plain inputs shaped
+//! like the master's maps: 10,000 agents, 1,000 frameworks with 10 active
+//! filters each, and 50,000 tasks. Three inputs are timed: the tasks listed
+//! by framework (`build_snapshot`, the master's input before issue 6), the
+//! per-(agent, framework, role) tallies agent by agent (its first step in
+//! issue 6), and what it gives now, per-agent and per-framework tallies
+//! (`build_snapshot_from_tallies`).
 //!
 //! Run: `cargo bench -p agora-benches --bench allocator`.
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,8 +22,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use agora_allocator::{
-    AgentInput, AgentView, AllocatorConfig, ClusterSnapshot, FrameworkInput, FrameworkView,
-    OfferFilter, UsageInput, allocate, build_snapshot,
+    AgentInput, AgentTallyInput, AgentView, AllocatorConfig, ClusterSnapshot, FrameworkInput,
+    FrameworkTallyInput, FrameworkView, OfferFilter, UsageInput, allocate, build_snapshot,
+    build_snapshot_from_tallies,
 };
 use agora_model::{AgentId, FrameworkId, MonoTime, Resources, Role};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -229,18 +234,23 @@ struct MasterState {
     agents: Vec<(AgentId, Resources)>,
     frameworks: Vec<Framework>,
     tasks: Vec<Task>,
-    /// The same tasks as the master keeps them since issue 6: summed per
-    /// agent and (framework, role), in agent order.
+    /// The same tasks as the master kept them in the first step of issue 6:
+    /// summed per agent and (framework, role), in agent order.
     tallies: Vec<(AgentId, AgentTally)>,
+    /// The same tasks as the master keeps them now: what is used on each
+    /// agent (aligned with `agents`) and what each framework holds per role
+    /// (aligned with `frameworks`), both kept as tasks come and go.
+    agent_used: Vec<Resources>,
+    framework_held: Vec<BTreeMap<Role, Resources>>,
 }
 
 fn master_state() -> MasterState {
     let (n_agents, n_frameworks) = (10_000, 1_000);
     let total = Resources::parse(AGENT).unwrap_or_default();
-    let agents = (0..n_agents)
+    let agents: Vec<(AgentId, Resources)> = (0..n_agents)
         .map(|i| (agent_id(i), total.clone()))
         .collect();
-    let frameworks = (0..n_frameworks)
+    let frameworks: Vec<Framework> = (0..n_frameworks)
         .map(|i| Framework {
             id: FrameworkId::new_unchecked(format!("framework-{i:04}")),
             roles: vec![Role::parse(format!("role-{i}")).unwrap_or_default()],
@@ -279,6 +289,26 @@ fn master_state() -> MasterState {
             .or_default()
             .add(&t.resources);
     }
+    let agent_used = agents
+        .iter()
+        .map(|(id, _): &(AgentId, Resources)| {
+            let mut used = Resources::new();
+            for held in by_agent.get(id).into_iter().flat_map(|m| m.values()) {
+                used.add(held);
+            }
+            used
+        })
+        .collect();
+    let framework_held = frameworks
+        .iter()
+        .map(|f: &Framework| {
+            let mut held: BTreeMap<Role, Resources> = BTreeMap::new();
+            for t in tasks.iter().filter(|t| t.framework == f.id) {
+                held.entry(t.role.clone()).or_default().add(&t.resources);
+            }
+            held
+        })
+        .collect();
     let tallies = by_agent
         .into_iter()
         .map(|(a, m)| (a, m.into_iter().collect()))
@@ -288,11 +318,38 @@ fn master_state() -> MasterState {
         frameworks,
         tasks,
         tallies,
+        agent_used,
+        framework_held,
     }
 }
 
-/// What `Master::snapshot` does since issue 6: agents, frameworks and each
-/// agent's (framework, role) tallies, agent by agent.
+/// What `Master::snapshot` does now: agents with what is used on them, and
+/// frameworks with what they hold per role (a copy of the small map).
+fn snapshot_of_master_tallies(state: &MasterState) -> ClusterSnapshot {
+    let none = Resources::new();
+    build_snapshot_from_tallies(
+        state
+            .agents
+            .iter()
+            .zip(&state.agent_used)
+            .map(|((id, total), used)| AgentTallyInput {
+                id,
+                total,
+                used,
+                offered: &none,
+            }),
+        frameworks_of(state)
+            .zip(&state.framework_held)
+            .map(|(framework, held)| FrameworkTallyInput {
+                framework,
+                allocated: held.clone(),
+            }),
+        BTreeMap::new(),
+    )
+}
+
+/// What `Master::snapshot` did in the first step of issue 6: agents,
+/// frameworks and each agent's (framework, role) tallies, agent by agent.
 fn snapshot_of_tallies(state: &MasterState) -> ClusterSnapshot {
     build_snapshot(
         agents_of(state),
@@ -368,6 +425,12 @@ fn bench_snapshot(c: &mut Criterion) {
         s.agents.iter().map(|a| a.free.cpus().as_f64()).collect()
     };
     assert_eq!(free(&tallied), free(&built), "both inputs charge the same");
+    let from_master = snapshot_of_master_tallies(&state);
+    assert_eq!(from_master.agents, built.agents, "master tallies: agents");
+    assert_eq!(
+        from_master.frameworks, built.frameworks,
+        "master tallies: frameworks"
+    );
     for (name, build) in [
         (
             "10000x1000x50000_tasks",
@@ -376,6 +439,10 @@ fn bench_snapshot(c: &mut Criterion) {
         (
             "10000x1000x50000_tasks_as_agent_tallies",
             snapshot_of_tallies,
+        ),
+        (
+            "10000x1000x50000_tasks_from_master_tallies",
+            snapshot_of_master_tallies,
         ),
     ] {
         group.bench_function(name, |b| {

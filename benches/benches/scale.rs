@@ -10,7 +10,8 @@
 //!      the time until every agent has re-registered.
 //!
 //! `cargo bench -p agora-benches --bench scale`; options `SCALE_AGENTS=10000
-//! SCALE_TASKS=50000`.
+//! SCALE_TASKS=50000`, and `SCALE_CHILD_WRAPPER=heaptrack` to profile the
+//! master's heap.
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -52,7 +53,17 @@ fn child_master(data_dir: String) -> anyhow::Result<()> {
 
 fn spawn_master(data_dir: &str, port: u16) -> anyhow::Result<(Child, SocketAddr)> {
     let exe = std::env::current_exe()?;
-    let mut child = Command::new(exe)
+    // SCALE_CHILD_WRAPPER (e.g. `heaptrack`) runs the master under a
+    // profiler; RSS is then the wrapper's, so only profile with it.
+    let mut command = match std::env::var("SCALE_CHILD_WRAPPER") {
+        Ok(wrapper) if !wrapper.is_empty() => {
+            let mut c = Command::new(wrapper);
+            c.arg(exe);
+            c
+        }
+        _ => Command::new(exe),
+    };
+    let mut child = command
         .env("SCALE_CHILD_DATA_DIR", data_dir)
         .env("SCALE_CHILD_PORT", port.to_string())
         .stdout(Stdio::piped())

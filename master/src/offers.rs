@@ -44,14 +44,21 @@ struct AcceptTarget {
 impl Master {
     /// Records a new offer and adds it to its agent's and framework's tallies.
     fn insert_offer(&mut self, offer: Offer, now: MonoTime) {
-        if let Some(a) = self.agents.get_mut(&offer.agent_id) {
-            a.offered.add(&offer.resources);
-            a.offers.insert(offer.id.clone());
-            a.allocate(&offer.framework_id, &offer.role, &offer.resources);
-        }
+        let on_known_agent = match self.agents.get_mut(&offer.agent_id) {
+            Some(a) => {
+                a.offered.add(&offer.resources);
+                a.offers.insert(offer.id.clone());
+                a.allocate(&offer.framework_id, &offer.role, &offer.resources);
+                true
+            }
+            None => false,
+        };
         if let Some(f) = self.frameworks.get_mut(&offer.framework_id) {
             f.offered.add(&offer.resources);
             f.offers.insert(offer.id.clone());
+            if on_known_agent {
+                f.allocate(&offer.role, &offer.resources);
+            }
         }
         self.offers.insert(
             offer.id.clone(),
@@ -65,14 +72,21 @@ impl Master {
     /// Removes an offer (without telling its framework) and its tallies.
     pub(crate) fn remove_offer(&mut self, id: &OfferId) -> Option<Offer> {
         let o = self.offers.remove(id)?.offer;
-        if let Some(a) = self.agents.get_mut(&o.agent_id) {
-            a.offered.subtract(&o.resources);
-            a.offers.remove(id);
-            a.unallocate(&o.framework_id, &o.role, &o.resources);
-        }
+        let on_known_agent = match self.agents.get_mut(&o.agent_id) {
+            Some(a) => {
+                a.offered.subtract(&o.resources);
+                a.offers.remove(id);
+                a.unallocate(&o.framework_id, &o.role, &o.resources);
+                true
+            }
+            None => false,
+        };
         if let Some(f) = self.frameworks.get_mut(&o.framework_id) {
             f.offered.subtract(&o.resources);
             f.offers.remove(id);
+            if on_known_agent {
+                f.unallocate(&o.role, &o.resources);
+            }
         }
         self.allocation_wanted = true;
         Some(o)

@@ -1,36 +1,48 @@
 //! The allocator's snapshot of the master's state, taken at the start of
-//! each allocation run. This file only lists the master's maps as plain
-//! views; `agora_allocator::build_snapshot` does the work, so it can be
-//! benchmarked (`benches/benches/allocator.rs`, "snapshot" row) without a
-//! running master.
+//! each allocation run. This file only lists the master's maps and tallies
+//! as plain views; `agora_allocator::build_snapshot_from_tallies` does the
+//! work, so it can be benchmarked (`benches/benches/allocator.rs`,
+//! "snapshot" group) without a running master.
 use std::collections::BTreeMap;
 
 use agora_allocator::{
-    AgentInput, ClusterSnapshot, FrameworkInput, OfferFilter, UsageInput, build_snapshot,
+    AgentTallyInput, ClusterSnapshot, FrameworkInput, FrameworkTallyInput, OfferFilter,
+    build_snapshot_from_tallies,
 };
-use agora_model::{Capability, MonoTime, Role};
+use agora_model::{Capability, FrameworkId, MonoTime, Resources, Role};
 
-use crate::state::{AgentStatus, Master};
+use crate::state::{AgentStatus, FrameworkEntry, Master};
 
 impl Master {
     /// Connected agents with `free = total - tasks - outstanding offers`,
     /// every framework with what it holds per role and its unexpired
     /// filters, and the role weights (configured, then registry ones).
-    /// Usage comes from each connected agent's per-(framework, role) tally,
-    /// so this is O(agents + frameworks + framework-roles per agent), not a
-    /// walk over every task. Tasks and offers on agents that are not
-    /// connected count nowhere: inactive agents are out of the allocator.
+    /// Everything comes from tallies kept as tasks and offers change, so
+    /// this is O(agents + frameworks), not a walk over tasks or (agent,
+    /// framework) pairs. Tasks and offers on agents that are not connected
+    /// count nowhere: inactive agents are out of the allocator, so their
+    /// part is taken back out of the frameworks' tallies (there are few).
     pub(crate) fn snapshot(&self, now: MonoTime) -> ClusterSnapshot {
-        let connected = || {
-            self.agents
-                .values()
-                .filter(|a| a.status() == AgentStatus::Connected)
-        };
-        let agents = connected().map(|a| AgentInput {
-            id: &a.id,
-            total: &a.total,
+        let agents = self
+            .agents
+            .values()
+            .filter(|a| a.status() == AgentStatus::Connected)
+            .map(|a| AgentTallyInput {
+                id: &a.id,
+                total: &a.total,
+                used: &a.used,
+                offered: &a.offered,
+            });
+        let off_line = self.held_on_agents_not_connected();
+        let frameworks = self.frameworks.values().map(|f| FrameworkTallyInput {
+            framework: self.framework_input(f, now),
+            allocated: held_on_connected_agents(f, &off_line),
         });
-        let frameworks = self.frameworks.values().map(|f| FrameworkInput {
+        build_snapshot_from_tallies(agents, frameworks, self.role_weights())
+    }
+
+    fn framework_input<'a>(&self, f: &'a FrameworkEntry, now: MonoTime) -> FrameworkInput<'a> {
+        FrameworkInput {
             id: &f.id,
             roles: &f.info.roles,
             suppressed_roles: &f.suppressed,
@@ -46,17 +58,27 @@ impl Master {
                     expires: flt.expires,
                 })
                 .collect(),
-        });
-        let usage = connected().flat_map(|a| {
-            a.allocated
-                .iter()
-                .map(move |((framework, role), held)| UsageInput {
-                    agent: &a.id,
-                    framework,
-                    role,
-                    resources: held,
-                })
-        });
+        }
+    }
+
+    /// Tasks' and offers' resources per (framework, role) on agents that
+    /// are known but not connected.
+    fn held_on_agents_not_connected(&self) -> BTreeMap<(&FrameworkId, &Role), Resources> {
+        let mut held: BTreeMap<(&FrameworkId, &Role), Resources> = BTreeMap::new();
+        let off_line = self
+            .agents
+            .values()
+            .filter(|a| a.status() != AgentStatus::Connected);
+        for a in off_line {
+            for ((fw, role), r) in &a.allocated {
+                held.entry((fw, role)).or_default().add(r);
+            }
+        }
+        held
+    }
+
+    /// Configured role weights, overridden by the registry's.
+    fn role_weights(&self) -> BTreeMap<Role, f64> {
         let mut role_weights = BTreeMap::new();
         for (r, w) in &self.cfg.role_weights {
             if let Ok(role) = Role::parse(r.clone()) {
@@ -66,6 +88,25 @@ impl Master {
         for (role, w) in &self.registry.weights {
             role_weights.insert(role.clone(), *w);
         }
-        build_snapshot(agents, frameworks, usage, role_weights)
+        role_weights
     }
+}
+
+/// What `f` holds per role on connected agents: its tally minus its part of
+/// `off_line`.
+fn held_on_connected_agents(
+    f: &FrameworkEntry,
+    off_line: &BTreeMap<(&FrameworkId, &Role), Resources>,
+) -> BTreeMap<Role, Resources> {
+    let mut held = f.allocated.clone();
+    if off_line.is_empty() {
+        return held;
+    }
+    for (role, r) in held.iter_mut() {
+        if let Some(away) = off_line.get(&(&f.id, role)) {
+            r.subtract(away);
+        }
+    }
+    held.retain(|_, r| !r.is_empty());
+    held
 }

@@ -178,6 +178,10 @@ pub(crate) struct FrameworkEntry {
     pub(crate) used: Resources,
     pub(crate) offered: Resources,
     pub(crate) offers: BTreeSet<OfferId>,
+    /// Tasks' and offers' resources on known agents by role: the sum of
+    /// the agents' `allocated` for this framework, kept as they change so
+    /// the allocator's snapshot needs no pass over (agent, framework) pairs.
+    pub(crate) allocated: BTreeMap<Role, Resources>,
 }
 
 impl FrameworkEntry {
@@ -198,6 +202,7 @@ impl FrameworkEntry {
             used: Resources::new(),
             offered: Resources::new(),
             offers: BTreeSet::new(),
+            allocated: BTreeMap::new(),
         }
     }
     pub(crate) fn stream(&self) -> Option<&StreamId> {
@@ -208,6 +213,22 @@ impl FrameworkEntry {
     }
     pub(crate) fn connected(&self) -> bool {
         self.stream().is_some()
+    }
+    pub(crate) fn allocate(&mut self, role: &Role, r: &Resources) {
+        match self.allocated.get_mut(role) {
+            Some(held) => held.add(r),
+            None => {
+                self.allocated.insert(role.clone(), r.clone());
+            }
+        }
+    }
+    pub(crate) fn unallocate(&mut self, role: &Role, r: &Resources) {
+        if let Some(held) = self.allocated.get_mut(role) {
+            held.subtract(r);
+            if held.is_empty() {
+                self.allocated.remove(role);
+            }
+        }
     }
     pub(crate) fn partition_aware(&self) -> bool {
         self.info.has(agora_model::Capability::PartitionAware)

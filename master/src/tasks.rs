@@ -15,13 +15,20 @@ use crate::state::{AgentConn, Master, TaskEntry, TaskGoal, TaskKey};
 impl Master {
     /// Adds a live task and its resources to its agent's and framework's tallies.
     pub(crate) fn insert_task(&mut self, key: TaskKey, t: TaskEntry) {
-        if let Some(a) = self.agents.get_mut(&t.spec.agent_id) {
-            a.tasks.insert(key.clone());
-            a.used.add(&t.spec.resources);
-            a.allocate(&key.framework, &t.role, &t.spec.resources);
-        }
+        let on_known_agent = match self.agents.get_mut(&t.spec.agent_id) {
+            Some(a) => {
+                a.tasks.insert(key.clone());
+                a.used.add(&t.spec.resources);
+                a.allocate(&key.framework, &t.role, &t.spec.resources);
+                true
+            }
+            None => false,
+        };
         if let Some(f) = self.frameworks.get_mut(&key.framework) {
             f.used.add(&t.spec.resources);
+            if on_known_agent {
+                f.allocate(&t.role, &t.spec.resources);
+            }
         }
         *self.task_counts.entry(t.state).or_default() += 1;
         self.tasks.insert(key, t);
@@ -30,13 +37,20 @@ impl Master {
     /// Removes a live task and its resources from the tallies.
     pub(crate) fn remove_task(&mut self, key: &TaskKey) -> Option<TaskEntry> {
         let t = self.tasks.remove(key)?;
-        if let Some(a) = self.agents.get_mut(&t.spec.agent_id) {
-            a.tasks.remove(key);
-            a.used.subtract(&t.spec.resources);
-            a.unallocate(&key.framework, &t.role, &t.spec.resources);
-        }
+        let on_known_agent = match self.agents.get_mut(&t.spec.agent_id) {
+            Some(a) => {
+                a.tasks.remove(key);
+                a.used.subtract(&t.spec.resources);
+                a.unallocate(&key.framework, &t.role, &t.spec.resources);
+                true
+            }
+            None => false,
+        };
         if let Some(f) = self.frameworks.get_mut(&key.framework) {
             f.used.subtract(&t.spec.resources);
+            if on_known_agent {
+                f.unallocate(&t.role, &t.spec.resources);
+            }
         }
         self.count_state_removed(t.state);
         Some(t)

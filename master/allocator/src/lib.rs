@@ -32,8 +32,10 @@ mod filters;
 mod hash;
 mod snapshot;
 mod sorter;
+mod tallies;
 
 pub use snapshot::{AgentInput, FrameworkInput, UsageInput, build_snapshot};
+pub use tallies::{AgentTallyInput, FrameworkTallyInput, build_snapshot_from_tallies};
 
 #[cfg(test)]
 mod tests;

@@ -93,15 +93,7 @@ pub fn build_snapshot<'a>(
             continue;
         }
         fw_index.insert(f.id, fw_views.len());
-        fw_views.push(FrameworkView {
-            id: f.id.clone(),
-            roles: f.roles.to_vec(),
-            suppressed_roles: f.suppressed_roles.clone(),
-            active: f.active,
-            gpu_aware: f.gpu_aware,
-            allocated: BTreeMap::new(),
-            filters: f.filters,
-        });
+        fw_views.push(framework_view(f));
     }
 
     // Usage is summed per agent in a dense array of 64-byte sums (640 KB at
@@ -133,6 +125,19 @@ pub fn build_snapshot<'a>(
         agents: views,
         role_weights,
         frameworks: fw_views,
+    }
+}
+
+/// A framework's view, holding nothing yet.
+pub(crate) fn framework_view(f: FrameworkInput<'_>) -> FrameworkView {
+    FrameworkView {
+        id: f.id.clone(),
+        roles: f.roles.to_vec(),
+        suppressed_roles: f.suppressed_roles.clone(),
+        active: f.active,
+        gpu_aware: f.gpu_aware,
+        allocated: BTreeMap::new(),
+        filters: f.filters,
     }
 }
 

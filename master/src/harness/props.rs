@@ -7,7 +7,9 @@
 //! has reached it in a terminal state, and nothing is left live.
 use std::collections::{BTreeMap, BTreeSet};
 
-use agora_model::{Capability, TaskSpec, testkit};
+use agora_model::{AgentId, Capability, FrameworkId, MonoTime, Resources, Role, TaskSpec, testkit};
+
+use crate::state::AgentStatus;
 use proptest::prelude::*;
 
 use super::*;
@@ -16,15 +18,35 @@ use super::*;
 enum Op {
     Register,
     Lose(usize),
+    /// The agent's stream closes; it stays known (disconnected, its tasks
+    /// held) until it returns or misses its pings.
+    Disconnect(usize),
     Return(usize),
-    Subscribe { partition_aware: bool },
+    Subscribe {
+        partition_aware: bool,
+    },
     Allocate,
-    Accept { fw: usize, offer: usize, tasks: u8 },
-    Decline { fw: usize, offer: usize },
-    Kill { task: usize },
-    AgentRuns { task: usize },
-    AgentFinishes { task: usize },
-    Ack { update: usize },
+    Accept {
+        fw: usize,
+        offer: usize,
+        tasks: u8,
+    },
+    Decline {
+        fw: usize,
+        offer: usize,
+    },
+    Kill {
+        task: usize,
+    },
+    AgentRuns {
+        task: usize,
+    },
+    AgentFinishes {
+        task: usize,
+    },
+    Ack {
+        update: usize,
+    },
     Tick,
 }
 
@@ -32,6 +54,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         2 => Just(Op::Register),
         1 => (0usize..8).prop_map(Op::Lose),
+        1 => (0usize..8).prop_map(Op::Disconnect),
         1 => (0usize..8).prop_map(Op::Return),
         1 => any::<bool>().prop_map(|partition_aware| Op::Subscribe { partition_aware }),
         3 => Just(Op::Allocate),
@@ -153,6 +176,110 @@ fn check_invariants(h: &MasterHarness) -> Result<(), TestCaseError> {
     }
     let live: usize = m.task_counts.values().sum();
     prop_assert_eq!(live, m.tasks.len(), "task counts");
+    check_allocation_tallies(m)?;
+    check_snapshot_against_usage_list(m, h.now)
+}
+
+/// Per-agent (framework, role) tallies equal a recount of tasks and
+/// offers; per-framework role tallies equal the sum over agents.
+fn check_allocation_tallies(m: &Master) -> Result<(), TestCaseError> {
+    let mut by_agent: BTreeMap<(AgentId, FrameworkId, Role), Resources> = BTreeMap::new();
+    for t in m.tasks.values() {
+        if m.agents.contains_key(&t.spec.agent_id) {
+            by_agent
+                .entry((t.spec.agent_id.clone(), t.framework.clone(), t.role.clone()))
+                .or_default()
+                .add(&t.spec.resources);
+        }
+    }
+    for o in m.offers.values().map(|o| &o.offer) {
+        if m.agents.contains_key(&o.agent_id) {
+            by_agent
+                .entry((o.agent_id.clone(), o.framework_id.clone(), o.role.clone()))
+                .or_default()
+                .add(&o.resources);
+        }
+    }
+    by_agent.retain(|_, r| !r.is_empty());
+    let mut kept = BTreeMap::new();
+    for a in m.agents.values() {
+        for ((fw, role), r) in &a.allocated {
+            kept.insert((a.id.clone(), fw.clone(), role.clone()), r.clone());
+        }
+    }
+    prop_assert_eq!(&kept, &by_agent, "agent (framework, role) tallies");
+    for f in m.frameworks.values() {
+        let mut want: BTreeMap<Role, Resources> = BTreeMap::new();
+        for ((_, fw, role), r) in &by_agent {
+            if *fw == f.id {
+                want.entry(role.clone()).or_default().add(r);
+            }
+        }
+        prop_assert_eq!(&f.allocated, &want, "framework role tally of {}", f.id);
+    }
+    Ok(())
+}
+
+/// The snapshot from tallies equals the one summed from a list of every
+/// task and offer on connected agents.
+fn check_snapshot_against_usage_list(m: &Master, now: MonoTime) -> Result<(), TestCaseError> {
+    use agora_allocator::{AgentInput, FrameworkInput, OfferFilter, UsageInput, build_snapshot};
+    let connected = |id: &AgentId| {
+        m.agents
+            .get(id)
+            .is_some_and(|a| a.status() == AgentStatus::Connected)
+    };
+    let tasks = m
+        .tasks
+        .values()
+        .map(|t| (&t.spec.agent_id, &t.framework, &t.role, &t.spec.resources));
+    let offers = m.offers.values().map(|o| {
+        (
+            &o.offer.agent_id,
+            &o.offer.framework_id,
+            &o.offer.role,
+            &o.offer.resources,
+        )
+    });
+    let want = build_snapshot(
+        m.agents
+            .values()
+            .filter(|a| a.status() == AgentStatus::Connected)
+            .map(|a| AgentInput {
+                id: &a.id,
+                total: &a.total,
+            }),
+        m.frameworks.values().map(|f| FrameworkInput {
+            id: &f.id,
+            roles: &f.info.roles,
+            suppressed_roles: &f.suppressed,
+            active: f.connected(),
+            gpu_aware: f.info.has(Capability::GpuResources),
+            filters: f
+                .filters
+                .iter()
+                .filter(|(_, flt)| flt.expires > now)
+                .map(|((agent, _), flt)| OfferFilter {
+                    agent: agent.clone(),
+                    resources: flt.resources.clone(),
+                    expires: flt.expires,
+                })
+                .collect(),
+        }),
+        tasks
+            .chain(offers)
+            .filter(|(agent, ..)| connected(agent))
+            .map(|(agent, framework, role, resources)| UsageInput {
+                agent,
+                framework,
+                role,
+                resources,
+            }),
+        m.snapshot(now).role_weights,
+    );
+    let got = m.snapshot(now);
+    prop_assert_eq!(got.agents, want.agents, "snapshot agents");
+    prop_assert_eq!(got.frameworks, want.frameworks, "snapshot frameworks");
     Ok(())
 }
 
@@ -168,6 +295,16 @@ fn step(h: &mut MasterHarness, w: &mut World, op: Op) -> Result<(), TestCaseErro
                 w.lost.insert(i);
                 let ag = ag.clone();
                 h.lose_agent(&ag)
+            }
+            _ => vec![],
+        },
+        Op::Disconnect(i) => match w.agents.get(i) {
+            Some(ag) if !w.lost.contains(&i) => {
+                w.lost.insert(i);
+                h.input(Input::AgentStreamClosed {
+                    agent: ag.id.clone(),
+                    session: ag.session.clone(),
+                })
             }
             _ => vec![],
         },
