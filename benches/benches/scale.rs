@@ -10,8 +10,9 @@
 //!      the time until every agent has re-registered.
 //!
 //! `cargo bench -p agora-benches --bench scale`; options `SCALE_AGENTS=10000
-//! SCALE_TASKS=50000`, and `SCALE_CHILD_WRAPPER=heaptrack` to profile the
-//! master's heap.
+//! SCALE_TASKS=50000`; for profiling, `SCALE_CHILD_WRAPPER=heaptrack` runs
+//! the master under a heap profiler and `SCALE_IDLE_HOLD_SECS=60` keeps the
+//! idle master up for inspection.
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -72,9 +73,16 @@ fn spawn_master(data_dir: &str, port: u16) -> anyhow::Result<(Child, SocketAddr)
         .stdout
         .take()
         .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    // The master prints its address first; a wrapper may print before it.
+    let mut out = BufReader::new(out);
     let mut line = String::new();
-    BufReader::new(out).read_line(&mut line)?;
-    Ok((child, line.trim().parse()?))
+    loop {
+        line.clear();
+        anyhow::ensure!(out.read_line(&mut line)? > 0, "the master exited");
+        if let Ok(addr) = line.trim().parse() {
+            return Ok((child, addr));
+        }
+    }
 }
 
 fn rss_mb(pid: u32) -> f64 {
@@ -153,6 +161,10 @@ fn main() -> anyhow::Result<()> {
         let _ = register;
         tokio::time::sleep(Duration::from_secs(5)).await;
         println!("idle master RSS with {agents} agents: {:.0} MB", rss_mb(master.id()));
+        // SCALE_IDLE_HOLD_SECS keeps the idle master up for inspection
+        // (pmap, /proc/PID/smaps) before the /state phase.
+        let hold = env_usize("SCALE_IDLE_HOLD_SECS", 0) as u64;
+        tokio::time::sleep(Duration::from_secs(hold)).await;
         let (p50, max) = state_latency(addr).await?;
         println!("/state with {agents} agents: p50 {p50:.1} ms, max {max:.1} ms");
         let launcher = if tasks > 0 {
