@@ -42,7 +42,13 @@ fn main() -> anyhow::Result<()> {
             rates.push(rate);
             println!(
                 "run {run}: {agents} agents, {tasks} tasks RUNNING in {secs:.2} s = {rate:.0} updates/s \
-                 ({} updates incl. resends; {:?} events dropped; lost {}; registration {:.2} s; load {})",
+                 ({}; {} updates incl. resends; {:?} events dropped; lost {}; registration {:.2} s; load {})",
+                report
+                    .percentiles
+                    .iter()
+                    .map(|(p, at)| format!("{p}% at {:.2} s", at.as_secs_f64()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 report.updates,
                 report.dropped_events,
                 report.bad.len(),

@@ -30,9 +30,13 @@ pub const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(15);
 const ACK_BATCHES_IN_FLIGHT: usize = 4;
 /// Updates in one automatic AcknowledgeMany.
 const MAX_ACK_BATCH: usize = 2_000;
-/// Updates waiting for a batch; beyond it the oldest are dropped (their
-/// agents resend them, and they are acknowledged then).
-const MAX_UNACKED: usize = 65_536;
+/// Updates waiting for a batch, by default (see
+/// [`SchedulerDriverBuilder::max_unacknowledged`]). At the limit the driver
+/// stops reading events until a batch in flight completes: the master then
+/// holds the framework's events (and its offers) back, instead of the SDK
+/// dropping acknowledgements, which left those updates waiting seconds for
+/// their agents' resend.
+pub const MAX_UNACKED: usize = 65_536;
 
 /// Configures a [`SchedulerDriver`]; made by [`SchedulerDriver::builder`].
 #[derive(Debug, Clone)]
@@ -45,9 +49,18 @@ pub struct SchedulerDriverBuilder {
     backoff_max: Duration,
     suppressed: BTreeSet<Role>,
     call_timeout: Duration,
+    max_unacked: usize,
 }
 
 impl SchedulerDriverBuilder {
+    /// Automatic acknowledgements waiting to be sent before the driver
+    /// stops reading events (default [`MAX_UNACKED`], at least 1); bounds
+    /// the memory a burst of updates can take.
+    pub fn max_unacknowledged(mut self, n: usize) -> Self {
+        self.max_unacked = n.max(1);
+        self
+    }
+
     /// Acknowledge status updates automatically after `update` returns
     /// (default `true`). With `false`, call [`Driver::acknowledge`] yourself,
     /// e.g. after persisting the update.
@@ -90,6 +103,7 @@ impl SchedulerDriverBuilder {
         Ok(SchedulerDriver {
             endpoints,
             auto_ack: self.auto_ack,
+            max_unacked: self.max_unacked,
             backoff: (self.backoff_min, self.backoff_max),
             driver,
         })
@@ -112,6 +126,7 @@ impl SchedulerDriverBuilder {
 pub struct SchedulerDriver {
     endpoints: Vec<Endpoint>,
     auto_ack: bool,
+    max_unacked: usize,
     backoff: (Duration, Duration),
     driver: Driver,
 }
@@ -143,6 +158,7 @@ impl SchedulerDriver {
             backoff_max: DEFAULT_BACKOFF_MAX,
             suppressed: BTreeSet::new(),
             call_timeout: DEFAULT_CALL_TIMEOUT,
+            max_unacked: MAX_UNACKED,
         }
     }
 
@@ -336,7 +352,9 @@ impl SchedulerDriver {
                     flush_acks(driver, &mut acks, &mut unacked);
                     continue;
                 }
-                r = next_within(&mut stream, deadline) => r,
+                // `flush_acks` keeps batches in flight while any wait, so a
+                // full queue always has a batch to wait for.
+                r = next_within(&mut stream, deadline), if unacked.len() < self.max_unacked || acks.is_empty() => r,
             };
             let event = match next {
                 None => return lost(format!("no event for {deadline:?} (missed heartbeats)")),
@@ -354,9 +372,6 @@ impl SchedulerDriver {
             match dispatch(scheduler, driver, event, self.auto_ack).await {
                 Flow::Continue => {}
                 Flow::Acknowledge(status) => {
-                    if unacked.len() >= MAX_UNACKED {
-                        unacked.pop_front();
-                    }
                     unacked.push_back(status);
                     flush_acks(driver, &mut acks, &mut unacked);
                 }

@@ -93,7 +93,7 @@ pub use batch::{BatchJob, BatchLauncher, BatchReport, run_batch};
 pub use calls::Driver;
 pub use carve::OfferResources;
 pub use driver::{
-    CONNECT_TIMEOUT, DEFAULT_CALL_TIMEOUT, SUBSCRIBE_TIMEOUT, SchedulerDriver,
+    CONNECT_TIMEOUT, DEFAULT_CALL_TIMEOUT, MAX_UNACKED, SUBSCRIBE_TIMEOUT, SchedulerDriver,
     SchedulerDriverBuilder,
 };
 pub use error::SdkError;

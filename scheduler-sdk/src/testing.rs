@@ -39,6 +39,8 @@ pub struct FakeState {
     pub error_on_subscribe: Option<String>,
     /// Heartbeat interval announced in SUBSCRIBED (the fake sends none).
     pub heartbeat_seconds: f64,
+    /// While set, AcknowledgeMany calls are not answered (nor recorded).
+    pub hold_acks: bool,
 }
 
 /// A scripted master on a loopback port; clones share the state.
@@ -215,6 +217,9 @@ impl SchedulerService for FakeMaster {
         r: Request<v1::AcknowledgeManyRequest>,
     ) -> Result<Response<v1::CallResponse>, Status> {
         let r = r.into_inner();
+        while self.lock().hold_acks {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         for a in r.acknowledgements {
             self.record(
                 "acknowledge",

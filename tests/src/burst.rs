@@ -32,7 +32,14 @@ pub struct BurstReport {
     /// Events the master could not queue for the framework (its stream was
     /// full); their updates reach it again when the agents resend them.
     pub dropped_events: Option<u64>,
+    /// When 50%, 90%, 99% and 100% of the tasks were RUNNING, from the first
+    /// offer: a long tail shows updates waiting for a resend.
+    pub percentiles: Vec<(u32, Duration)>,
 }
+
+/// The shares of tasks RUNNING at which [`BurstReport::percentiles`] notes
+/// the time.
+const MILESTONES: [u32; 4] = [50, 90, 99, 100];
 
 struct BurstFramework {
     per_agent: usize,
@@ -40,6 +47,7 @@ struct BurstFramework {
     launched: usize,
     started: Option<Instant>,
     running: HashSet<TaskId>,
+    percentiles: Vec<(u32, Duration)>,
     updates: usize,
     bad: Vec<TaskStatus>,
     errors: Vec<String>,
@@ -47,6 +55,16 @@ struct BurstFramework {
 }
 
 impl BurstFramework {
+    /// Notes the time of each milestone the RUNNING count reaches.
+    fn note_milestone(&mut self) {
+        let done = self.running.len() * 100;
+        let next = MILESTONES.get(self.percentiles.len()).copied();
+        if let Some(pct) = next.filter(|pct| done >= self.total * *pct as usize) {
+            let at = self.started.map(|s| s.elapsed()).unwrap_or_default();
+            self.percentiles.push((pct, at));
+        }
+    }
+
     fn finish_if_done(&mut self) {
         if self.running.len() >= self.total
             && let Some(done) = self.done.take()
@@ -60,6 +78,7 @@ impl BurstFramework {
                 register_elapsed: Duration::ZERO,
                 master_running: None,
                 dropped_events: None,
+                percentiles: std::mem::take(&mut self.percentiles),
             });
         }
     }
@@ -102,7 +121,9 @@ impl Scheduler for BurstFramework {
         self.updates += 1;
         match status.state {
             TaskState::Running => {
-                self.running.insert(status.task_id.clone());
+                if self.running.insert(status.task_id.clone()) {
+                    self.note_milestone();
+                }
                 self.finish_if_done();
             }
             TaskState::Staging | TaskState::Starting => {}
@@ -134,6 +155,7 @@ impl BurstLauncher {
             launched: 0,
             started: None,
             running: HashSet::new(),
+            percentiles: Vec::new(),
             updates: 0,
             bad: Vec::new(),
             errors: Vec::new(),

@@ -181,6 +181,64 @@ async fn updates_with_uuid_are_acknowledged_after_the_callback() {
     assert!(matches!(run.await, Ok(Ok(()))));
 }
 
+/// An update with a uuid, for acknowledgement tests.
+fn running_update(task: &str) -> TaskStatus {
+    let mut st = TaskStatus::new(
+        TaskId::new_unchecked(task),
+        TaskState::Running,
+        StatusSource::Executor,
+        1.0,
+    );
+    st.agent_id = Some(agora_model::AgentId::new_unchecked("a1"));
+    st.uuid = Some(uuid::Uuid::new_v4());
+    st
+}
+
+#[tokio::test]
+async fn a_full_ack_queue_stops_reading_events_and_drops_no_ack() {
+    const LIMIT: usize = 10;
+    const UPDATES: usize = 60;
+    let (fake, addr) = FakeMaster::start(0.0).await;
+    fake.lock().hold_acks = true;
+    let (rec, mut rx) = Recording::new();
+    let d = SchedulerDriver::builder([addr], FrameworkInfo::named("t"))
+        .max_unacknowledged(LIMIT)
+        .build()
+        .expect("valid");
+    let handle = d.driver();
+    let run = tokio::spawn(d.run(rec));
+    assert_eq!(next(&mut rx).await, "subscribed fw-1");
+    for i in 0..UPDATES {
+        fake.push(v1::event::Event::Update(v1::event::Update {
+            status: Some(status_to_wire(&running_update(&format!("t{i}")))),
+        }))
+        .await;
+    }
+    // The first updates go out one batch each while batches are free; then
+    // the queue fills to LIMIT and the driver reads no further.
+    let mut seen = 0;
+    while tokio::time::timeout(Duration::from_millis(200), rx.recv())
+        .await
+        .is_ok_and(|r| r.is_some())
+    {
+        seen += 1;
+    }
+    assert!(seen < UPDATES, "read {seen} updates with every ack held");
+    assert!(
+        seen <= LIMIT + ACK_BATCHES_IN_FLIGHT,
+        "read {seen} updates, past the limit"
+    );
+    fake.lock().hold_acks = false;
+    fake.wait_for("every ack", |s| s.calls.len() == UPDATES)
+        .await;
+    let mut acked: Vec<String> = fake.lock().calls.clone();
+    acked.sort();
+    acked.dedup();
+    assert_eq!(acked.len(), UPDATES, "an update acknowledged twice");
+    handle.stop();
+    assert!(matches!(run.await, Ok(Ok(()))));
+}
+
 #[tokio::test]
 async fn manual_ack_mode_sends_no_acks() {
     let (fake, addr) = FakeMaster::start(0.0).await;
