@@ -1,0 +1,1 @@
+//! Tests of the keyspace state machine.
