@@ -113,16 +113,34 @@ impl Watcher {
 }
 
 /// The watchers of one member. Pure: it reads a [`KvState`] it is given.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct WatchHub {
     watchers: BTreeMap<WatchId, Watcher>,
     next_id: WatchId,
+    /// Per-watcher cap on unacknowledged events ([`WATCHER_BUFFER_LIMIT`]
+    /// unless a test shrinks it).
+    buffer_limit: usize,
+}
+
+impl Default for WatchHub {
+    fn default() -> Self {
+        WatchHub::with_buffer_limit(WATCHER_BUFFER_LIMIT)
+    }
 }
 
 impl WatchHub {
     /// An empty hub.
     pub fn new() -> Self {
         WatchHub::default()
+    }
+
+    /// An empty hub with another per-watcher buffer limit (at least 1).
+    pub fn with_buffer_limit(buffer_limit: usize) -> Self {
+        WatchHub {
+            watchers: BTreeMap::new(),
+            next_id: 0,
+            buffer_limit: buffer_limit.max(1),
+        }
     }
 
     /// Registers a watcher; its events come from the next [`WatchHub::poll`].
@@ -179,7 +197,7 @@ impl WatchHub {
         let mut updates = Vec::new();
         let mut cancelled = Vec::new();
         for (id, watcher) in &mut self.watchers {
-            let (events, cancel) = poll_one(watcher, kv);
+            let (events, cancel) = poll_one(watcher, kv, self.buffer_limit);
             if !events.is_empty() {
                 updates.push(WatchUpdate::Events {
                     watch_id: *id,
@@ -219,7 +237,11 @@ impl WatchHub {
 }
 
 /// The events `watcher` takes now and whether it must be cancelled.
-fn poll_one(watcher: &mut Watcher, kv: &KvState) -> (Vec<Event>, Option<CancelReason>) {
+fn poll_one(
+    watcher: &mut Watcher,
+    kv: &KvState,
+    limit: usize,
+) -> (Vec<Event>, Option<CancelReason>) {
     let compact_revision = kv.compact_revision();
     if watcher.next_revision < compact_revision {
         return (
@@ -233,7 +255,7 @@ fn poll_one(watcher: &mut Watcher, kv: &KvState) -> (Vec<Event>, Option<CancelRe
     let mut group_revision = watcher.next_revision;
     for event in kv.store().events_iter(watcher.next_revision, current) {
         if event.revision() != group_revision {
-            if !take_group(watcher, &mut taken, &mut group) {
+            if !take_group(watcher, &mut taken, &mut group, limit) {
                 return stalled(watcher, taken);
             }
             group_revision = event.revision();
@@ -243,7 +265,7 @@ fn poll_one(watcher: &mut Watcher, kv: &KvState) -> (Vec<Event>, Option<CancelRe
             group.push(strip(event, watcher.prev_kv));
         }
     }
-    if !take_group(watcher, &mut taken, &mut group) {
+    if !take_group(watcher, &mut taken, &mut group, limit) {
         return stalled(watcher, taken);
     }
     watcher.next_revision = current.saturating_add(1).max(watcher.next_revision);
@@ -254,9 +276,14 @@ fn poll_one(watcher: &mut Watcher, kv: &KvState) -> (Vec<Event>, Option<CancelRe
 /// Moves one revision's events into `taken` if the buffer has room (or is
 /// empty: a revision bigger than the buffer still goes, alone, so no
 /// watcher can be stuck forever).
-fn take_group(watcher: &mut Watcher, taken: &mut Vec<Event>, group: &mut Vec<Event>) -> bool {
+fn take_group(
+    watcher: &mut Watcher,
+    taken: &mut Vec<Event>,
+    group: &mut Vec<Event>,
+    limit: usize,
+) -> bool {
     let after = watcher.in_flight.saturating_add(group.len());
-    if after > WATCHER_BUFFER_LIMIT && watcher.in_flight > 0 {
+    if after > limit && watcher.in_flight > 0 {
         return false;
     }
     watcher.in_flight = after;
