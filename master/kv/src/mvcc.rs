@@ -53,6 +53,9 @@ impl Version {
     }
 }
 
+/// Bounds of a key interval, as `BTreeMap::range` takes them.
+type KeyBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+
 /// A key interval with etcd's `range_end` conventions already decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum KeyRange {
@@ -83,7 +86,7 @@ impl KeyRange {
 
     /// Bounds for `BTreeMap::range`, or `None` for an empty interval (which
     /// `range` would panic on).
-    fn bounds(&self) -> Option<(Bound<&[u8]>, Bound<&[u8]>)> {
+    fn bounds(&self) -> Option<KeyBounds<'_>> {
         match self {
             KeyRange::Single(only) => Some((Bound::Included(only), Bound::Included(only))),
             KeyRange::From(start) => Some((Bound::Included(start), Bound::Unbounded)),

@@ -68,10 +68,11 @@ impl<'a> Writer<'a> {
         };
         let rev = self.next_rev();
         self.store.put(rev, &request.key, value, lease);
-        if let Some(old_lease) = previous.as_ref().map(|kv| kv.lease) {
-            if old_lease != NO_LEASE && old_lease != lease {
-                self.leases.detach(old_lease, &request.key);
-            }
+        if let Some(old_lease) = previous.as_ref().map(|kv| kv.lease)
+            && old_lease != NO_LEASE
+            && old_lease != lease
+        {
+            self.leases.detach(old_lease, &request.key);
         }
         if lease != NO_LEASE {
             self.leases.attach(lease, &request.key);

@@ -3,8 +3,10 @@
 
 mod command_tests;
 mod lease_tests;
+mod model;
 
 mod mvcc_tests;
+mod props;
 
 mod txn_tests;
 mod watch_tests;
