@@ -20,7 +20,7 @@ pub const MAX_LEASE_TTL_SECONDS: i64 = 9_000_000_000;
 /// because a leader change paused keep-alives.
 pub const MIN_LEASE_TTL_SECONDS: i64 = 2;
 
-/// Instants and durations on the leader's clock, in milliseconds.
+/// Points and durations on the leader's clock, in milliseconds.
 pub type Millis = i64;
 
 /// One lease: its TTL, when it expires, and the keys attached to it.
@@ -29,7 +29,7 @@ pub(crate) struct Lease {
     pub(crate) id: LeaseId,
     /// TTL in seconds, as granted (after raising it to the minimum).
     pub(crate) ttl_seconds: i64,
-    /// Instant the lease expires unless renewed.
+    /// When the lease expires unless renewed.
     pub(crate) expires_at_ms: Millis,
     /// Attached keys. Derived from the keyspace, so not in snapshots.
     #[serde(skip)]
@@ -42,11 +42,14 @@ pub(crate) struct Lease {
 pub(crate) struct Lessor {
     leases: BTreeMap<LeaseId, Lease>,
     by_expiry: BTreeSet<(Millis, LeaseId)>,
+    /// Highest id ever granted. Assigned ids go above it, so a revoked id
+    /// is not handed out again while a client may still hold it.
+    highest_id: LeaseId,
 }
 
 impl Lessor {
-    /// Grants a lease. `id == 0` assigns the lowest id above every lease
-    /// ever seen in this state, so every member assigns the same id.
+    /// Grants a lease. `id == 0` assigns the id after the highest ever
+    /// granted in this state, so every member assigns the same id.
     pub(crate) fn grant(
         &mut self,
         id: LeaseId,
@@ -72,18 +75,15 @@ impl Lessor {
             keys: BTreeSet::new(),
         };
         self.by_expiry.insert((lease.expires_at_ms, id));
+        self.highest_id = self.highest_id.max(id);
         Ok(self.leases.entry(id).or_insert(lease))
     }
 
     fn next_free_id(&self) -> Result<LeaseId, KvError> {
-        let above_highest = self
-            .leases
-            .last_key_value()
-            .map_or(Some(1), |(id, _)| id.checked_add(1));
-        match above_highest {
+        match self.highest_id.checked_add(1) {
             Some(id) if id > NO_LEASE => Ok(id),
-            // The highest id is i64::MAX (or every lease is negative): take
-            // the lowest free positive id; there are fewer leases than ids.
+            // Someone asked for id i64::MAX: take the lowest free positive
+            // id; there are fewer leases than ids, so one is free.
             _ => (1..=LeaseId::MAX)
                 .find(|id| !self.leases.contains_key(id))
                 .ok_or(KvError::LeaseExists),
@@ -157,6 +157,10 @@ impl Lessor {
         self.leases.keys().copied().collect()
     }
 
+    pub(crate) fn highest_id(&self) -> LeaseId {
+        self.highest_id
+    }
+
     pub(crate) fn all(&self) -> impl Iterator<Item = &Lease> {
         self.leases.values()
     }
@@ -190,11 +194,17 @@ impl Lessor {
 
     /// Rebuilds the index from snapshot leases (keys are re-attached by the
     /// caller from the keyspace).
-    pub(crate) fn from_leases(leases: Vec<Lease>) -> Result<Self, String> {
-        let mut lessor = Lessor::default();
+    pub(crate) fn from_leases(leases: Vec<Lease>, highest_id: LeaseId) -> Result<Self, String> {
+        let mut lessor = Lessor {
+            highest_id,
+            ..Lessor::default()
+        };
         for lease in leases {
-            if lease.id == NO_LEASE {
-                return Err("lease id 0 in snapshot".to_string());
+            if lease.id == NO_LEASE || lease.id > highest_id {
+                return Err(format!(
+                    "lease id {} in snapshot, highest {highest_id}",
+                    lease.id
+                ));
             }
             lessor.by_expiry.insert((lease.expires_at_ms, lease.id));
             if lessor.leases.insert(lease.id, lease).is_some() {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::lease::{Lease, Lessor};
 use crate::mvcc::{MvccStore, Version};
-use crate::{KvError, KvState, Revision};
+use crate::{KvError, KvState, LeaseId, Revision};
 
 /// Snapshot format version, bumped when the layout changes meaning.
 const SNAPSHOT_FORMAT: u32 = 1;
@@ -26,6 +26,7 @@ struct Snapshot {
     compact_revision: Revision,
     keys: Vec<(Vec<u8>, Vec<Version>)>,
     leases: Vec<Lease>,
+    highest_lease_id: LeaseId,
 }
 
 impl KvState {
@@ -41,6 +42,7 @@ impl KvState {
                 .map(|(k, h)| (k.clone(), h.clone()))
                 .collect(),
             leases: self.leases.all().cloned().collect(),
+            highest_lease_id: self.leases.highest_id(),
         };
         // Plain data with string keys: serializing cannot fail.
         serde_json::to_vec(&snapshot).unwrap_or_default()
@@ -66,7 +68,8 @@ impl KvState {
         let store =
             MvccStore::from_parts(keys, snapshot.current_revision, snapshot.compact_revision)
                 .map_err(corrupt)?;
-        let mut leases = Lessor::from_leases(snapshot.leases).map_err(corrupt)?;
+        let mut leases =
+            Lessor::from_leases(snapshot.leases, snapshot.highest_lease_id).map_err(corrupt)?;
         let now = store.current_revision();
         for (key, _) in store.histories() {
             if let Some(kv) = store.get(key, now) {
@@ -100,6 +103,7 @@ impl KvState {
                 }
             }
         }
+        hash.write_i64(self.leases.highest_id());
         for lease in self.leases.all() {
             hash.write_i64(lease.id);
             hash.write_i64(lease.ttl_seconds);

@@ -54,6 +54,21 @@ fn grant_ttl_bounds_and_ids() {
 }
 
 #[test]
+fn assigned_ids_are_not_reused_after_revoke() {
+    let mut kv = KvState::new();
+    assert_eq!(grant(&mut kv, 0, 10, 0).unwrap().id, 1);
+    assert_eq!(grant(&mut kv, 0, 10, 0).unwrap().id, 2);
+    kv.apply(&Command::LeaseRevoke { id: 2 }).unwrap();
+    let mut restored = KvState::restore(&kv.snapshot()).unwrap();
+    assert_eq!(grant(&mut kv, 0, 10, 0).unwrap().id, 3);
+    assert_eq!(
+        grant(&mut restored, 0, 10, 0).unwrap().id,
+        3,
+        "the snapshot remembers"
+    );
+}
+
+#[test]
 fn assigned_ids_survive_the_highest_id() {
     let mut kv = KvState::new();
     grant(&mut kv, i64::MAX, 10, 0).unwrap();

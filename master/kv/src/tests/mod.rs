@@ -7,6 +7,7 @@ mod model;
 
 mod mvcc_tests;
 mod props;
+mod tidy;
 
 mod txn_tests;
 mod watch_tests;

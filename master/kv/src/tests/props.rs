@@ -135,6 +135,25 @@ fn flat_txn() -> impl Strategy<Value = TxnRequest> {
         })
 }
 
+/// A txn with flat txns nested in its branches (the model covers flat ones
+/// only; the nesting rules have unit tests).
+fn nested_txn() -> impl Strategy<Value = TxnRequest> {
+    (
+        flat_txn(),
+        prop::collection::vec(flat_txn(), 0..3),
+        any::<bool>(),
+    )
+        .prop_map(|(mut outer, inner, in_success)| {
+            let branch = if in_success {
+                &mut outer.success
+            } else {
+                &mut outer.failure
+            };
+            branch.extend(inner.into_iter().map(RequestOp::Txn));
+            outer
+        })
+}
+
 /// Commands the reference model covers.
 fn model_command() -> impl Strategy<Value = Command> {
     prop_oneof![
@@ -152,6 +171,7 @@ fn any_command() -> impl Strategy<Value = Command> {
     let now = 0i64..40_000;
     prop_oneof![
         6 => model_command(),
+        1 => nested_txn().prop_map(Command::Txn),
         2 => (put_request(), lease.clone()).prop_map(|(mut p, lease)| {
             p.lease = lease;
             Command::Put(p)
