@@ -13,6 +13,7 @@
 //! waits. Events are handed out in revision order, whole revisions at a
 //! time, never twice and never skipping one.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::mvcc::KeyRange;
@@ -194,10 +195,34 @@ impl WatchHub {
 
     /// Hands every watcher the events it may take now, in watch-id order.
     pub fn poll(&mut self, kv: &KvState) -> Vec<WatchUpdate> {
+        let current = kv.current_revision();
+        // Caught-up watchers all want the few revisions written since the
+        // last poll: rebuild those events once, not once per watcher.
+        let fresh_from = self
+            .watchers
+            .values()
+            .filter(|w| w.caught_up)
+            .map(|w| w.next_revision)
+            .min();
+        let fresh = fresh_from.map_or_else(Vec::new, |from| kv.store().events(from, current));
         let mut updates = Vec::new();
         let mut cancelled = Vec::new();
         for (id, watcher) in &mut self.watchers {
-            let (events, cancel) = poll_one(watcher, kv, self.buffer_limit);
+            let (events, cancel) = if watcher.caught_up {
+                let start = fresh.partition_point(|e| e.revision() < watcher.next_revision);
+                let source = fresh
+                    .get(start..)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(Cow::Borrowed);
+                poll_one(watcher, kv, self.buffer_limit, source)
+            } else {
+                let source = kv
+                    .store()
+                    .events_iter(watcher.next_revision, current)
+                    .map(Cow::Owned);
+                poll_one(watcher, kv, self.buffer_limit, source)
+            };
             if !events.is_empty() {
                 updates.push(WatchUpdate::Events {
                     watch_id: *id,
@@ -237,10 +262,13 @@ impl WatchHub {
 }
 
 /// The events `watcher` takes now and whether it must be cancelled.
-fn poll_one(
+/// `source` yields the events from the watcher's next revision to the
+/// store's current one, in revision order.
+fn poll_one<'e>(
     watcher: &mut Watcher,
     kv: &KvState,
     limit: usize,
+    source: impl Iterator<Item = Cow<'e, Event>>,
 ) -> (Vec<Event>, Option<CancelReason>) {
     let compact_revision = kv.compact_revision();
     if watcher.next_revision < compact_revision {
@@ -253,7 +281,7 @@ fn poll_one(
     let mut taken = Vec::new();
     let mut group: Vec<Event> = Vec::new();
     let mut group_revision = watcher.next_revision;
-    for event in kv.store().events_iter(watcher.next_revision, current) {
+    for event in source {
         if event.revision() != group_revision {
             if !take_group(watcher, &mut taken, &mut group, limit) {
                 return stalled(watcher, taken);
@@ -262,7 +290,7 @@ fn poll_one(
             watcher.next_revision = group_revision;
         }
         if watcher.wants(&event) {
-            group.push(strip(event, watcher.prev_kv));
+            group.push(strip(event.into_owned(), watcher.prev_kv));
         }
     }
     if !take_group(watcher, &mut taken, &mut group, limit) {
