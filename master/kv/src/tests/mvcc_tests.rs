@@ -1,0 +1,410 @@
+//! Revisions, versions, ranges and compaction.
+
+use super::*;
+use crate::{SortOrder, SortTarget, prefix_range_end};
+
+#[test]
+fn revisions_start_at_one_and_each_write_takes_one() {
+    let mut kv = KvState::new();
+    assert_eq!(kv.current_revision(), 1);
+    assert_eq!(put(&mut kv, "a", "1").revision, 2);
+    assert_eq!(put(&mut kv, "a", "2").revision, 3);
+    assert_eq!(put(&mut kv, "b", "1").revision, 4);
+    let a = get(&kv, "a").unwrap();
+    assert_eq!((a.create_revision, a.mod_revision, a.version), (2, 3, 2));
+    assert_eq!(a.value, b("2"));
+}
+
+#[test]
+fn delete_resets_version_and_create_revision() {
+    let mut kv = KvState::new();
+    put(&mut kv, "a", "1");
+    put(&mut kv, "a", "2");
+    let deleted = delete(
+        &mut kv,
+        DeleteRangeRequest {
+            prev_kv: true,
+            ..delete_request("a", "")
+        },
+    );
+    assert_eq!((deleted.deleted, deleted.revision), (1, 4));
+    assert_eq!(deleted.prev_kvs[0].value, b("2"));
+    assert!(get(&kv, "a").is_none());
+    put(&mut kv, "a", "3");
+    let a = get(&kv, "a").unwrap();
+    assert_eq!((a.create_revision, a.mod_revision, a.version), (5, 5, 1));
+}
+
+#[test]
+fn deleting_nothing_keeps_the_revision() {
+    let mut kv = KvState::new();
+    put(&mut kv, "a", "1");
+    let response = delete(&mut kv, delete_request("zzz", ""));
+    assert_eq!((response.deleted, response.revision), (0, 2));
+    assert_eq!(kv.current_revision(), 2);
+}
+
+#[test]
+fn range_end_conventions() {
+    let mut kv = KvState::new();
+    for key in ["a", "ab", "abc", "b", "c"] {
+        put(&mut kv, key, "v");
+    }
+    let all = String::from_utf8(vec![0]).unwrap();
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("ab", "", &["ab"]),
+        ("zz", "", &[]),
+        ("a", "b", &["a", "ab", "abc"]),
+        ("ab", "ac", &["ab", "abc"]),
+        ("b", &all, &["b", "c"]),
+        (&all, &all, &["a", "ab", "abc", "b", "c"]),
+        ("c", "a", &[]),
+        ("b", "b", &[]),
+    ];
+    for (key, end, expected) in cases {
+        let response = kv.range(&range_request(key, end)).unwrap();
+        assert_eq!(keys_of(&response), *expected, "range {key:?}..{end:?}");
+        assert_eq!(response.count, expected.len() as i64);
+    }
+}
+
+#[test]
+fn prefix_range_end_follows_etcd_clients() {
+    let cases: &[(&[u8], &[u8])] = &[
+        (b"a", b"b"),
+        (b"ab", b"ac"),
+        (b"a\xff", b"b"),
+        (b"\xff\xff", b"\0"),
+        (b"", b"\0"),
+    ];
+    for (prefix, end) in cases {
+        assert_eq!(prefix_range_end(prefix), end.to_vec(), "prefix {prefix:?}");
+    }
+}
+
+#[test]
+fn limit_more_count_and_projections() {
+    let mut kv = KvState::new();
+    for key in ["a", "b", "c", "d"] {
+        put(&mut kv, key, "value");
+    }
+    let base = range_request("a", "z");
+    let cases = [
+        (
+            RangeRequest {
+                limit: 2,
+                ..base.clone()
+            },
+            vec!["a", "b"],
+            true,
+            4,
+        ),
+        (
+            RangeRequest {
+                limit: 4,
+                ..base.clone()
+            },
+            vec!["a", "b", "c", "d"],
+            false,
+            4,
+        ),
+        (
+            RangeRequest {
+                limit: 0,
+                ..base.clone()
+            },
+            vec!["a", "b", "c", "d"],
+            false,
+            4,
+        ),
+        (
+            RangeRequest {
+                count_only: true,
+                limit: 1,
+                ..base.clone()
+            },
+            vec![],
+            false,
+            4,
+        ),
+    ];
+    for (request, keys, more, count) in cases {
+        let response = kv.range(&request).unwrap();
+        assert_eq!(keys_of(&response), keys, "{request:?}");
+        assert_eq!(
+            (response.more, response.count),
+            (more, count),
+            "{request:?}"
+        );
+    }
+    let keys_only = kv
+        .range(&RangeRequest {
+            keys_only: true,
+            ..base
+        })
+        .unwrap();
+    assert!(keys_only.kvs.iter().all(|kv| kv.value.is_empty()));
+}
+
+#[test]
+fn sort_orders_and_targets() {
+    let mut kv = KvState::new();
+    put(&mut kv, "c", "1"); // rev 2
+    put(&mut kv, "a", "3"); // rev 3
+    put(&mut kv, "b", "2"); // rev 4
+    put(&mut kv, "c", "0"); // rev 5, version 2
+    let sorted = |order, target| {
+        let request = RangeRequest {
+            sort_order: order,
+            sort_target: target,
+            ..range_request("a", "z")
+        };
+        keys_of(&kv.range(&request).unwrap())
+    };
+    use SortOrder::*;
+    use SortTarget::*;
+    let cases = [
+        (None, Key, ["a", "b", "c"]),
+        (Ascend, Key, ["a", "b", "c"]),
+        (Descend, Key, ["c", "b", "a"]),
+        (None, Value, ["c", "b", "a"]),
+        (Descend, Value, ["a", "b", "c"]),
+        (Ascend, Create, ["c", "a", "b"]),
+        (Descend, Mod, ["c", "b", "a"]),
+        // Ties (version 1 for a and b) stay in key order, both directions.
+        (Descend, Version, ["c", "a", "b"]),
+        (Ascend, Version, ["a", "b", "c"]),
+    ];
+    for (order, target, expected) in cases {
+        assert_eq!(sorted(order, target), expected, "{order:?} {target:?}");
+    }
+}
+
+#[test]
+fn sort_then_limit_reports_more() {
+    let mut kv = KvState::new();
+    for (key, value) in [("a", "3"), ("b", "1"), ("c", "2")] {
+        put(&mut kv, key, value);
+    }
+    let request = RangeRequest {
+        sort_order: SortOrder::Ascend,
+        sort_target: SortTarget::Value,
+        limit: 2,
+        ..range_request("a", "z")
+    };
+    let response = kv.range(&request).unwrap();
+    assert_eq!(keys_of(&response), ["b", "c"]);
+    assert!(response.more);
+}
+
+#[test]
+fn revision_filters_do_not_change_count() {
+    let mut kv = KvState::new();
+    put(&mut kv, "a", "1"); // 2
+    put(&mut kv, "b", "1"); // 3
+    put(&mut kv, "c", "1"); // 4
+    put(&mut kv, "a", "2"); // 5
+    let base = range_request("a", "z");
+    let cases = [
+        (
+            RangeRequest {
+                min_mod_revision: 4,
+                ..base.clone()
+            },
+            vec!["a", "c"],
+        ),
+        (
+            RangeRequest {
+                max_mod_revision: 3,
+                ..base.clone()
+            },
+            vec!["b"],
+        ),
+        (
+            RangeRequest {
+                min_create_revision: 3,
+                ..base.clone()
+            },
+            vec!["b", "c"],
+        ),
+        (
+            RangeRequest {
+                max_create_revision: 2,
+                ..base.clone()
+            },
+            vec!["a"],
+        ),
+    ];
+    for (request, expected) in cases {
+        let response = kv.range(&request).unwrap();
+        assert_eq!(keys_of(&response), expected, "{request:?}");
+        assert_eq!(response.count, 3);
+    }
+}
+
+#[test]
+fn reads_at_past_future_and_compacted_revisions() {
+    let mut kv = KvState::new();
+    put(&mut kv, "a", "1"); // 2
+    put(&mut kv, "a", "2"); // 3
+    put(&mut kv, "b", "1"); // 4
+    let at = |kv: &KvState, revision| {
+        kv.range(&RangeRequest {
+            revision,
+            ..range_request("a", "z")
+        })
+    };
+    assert_eq!(at(&kv, 2).unwrap().kvs[0].value, b("1"));
+    assert_eq!(keys_of(&at(&kv, 3).unwrap()), ["a"]);
+    assert_eq!(
+        at(&kv, 3).unwrap().revision,
+        4,
+        "header carries the current revision"
+    );
+    assert_eq!(at(&kv, 5), Err(KvError::FutureRevision));
+    kv.apply(&Command::Compact(crate::CompactRequest { revision: 3 }))
+        .unwrap();
+    assert_eq!(
+        at(&kv, 2),
+        Err(KvError::Compacted {
+            compact_revision: 3
+        })
+    );
+    assert_eq!(at(&kv, 3).unwrap().kvs[0].value, b("2"));
+}
+
+#[test]
+fn compaction_keeps_latest_live_version_and_drops_deleted_keys() {
+    let mut kv = KvState::new();
+    put(&mut kv, "a", "1"); // 2
+    put(&mut kv, "b", "1"); // 3
+    delete(&mut kv, delete_request("b", "")); // 4
+    put(&mut kv, "a", "2"); // 5
+    put(&mut kv, "c", "1"); // 6
+    kv.apply(&Command::Compact(crate::CompactRequest { revision: 5 }))
+        .unwrap();
+    let now = kv.range(&range_request("a", "z")).unwrap();
+    assert_eq!(keys_of(&now), ["a", "c"]);
+    let at5 = kv
+        .range(&RangeRequest {
+            revision: 5,
+            ..range_request("a", "z")
+        })
+        .unwrap();
+    assert_eq!(keys_of(&at5), ["a"]);
+    assert_eq!(kv.store().histories().count(), 2, "b's history is gone");
+    assert_eq!(kv.events_since(5).unwrap().len(), 2);
+}
+
+#[test]
+fn compact_errors() {
+    let mut kv = KvState::new();
+    put(&mut kv, "a", "1");
+    put(&mut kv, "a", "2");
+    let compact = |kv: &mut KvState, revision| {
+        kv.apply(&Command::Compact(crate::CompactRequest { revision }))
+    };
+    assert_eq!(compact(&mut kv, 4), Err(KvError::FutureRevision));
+    assert!(compact(&mut kv, 2).is_ok());
+    assert_eq!(
+        compact(&mut kv, 2),
+        Err(KvError::Compacted {
+            compact_revision: 2
+        })
+    );
+    assert_eq!(
+        compact(&mut kv, 1),
+        Err(KvError::Compacted {
+            compact_revision: 2
+        })
+    );
+    assert!(compact(&mut kv, 3).is_ok());
+    assert_eq!(kv.compact_revision(), 3);
+}
+
+#[test]
+fn put_options_and_errors() {
+    let mut kv = KvState::new();
+    let first = try_put(
+        &mut kv,
+        PutRequest {
+            prev_kv: true,
+            ..put_request("a", "1")
+        },
+    )
+    .unwrap();
+    assert_eq!(first.prev_kv, None);
+    let second = try_put(
+        &mut kv,
+        PutRequest {
+            prev_kv: true,
+            ..put_request("a", "2")
+        },
+    )
+    .unwrap();
+    assert_eq!(second.prev_kv.unwrap().value, b("1"));
+    try_put(
+        &mut kv,
+        PutRequest {
+            ignore_value: true,
+            ..put_request("a", "")
+        },
+    )
+    .unwrap();
+    assert_eq!(get(&kv, "a").unwrap().value, b("2"));
+    assert_eq!(get(&kv, "a").unwrap().version, 3);
+    let cases = [
+        (put_request("", "v"), KvError::EmptyKey),
+        (
+            PutRequest {
+                ignore_value: true,
+                ..put_request("a", "x")
+            },
+            KvError::ValueProvided,
+        ),
+        (
+            PutRequest {
+                ignore_lease: true,
+                lease: 7,
+                ..put_request("a", "")
+            },
+            KvError::LeaseProvided,
+        ),
+        (
+            PutRequest {
+                ignore_value: true,
+                ..put_request("missing", "")
+            },
+            KvError::KeyNotFound,
+        ),
+        (
+            PutRequest {
+                ignore_lease: true,
+                ..put_request("missing", "v")
+            },
+            KvError::KeyNotFound,
+        ),
+        (
+            PutRequest {
+                lease: 42,
+                ..put_request("a", "v")
+            },
+            KvError::LeaseNotFound,
+        ),
+    ];
+    let before = kv.hash();
+    for (request, error) in cases {
+        assert_eq!(try_put(&mut kv, request.clone()), Err(error), "{request:?}");
+    }
+    assert_eq!(kv.hash(), before, "failed puts change nothing");
+}
+
+#[test]
+fn empty_keys_are_refused_for_reads_and_deletes() {
+    let mut kv = KvState::new();
+    assert_eq!(kv.range(&range_request("", "")), Err(KvError::EmptyKey));
+    assert_eq!(
+        kv.apply(&Command::DeleteRange(delete_request("", "z"))),
+        Err(KvError::EmptyKey)
+    );
+}
