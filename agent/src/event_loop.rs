@@ -594,12 +594,8 @@ impl State {
             M::Launch(l) => self.on_launch(l),
             M::Kill(k) => self.on_kill(k),
             M::Acknowledge(a) => self.on_acknowledge(a),
-            // Pings are answered by the link. No master sends Shutdown
-            // (an agent it removed is refused at re-registration instead).
+            // Pings are answered by the link.
             M::Ping(_) => {}
-            M::Shutdown(s) => {
-                tracing::warn!(reason = s.reason, "ignoring a Shutdown from the master");
-            }
         }
     }
 

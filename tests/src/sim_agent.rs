@@ -495,12 +495,6 @@ impl Sim {
                     }
                 }
             }
-            v1::master_message::Message::Shutdown(_) => {
-                self.tasks.clear();
-                self.queues.clear();
-                self.retry_at.clear();
-                self.agent_id = None;
-            }
         }
     }
 
