@@ -1,23 +1,21 @@
 //! The agent's link to the masters: register with the first master that
 //! accepts (trying the list in order, with capped jittered exponential
-//! backoff between rounds), open the Attach stream, answer pings, pass
-//! launches, kills and acknowledgements to the event loop, and start over
-//! when the stream ends, fails or goes quiet for `max_missed_pings` ping
-//! intervals.
+//! backoff between rounds), say Hello on the same connection, answer pings,
+//! pass launches, kills and acknowledgements to the event loop, and start
+//! over when the link ends, fails or goes quiet for `max_missed_pings` ping
+//! intervals. The framing is `agora_proto::link`.
 use std::time::Duration;
 
 use agora_model::AgentId;
+use agora_proto::link::{AgentLink, FrameReader, next_master_message};
 use agora_proto::v1;
-use agora_proto::v1::agent_service_client::AgentServiceClient;
 use rand::Rng;
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{mpsc, oneshot};
-use tokio_stream::StreamExt;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
 
 use crate::event_loop::Event;
 
-/// Capacity of the Attach stream's outgoing queue. Updates that do not fit
+/// Capacity of the link's outgoing queue. Updates that do not fit
 /// are resent after their backoff, pongs are small and rare; 256 messages
 /// is far above a healthy steady state.
 pub(crate) const OUTBOUND_CAPACITY: usize = 256;
@@ -99,31 +97,14 @@ pub(crate) async fn run(config: LinkConfig, events: mpsc::Sender<Event>) {
     }
 }
 
-async fn connect(config: &LinkConfig, master: &str) -> Result<AgentServiceClient<Channel>, String> {
-    let url = if master.contains("://") {
-        master.to_string()
-    } else {
-        format!("http://{master}")
-    };
-    let endpoint = Endpoint::from_shared(url)
-        .map_err(|e| format!("bad master address {master:?}: {e}"))?
-        .connect_timeout(config.connect_timeout)
-        .tcp_nodelay(true);
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    Ok(AgentServiceClient::new(channel))
-}
-
-/// One registration and Attach stream. `Err` = registration failed.
+/// One registration and the stream after it. `Err` = registration failed.
 async fn session(
     config: &LinkConfig,
     master: &str,
     events: &mpsc::Sender<Event>,
 ) -> Result<Lost, String> {
-    let mut client = connect(config, master).await?;
-    let (response, delivered) = register(config, &mut client, events).await?;
+    let mut link = AgentLink::connect(master, config.connect_timeout).await?;
+    let (response, delivered) = register(config, &mut link, events).await?;
     let agent_id = AgentId::parse(response.agent_id.clone())
         .map_err(|e| format!("master sent a bad agent id: {e}"))?;
     let ping_interval =
@@ -134,16 +115,14 @@ async fn session(
         };
     let quiet_limit = ping_interval * config.max_missed_pings;
 
-    let (out_tx, out_rx) = mpsc::channel(OUTBOUND_CAPACITY);
-    let hello = v1::AgentMessage {
-        message: Some(v1::agent_message::Message::Hello(
-            v1::agent_message::Hello {
-                agent_id: response.agent_id.clone(),
-                session_id: response.session_id.clone(),
-            },
-        )),
+    let hello = v1::agent_message::Hello {
+        agent_id: response.agent_id.clone(),
+        session_id: response.session_id.clone(),
     };
-    let outbound = tokio_stream::once(hello).chain(ReceiverStream::new(out_rx));
+    let (out_tx, mut inbound) = match link.attach(hello, OUTBOUND_CAPACITY).await {
+        Ok(attached) => attached,
+        Err(e) => return Ok(Lost(format!("Hello failed: {e}"))),
+    };
     let registered = Event::Registered {
         agent_id,
         master: master.to_string(),
@@ -154,24 +133,14 @@ async fn session(
         .send(registered)
         .await
         .map_err(|_| "agent stopped".to_string())?;
-    let inbound = match client.attach(outbound).await {
-        Ok(r) => r.into_inner(),
-        Err(s) => {
-            return Ok(Lost(format!(
-                "Attach refused: {}: {}",
-                s.code(),
-                s.message()
-            )));
-        }
-    };
-    pump(inbound, quiet_limit, &out_tx, events).await
+    pump(&mut inbound, quiet_limit, &out_tx, events).await
 }
 
 /// Asks the loop for a RegisterRequest and sends it; returns the answer
 /// and the uuids of the updates the request carried.
 async fn register(
     config: &LinkConfig,
-    client: &mut AgentServiceClient<Channel>,
+    link: &mut AgentLink,
     events: &mpsc::Sender<Event>,
 ) -> Result<(v1::RegisterResponse, Vec<uuid::Uuid>), String> {
     let (tx, rx) = oneshot::channel();
@@ -191,11 +160,10 @@ async fn register(
         .as_ref()
         .map(|a| a.agent_id.clone())
         .unwrap_or_default();
-    let response = tokio::time::timeout(config.connect_timeout, client.register(request))
+    let response = link
+        .register(request, config.connect_timeout)
         .await
-        .map_err(|_| "Register timed out".to_string())?
-        .map_err(|s| format!("Register refused: {}: {}", s.code(), s.message()))?
-        .into_inner();
+        .map_err(|s| format!("Register refused: {}: {}", s.code(), s.message()))?;
     if !registering_as.is_empty() && registering_as != response.agent_id {
         tracing::warn!(
             old = registering_as,
@@ -206,25 +174,21 @@ async fn register(
     Ok((response, delivered))
 }
 
-/// Reads the Attach stream until it ends, fails or stays quiet for
-/// `quiet_limit`: answers pings, passes everything else to the loop.
+/// Reads the link until it ends, fails or stays quiet for `quiet_limit`:
+/// answers pings, passes everything else to the loop.
 async fn pump(
-    mut inbound: tonic::Streaming<v1::MasterMessage>,
+    inbound: &mut FrameReader<OwnedReadHalf>,
     quiet_limit: Duration,
     out_tx: &mpsc::Sender<v1::AgentMessage>,
     events: &mpsc::Sender<Event>,
 ) -> Result<Lost, String> {
     loop {
-        let msg = match tokio::time::timeout(quiet_limit, inbound.message()).await {
+        let msg = match tokio::time::timeout(quiet_limit, next_master_message(inbound)).await {
             Err(_) => return Ok(Lost(format!("no ping for {quiet_limit:?}"))),
             Ok(Err(s)) => {
-                return Ok(Lost(format!(
-                    "stream failed: {}: {}",
-                    s.code(),
-                    s.message()
-                )));
+                return Ok(Lost(format!("link failed: {}: {}", s.code(), s.message())));
             }
-            Ok(Ok(None)) => return Ok(Lost("stream ended".to_string())),
+            Ok(Ok(None)) => return Ok(Lost("link closed by the master".to_string())),
             Ok(Ok(Some(m))) => m,
         };
         use v1::master_message::Message as M;

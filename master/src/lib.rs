@@ -1,8 +1,8 @@
 //! The Agora master: admits agents, keeps frameworks, tasks and offers,
 //! runs the DRF allocator (crate `agora-allocator`) every allocation interval
 //! and on events, validates ACCEPTs, forwards status updates at least once,
-//! and serves the Scheduler and AgentService gRPC APIs plus HTTP /health,
-//! /state and /metrics on one port.
+//! and serves the Scheduler gRPC API, the agents' links and HTTP /health,
+//! /state and /metrics on one port (`serve.rs` tells them apart).
 //!
 //! Architecture invariant: one event loop (`event_loop::run`) owns all
 //! mutable state; handlers in `api/` and `http.rs` only decode, validate and
@@ -27,6 +27,7 @@ mod http;
 mod metrics;
 mod offers;
 pub mod registry;
+mod serve;
 mod snapshot;
 mod state;
 mod state_json;
@@ -36,7 +37,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use agora_proto::v1;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -54,7 +54,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// A running master.
 pub struct MasterHandle {
     addr: SocketAddr,
-    /// The Attach forwarders; stopped and awaited on shutdown.
+    /// The agents' links; stopped and awaited on shutdown.
     forwarders: tokio_util::task::TaskTracker,
     stop_forwarders: tokio_util::sync::CancellationToken,
     shutdown_loop: Option<oneshot::Sender<()>>,
@@ -119,34 +119,19 @@ pub async fn start(cfg: MasterConfig, listener: TcpListener) -> Result<MasterHan
 
     let forwarders = tokio_util::task::TaskTracker::new();
     let stop_forwarders = tokio_util::sync::CancellationToken::new();
-    let grpc = tonic::service::Routes::new(v1::scheduler_server::SchedulerServer::new(
+    let agents = api::agent::AgentApi {
+        tx: tx.clone(),
+        forwarders: forwarders.clone(),
+        stop: stop_forwarders.clone(),
+    };
+    let app = tonic::service::Routes::new(v1::scheduler_server::SchedulerServer::new(
         api::scheduler::SchedulerApi { tx: tx.clone() },
     ))
-    .add_service(v1::agent_service_server::AgentServiceServer::new(
-        api::agent::AgentApi {
-            tx: tx.clone(),
-            forwarders: forwarders.clone(),
-            stop: stop_forwarders.clone(),
-        },
-    ))
-    .into_axum_router();
-    let app = grpc
-        .merge(http::router(http::HttpState { tx }))
-        .fallback(http::not_found);
+    .into_axum_router()
+    .merge(http::router(http::HttpState { tx }))
+    .fallback(http::not_found);
     let (server_stop, server_stop_rx) = oneshot::channel::<()>();
-    let server_task = tokio::spawn(async move {
-        // Small gRPC frames (updates, acks, pings) must not wait for the
-        // peer's delayed ACK: without TCP_NODELAY each hop can stall ~40 ms.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-            let _ = server_stop_rx.await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "master server stopped with an error");
-        }
-    });
+    let server_task = tokio::spawn(serve::serve(listener, app, agents, server_stop_rx));
     info!(%addr, %master_id, "master started");
     Ok(MasterHandle {
         addr,

@@ -14,3 +14,4 @@ pub mod v1 {
 
 pub mod codec;
 pub mod convert;
+pub mod link;

@@ -4,6 +4,7 @@ mod agent_http;
 mod agent_process;
 mod agent_recovery;
 mod agent_support;
+mod master_agent_link;
 mod master_offers;
 mod master_smoke;
 mod scheduler_agents;

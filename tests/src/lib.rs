@@ -1,6 +1,6 @@
 //! The in-process cluster harness for Agora's integration tests: a real
 //! master on a loopback socket (`TestMaster`), simulated agents that speak the
-//! real AgentService protocol (`SimAgent`, reusable for scale benchmarks),
+//! real agent link protocol (`SimAgent`, reusable for scale benchmarks),
 //! and small helpers (HTTP GET, polling).
 //!
 //! Everything runs on real sockets; nothing is mocked.

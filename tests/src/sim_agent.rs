@@ -1,5 +1,5 @@
-//! A simulated agent: speaks the real AgentService protocol (Register,
-//! Attach, pings, reliable status updates with uuids and acknowledgements,
+//! A simulated agent: speaks the real agent link protocol (Register,
+//! Hello, pings, reliable status updates with uuids and acknowledgements,
 //! re-registration with running tasks and unacknowledged updates) but runs no
 //! processes. Task behaviour is configurable per agent and per task (labels),
 //! so the same simulator serves functional tests and scale benchmarks.
@@ -9,11 +9,10 @@ use std::time::Duration;
 use agora_model::{
     AgentId, Attributes, FrameworkId, Resources, StatusSource, TaskId, TaskState, TaskStatus,
 };
+use agora_proto::link::{AgentLink, next_master_message};
 use agora_proto::{convert, v1};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until};
-use tokio_stream::StreamExt;
-use tokio_stream::wrappers::ReceiverStream;
 
 /// What a simulated task does once launched.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -176,10 +175,15 @@ struct Sim {
     partitioned: bool,
 }
 
+/// Messages to the master, and the master's messages as read by a task of
+/// the connection (a channel, so that `select!` can wait on it safely).
 type Conn = (
     mpsc::Sender<v1::AgentMessage>,
-    tonic::Streaming<v1::MasterMessage>,
+    mpsc::Receiver<Result<v1::MasterMessage, tonic::Status>>,
 );
+
+/// Messages read ahead from the master per simulated agent.
+const INBOUND_BUFFER: usize = 1024;
 
 impl Sim {
     fn at(&mut self, when: Instant, t: Timer) {
@@ -188,7 +192,7 @@ impl Sim {
     }
 
     async fn connect(&mut self) -> Option<Conn> {
-        let mut client = v1::agent_service_client::AgentServiceClient::connect(self.master.clone())
+        let mut link = AgentLink::connect(&self.master, Duration::from_secs(5))
             .await
             .ok()?;
         let mut running = Vec::new();
@@ -226,25 +230,29 @@ impl Sim {
             unacknowledged_updates: unacked,
             version: "sim".into(),
         };
-        let resp = client.register(req).await.ok()?.into_inner();
+        let resp = link.register(req, Duration::from_secs(30)).await.ok()?;
         let id = AgentId::parse(resp.agent_id).ok()?;
         self.agent_id = Some(id.clone());
-        let (tx, rx) = mpsc::channel(1024);
-        tx.send(v1::AgentMessage {
-            message: Some(v1::agent_message::Message::Hello(
-                v1::agent_message::Hello {
-                    agent_id: id.to_string(),
-                    session_id: resp.session_id,
-                },
-            )),
-        })
-        .await
-        .ok()?;
-        let inbound = client
-            .attach(ReceiverStream::new(rx))
-            .await
-            .ok()?
-            .into_inner();
+        let hello = v1::agent_message::Hello {
+            agent_id: id.to_string(),
+            session_id: resp.session_id,
+        };
+        let (tx, mut reader) = link.attach(hello, 1024).await.ok()?;
+        let (in_tx, inbound) = mpsc::channel(INBOUND_BUFFER);
+        tokio::spawn(async move {
+            loop {
+                let msg = next_master_message(&mut reader).await.transpose();
+                let end = !matches!(msg, Some(Ok(_)));
+                if let Some(msg) = msg
+                    && in_tx.send(msg).await.is_err()
+                {
+                    return;
+                }
+                if end {
+                    return;
+                }
+            }
+        });
         let _ = self.id_tx.send(Some(id));
         Some((tx, inbound))
     }
@@ -277,7 +285,7 @@ impl Sim {
                         let _ = reply.send(self.tasks.iter().map(|((_, t), s)| (t.clone(), s.state)).collect());
                     }
                 },
-                msg = async { match conn.as_mut() { Some((_, s)) => s.next().await, None => std::future::pending().await } } => {
+                msg = async { match conn.as_mut() { Some((_, s)) => s.recv().await, None => std::future::pending().await } } => {
                     match msg {
                         Some(Ok(m)) => self.on_master(m, &conn).await,
                         _ => { conn = None; tokio::time::sleep(Duration::from_millis(50)).await; }

@@ -1,23 +1,34 @@
-//! The AgentService gRPC service: Register, then one Attach stream.
+//! The agent link (see `agent.proto`): on one TCP connection an agent
+//! registers, says Hello with the session it got, and then the connection
+//! is its stream. A writer task drains the loop's messages to the socket;
+//! this connection's task forwards what the agent sends to the loop.
+use std::time::Duration;
+
 use agora_model::{AgentId, FrameworkId, SessionId};
+use agora_proto::link::{FrameReader, FrameWriter, error_frame};
+use agora_proto::v1::link_frame::Frame;
 use agora_proto::{convert, v1};
-use futures_util::StreamExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::Status;
 use tracing::{debug, warn};
 
 use super::ask;
-use super::stream::NotifyOnDrop;
 use super::wire;
 use crate::core::{AgentRegistration, ReportedTask};
 use crate::event_loop::Command;
+
+/// How long an agent has for each of Register and Hello once connected.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Messages buffered towards one agent. Launches and kills are small; an
 /// agent this far behind is treated as disconnected and re-registers.
 pub(crate) const AGENT_MESSAGE_BUFFER: usize = 4096;
 
+#[derive(Clone)]
 pub(crate) struct AgentApi {
     pub(crate) tx: mpsc::Sender<Command>,
     /// Every Attach stream's forwarder runs here, so shutdown can stop them
@@ -86,32 +97,74 @@ fn decode_registration(r: v1::RegisterRequest) -> Result<AgentRegistration, Stat
     })
 }
 
-#[tonic::async_trait]
-impl v1::agent_service_server::AgentService for AgentApi {
-    type AttachStream = NotifyOnDrop<v1::MasterMessage>;
-
-    async fn register(
-        &self,
-        req: Request<v1::RegisterRequest>,
-    ) -> Result<Response<v1::RegisterResponse>, Status> {
-        let reg = Box::new(decode_registration(req.into_inner())?);
-        let resp = ask(&self.tx, |reply| Command::RegisterAgent { reg, reply }).await?;
-        Ok(Response::new(resp))
+impl AgentApi {
+    /// Serves one agent link until either side ends it. `stream` is
+    /// positioned at the magic bytes.
+    pub(crate) async fn serve_link(self, stream: TcpStream) {
+        let (rd, wr) = stream.into_split();
+        let mut writer = FrameWriter::new(wr);
+        let mut reader = match FrameReader::after_magic(rd).await {
+            Ok(r) => r,
+            Err(e) => {
+                debug!(error = %e, "not an agent link");
+                return;
+            }
+        };
+        let attached = match self.handshake(&mut reader, &mut writer).await {
+            Ok(a) => a,
+            Err(status) => {
+                debug!(code = ?status.code(), message = status.message(), "agent link refused");
+                let _ = writer
+                    .send_now(&error_frame(status.code(), status.message()))
+                    .await;
+                return;
+            }
+        };
+        let (agent, session, out_rx) = attached;
+        let link_done = self.stop.child_token();
+        self.forwarders.spawn(write_to_agent(
+            writer,
+            out_rx,
+            link_done.clone(),
+            self.tx.clone(),
+            Command::AgentStreamClosed {
+                agent: agent.clone(),
+                session: session.clone(),
+            },
+        ));
+        self.forward_from_agent(reader, agent, session, link_done)
+            .await;
     }
 
-    async fn attach(
+    /// Register, answer, Hello, attach. Returns the attached agent's id,
+    /// session and the loop's messages for it.
+    async fn handshake(
         &self,
-        req: Request<Streaming<v1::AgentMessage>>,
-    ) -> Result<Response<Self::AttachStream>, Status> {
-        let mut inbound = req.into_inner();
-        // The first message says who is attaching.
-        let hello = match inbound.next().await {
-            Some(Ok(v1::AgentMessage {
+        reader: &mut FrameReader<OwnedReadHalf>,
+        writer: &mut FrameWriter<OwnedWriteHalf>,
+    ) -> Result<(AgentId, SessionId, mpsc::Receiver<Box<v1::MasterMessage>>), Status> {
+        let request = match next_frame(reader).await? {
+            Frame::Register(r) => r,
+            _ => return Err(Status::invalid_argument("the first frame must be Register")),
+        };
+        let reg = Box::new(decode_registration(request)?);
+        let resp = ask(&self.tx, |reply| Command::RegisterAgent { reg, reply }).await?;
+        let registered = v1::LinkFrame {
+            frame: Some(Frame::Registered(resp)),
+        };
+        writer
+            .send_now(&registered)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let hello = match next_frame(reader).await? {
+            Frame::Agent(v1::AgentMessage {
                 message: Some(v1::agent_message::Message::Hello(h)),
-            })) => h,
-            Some(Ok(_)) => return Err(Status::invalid_argument("the first message must be Hello")),
-            Some(Err(e)) => return Err(e),
-            None => return Err(Status::invalid_argument("stream ended before Hello")),
+            }) => h,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the frame after Register must be Hello",
+                ));
+            }
         };
         let agent = AgentId::parse(hello.agent_id)
             .map_err(|e| Status::invalid_argument(format!("hello.agent_id: {e}")))?;
@@ -126,55 +179,108 @@ impl v1::agent_service_server::AgentService for AgentApi {
             reply,
         })
         .await?;
-        // Forward the agent's messages to the loop until the stream ends.
-        let loop_tx = self.tx.clone();
-        let (a, s) = (agent.clone(), session.clone());
-        let stop = self.stop.clone();
-        self.forwarders.spawn(async move {
-            loop {
-                let item = tokio::select! {
-                    () = stop.cancelled() => return,
-                    item = inbound.next() => item,
-                };
-                let Some(item) = item else { break };
-                match item {
-                    Ok(v1::AgentMessage { message: Some(msg) }) => {
-                        let msg = match wire::from_agent_wire(msg) {
-                            Ok(Some(m)) => m,
-                            Ok(None) => continue,
-                            Err(e) => {
-                                warn!(agent = %a, error = %e, "malformed message from agent dropped");
-                                continue;
-                            }
-                        };
-                        let cmd = Command::AgentMessage {
-                            agent: a.clone(),
-                            session: s.clone(),
-                            msg,
-                        };
-                        if loop_tx.send(cmd).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        debug!(agent = %a, error = %e, "agent stream error");
-                        break;
-                    }
-                }
-            }
-            let _ = loop_tx
-                .send(Command::AgentStreamClosed {
-                    agent: a,
-                    session: s,
-                })
-                .await;
-        });
-        let closed = Command::AgentStreamClosed { agent, session };
-        Ok(Response::new(NotifyOnDrop::new(
-            out_rx,
-            self.tx.clone(),
-            closed,
-        )))
+        Ok((agent, session, out_rx))
     }
+
+    /// Passes the agent's messages to the loop until the link ends.
+    async fn forward_from_agent(
+        self,
+        mut reader: FrameReader<OwnedReadHalf>,
+        agent: AgentId,
+        session: SessionId,
+        link_done: CancellationToken,
+    ) {
+        loop {
+            let frame = tokio::select! {
+                () = link_done.cancelled() => break,
+                frame = reader.next() => frame,
+            };
+            let msg = match frame {
+                Ok(Some(v1::LinkFrame {
+                    frame: Some(Frame::Agent(v1::AgentMessage { message: Some(msg) })),
+                })) => msg,
+                Ok(Some(_)) => {
+                    warn!(agent = %agent, "unexpected frame on an agent's stream dropped");
+                    continue;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    debug!(agent = %agent, error = %e, "agent link failed");
+                    break;
+                }
+            };
+            let msg = match wire::from_agent_wire(msg) {
+                Ok(Some(m)) => m,
+                Ok(None) => continue,
+                Err(e) => {
+                    warn!(agent = %agent, error = %e, "malformed message from agent dropped");
+                    continue;
+                }
+            };
+            let cmd = Command::AgentMessage {
+                agent: agent.clone(),
+                session: session.clone(),
+                msg,
+            };
+            if self.tx.send(cmd).await.is_err() {
+                return;
+            }
+        }
+        link_done.cancel();
+        let _ = self
+            .tx
+            .send(Command::AgentStreamClosed { agent, session })
+            .await;
+    }
+}
+
+/// The next frame of a handshake, within [`HANDSHAKE_TIMEOUT`].
+async fn next_frame(reader: &mut FrameReader<OwnedReadHalf>) -> Result<Frame, Status> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.next()).await {
+        Err(_) => Err(Status::deadline_exceeded(
+            "no frame within the handshake timeout",
+        )),
+        Ok(Err(e)) => Err(Status::invalid_argument(e.to_string())),
+        Ok(Ok(None)) => Err(Status::cancelled("the agent closed the link")),
+        Ok(Ok(Some(v1::LinkFrame { frame: None }))) => {
+            Err(Status::invalid_argument("frame: missing"))
+        }
+        Ok(Ok(Some(v1::LinkFrame { frame: Some(f) }))) => Ok(f),
+    }
+}
+
+/// Writes the loop's messages to the agent, a burst at a time, until the
+/// loop drops the channel, the socket fails or the link ends; then tells
+/// the loop the stream is gone and ends the link.
+async fn write_to_agent(
+    mut writer: FrameWriter<OwnedWriteHalf>,
+    mut out_rx: mpsc::Receiver<Box<v1::MasterMessage>>,
+    link_done: CancellationToken,
+    loop_tx: mpsc::Sender<Command>,
+    closed: Command,
+) {
+    loop {
+        let first = tokio::select! {
+            () = link_done.cancelled() => break,
+            m = out_rx.recv() => m,
+        };
+        let Some(first) = first else { break };
+        let mut next = Some(first);
+        let mut failed = false;
+        while let Some(msg) = next {
+            let frame = v1::LinkFrame {
+                frame: Some(Frame::Master(*msg)),
+            };
+            if writer.send(&frame).await.is_err() {
+                failed = true;
+                break;
+            }
+            next = out_rx.try_recv().ok();
+        }
+        if failed || writer.flush().await.is_err() {
+            break;
+        }
+    }
+    link_done.cancel();
+    let _ = loop_tx.send(closed).await;
 }
