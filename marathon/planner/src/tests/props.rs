@@ -1,0 +1,213 @@
+//! Invariants over random clusters and deployments: UNIQUE never violated,
+//! MAX_PER never exceeded, GROUP_BY spread within 1 whenever capacity
+//! allows, rolling restarts between the healthy floor and the capacity
+//! ceiling and converging, and scale-only changes never restarting.
+use std::collections::BTreeMap;
+
+use agora_model::{MonoTime, Scalar};
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+use super::{DeployHarness, PlacementHarness, app, constraint};
+use crate::{
+    Action, App, DeploymentAction, DockerContainer, Field, StepInput, StepStatus, UpgradeStrategy,
+    Version, plan, step,
+};
+
+/// (rack, cpus, mem) per agent; small so offers run out often.
+type AgentSpec = (u8, u8, u16);
+
+fn arb_agents() -> impl Strategy<Value = Vec<AgentSpec>> {
+    vec((0..4u8, 0..6u8, 0..4096u16), 1..10)
+}
+
+/// Rounds: which agents offer (bitmask) and how many instances wait.
+fn arb_rounds() -> impl Strategy<Value = Vec<(u16, u8)>> {
+    vec((any::<u16>(), 0..12u8), 1..6)
+}
+
+fn harness(constraints: &[&[&str]], agents: &[AgentSpec], max_per_offer: u32) -> PlacementHarness {
+    let mut a = app("/p");
+    a.resources.cpus = Scalar::from_units(1);
+    a.resources.mem = Scalar::from_units(256);
+    a.constraints = constraints.iter().map(|c| constraint(c)).collect();
+    let mut h = PlacementHarness::new(a);
+    h.max_per_offer = max_per_offer;
+    for (i, (rack, cpus, mem)) in agents.iter().enumerate() {
+        // Two agents share each hostname, so hostname UNIQUE bites.
+        h.agent(
+            &format!("host-{}", i / 2),
+            &format!("rack_id:r{rack}"),
+            &format!("cpus:{cpus};mem:{mem}"),
+        );
+    }
+    h
+}
+
+fn offered(mask: u16, n: usize) -> Vec<usize> {
+    (0..n).filter(|i| mask & (1 << i) != 0).collect()
+}
+
+fn rack() -> Field {
+    Field::Attribute("rack_id".into())
+}
+
+proptest! {
+    #[test]
+    fn unique_is_never_violated(agents in arb_agents(), rounds in arb_rounds(), cap in 1..6u32) {
+        for field in ["hostname", "rack_id"] {
+            let mut h = harness(&[&[field, "UNIQUE"]], &agents, cap);
+            for (mask, n) in &rounds {
+                h.round_on(&offered(*mask, agents.len()), u32::from(*n));
+                let f = if field == "hostname" { Field::Hostname } else { rack() };
+                prop_assert!(h.spread(&f).values().all(|c| *c <= 1), "{:?}", h.spread(&f));
+            }
+        }
+    }
+
+    #[test]
+    fn max_per_is_never_exceeded(agents in arb_agents(), rounds in arb_rounds(), max in 1..4u32) {
+        let max_text = max.to_string();
+        let mut h = harness(&[&["rack_id", "MAX_PER", &max_text]], &agents, 5);
+        for (mask, n) in &rounds {
+            h.round_on(&offered(*mask, agents.len()), u32::from(*n));
+            prop_assert!(h.spread(&rack()).values().all(|c| *c <= max));
+        }
+    }
+
+    #[test]
+    fn placements_never_overcommit_an_offer(agents in arb_agents(), rounds in arb_rounds()) {
+        let mut h = harness(&[], &agents, 20);
+        for (mask, n) in &rounds {
+            let which = offered(*mask, agents.len());
+            let before: Vec<_> = which.iter().map(|&i| h.agents[i].free.clone()).collect();
+            let plan = h.round_on(&which, u32::from(*n));
+            prop_assert!(plan.placements.len() <= usize::from(*n));
+            for (outcome, free) in plan.outcomes.iter().zip(&before) {
+                let placed = i64::from(outcome.launched);
+                prop_assert!(placed * 1000 <= free.cpus().milli());
+                prop_assert!(placed * 256_000 <= free.mem().milli());
+            }
+        }
+    }
+
+    #[test]
+    fn group_by_spread_stays_within_one_when_capacity_allows(
+        racks in 1..6u8,
+        per_rack in 1..3u8,
+        n in 0..30u32,
+        partial in vec(any::<u16>(), 0..4),
+        with_value in any::<bool>(),
+    ) {
+        // Every agent can hold all n; partial rounds offer only some agents,
+        // the last round offers all of them.
+        let agents: Vec<AgentSpec> = (0..racks)
+            .flat_map(|r| (0..per_rack).map(move |_| (r, 32, 32 * 256)))
+            .collect();
+        let racks_text = racks.to_string();
+        let c: &[&str] = if with_value {
+            &["rack_id", "GROUP_BY", &racks_text]
+        } else {
+            &["rack_id", "GROUP_BY"]
+        };
+        let mut h = harness(&[c], &agents, 64);
+        for mask in partial {
+            let left = n - u32::try_from(h.placed.len()).unwrap();
+            h.round_on(&offered(mask, agents.len()), left);
+        }
+        let left = n - u32::try_from(h.placed.len()).unwrap();
+        h.round(left);
+        prop_assert_eq!(u32::try_from(h.placed.len()).unwrap(), n);
+        let spread = h.spread(&rack());
+        let counts: Vec<u32> = (0..racks).map(|r| spread.get(&format!("r{r}")).copied().unwrap_or(0)).collect();
+        let (min, max) = (counts.iter().min().copied().unwrap_or(0), counts.iter().max().copied().unwrap_or(0));
+        prop_assert!(max - min <= 1, "{:?}", counts);
+    }
+
+    #[test]
+    fn rolling_restart_stays_between_floor_and_ceiling_and_converges(
+        n in 0..12u32,
+        min_health in 0..=10i64,
+        over in 0..=10i64,
+        ticks in vec(0..4usize, 1..40),
+        old_unhealthy in 0..3usize,
+    ) {
+        let strategy = UpgradeStrategy {
+            minimum_health_capacity: Scalar::from_milli(min_health * 100),
+            maximum_over_capacity: Scalar::from_milli(over * 100),
+        };
+        let mut target = app("/p");
+        target.instances = n;
+        target.upgrade_strategy = strategy;
+        target.version_info.last_config_change_at = Version(2);
+        let floor = strategy.min_healthy(n);
+        let max = strategy.max_capacity(n);
+        let ceiling = if floor == max { max + 1 } else { max };
+        let mut h = DeployHarness::running(n, 1);
+        for i in h.instances.iter_mut().take(old_unhealthy) {
+            i.healthy = false;
+        }
+        let action = DeploymentAction::RestartApplication(target.id.clone());
+        // The random ticks, then steady progress until done.
+        let schedule = ticks.into_iter().chain(std::iter::repeat(1)).take(2_000);
+        let mut done = false;
+        for advance in schedule {
+            let healthy_before = h.healthy();
+            let out = step(&StepInput {
+                action: &action, app: Some(&target), instances: &h.instances,
+                now: MonoTime(0), last_progress: MonoTime(0),
+            });
+            let kills: Vec<Action> = out.actions.iter().filter(|a| matches!(a, Action::Kill { .. })).cloned().collect();
+            h.apply(&kills);
+            prop_assert!(h.healthy() >= healthy_before.min(floor), "healthy {} < floor {}", h.healthy(), floor);
+            let launched = out.actions.iter().any(|a| matches!(a, Action::Launch { .. }));
+            let launches: Vec<Action> = out.actions.iter().filter(|a| matches!(a, Action::Launch { .. })).cloned().collect();
+            h.apply(&launches);
+            if launched {
+                prop_assert!(h.active() <= ceiling, "active {} > ceiling {}", h.active(), ceiling);
+            }
+            if out.status == StepStatus::Done {
+                done = true;
+                break;
+            }
+            h.advance(advance);
+        }
+        prop_assert!(done, "did not converge");
+        prop_assert_eq!(h.of_version(1), 0);
+        prop_assert_eq!(h.of_version(2), n);
+    }
+
+    #[test]
+    fn scale_only_changes_never_restart_or_overkill(
+        from in 0..10u32,
+        to in 0..10u32,
+        running in 0..12u32,
+        tag in "[a-z0-9]{1,6}",
+    ) {
+        let mut current = app("/p");
+        current.docker = Some(DockerContainer { image: format!("img:{tag}"), ..Default::default() });
+        current.instances = from;
+        let mut target = current.clone();
+        target.instances = to;
+        target.version = Version(5);
+        target.version_info.last_scaling_at = Version(5);
+        let apps = |a: &App| BTreeMap::from([(a.id.clone(), a.clone())]);
+        let p = plan(&apps(&current), &apps(&target)).unwrap();
+        for s in &p.steps {
+            for a in &s.actions {
+                prop_assert!(!matches!(a, DeploymentAction::RestartApplication(_)));
+            }
+        }
+        let h = DeployHarness::running(running, 0);
+        let action = DeploymentAction::ScaleApplication { app: target.id.clone(), instances: to };
+        let out = step(&StepInput {
+            action: &action, app: Some(&target), instances: &h.instances,
+            now: MonoTime(0), last_progress: MonoTime(0),
+        });
+        let killed: usize = out.actions.iter().map(|a| match a {
+            Action::Kill { instances, .. } => instances.len(),
+            Action::Launch { .. } => 0,
+        }).sum();
+        prop_assert_eq!(killed, usize::try_from(running.saturating_sub(to)).unwrap());
+    }
+}
