@@ -43,7 +43,7 @@ pub use app::{
 pub use constraint::{AgentFacts, Constraint, Field, FullRegex, Operator, parse_constraints};
 pub use deploy::{
     Action, Apps, DeploymentAction, DeploymentPlan, Step, StepInput, StepOutcome, StepStatus,
-    capacity, plan, step,
+    capacity, plan, plan_with_kills, step,
 };
 pub use error::{ConstraintError, IdError, PlanError, Violation};
 pub use ids::{DeploymentId, InstanceId, PathId, Version};

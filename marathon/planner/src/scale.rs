@@ -12,8 +12,8 @@ use crate::instance::{Condition, InstanceView};
 use crate::placement::FieldCounter;
 
 /// Picks `count` of the active instances to kill (fewer if there are fewer).
-pub fn select_to_kill(
-    instances: &[InstanceView],
+pub fn select_to_kill<'a>(
+    instances: impl IntoIterator<Item = &'a InstanceView>,
     count: usize,
     constraints: &[Constraint],
     selection: KillSelection,
@@ -22,7 +22,8 @@ pub fn select_to_kill(
         .iter()
         .filter(|c| matches!(c.op, Operator::GroupBy(_)))
         .collect();
-    let mut candidates: Vec<&InstanceView> = instances.iter().filter(|i| i.is_active()).collect();
+    let mut candidates: Vec<&InstanceView> =
+        instances.into_iter().filter(|i| i.is_active()).collect();
     let mut buckets: Vec<FieldCounter> = group_by
         .iter()
         .map(|c| {

@@ -4,5 +4,5 @@
 mod plan;
 mod step;
 
-pub use plan::{Apps, DeploymentAction, DeploymentPlan, Step, plan};
+pub use plan::{Apps, DeploymentAction, DeploymentPlan, Step, plan, plan_with_kills};
 pub use step::{Action, StepInput, StepOutcome, StepStatus, capacity, step};

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::app::{App, AppChange, change};
 use crate::error::PlanError;
-use crate::ids::PathId;
+use crate::ids::{InstanceId, PathId};
 
 /// Apps by id.
 pub type Apps = BTreeMap<PathId, App>;
@@ -31,6 +31,9 @@ pub enum DeploymentAction {
         app: PathId,
         /// Target instances.
         instances: u32,
+        /// Instances to kill first (`DELETE .../tasks?scale=true`,
+        /// `POST /v2/tasks/delete?scale=true`: Marathon's `sentencedToKill`).
+        kill: Vec<InstanceId>,
     },
     /// Replace every instance with the target version, per its upgrade
     /// strategy.
@@ -100,8 +103,19 @@ impl DeploymentPlan {
 }
 
 /// Plans the deployment from `current` to `target`. Fails if the target's
-/// dependencies are cyclic or name apps it does not have.
+/// dependencies are cyclic or name apps (or groups) it does not have.
 pub fn plan(current: &Apps, target: &Apps) -> Result<DeploymentPlan, PlanError> {
+    plan_with_kills(current, target, &BTreeMap::new())
+}
+
+/// [`plan`], where the scale-downs of some apps kill given instances first
+/// (the API's `scale=true` kills: the target's instance count already
+/// excludes them).
+pub fn plan_with_kills(
+    current: &Apps,
+    target: &Apps,
+    sentenced: &BTreeMap<PathId, Vec<InstanceId>>,
+) -> Result<DeploymentPlan, PlanError> {
     for (key, app) in current.iter().chain(target.iter()) {
         if *key != app.id {
             return Err(PlanError::KeyMismatch {
@@ -128,10 +142,12 @@ pub fn plan(current: &Apps, target: &Apps) -> Result<DeploymentPlan, PlanError> 
     for (id, app) in target {
         let action = match current.get(id) {
             None if app.instances == 0 => None,
-            None => Some(scale(app)),
+            None => Some(scale(app, Vec::new())),
             Some(old) => match change(old, app) {
-                AppChange::Unchanged => None,
-                AppChange::ScaleOnly { .. } => Some(scale(app)),
+                AppChange::Unchanged if !sentenced.contains_key(id) => None,
+                AppChange::Unchanged | AppChange::ScaleOnly { .. } => {
+                    Some(scale(app, sentenced.get(id).cloned().unwrap_or_default()))
+                }
                 AppChange::Restart => Some(DeploymentAction::RestartApplication(id.clone())),
             },
         };
@@ -151,18 +167,46 @@ pub fn plan(current: &Apps, target: &Apps) -> Result<DeploymentPlan, PlanError> 
     })
 }
 
-fn scale(app: &App) -> DeploymentAction {
+fn scale(app: &App, kill: Vec<InstanceId>) -> DeploymentAction {
     DeploymentAction::ScaleApplication {
         app: app.id.clone(),
         instances: app.instances,
+        kill,
     }
+}
+
+/// Each app's dependencies as app ids: a dependency naming a group stands
+/// for every app inside it (Marathon allows both); one naming nothing is an
+/// error.
+fn resolve_dependencies(apps: &Apps) -> Result<BTreeMap<&PathId, Vec<&PathId>>, PlanError> {
+    let mut out = BTreeMap::new();
+    for (id, app) in apps {
+        let mut deps = Vec::new();
+        for dep in &app.dependencies {
+            if let Some((key, _)) = apps.get_key_value(dep) {
+                deps.push(key);
+                continue;
+            }
+            let before = deps.len();
+            deps.extend(apps.keys().filter(|k| *k != id && k.is_within(dep)));
+            if deps.len() == before {
+                return Err(PlanError::UnknownDependency {
+                    app: id.clone(),
+                    missing: dep.clone(),
+                });
+            }
+        }
+        out.insert(id, deps);
+    }
+    Ok(out)
 }
 
 /// Per app, the length of its longest dependency path (0: no dependencies),
 /// by an iterative depth-first search; a cycle is an error naming its apps.
 fn dependency_depths(apps: &Apps) -> Result<BTreeMap<PathId, u32>, PlanError> {
-    let mut depth: BTreeMap<PathId, u32> = BTreeMap::new();
-    let mut on_path: BTreeSet<PathId> = BTreeSet::new();
+    let edges = resolve_dependencies(apps)?;
+    let mut depth: BTreeMap<&PathId, u32> = BTreeMap::new();
+    let mut on_path: BTreeSet<&PathId> = BTreeSet::new();
     for root in apps.keys() {
         // (app, index of the next dependency to visit)
         let mut stack: Vec<(&PathId, usize)> = vec![(root, 0)];
@@ -170,16 +214,10 @@ fn dependency_depths(apps: &Apps) -> Result<BTreeMap<PathId, u32>, PlanError> {
             if depth.contains_key(id) {
                 continue;
             }
-            let deps = apps.get(id).map_or(&[][..], |a| a.dependencies.as_slice());
-            on_path.insert(id.clone());
-            if let Some(dep) = deps.get(next) {
+            let deps = edges.get(id).map_or(&[][..], Vec::as_slice);
+            on_path.insert(id);
+            if let Some(&dep) = deps.get(next) {
                 stack.push((id, next + 1));
-                if !apps.contains_key(dep) {
-                    return Err(PlanError::UnknownDependency {
-                        app: id.clone(),
-                        missing: dep.clone(),
-                    });
-                }
                 if on_path.contains(dep) {
                     let from = stack.iter().position(|(p, _)| *p == dep).unwrap_or(0);
                     let cycle = stack[from..].iter().map(|(p, _)| (*p).clone()).collect();
@@ -195,9 +233,9 @@ fn dependency_depths(apps: &Apps) -> Result<BTreeMap<PathId, u32>, PlanError> {
                 .map(|d| depth.get(d).map_or(0, |x| x + 1))
                 .max()
                 .unwrap_or(0);
-            depth.insert(id.clone(), d);
+            depth.insert(id, d);
             on_path.remove(id);
         }
     }
-    Ok(depth)
+    Ok(depth.into_iter().map(|(k, v)| (k.clone(), v)).collect())
 }

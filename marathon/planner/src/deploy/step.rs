@@ -93,9 +93,12 @@ pub fn step(input: &StepInput<'_>) -> StepOutcome {
             actions: Vec::new(),
             status: StepStatus::Done,
         },
-        (DeploymentAction::ScaleApplication { instances, .. }, Some(app)) => {
-            scale(app, *instances, input.instances)
-        }
+        (
+            DeploymentAction::ScaleApplication {
+                instances, kill, ..
+            },
+            Some(app),
+        ) => scale(app, *instances, kill, input.instances),
         (DeploymentAction::RestartApplication(_), Some(app)) => restart(app, input.instances),
         // A scale or restart without its definition: nothing can be done.
         (_, None) => StepOutcome {
@@ -142,24 +145,37 @@ fn stop(id: &PathId, instances: &[InstanceView]) -> StepOutcome {
     }
 }
 
-/// Scale to `n` without restarting anything: launch the missing ones or
-/// kill the surplus (GROUP_BY-aware, then `killSelection`); done when `n`
-/// are active, healthy and ready.
-fn scale(app: &App, n: u32, instances: &[InstanceView]) -> StepOutcome {
-    let active = count(instances.iter().filter(|i| i.is_active()));
-    let ready = count(instances.iter().filter(|i| i.is_healthy_ready()));
+/// Scale to `n` without restarting anything: kill the sentenced instances,
+/// then launch the missing ones or kill the surplus (GROUP_BY-aware, then
+/// `killSelection`); done when `n` are active, healthy and ready.
+fn scale(app: &App, n: u32, sentenced: &[InstanceId], instances: &[InstanceView]) -> StepOutcome {
+    let (doomed, rest): (Vec<&InstanceView>, Vec<&InstanceView>) = instances
+        .iter()
+        .filter(|i| i.is_active())
+        .partition(|i| sentenced.contains(&i.id));
+    let mut kill: Vec<InstanceId> = doomed.iter().map(|i| i.id.clone()).collect();
+    let active = count(rest.iter());
+    let ready = count(rest.iter().filter(|i| i.is_healthy_ready()));
     let mut actions = Vec::new();
     if active > n {
         let surplus = usize::try_from(active - n).unwrap_or(usize::MAX);
-        let kill = select_to_kill(instances, surplus, &app.constraints, app.kill_selection);
+        kill.extend(select_to_kill(
+            rest.iter().copied(),
+            surplus,
+            &app.constraints,
+            app.kill_selection,
+        ));
+    }
+    if !kill.is_empty() {
         actions.push(Action::Kill {
             app: app.id.clone(),
             instances: kill,
         });
-    } else if active < n {
+    }
+    if active < n {
         actions.push(launch(app, n - active));
     }
-    let done = active == n && ready >= n;
+    let done = doomed.is_empty() && active == n && ready >= n;
     StepOutcome {
         actions,
         status: if done {
@@ -186,9 +202,8 @@ fn restart(app: &App, instances: &[InstanceView]) -> StepOutcome {
     let surplus = usize::try_from(healthy_now.saturating_sub(min_healthy)).unwrap_or(0);
 
     let mut kill: Vec<InstanceId> = old_unhealthy.iter().map(|i| i.id.clone()).collect();
-    let healthy_views: Vec<InstanceView> = old_healthy.iter().map(|i| (*i).clone()).collect();
     kill.extend(select_to_kill(
-        &healthy_views,
+        old_healthy.iter().copied(),
         surplus,
         &app.constraints,
         app.kill_selection,

@@ -78,7 +78,8 @@ fn plan_tells_scale_from_restart_and_skips_unchanged() {
         vec![
             DeploymentAction::ScaleApplication {
                 app: id("/a"),
-                instances: 5
+                instances: 5,
+                kill: vec![],
             },
             DeploymentAction::RestartApplication(id("/b")),
         ]
@@ -231,6 +232,7 @@ fn scale_never_kills_on_scale_up_and_kills_the_surplus_on_scale_down() {
     let up = DeploymentAction::ScaleApplication {
         app: a.id.clone(),
         instances: 5,
+        kill: vec![],
     };
     let out = step(&StepInput {
         action: &up,
@@ -252,6 +254,7 @@ fn scale_never_kills_on_scale_up_and_kills_the_surplus_on_scale_down() {
     let down = DeploymentAction::ScaleApplication {
         app: a.id.clone(),
         instances: 1,
+        kill: vec![],
     };
     let out = step(&StepInput {
         action: &down,
@@ -303,4 +306,55 @@ fn a_stalled_step_fails_after_its_progress_deadline() {
     };
     assert_eq!(at(599_999), StepStatus::InProgress);
     assert_eq!(at(600_000), StepStatus::DeadlineExceeded);
+}
+
+#[test]
+fn a_dependency_on_a_group_waits_for_every_app_in_it() {
+    let db = app("/prod/data/db");
+    let cache = app("/prod/data/cache");
+    let mut web = app("/prod/web");
+    web.dependencies = vec![id("/prod/data")];
+    let p = plan(&Apps::new(), &apps(&[&db, &cache, &web])).unwrap();
+    let last = p.steps.last().unwrap();
+    assert_eq!(last.actions.len(), 1);
+    assert_eq!(last.actions[0].app(), &id("/prod/web"));
+    assert_eq!(p.steps.len(), 3);
+}
+
+#[test]
+fn scale_true_kills_kill_the_named_instances_first() {
+    // The two-app blue-green pattern: POST /v2/tasks/delete?scale=true on
+    // chosen BLUE instances, BLUE's count already lowered by as many.
+    let mut blue = app("/blue");
+    blue.instances = 4;
+    let mut lowered = blue.clone();
+    lowered.instances = 2;
+    lowered.version = Version(3);
+    let h = DeployHarness::running(4, 0);
+    let chosen = vec![h.instances[0].id.clone(), h.instances[3].id.clone()];
+    let sentenced = std::collections::BTreeMap::from([(blue.id.clone(), chosen.clone())]);
+    let p = crate::plan_with_kills(&apps(&[&blue]), &apps(&[&lowered]), &sentenced).unwrap();
+    let action = &p.steps[0].actions[0];
+    assert_eq!(
+        action,
+        &DeploymentAction::ScaleApplication {
+            app: blue.id.clone(),
+            instances: 2,
+            kill: chosen.clone()
+        }
+    );
+    let out = step(&StepInput {
+        action,
+        app: Some(&lowered),
+        instances: &h.instances,
+        now: MonoTime(0),
+        last_progress: MonoTime(0),
+    });
+    assert_eq!(
+        out.actions,
+        vec![Action::Kill {
+            app: blue.id.clone(),
+            instances: chosen
+        }]
+    );
 }

@@ -199,7 +199,7 @@ proptest! {
             }
         }
         let h = DeployHarness::running(running, 0);
-        let action = DeploymentAction::ScaleApplication { app: target.id.clone(), instances: to };
+        let action = DeploymentAction::ScaleApplication { app: target.id.clone(), instances: to, kill: vec![], };
         let out = step(&StepInput {
             action: &action, app: Some(&target), instances: &h.instances,
             now: MonoTime(0), last_progress: MonoTime(0),
@@ -209,5 +209,73 @@ proptest! {
             Action::Launch { .. } => 0,
         }).sum();
         prop_assert_eq!(killed, usize::try_from(running.saturating_sub(to)).unwrap());
+    }
+}
+
+/// Random dependency graphs over 6 apps: edges only to lower indices give
+/// a DAG; `back` adds one edge the other way, which may close a cycle.
+fn arb_graph() -> impl Strategy<Value = (Vec<Vec<usize>>, Option<(usize, usize)>)> {
+    (
+        vec(vec(0..6usize, 0..3), 6),
+        proptest::option::of((0..6usize, 0..6usize)),
+    )
+}
+
+proptest! {
+    #[test]
+    fn plans_honour_dependencies_and_reject_cycles((deps, back) in arb_graph()) {
+        let ids: Vec<String> = (0..6).map(|i| format!("/g/a{i}")).collect();
+        let mut edges: Vec<Vec<usize>> = deps
+            .iter()
+            .enumerate()
+            .map(|(i, d)| d.iter().copied().filter(|&j| j < i).collect())
+            .collect();
+        if let Some((from, to)) = back {
+            edges[from].push(to);
+        }
+        let target: crate::Apps = (0..6)
+            .map(|i| {
+                let mut a = app(&ids[i]);
+                a.dependencies = edges[i].iter().map(|&j| super::id(&ids[j])).collect();
+                (a.id.clone(), a)
+            })
+            .collect();
+        // Is there a cycle? Reachability from each node back to itself.
+        let reaches = |from: usize, to: usize| {
+            let mut seen = [false; 6];
+            let mut stack = vec![from];
+            while let Some(n) = stack.pop() {
+                for &m in &edges[n] {
+                    if m == to {
+                        return true;
+                    }
+                    if !seen[m] {
+                        seen[m] = true;
+                        stack.push(m);
+                    }
+                }
+            }
+            false
+        };
+        let cyclic = (0..6).any(|i| reaches(i, i));
+        match plan(&crate::Apps::new(), &target) {
+            Err(crate::PlanError::Cycle(c)) => prop_assert!(cyclic && !c.is_empty()),
+            Err(e) => prop_assert!(false, "unexpected {e:?}"),
+            Ok(p) => {
+                prop_assert!(!cyclic);
+                let step_of = |id: &str| {
+                    p.steps.iter().position(|s| {
+                        s.actions.iter().any(|a| {
+                            matches!(a, DeploymentAction::ScaleApplication { .. }) && a.app().to_string() == id
+                        })
+                    })
+                };
+                for i in 0..6 {
+                    for &j in &edges[i] {
+                        prop_assert!(step_of(&ids[j]) < step_of(&ids[i]), "{} before {}", ids[j], ids[i]);
+                    }
+                }
+            }
+        }
     }
 }
