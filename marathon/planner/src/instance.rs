@@ -3,6 +3,7 @@
 //! `Goal` and `Condition` are, plus health, readiness and where it runs.
 use agora_model::MonoTime;
 
+use crate::app::UnreachableStrategy;
 use crate::constraint::AgentFacts;
 use crate::ids::{InstanceId, Version};
 
@@ -69,8 +70,15 @@ pub struct InstanceView {
 }
 
 impl InstanceView {
-    /// Wanted and not terminal: it holds (or will hold) resources.
+    /// Wanted, not terminal and not given up on: it counts toward the
+    /// app's instances. An `UnreachableInactive` instance does not (a
+    /// replacement is launched for it, as Marathon does).
     pub fn is_active(&self) -> bool {
+        self.is_wanted() && self.condition != Condition::UnreachableInactive
+    }
+
+    /// Goal running and not terminal (active, or unreachable and inactive).
+    pub fn is_wanted(&self) -> bool {
         self.goal == Goal::Running && !self.condition.is_terminal()
     }
 
@@ -82,5 +90,75 @@ impl InstanceView {
     /// Active, running and healthy (readiness aside).
     pub fn is_healthy(&self) -> bool {
         self.is_active() && self.condition == Condition::Running && self.healthy
+    }
+}
+
+/// What to do about an instance that has been unreachable since `since`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnreachableDecision {
+    /// Keep waiting for it (it still counts as an instance).
+    Wait,
+    /// Mark it `UnreachableInactive`: it stops counting and a replacement
+    /// is launched.
+    Replace,
+    /// Expunge it: forget it, and kill it if it ever comes back.
+    Expunge,
+}
+
+/// Marathon's unreachable handling: inactive after `inactiveAfterSeconds`,
+/// expunged after `expungeAfterSeconds` (expunging wins when both are due);
+/// never for `disabled`.
+pub fn unreachable_decision(
+    strategy: &UnreachableStrategy,
+    since: MonoTime,
+    now: MonoTime,
+) -> UnreachableDecision {
+    let UnreachableStrategy::Enabled {
+        inactive_after,
+        expunge_after,
+    } = *strategy
+    else {
+        return UnreachableDecision::Wait;
+    };
+    let elapsed = now.since(since);
+    if elapsed >= expunge_after {
+        UnreachableDecision::Expunge
+    } else if elapsed >= inactive_after {
+        UnreachableDecision::Replace
+    } else {
+        UnreachableDecision::Wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn unreachable_instances_are_replaced_then_expunged() {
+        let s = UnreachableStrategy::Enabled {
+            inactive_after: Duration::from_secs(300),
+            expunge_after: Duration::from_secs(600),
+        };
+        let at =
+            |secs: u64| unreachable_decision(&s, MonoTime(1_000), MonoTime(1_000 + secs * 1_000));
+        assert_eq!(at(299), UnreachableDecision::Wait);
+        assert_eq!(at(300), UnreachableDecision::Replace);
+        assert_eq!(at(599), UnreachableDecision::Replace);
+        assert_eq!(at(600), UnreachableDecision::Expunge);
+        let d = UnreachableStrategy::Disabled;
+        assert_eq!(
+            unreachable_decision(&d, MonoTime(0), MonoTime(u64::MAX)),
+            UnreachableDecision::Wait
+        );
+        // The default {0, 0}: forgotten (and so replaced) at once; killed
+        // if it comes back.
+        let z = UnreachableStrategy::default();
+        assert_eq!(
+            unreachable_decision(&z, MonoTime(5), MonoTime(5)),
+            UnreachableDecision::Expunge
+        );
     }
 }

@@ -47,7 +47,7 @@ pub use deploy::{
 };
 pub use error::{ConstraintError, IdError, PlanError, Violation};
 pub use ids::{DeploymentId, InstanceId, PathId, Version};
-pub use instance::{Condition, Goal, InstanceView};
+pub use instance::{Condition, Goal, InstanceView, UnreachableDecision, unreachable_decision};
 pub use placement::{
     DEFAULT_MAX_INSTANCES_PER_OFFER, DeclineReason, FUNNEL, FieldCounter, FunnelStage, Inventory,
     OfferOutcome, OfferView, Placement, PlacementCounters, PlacementInput, PlacementPlan,

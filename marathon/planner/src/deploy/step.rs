@@ -24,7 +24,7 @@ use agora_model::MonoTime;
 use crate::app::App;
 use crate::deploy::plan::DeploymentAction;
 use crate::ids::{InstanceId, PathId, Version};
-use crate::instance::InstanceView;
+use crate::instance::{Condition, InstanceView};
 use crate::scale::select_to_kill;
 
 /// One thing for the caller to do.
@@ -124,7 +124,7 @@ pub fn step(input: &StepInput<'_>) -> StepOutcome {
 fn stop(id: &PathId, instances: &[InstanceView]) -> StepOutcome {
     let kill: Vec<InstanceId> = instances
         .iter()
-        .filter(|i| i.is_active())
+        .filter(|i| i.is_wanted())
         .map(|i| i.id.clone())
         .collect();
     let done = instances.iter().all(|i| i.condition.is_terminal());
@@ -201,6 +201,8 @@ fn restart(app: &App, instances: &[InstanceView]) -> StepOutcome {
     let healthy_now = count(old_healthy.iter()) + new_ready;
     let surplus = usize::try_from(healthy_now.saturating_sub(min_healthy)).unwrap_or(0);
 
+    // Old instances that do not serve go at once: unhealthy ones here,
+    // unreachable ones already replaced (inactive, not active) below.
     let mut kill: Vec<InstanceId> = old_unhealthy.iter().map(|i| i.id.clone()).collect();
     kill.extend(select_to_kill(
         old_healthy.iter().copied(),
@@ -210,6 +212,13 @@ fn restart(app: &App, instances: &[InstanceView]) -> StepOutcome {
     ));
 
     let old_left = count(old.iter()).saturating_sub(count(kill.iter()));
+    kill.extend(
+        instances
+            .iter()
+            .filter(|i| i.condition == Condition::UnreachableInactive && i.is_wanted())
+            .filter(|i| i.config_version != new_version)
+            .map(|i| i.id.clone()),
+    );
     let total = old_left + new_started;
     let to_launch = n
         .saturating_sub(new_started)

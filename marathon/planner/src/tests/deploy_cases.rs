@@ -358,3 +358,51 @@ fn scale_true_kills_kill_the_named_instances_first() {
         }]
     );
 }
+
+#[test]
+fn an_inactive_unreachable_instance_is_replaced_by_scale_and_killed_by_restart() {
+    let mut a = app("/a");
+    a.instances = 3;
+    let mut h = DeployHarness::running(3, 0);
+    h.instances[1].condition = crate::Condition::UnreachableInactive;
+    let action = DeploymentAction::ScaleApplication {
+        app: a.id.clone(),
+        instances: 3,
+        kill: vec![],
+    };
+    let out = step(&StepInput {
+        action: &action,
+        app: Some(&a),
+        instances: &h.instances,
+        now: MonoTime(0),
+        last_progress: MonoTime(0),
+    });
+    assert_eq!(
+        out.actions,
+        vec![Action::Launch {
+            app: a.id.clone(),
+            count: 1,
+            config_version: Version(0)
+        }]
+    );
+    // A restart kills it with the old version, and still finishes.
+    let mut t = image(a.clone(), "2", 2);
+    t.instances = 3;
+    let restart = DeploymentAction::RestartApplication(a.id.clone());
+    for _ in 0..20 {
+        let out = step(&StepInput {
+            action: &restart,
+            app: Some(&t),
+            instances: &h.instances,
+            now: MonoTime(0),
+            last_progress: MonoTime(0),
+        });
+        h.apply(&out.actions);
+        if out.status == StepStatus::Done {
+            assert_eq!(h.of_version(2), 3);
+            return;
+        }
+        h.advance(2);
+    }
+    panic!("restart did not finish");
+}
