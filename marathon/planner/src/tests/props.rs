@@ -279,3 +279,88 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn counters_match_a_recount_after_any_adds_and_removes(
+        ops in vec((any::<bool>(), 0..5u8), 0..80),
+    ) {
+        let mut c = crate::FieldCounter::default();
+        let mut naive: BTreeMap<String, u32> = BTreeMap::new();
+        for (add, v) in ops {
+            let v = format!("v{v}");
+            if add {
+                c.add(&v);
+                *naive.entry(v).or_insert(0) += 1;
+            } else {
+                c.remove(&v);
+                if let Some(n) = naive.get_mut(&v) {
+                    *n -= 1;
+                    if *n == 0 {
+                        naive.remove(&v);
+                    }
+                }
+            }
+            let got: BTreeMap<String, u32> = c.iter().map(|(k, n)| (k.to_string(), n)).collect();
+            prop_assert_eq!(&got, &naive);
+            prop_assert_eq!(c.placed(), naive.values().sum::<u32>());
+            prop_assert_eq!(c.used_values(), u32::try_from(naive.len()).unwrap());
+            for k in 0..4 {
+                let above = u32::try_from(naive.values().filter(|n| **n > k).count()).unwrap();
+                prop_assert_eq!(c.values_above(k), above);
+            }
+        }
+    }
+
+    #[test]
+    fn scale_down_never_widens_the_group_by_spread(
+        racks in vec(0..4u8, 0..16),
+        k in 0..20usize,
+        youngest in any::<bool>(),
+    ) {
+        let instances: Vec<_> = racks
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let n = u32::try_from(i).unwrap();
+                super::instance(n, 1, super::facts("h", &format!("rack_id:r{r}")))
+            })
+            .collect();
+        let spread = |alive: &[&crate::InstanceView]| {
+            let mut by: BTreeMap<String, u32> = (0..4).map(|r| (format!("r{r}"), 0)).collect();
+            for i in alive {
+                if let Some(v) = i.agent.value(&rack()) {
+                    *by.get_mut(v).unwrap() += 1;
+                }
+            }
+            let used: Vec<u32> = by.into_values().collect();
+            used.iter().max().unwrap() - used.iter().min().unwrap()
+        };
+        let selection = if youngest { crate::KillSelection::YoungestFirst } else { crate::KillSelection::OldestFirst };
+        let gb = [constraint(&["rack_id", "GROUP_BY"])];
+        let kill = crate::select_to_kill(&instances, k, &gb, selection);
+        prop_assert_eq!(kill.len(), k.min(instances.len()));
+        let before: Vec<&crate::InstanceView> = instances.iter().collect();
+        let after: Vec<&crate::InstanceView> = instances.iter().filter(|i| !kill.contains(&i.id)).collect();
+        prop_assert!(spread(&after) <= spread(&before).max(1), "{} > {}", spread(&after), spread(&before));
+        // The survivors' largest group is as small as any choice could make it.
+        let mut counts: BTreeMap<u8, usize> = BTreeMap::new();
+        for r in &racks {
+            *counts.entry(*r).or_insert(0) += 1;
+        }
+        let mut water: Vec<usize> = counts.into_values().collect();
+        for _ in 0..k.min(instances.len()) {
+            if let Some(m) = water.iter_mut().max() {
+                *m -= 1;
+            }
+        }
+        let best = water.into_iter().max().unwrap_or(0);
+        let mut after_counts: BTreeMap<String, usize> = BTreeMap::new();
+        for i in &after {
+            if let Some(v) = i.agent.value(&rack()) {
+                *after_counts.entry(v.to_string()).or_insert(0) += 1;
+            }
+        }
+        prop_assert_eq!(after_counts.into_values().max().unwrap_or(0), best);
+    }
+}
