@@ -98,6 +98,7 @@ const MAX_FN_LINES: usize = 80;
 #[test]
 fn production_functions_stay_short() {
     let mut long = Vec::new();
+    let mut seen = 0;
     for (name, text) in SOURCES {
         let lines: Vec<&str> = production(text).lines().collect();
         for (i, line) in lines.iter().enumerate() {
@@ -108,6 +109,7 @@ fn production_functions_stay_short() {
             if !is_fn || t.ends_with(';') {
                 continue;
             }
+            seen += 1;
             let close = format!("{}}}", &line[..line.len() - t.len()]);
             if let Some(end) = lines[i + 1..].iter().position(|l| *l == close)
                 && end + 2 > MAX_FN_LINES
@@ -116,5 +118,6 @@ fn production_functions_stay_short() {
             }
         }
     }
+    assert!(seen > 50, "found only {seen} functions: is the scan broken?");
     assert!(long.is_empty(), "split these functions: {long:?}");
 }
