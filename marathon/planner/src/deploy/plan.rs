@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::app::{App, AppChange, change};
 use crate::error::PlanError;
-use crate::ids::{InstanceId, PathId};
+use crate::ids::{DeploymentId, InstanceId, PathId};
 
 /// Apps by id.
 pub type Apps = BTreeMap<PathId, App>;
@@ -92,6 +92,21 @@ impl DeploymentPlan {
     /// Nothing to do.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
+    }
+
+    /// The running deployments that lock an app this plan affects (each app
+    /// may be in one deployment at a time): Marathon answers 409 with their
+    /// ids unless `force=true`, which cancels them.
+    pub fn blocked_by<'a>(
+        &self,
+        running: impl IntoIterator<Item = (&'a DeploymentId, &'a DeploymentPlan)>,
+    ) -> Vec<DeploymentId> {
+        let mine = self.affected_apps();
+        running
+            .into_iter()
+            .filter(|(_, other)| other.affected_apps().iter().any(|a| mine.contains(a)))
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// The plan that undoes this one from `current` (what is deployed now,

@@ -406,3 +406,20 @@ fn an_inactive_unreachable_instance_is_replaced_by_scale_and_killed_by_restart()
     }
     panic!("restart did not finish");
 }
+
+#[test]
+fn a_plan_is_blocked_by_running_deployments_of_its_apps() {
+    let a = image(app("/a"), "1", 1);
+    let b = image(app("/b"), "1", 1);
+    let running_a = plan(&apps(&[&a]), &apps(&[&image(a.clone(), "2", 2)])).unwrap();
+    let running_b = plan(&apps(&[&b]), &apps(&[&image(b.clone(), "2", 2)])).unwrap();
+    let ids = [
+        crate::DeploymentId("d-a".into()),
+        crate::DeploymentId("d-b".into()),
+    ];
+    let mut a3 = a.clone();
+    a3.instances = 3;
+    let mine = plan(&apps(&[&a]), &apps(&[&a3])).unwrap();
+    let blocked = mine.blocked_by([(&ids[0], &running_a), (&ids[1], &running_b)]);
+    assert_eq!(blocked, vec![crate::DeploymentId("d-a".into())]);
+}

@@ -118,6 +118,9 @@ fn production_functions_stay_short() {
             }
         }
     }
-    assert!(seen > 50, "found only {seen} functions: is the scan broken?");
+    assert!(
+        seen > 50,
+        "found only {seen} functions: is the scan broken?"
+    );
     assert!(long.is_empty(), "split these functions: {long:?}");
 }
