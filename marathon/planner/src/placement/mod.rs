@@ -99,10 +99,15 @@ pub fn place(input: &PlacementInput<'_>, offers: &[OfferView]) -> PlacementPlan 
     for (offer_index, offer) in offers.iter().enumerate() {
         let mut launched = 0;
         let mut reasons = Vec::new();
-        // Offers looked at after everything was placed are not "unused".
+        // Offers looked at after everything was placed are not "unused",
+        // and need no look at their resources.
         let wanted = state.remaining > 0;
-        let mut budget = Budget::of(&offer.resources, roles);
-        if budget.is_none() {
+        let mut budget = if wanted {
+            Budget::of(&offer.resources, roles)
+        } else {
+            None
+        };
+        if wanted && budget.is_none() {
             reasons.push(DeclineReason::UnfulfilledRole);
         }
         while let Some(b) = budget.as_mut() {
