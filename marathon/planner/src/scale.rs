@@ -1,7 +1,8 @@
 //! Scale-down: which instances to kill. Instances are taken one at a time
 //! from the largest GROUP_BY bucket (so the spread narrows, as Marathon's
 //! `selectInstancesToKill`), then the least useful first (unreachable, then
-//! not yet running, then unhealthy, then healthy), then in `killSelection`
+//! not yet running, then unhealthy, then not ready, then serving), then in
+//! `killSelection`
 //! order (YOUNGEST_FIRST by default), then by id so the choice is stable.
 use std::cmp::Ordering;
 
@@ -68,12 +69,14 @@ pub fn select_to_kill<'a>(
     out
 }
 
-/// Higher dies first: unreachable, then not running yet, then unhealthy.
+/// Higher dies first: unreachable, then not running yet, then unhealthy,
+/// then healthy but not ready.
 fn uselessness(i: &InstanceView) -> u8 {
     match i.condition {
-        Condition::Unreachable | Condition::UnreachableInactive => 4,
-        Condition::Scheduled | Condition::Staging => 3,
-        Condition::Running if !i.healthy => 2,
+        Condition::Unreachable | Condition::UnreachableInactive => 5,
+        Condition::Scheduled | Condition::Staging => 4,
+        Condition::Running if !i.healthy => 3,
+        Condition::Running if !i.ready => 2,
         Condition::Running => 1,
         Condition::Killing | Condition::Terminal => 0,
     }

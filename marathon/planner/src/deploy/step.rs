@@ -65,8 +65,8 @@ pub enum StepStatus {
 pub struct StepInput<'a> {
     /// The action being carried out.
     pub action: &'a DeploymentAction,
-    /// The target definition (`None` for `StopApplication`).
-    pub app: Option<&'a App>,
+    /// The target definition (for `StopApplication`, the current one).
+    pub app: &'a App,
     /// Every known instance of the app, including those being killed.
     pub instances: &'a [InstanceView],
     /// Now.
@@ -87,27 +87,19 @@ pub struct StepOutcome {
 
 /// Decides the next actions for one deployment action.
 pub fn step(input: &StepInput<'_>) -> StepOutcome {
-    let outcome = match (input.action, input.app) {
-        (DeploymentAction::StopApplication(id), _) => stop(id, input.instances),
-        (DeploymentAction::StartApplication(_), _) => StepOutcome {
+    let app = input.app;
+    let outcome = match input.action {
+        DeploymentAction::StopApplication(_) => stop(app, input.instances),
+        DeploymentAction::StartApplication(_) => StepOutcome {
             actions: Vec::new(),
             status: StepStatus::Done,
         },
-        (
-            DeploymentAction::ScaleApplication {
-                instances, kill, ..
-            },
-            Some(app),
-        ) => scale(app, *instances, kill, input.instances),
-        (DeploymentAction::RestartApplication(_), Some(app)) => restart(app, input.instances),
-        // A scale or restart without its definition: nothing can be done.
-        (_, None) => StepOutcome {
-            actions: Vec::new(),
-            status: StepStatus::InProgress,
-        },
+        DeploymentAction::ScaleApplication {
+            instances, kill, ..
+        } => scale(app, *instances, kill, input.instances),
+        DeploymentAction::RestartApplication(_) => restart(app, input.instances),
     };
-    let deadline = input.app.and_then(|a| a.progress_deadline);
-    match deadline {
+    match app.progress_deadline {
         Some(d)
             if outcome.status == StepStatus::InProgress
                 && input.now.since(input.last_progress) >= d =>
@@ -121,28 +113,14 @@ pub fn step(input: &StepInput<'_>) -> StepOutcome {
     }
 }
 
-fn stop(id: &PathId, instances: &[InstanceView]) -> StepOutcome {
+fn stop(app: &App, instances: &[InstanceView]) -> StepOutcome {
     let kill: Vec<InstanceId> = instances
         .iter()
         .filter(|i| i.is_wanted())
         .map(|i| i.id.clone())
         .collect();
     let done = instances.iter().all(|i| i.condition.is_terminal());
-    let mut actions = Vec::new();
-    if !kill.is_empty() {
-        actions.push(Action::Kill {
-            app: id.clone(),
-            instances: kill,
-        });
-    }
-    StepOutcome {
-        actions,
-        status: if done {
-            StepStatus::Done
-        } else {
-            StepStatus::InProgress
-        },
-    }
+    outcome(app, kill, 0, done)
 }
 
 /// Scale to `n` without restarting anything: kill the sentenced instances,
@@ -156,7 +134,6 @@ fn scale(app: &App, n: u32, sentenced: &[InstanceId], instances: &[InstanceView]
     let mut kill: Vec<InstanceId> = doomed.iter().map(|i| i.id.clone()).collect();
     let active = count(rest.iter());
     let ready = count(rest.iter().filter(|i| i.is_healthy_ready()));
-    let mut actions = Vec::new();
     if active > n {
         let surplus = usize::try_from(active - n).unwrap_or(usize::MAX);
         kill.extend(select_to_kill(
@@ -166,24 +143,8 @@ fn scale(app: &App, n: u32, sentenced: &[InstanceId], instances: &[InstanceView]
             app.kill_selection,
         ));
     }
-    if !kill.is_empty() {
-        actions.push(Action::Kill {
-            app: app.id.clone(),
-            instances: kill,
-        });
-    }
-    if active < n {
-        actions.push(launch(app, n - active));
-    }
     let done = doomed.is_empty() && active == n && ready >= n;
-    StepOutcome {
-        actions,
-        status: if done {
-            StepStatus::Done
-        } else {
-            StepStatus::InProgress
-        },
-    }
+    outcome(app, kill, n.saturating_sub(active), done)
 }
 
 fn restart(app: &App, instances: &[InstanceView]) -> StepOutcome {
@@ -193,25 +154,38 @@ fn restart(app: &App, instances: &[InstanceView]) -> StepOutcome {
         .iter()
         .filter(|i| i.is_active())
         .partition(|i| i.config_version == new_version);
-    let new_started = count(new.iter().copied());
+    // New instances beyond `n` (left by an earlier, cancelled deployment)
+    // go first; select_to_kill takes the ones not serving first.
+    let extra_new = usize::try_from(count(new.iter()).saturating_sub(n)).unwrap_or(0);
+    let mut kill = select_to_kill(
+        new.iter().copied(),
+        extra_new,
+        &app.constraints,
+        app.kill_selection,
+    );
+    let new: Vec<&InstanceView> = new.into_iter().filter(|i| !kill.contains(&i.id)).collect();
+    let new_started = count(new.iter());
     let new_ready = count(new.iter().filter(|i| i.is_healthy_ready()));
+
     let (old_healthy, old_unhealthy): (Vec<&InstanceView>, Vec<&InstanceView>) =
         old.iter().copied().partition(|i| i.is_healthy());
     let min_healthy = app.upgrade_strategy.min_healthy(n);
     let healthy_now = count(old_healthy.iter()) + new_ready;
     let surplus = usize::try_from(healthy_now.saturating_sub(min_healthy)).unwrap_or(0);
-
-    // Old instances that do not serve go at once: unhealthy ones here,
-    // unreachable ones already replaced (inactive, not active) below.
-    let mut kill: Vec<InstanceId> = old_unhealthy.iter().map(|i| i.id.clone()).collect();
-    kill.extend(select_to_kill(
-        old_healthy.iter().copied(),
-        surplus,
-        &app.constraints,
-        app.kill_selection,
-    ));
-
-    let old_left = count(old.iter()).saturating_sub(count(kill.iter()));
+    // Old instances that do not serve go at once (unhealthy ones here,
+    // inactive unreachable ones below); healthy ones only above the floor.
+    let old_kill = old_unhealthy
+        .iter()
+        .map(|i| i.id.clone())
+        .chain(select_to_kill(
+            old_healthy.iter().copied(),
+            surplus,
+            &app.constraints,
+            app.kill_selection,
+        ));
+    let before = kill.len();
+    kill.extend(old_kill);
+    let old_left = count(old.iter()).saturating_sub(count(kill[before..].iter()));
     kill.extend(
         instances
             .iter()
@@ -219,11 +193,20 @@ fn restart(app: &App, instances: &[InstanceView]) -> StepOutcome {
             .filter(|i| i.config_version != new_version)
             .map(|i| i.id.clone()),
     );
+
     let total = old_left + new_started;
     let to_launch = n
         .saturating_sub(new_started)
         .min(capacity(app, total).saturating_sub(total));
+    let old_gone = instances
+        .iter()
+        .all(|i| i.config_version == new_version || i.condition.is_terminal());
+    let done = old_gone && extra_new == 0 && new_ready >= n;
+    outcome(app, kill, to_launch, done)
+}
 
+/// Kills first, then the launch; the status from `done`.
+fn outcome(app: &App, kill: Vec<InstanceId>, to_launch: u32, done: bool) -> StepOutcome {
     let mut actions = Vec::new();
     if !kill.is_empty() {
         actions.push(Action::Kill {
@@ -234,10 +217,6 @@ fn restart(app: &App, instances: &[InstanceView]) -> StepOutcome {
     if to_launch > 0 {
         actions.push(launch(app, to_launch));
     }
-    let old_gone = instances
-        .iter()
-        .all(|i| i.config_version == new_version || i.condition.is_terminal());
-    let done = old_gone && new_ready >= n;
     StepOutcome {
         actions,
         status: if done {

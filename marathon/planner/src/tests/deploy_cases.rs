@@ -130,7 +130,7 @@ fn run_restart(target: &App, per_tick: usize) -> Vec<(u32, u32)> {
     for _ in 0..1_000 {
         let out = step(&StepInput {
             action: &action,
-            app: Some(target),
+            app: target,
             instances: &h.instances,
             now: h.now,
             last_progress: h.now,
@@ -180,7 +180,7 @@ fn half_health_kills_five_at_once_and_stays_within_twelve() {
     let action = DeploymentAction::RestartApplication(t.id.clone());
     let out = step(&StepInput {
         action: &action,
-        app: Some(&t),
+        app: &t,
         instances: &h.instances,
         now: MonoTime(0),
         last_progress: MonoTime(0),
@@ -236,7 +236,7 @@ fn scale_never_kills_on_scale_up_and_kills_the_surplus_on_scale_down() {
     };
     let out = step(&StepInput {
         action: &up,
-        app: Some(&a),
+        app: &a,
         instances: &h.instances,
         now: MonoTime(0),
         last_progress: MonoTime(0),
@@ -258,7 +258,7 @@ fn scale_never_kills_on_scale_up_and_kills_the_surplus_on_scale_down() {
     };
     let out = step(&StepInput {
         action: &down,
-        app: Some(&a),
+        app: &a,
         instances: &h.instances,
         now: MonoTime(0),
         last_progress: MonoTime(0),
@@ -276,7 +276,7 @@ fn stop_kills_everything_and_waits_for_the_end() {
     let input = |h: &DeployHarness| {
         step(&StepInput {
             action: &stop,
-            app: None,
+            app: &app("/a"),
             instances: &h.instances,
             now: MonoTime(0),
             last_progress: MonoTime(0),
@@ -297,7 +297,7 @@ fn a_stalled_step_fails_after_its_progress_deadline() {
     let at = |now: u64| {
         step(&StepInput {
             action: &action,
-            app: Some(&t),
+            app: &t,
             instances: &h.instances,
             now: MonoTime(now),
             last_progress: MonoTime(0),
@@ -345,7 +345,7 @@ fn scale_true_kills_kill_the_named_instances_first() {
     );
     let out = step(&StepInput {
         action,
-        app: Some(&lowered),
+        app: &lowered,
         instances: &h.instances,
         now: MonoTime(0),
         last_progress: MonoTime(0),
@@ -372,7 +372,7 @@ fn an_inactive_unreachable_instance_is_replaced_by_scale_and_killed_by_restart()
     };
     let out = step(&StepInput {
         action: &action,
-        app: Some(&a),
+        app: &a,
         instances: &h.instances,
         now: MonoTime(0),
         last_progress: MonoTime(0),
@@ -392,7 +392,7 @@ fn an_inactive_unreachable_instance_is_replaced_by_scale_and_killed_by_restart()
     for _ in 0..20 {
         let out = step(&StepInput {
             action: &restart,
-            app: Some(&t),
+            app: &t,
             instances: &h.instances,
             now: MonoTime(0),
             last_progress: MonoTime(0),
@@ -422,4 +422,34 @@ fn a_plan_is_blocked_by_running_deployments_of_its_apps() {
     let mine = plan(&apps(&[&a]), &apps(&[&a3])).unwrap();
     let blocked = mine.blocked_by([(&ids[0], &running_a), (&ids[1], &running_b)]);
     assert_eq!(blocked, vec![crate::DeploymentId("d-a".into())]);
+}
+
+#[test]
+fn surplus_new_instances_go_not_ready_first_so_the_floor_holds() {
+    // Left over by a cancelled deployment: 4 new instances for n = 2, the
+    // two oldest serving, the two youngest healthy but not ready yet.
+    let mut t = target(2, strategy(1000, 0));
+    t.kill_selection = crate::KillSelection::OldestFirst;
+    let mut h = DeployHarness::running(4, 2);
+    for i in &mut h.instances[2..] {
+        i.ready = false;
+    }
+    let action = DeploymentAction::RestartApplication(t.id.clone());
+    let out = step(&StepInput {
+        action: &action,
+        app: &t,
+        instances: &h.instances,
+        now: MonoTime(0),
+        last_progress: MonoTime(0),
+    });
+    let young: Vec<_> = h.instances[2..].iter().map(|i| i.id.clone()).collect();
+    assert_eq!(
+        out.actions,
+        vec![Action::Kill {
+            app: t.id.clone(),
+            instances: young
+        }]
+    );
+    h.apply(&out.actions);
+    assert_eq!(h.healthy(), 2);
 }

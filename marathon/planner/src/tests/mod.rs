@@ -224,26 +224,32 @@ impl DeployHarness {
     }
 
     /// Moves the first `k` not-yet-ready instances one stage forward:
-    /// scheduled → running (not healthy) → healthy and ready.
+    /// scheduled → running → healthy → ready.
     pub(crate) fn advance(&mut self, k: usize) {
         let mut moved = 0;
         for i in &mut self.instances {
             if moved == k {
                 break;
             }
-            if i.condition == Condition::Scheduled || i.condition == Condition::Staging {
-                i.condition = Condition::Running;
-                moved += 1;
-            } else if i.condition == Condition::Running && !(i.healthy && i.ready) {
-                i.healthy = true;
-                i.ready = true;
-                moved += 1;
+            match i.condition {
+                Condition::Scheduled | Condition::Staging => i.condition = Condition::Running,
+                Condition::Running if !i.healthy => i.healthy = true,
+                Condition::Running if !i.ready => i.ready = true,
+                _ => continue,
             }
+            moved += 1;
         }
     }
 
+    /// Instances that serve: running, healthy and ready.
     pub(crate) fn healthy(&self) -> u32 {
-        u32::try_from(self.instances.iter().filter(|i| i.is_healthy()).count()).unwrap()
+        u32::try_from(
+            self.instances
+                .iter()
+                .filter(|i| i.is_healthy_ready())
+                .count(),
+        )
+        .unwrap()
     }
 
     pub(crate) fn active(&self) -> u32 {

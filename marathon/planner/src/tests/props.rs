@@ -131,6 +131,8 @@ proptest! {
         over in 0..=10i64,
         ticks in vec(0..4usize, 1..40),
         old_unhealthy in 0..3usize,
+        pre_new in 0..4u32,
+        oldest_first in any::<bool>(),
     ) {
         let strategy = UpgradeStrategy {
             minimum_health_capacity: Scalar::from_milli(min_health * 100),
@@ -139,6 +141,9 @@ proptest! {
         let mut target = app("/p");
         target.instances = n;
         target.upgrade_strategy = strategy;
+        if oldest_first {
+            target.kill_selection = crate::KillSelection::OldestFirst;
+        }
         target.version_info.last_config_change_at = Version(2);
         let floor = strategy.min_healthy(n);
         let max = strategy.max_capacity(n);
@@ -147,6 +152,10 @@ proptest! {
         for i in h.instances.iter_mut().take(old_unhealthy) {
             i.healthy = false;
         }
+        // New-version instances left by an earlier, cancelled deployment:
+        // one may still be starting.
+        h.apply(&[Action::Launch { app: target.id.clone(), count: pre_new, config_version: Version(2) }]);
+        h.advance(usize::try_from(2 * pre_new).unwrap().saturating_sub(1));
         let action = DeploymentAction::RestartApplication(target.id.clone());
         // The random ticks, then steady progress until done.
         let schedule = ticks.into_iter().chain(std::iter::repeat(1)).take(2_000);
@@ -154,7 +163,7 @@ proptest! {
         for advance in schedule {
             let healthy_before = h.healthy();
             let out = step(&StepInput {
-                action: &action, app: Some(&target), instances: &h.instances,
+                action: &action, app: &target, instances: &h.instances,
                 now: MonoTime(0), last_progress: MonoTime(0),
             });
             let kills: Vec<Action> = out.actions.iter().filter(|a| matches!(a, Action::Kill { .. })).cloned().collect();
@@ -201,7 +210,7 @@ proptest! {
         let h = DeployHarness::running(running, 0);
         let action = DeploymentAction::ScaleApplication { app: target.id.clone(), instances: to, kill: vec![], };
         let out = step(&StepInput {
-            action: &action, app: Some(&target), instances: &h.instances,
+            action: &action, app: &target, instances: &h.instances,
             now: MonoTime(0), last_progress: MonoTime(0),
         });
         let killed: usize = out.actions.iter().map(|a| match a {
