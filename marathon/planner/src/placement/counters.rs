@@ -115,6 +115,21 @@ impl PlacementCounters {
         PlacementCounters { fields }
     }
 
+    /// Counters for `constraints` over existing instances (where each
+    /// runs): for a new app version whose constraints changed, or a new
+    /// leader. After that, keep them with [`PlacementCounters::add`] and
+    /// [`PlacementCounters::remove`].
+    pub fn of<'a>(
+        constraints: &[Constraint],
+        running_on: impl IntoIterator<Item = &'a AgentFacts>,
+    ) -> PlacementCounters {
+        let mut c = PlacementCounters::for_constraints(constraints);
+        for agent in running_on {
+            c.add(agent);
+        }
+        c
+    }
+
     /// Counts an instance on an agent with these facts.
     pub fn add(&mut self, agent: &AgentFacts) {
         for (field, counter) in &mut self.fields {
@@ -187,6 +202,22 @@ impl Inventory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_track_only_counting_fields() {
+        let constraints = [
+            Constraint::parse(&["hostname", "UNIQUE"]).unwrap(),
+            Constraint::parse(&["rack", "LIKE", "r.*"]).unwrap(),
+        ];
+        let a = AgentFacts {
+            hostname: "h1".into(),
+            attributes: [("rack".to_string(), "r1".to_string())].into(),
+            ..Default::default()
+        };
+        let c = PlacementCounters::of(&constraints, [&a, &a]);
+        assert_eq!(c.field(&Field::Hostname).count("h1"), 2);
+        assert_eq!(c.field(&Field::Attribute("rack".into())).placed(), 0);
+    }
 
     #[test]
     fn counters_keep_the_histogram_in_step() {
