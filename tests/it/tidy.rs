@@ -109,6 +109,7 @@ fn every_crate_root_documents_itself() {
         "proto/src/lib.rs",
         "master/src/lib.rs",
         "master/allocator/src/lib.rs",
+        "marathon/planner/src/lib.rs",
         "agent/src/lib.rs",
         "agent/runtime/src/lib.rs",
         "scheduler-sdk/src/lib.rs",
