@@ -11,7 +11,8 @@
 //!   completions by token, reads, leadership changes).
 //! - `storage/`: [`LogStore`] (raft-rs's `Storage` plus the writes) and
 //!   [`MemLogStore`]; a RocksDB store comes next behind the same trait.
-//! - `state_machine.rs`: [`StateMachine`] and the [`Register`] test machine.
+//! - `state_machine.rs`: [`StateMachine`] and the [`Register`] test machine;
+//!   `kv_machine.rs`: [`KvMachine`], agora-kv's keyspace as a state machine.
 //! - `transport/`: wire encoding, [`Transport`], and `sim`: a seeded
 //!   network (loss, delay, reorder, duplication, partitions) and
 //!   [`SimCluster`] (crash, restart, join).
@@ -30,6 +31,7 @@
 
 mod config;
 mod error;
+mod kv_machine;
 mod logger;
 mod node;
 mod output;
@@ -45,6 +47,7 @@ pub use config::{
     READ_TIMEOUT_TICKS, ReplicaConfig, SNAPSHOT_INTERVAL, SNAPSHOT_RETRY_TICKS,
 };
 pub use error::RaftError;
+pub use kv_machine::{KvAnswer, KvMachine};
 pub use node::{MembershipChange, Replica};
 pub use output::{Applied, Completion, Leadership, Output, ReadCompletion, Role, Token};
 pub use raft::eraftpb;

@@ -5,6 +5,7 @@
 const CORE: &[(&str, &str)] = &[
     ("config.rs", include_str!("../config.rs")),
     ("error.rs", include_str!("../error.rs")),
+    ("kv_machine.rs", include_str!("../kv_machine.rs")),
     ("node.rs", include_str!("../node.rs")),
     ("node/apply.rs", include_str!("../node/apply.rs")),
     ("node/ready.rs", include_str!("../node/ready.rs")),
