@@ -1,5 +1,7 @@
 //! Elections, replication, reads and quorum in a healthy or split group.
 
+use raft::eraftpb::MessageType;
+
 use super::*;
 use crate::{Leadership, Role};
 
@@ -169,4 +171,23 @@ fn leadership_changes_are_reported_once() {
     assert_eq!(second.completions.len(), 1);
     assert_eq!(second.completions[0].token, 42);
     assert!(second.completions[0].result.is_ok());
+}
+
+#[test]
+fn a_read_whose_request_is_lost_fails_after_the_timeout_and_a_retry_succeeds() {
+    let mut cluster = cluster(3, 13);
+    let leader = elect(&mut cluster);
+    let follower = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
+    cluster.net_mut().ignore(MessageType::MsgReadIndex);
+    let lost = cluster.read_index(follower).unwrap();
+    cluster.run(crate::READ_TIMEOUT_TICKS + 1);
+    assert!(
+        matches!(cluster.reads().get(&lost), Some(Err(RaftError::Dropped))),
+        "{:?}",
+        cluster.reads().get(&lost)
+    );
+    cluster.net_mut().heal();
+    let retried = cluster.read_index(follower).unwrap();
+    cluster.run(2);
+    assert!(matches!(cluster.reads().get(&retried), Some(Ok(_))));
 }

@@ -108,3 +108,33 @@ fn impossible_changes_are_refused_up_front() {
         "one change at a time"
     );
 }
+
+#[test]
+fn the_leader_leaves_after_handing_over_leadership() {
+    let mut cluster = cluster(3, 73);
+    commit(&mut cluster, payload(0));
+    let old = cluster.leader().unwrap();
+    let next = cluster.ids().into_iter().find(|id| *id != old).unwrap();
+    cluster.transfer_leadership(old, next).unwrap();
+    assert!(
+        cluster.run_until(ELECTION_BOUND, |c| c.leader() == Some(next)),
+        "leadership did not move:\n{}",
+        cluster.describe()
+    );
+    change(&mut cluster, RemoveVoter(old)).unwrap();
+    assert!(
+        cluster.run_until(ELECTION_BOUND, |c| c.is_removed(old)),
+        "the old leader did not learn of its removal"
+    );
+    commit(&mut cluster, payload(1));
+    converge(&mut cluster, 100);
+    for id in cluster.up_ids() {
+        assert_eq!(
+            cluster.replica(id).unwrap().voters().len(),
+            2,
+            "member {id}"
+        );
+    }
+    assert_eq!(histories(&cluster).values().next().unwrap().len(), 2);
+    assert_same_state(&cluster);
+}

@@ -48,6 +48,23 @@ fn safety_holds_in_random_schedules_with_faults() {
     assert!(total.snapshots >= n / 2 && total.crashes >= n, "{total:?}");
 }
 
+#[test]
+fn a_seed_replays_exactly() {
+    let fingerprint = |seed: u64| {
+        let (cluster, checker, crashes) = play(seed);
+        format!(
+            "{:?} {:?} {:?} {crashes} {:?}\n{}",
+            cluster.completions(),
+            cluster.reads(),
+            cluster.net().stats(),
+            checker.canonical,
+            cluster.describe()
+        )
+    };
+    assert_eq!(fingerprint(7), fingerprint(7), "same seed, same run");
+    assert_ne!(fingerprint(7), fingerprint(9), "another seed, another run");
+}
+
 /// What one schedule did, for the report and the "not vacuous" checks.
 #[derive(Debug, Default)]
 struct Tally {
@@ -60,7 +77,7 @@ struct Tally {
     messages_lost: u64,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Checker {
     /// The longest history seen: every history must be a prefix of it or extend it.
     canonical: Vec<Vec<u8>>,
@@ -126,7 +143,9 @@ impl Checker {
     }
 }
 
-fn run_schedule(seed: u64) -> Tally {
+/// Runs schedule `seed` to the end (healed, every member restarted, one
+/// last write committed everywhere), checking prefixes after every tick.
+fn play(seed: u64) -> (SimCluster<Register>, Checker, u64) {
     let mut rng = SimRng::new(seed ^ 0x5eed_cafe);
     let n = if seed.is_multiple_of(2) { 3 } else { 5 };
     let mut cluster = cluster_with(n, seed, compacting_config(seed));
@@ -158,6 +177,11 @@ fn run_schedule(seed: u64) -> Tally {
     commit(&mut cluster, b"final".to_vec());
     converge(&mut cluster, 300);
     checker.check_prefixes(&cluster, seed);
+    (cluster, checker, crashes)
+}
+
+fn run_schedule(seed: u64) -> Tally {
+    let (cluster, checker, crashes) = play(seed);
     assert_same_state(&cluster);
     checker.check_completions(&cluster, seed);
     checker.check_reads(&cluster, seed);

@@ -203,6 +203,11 @@ impl<S: StateMachine> SimCluster<S> {
         Ok(token)
     }
 
+    /// Asks leader `id` to hand leadership to `to`.
+    pub fn transfer_leadership(&mut self, id: u64, to: u64) -> Result<(), RaftError> {
+        self.replica_mut(id)?.transfer_leadership(to)
+    }
+
     /// Makes member `id` campaign now.
     pub fn campaign(&mut self, id: u64) -> Result<(), RaftError> {
         self.replica_mut(id)?.campaign()
