@@ -12,6 +12,7 @@
 //! `RAFT_SIM_SEEDS=<n>` runs more schedules (e.g. a nightly soak).
 
 use super::*;
+use crate::MembershipChange::{AddVoter, RemoveVoter};
 use crate::{Faults, SimRng};
 
 const DEFAULT_SEEDS: u64 = 200;
@@ -253,4 +254,114 @@ fn disturb(cluster: &mut SimCluster<Register>, rng: &mut SimRng) -> bool {
         _ => {}
     }
     false
+}
+
+/// Schedules with membership churn on top of the faults: members join
+/// (from an empty store, through a snapshot) and leave, one change at a
+/// time, the group staying between 3 and 5 voters. 30 % of the plain
+/// schedules' seed count (60 by default): each one is a longer story.
+#[test]
+fn safety_holds_while_members_join_and_leave() {
+    let seeds = seeds() * 3 / 10;
+    let mut changes = 0;
+    for seed in 0..seeds {
+        changes += churn(seed);
+    }
+    eprintln!("{seeds} churn schedules: {changes} membership changes applied");
+    assert!(changes >= seeds, "too few membership changes: {changes}");
+}
+
+/// Runs one churn schedule; returns how many membership changes applied.
+fn churn(seed: u64) -> u64 {
+    let mut rng = SimRng::new(seed ^ 0xc4a2_9e00);
+    let mut cluster = cluster_with(3, seed, compacting_config(seed));
+    cluster.net_mut().set_faults(random_faults(&mut rng));
+    let mut checker = Checker::default();
+    let mut next_id = 4;
+    let mut changes = Vec::new();
+    for step in 0..SCHEDULE_TICKS {
+        disturb(&mut cluster, &mut rng);
+        if rng.chance(4) {
+            changes.extend(change_membership(&mut cluster, &mut rng, &mut next_id));
+        }
+        let members = cluster.ids();
+        if let Some(member) = members.get(rng.below(members.len() as u64) as usize)
+            && rng.chance(50)
+        {
+            let data = payload(step);
+            if let Ok(token) = cluster.propose(*member, data.clone()) {
+                checker.proposed.insert(token, data);
+            }
+        }
+        cluster.tick();
+        checker.check_prefixes(&cluster, seed);
+    }
+    cluster.net_mut().heal();
+    cluster.net_mut().set_faults(Faults::default());
+    for id in cluster.ids() {
+        cluster.restart(id).unwrap();
+    }
+    commit(&mut cluster, b"final".to_vec());
+    converge_voters(&mut cluster, seed);
+    checker.check_prefixes(&cluster, seed);
+    checker.check_completions(&cluster, seed);
+    assert!(
+        cluster.violations().is_empty(),
+        "seed {seed}: {:?}",
+        cluster.violations()
+    );
+    let applied = |token: &Token| matches!(cluster.completions().get(token), Some(Ok(_)));
+    changes.iter().filter(|token| applied(token)).count() as u64
+}
+
+/// Proposes one change on the leader, if there is one: add a new member
+/// while there are fewer than 5 voters (sometimes), else remove a follower
+/// while there are more than 3.
+fn change_membership(
+    cluster: &mut SimCluster<Register>,
+    rng: &mut SimRng,
+    next_id: &mut u64,
+) -> Option<Token> {
+    let leader = cluster.leader()?;
+    let voters = cluster.replica(leader)?.voters();
+    if voters.len() < 5 && (voters.len() == 3 || rng.chance(50)) {
+        let id = *next_id;
+        *next_id += 1;
+        cluster.start_joining(id).ok()?;
+        return cluster.propose_change(leader, AddVoter(id)).ok();
+    }
+    let followers: Vec<u64> = voters.into_iter().filter(|id| *id != leader).collect();
+    let leaving = *followers.get(rng.below(followers.len() as u64) as usize)?;
+    cluster.propose_change(leader, RemoveVoter(leaving)).ok()
+}
+
+/// Runs until every voter (in the leader's view) applied the leader's
+/// commit index, then checks they hold the same state. Members outside
+/// the configuration (removed without knowing, or never added) are not
+/// waited for.
+fn converge_voters(cluster: &mut SimCluster<Register>, seed: u64) {
+    let voters = |c: &SimCluster<Register>| {
+        let leader = c.leader()?;
+        let replica = c.replica(leader)?;
+        Some((replica.voters(), replica.commit_index()))
+    };
+    let done = cluster.run_until(300, |c| {
+        voters(c).is_some_and(|(ids, commit)| {
+            (ids.iter()).all(|id| c.replica(*id).is_some_and(|r| r.applied_index() >= commit))
+        })
+    });
+    assert!(
+        done,
+        "seed {seed}: voters did not converge:\n{}",
+        cluster.describe()
+    );
+    let (ids, _) = voters(cluster).unwrap();
+    let hashes: Vec<u64> = (ids.iter())
+        .map(|id| cluster.replica(*id).unwrap().state_machine().hash())
+        .collect();
+    assert!(
+        hashes.windows(2).all(|pair| pair[0] == pair[1]),
+        "seed {seed}: voters {ids:?} differ:\n{}",
+        cluster.describe()
+    );
 }

@@ -240,7 +240,12 @@ impl<S: StateMachine> SimCluster<S> {
             (self.new_state_machine)(),
             self.config.clone(),
         )?;
-        *node = SimNode::Up(Box::new(replica));
+        // A member that had applied its own removal stays removed.
+        *node = if replica.is_removed() {
+            SimNode::Removed
+        } else {
+            SimNode::Up(Box::new(replica))
+        };
         Ok(())
     }
 
@@ -317,6 +322,9 @@ impl<S: StateMachine> SimCluster<S> {
             };
             match replica.drive() {
                 Ok(output) => self.absorb(id, output),
+                Err(RaftError::Removed) => {
+                    self.nodes.insert(id, SimNode::Removed);
+                }
                 Err(error) => {
                     self.violations
                         .push(format!("member {id} stopped: {error}"));
