@@ -36,6 +36,7 @@ fn safety_holds_in_random_schedules_with_faults() {
         total.reads += tally.reads;
         total.snapshots += tally.snapshots;
         total.crashes += tally.crashes;
+        total.crashes_before_persist += tally.crashes_before_persist;
         total.messages_lost += tally.messages_lost;
     }
     eprintln!("{} schedules: {total:?}", seeds());
@@ -47,6 +48,7 @@ fn safety_holds_in_random_schedules_with_faults() {
     );
     assert!(total.dropped > 0 && total.reads >= n, "{total:?}");
     assert!(total.snapshots >= n / 2 && total.crashes >= n, "{total:?}");
+    assert!(total.crashes_before_persist >= n / 2, "{total:?}");
 }
 
 #[test]
@@ -75,6 +77,7 @@ struct Tally {
     reads: u64,
     snapshots: u64,
     crashes: u64,
+    crashes_before_persist: u64,
     messages_lost: u64,
 }
 
@@ -201,6 +204,7 @@ fn run_schedule(seed: u64) -> Tally {
         reads: cluster.reads().values().filter(|r| r.is_ok()).count() as u64,
         snapshots: cluster.net().stats().snapshots,
         crashes,
+        crashes_before_persist: cluster.crashes_before_persist(),
         messages_lost: cluster.net().stats().dropped,
     }
 }
@@ -211,6 +215,7 @@ fn random_faults(rng: &mut SimRng) -> Faults {
         duplicate_percent: rng.below(10) as u32,
         max_delay_ticks: rng.below(4),
         reorder: rng.chance(50),
+        crash_before_persist_per_mille: rng.below(3) as u32,
     }
 }
 

@@ -4,7 +4,8 @@
 //! seeded faults: loss, delay (in ticks), reordering, duplication, and
 //! partitions (cut links). [`SimCluster`] runs N replicas over it with
 //! in-memory stores, and can crash a member (everything but its store is
-//! lost: raft-rs's unstable entries, pending proposals, the state machine)
+//! lost: raft-rs's unstable entries, pending proposals, the state machine),
+//! also right after it took messages in and before it persisted anything,
 //! and restart it from the store. No threads, no clock: the same seed and
 //! the same calls give the same run, message for message.
 
@@ -61,6 +62,10 @@ pub struct Faults {
     /// Deliver the messages due in one round in random order instead of
     /// sending order.
     pub reorder: bool,
+    /// Per mille of deliveries after which the receiving member crashes
+    /// before it persists what the message made it do ([`SimCluster`] only):
+    /// raft-rs's unstable entries and votes are lost, the store is not.
+    pub crash_before_persist_per_mille: u32,
 }
 
 /// A message on its way.

@@ -43,6 +43,7 @@ pub struct SimCluster<S: StateMachine> {
     /// Who led each term, first seen: a second leader in a term is a violation.
     leaders: BTreeMap<u64, u64>,
     violations: Vec<String>,
+    crashes_before_persist: u64,
 }
 
 impl<S: StateMachine> SimCluster<S> {
@@ -75,6 +76,7 @@ impl<S: StateMachine> SimCluster<S> {
             reads: BTreeMap::new(),
             leaders: BTreeMap::new(),
             violations: Vec::new(),
+            crashes_before_persist: 0,
         })
     }
 
@@ -304,14 +306,39 @@ impl<S: StateMachine> SimCluster<S> {
             if due.is_empty() {
                 return;
             }
+            let mut stepped = Vec::new();
             for (to, bytes) in due {
                 if let Some(SimNode::Up(replica)) = self.nodes.get_mut(&to) {
                     // Only a removed or stopped replica refuses; drive_all reports those.
                     let _ = replica.step_bytes(&bytes);
+                    stepped.push(to);
                 }
             }
+            self.crash_before_persist(stepped);
             self.drive_all();
         }
+    }
+
+    /// Crashes some members that took messages in, before their `drive`
+    /// persists anything (see `Faults::crash_before_persist_per_mille`).
+    fn crash_before_persist(&mut self, stepped: Vec<u64>) {
+        let per_mille = self.net.faults().crash_before_persist_per_mille;
+        if per_mille == 0 {
+            return;
+        }
+        for id in stepped {
+            if self.net.rng().below(1000) < u64::from(per_mille)
+                && matches!(self.nodes.get(&id), Some(SimNode::Up(_)))
+            {
+                self.crash(id);
+                self.crashes_before_persist += 1;
+            }
+        }
+    }
+
+    /// Members crashed by `Faults::crash_before_persist_per_mille` so far.
+    pub fn crashes_before_persist(&self) -> u64 {
+        self.crashes_before_persist
     }
 
     fn drive_all(&mut self) {
