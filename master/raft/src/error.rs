@@ -15,13 +15,14 @@ pub enum RaftError {
         leader: Option<u64>,
     },
     /// The request was not committed: it was refused before entering the log,
-    /// or a different entry (of another term) was committed at its index, or
-    /// a read was overtaken by a leader change. Retrying is safe.
+    /// or a different entry (of another term) was committed at its index; or
+    /// a read lost its leader or its confirmation. Retrying is safe.
     #[error("request dropped (not committed)")]
     Dropped,
-    /// The outcome is not known: the log around the proposal was replaced by a
-    /// snapshot before this member applied it. It may or may not have been applied.
-    #[error("outcome unknown (log replaced by a snapshot)")]
+    /// The outcome is not known: the log around the proposal was replaced
+    /// by a snapshot, or overwritten by a new leader before anything at its
+    /// index committed, or this member was removed. It may or may not be applied.
+    #[error("outcome unknown")]
     Unknown,
     /// A membership change was refused (already a member, not a member, the
     /// last voter, the leader itself, or another change still in flight).

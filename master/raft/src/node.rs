@@ -11,7 +11,9 @@
 //! gave the entry to the proposer's term and token. When the entry at that
 //! index is applied, a matching term means the proposal committed; another
 //! term means another leader's entry won the slot, so it never will (log
-//! matching), and it fails with `Dropped`.
+//! matching), and it fails with `Dropped`. A proposal this member can no
+//! longer judge (its log was replaced by a snapshot, or overwritten by a new
+//! leader while nothing at the index is committed) fails with `Unknown`.
 
 mod apply;
 mod ready;
