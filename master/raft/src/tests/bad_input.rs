@@ -1,10 +1,11 @@
-//! What a peer sends cannot make a replica panic or misbehave.
+//! What a peer sends cannot make a replica panic or misbehave, and what
+//! the replica answers it is durable first.
 
 use proptest::prelude::*;
 use raft::eraftpb::{Message, MessageType};
 
 use super::*;
-use crate::{MemLogStore, Replica, encode_message};
+use crate::{LogStore, MemLogStore, Replica, encode_message};
 
 fn follower() -> Replica<MemLogStore, Register> {
     Replica::new(
@@ -88,4 +89,28 @@ fn a_corrupt_snapshot_stops_the_replica_instead_of_panicking() {
     );
     assert!(replica.is_stopped());
     assert!(matches!(replica.tick(), Err(RaftError::Stopped)));
+}
+
+/// Ready step 6: a vote leaves only once the vote is in the store (a
+/// member that crashed after voting must not vote again in that term).
+#[test]
+fn a_vote_is_stored_before_it_is_sent() {
+    let mut replica = follower();
+    let mut request = Message::default();
+    request.set_msg_type(MessageType::MsgRequestVote);
+    request.from = 3;
+    request.to = 2;
+    request.term = 2;
+    request.index = 1;
+    request.log_term = 1;
+    replica.step(request).unwrap();
+    let output = replica.drive().unwrap();
+    let vote = output
+        .messages
+        .iter()
+        .find(|m| m.get_msg_type() == MessageType::MsgRequestVoteResponse)
+        .expect("a vote response");
+    assert!(!vote.reject, "the vote is granted");
+    let stored = replica.store().hard_state();
+    assert_eq!((stored.term, stored.vote), (2, 3));
 }
