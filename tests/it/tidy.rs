@@ -109,6 +109,8 @@ fn every_crate_root_documents_itself() {
         "proto/src/lib.rs",
         "master/src/lib.rs",
         "master/allocator/src/lib.rs",
+        "master/kv/src/lib.rs",
+        "master/raft/src/lib.rs",
         "marathon/planner/src/lib.rs",
         "agent/src/lib.rs",
         "agent/runtime/src/lib.rs",
@@ -173,6 +175,34 @@ fn the_decision_cores_are_sans_io() {
                 !text.contains(b),
                 "{c} uses {b}: decision cores take time as data and return effects"
             );
+        }
+    }
+}
+
+/// The replicated keyspace, the Raft replica's core and Marathon's planner
+/// are pure like the master's core (each crate also has its own, stricter
+/// tidy test).
+#[test]
+fn the_keyspace_replica_and_planner_are_sans_io() {
+    let root = root();
+    let mut files = rust_files(&root.join("master/kv/src"));
+    files.extend(rust_files(&root.join("marathon/planner/src")));
+    for f in [
+        "node.rs",
+        "node/ready.rs",
+        "node/apply.rs",
+        "state_machine.rs",
+    ] {
+        files.push(root.join("master/raft/src").join(f));
+    }
+    for p in files {
+        let path = p.display().to_string();
+        if path.contains("/tests") || path.ends_with("tests.rs") {
+            continue;
+        }
+        let text = read(&p);
+        for b in IMPURE {
+            assert!(!text.contains(b), "{path} uses {b}: this core is sans-IO");
         }
     }
 }

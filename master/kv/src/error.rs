@@ -64,7 +64,7 @@ pub enum KvError {
 }
 
 /// The gRPC status category etcd returns for each error, as a plain enum so
-/// this crate does not depend on tonic; the API layer maps it to `tonic::Code`.
+/// this crate does not depend on tonic; the API layer maps it to a gRPC status code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCategory {
     /// The request itself is malformed (`codes.InvalidArgument`).

@@ -1,0 +1,57 @@
+//! Agora's replication engine: one member of the masters' Raft group
+//! (tikv raft-rs) as a sans-IO core, over a pluggable log store and
+//! state machine, with a deterministic simulated network for tests.
+//!
+//! # Layout
+//! - `node.rs`: [`Replica`], the inputs (tick, step, propose, read_index,
+//!   membership changes); `node/ready.rs`: `drive`, raft-rs's Ready
+//!   protocol step by step; `node/apply.rs`: applying entries, snapshots
+//!   and membership changes, taking snapshots and compacting.
+//! - `output.rs`: [`Output`], what `drive` hands back (messages,
+//!   completions by token, reads, leadership changes).
+//! - `storage/`: [`LogStore`] (raft-rs's `Storage` plus the writes) and
+//!   [`MemLogStore`]; a RocksDB store comes next behind the same trait.
+//! - `state_machine.rs`: [`StateMachine`] and the [`Register`] test machine;
+//!   `kv_machine.rs`: [`KvMachine`], agora-kv's keyspace as a state machine.
+//! - `transport/`: wire encoding, [`Transport`], and `sim`: a seeded
+//!   network (loss, delay, reorder, duplication, partitions) and
+//!   [`SimCluster`] (crash, restart, join).
+//! - `config.rs`: [`ReplicaConfig`] and the named limits; `error.rs`: [`RaftError`].
+//!
+//! Architecture invariant: the core (`node*`, `storage`, `state_machine`,
+//! `output`) does no IO, reads no clock, spawns nothing and uses no
+//! channel; time is `tick()`, randomness a configured seed. The same
+//! seed and calls replay the same run. Only this crate names raft-rs,
+//! protobuf or (later) RocksDB.
+//!
+//! API boundary: raft messages leave and enter as `eraftpb::Message` or
+//! bytes; proposals are opaque bytes with a caller token; answers are the
+//! state machine's bytes.
+#![forbid(unsafe_code)]
+
+mod config;
+mod error;
+mod kv_machine;
+mod logger;
+mod node;
+mod output;
+mod state_machine;
+pub mod storage;
+pub mod transport;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{
+    ELECTION_TICKS, HEARTBEAT_TICKS, LOG_TAIL_KEPT, MAX_APPEND_BYTES, MAX_INFLIGHT_APPENDS,
+    READ_TIMEOUT_TICKS, ReplicaConfig, SNAPSHOT_INTERVAL, SNAPSHOT_RETRY_TICKS,
+};
+pub use error::RaftError;
+pub use kv_machine::{KvAnswer, KvMachine};
+pub use node::{MembershipChange, Replica};
+pub use output::{Applied, Completion, Leadership, Output, ReadCompletion, Role, Token};
+pub use raft::eraftpb;
+pub use state_machine::{FNV_OFFSET, Register, RegisterSnapshotError, StateMachine, fnv1a};
+pub use storage::{LogStore, MemLogStore};
+pub use transport::sim::{Faults, NetStats, SimCluster, SimNetwork, SimNode, SimRng};
+pub use transport::{Transport, decode_message, encode_message};

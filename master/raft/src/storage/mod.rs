@@ -1,0 +1,68 @@
+//! The log store: raft-rs's read-only [`raft::Storage`] plus the writes the
+//! Ready loop performs, in the order `node.rs` documents.
+//!
+//! Durability contract: when a write method returns `Ok`, the data survives
+//! a crash of the process (the in-memory store fakes this by surviving a
+//! simulated crash; the RocksDB store will fsync). The engine never reads
+//! back what it did not write through these methods.
+
+mod mem;
+
+pub use mem::MemLogStore;
+
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+
+/// A durable Raft log: entries, hard state, conf state and the newest snapshot.
+///
+/// Invariants every implementation keeps (the engine relies on them):
+/// - entries are contiguous from `first_index()` to `last_index()`;
+/// - `term(first_index() - 1)` is known (the compaction point's term);
+/// - the stored snapshot's index is at least `first_index() - 1`, so a
+///   follower that needs entries before `first_index()` can be sent the
+///   snapshot and continue from the log.
+///
+/// Writes return `raft::Result` so that raft-rs's own storage errors and
+/// the engine's share one type; a write error is fatal for the replica.
+pub trait LogStore: raft::Storage {
+    /// Appends entries, first removing any existing entries at or after the
+    /// first new index (a new leader overwrote them). Entries must start at
+    /// most one past `last_index()` and not before `first_index()`.
+    fn append(&mut self, entries: &[Entry]) -> raft::Result<()>;
+
+    /// Stores term, vote and commit index.
+    fn set_hard_state(&mut self, hard_state: &HardState) -> raft::Result<()>;
+
+    /// Stores only the commit index (raft-rs's `LightReady::commit_index`).
+    fn set_commit(&mut self, commit: u64) -> raft::Result<()>;
+
+    /// Stores the membership that was applied most recently.
+    fn set_conf_state(&mut self, conf_state: &ConfState) -> raft::Result<()>;
+
+    /// Installs a snapshot received from the leader: it replaces the whole
+    /// log, the conf state and the stored snapshot, and raises the commit
+    /// index (and term) to the snapshot's.
+    fn apply_snapshot(&mut self, snapshot: &Snapshot) -> raft::Result<()>;
+
+    /// Keeps a snapshot this member took of its own state machine, to send
+    /// to lagging followers. Does not touch the log; see [`LogStore::compact`].
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> raft::Result<()>;
+
+    /// Discards entries up to and including `index`, which must not be past
+    /// the stored snapshot's index (callers compact only what a snapshot covers).
+    fn compact(&mut self, index: u64) -> raft::Result<()>;
+
+    /// The stored hard state.
+    fn hard_state(&self) -> HardState;
+
+    /// The stored conf state (empty for a member that has not joined yet).
+    fn conf_state(&self) -> ConfState;
+
+    /// The stored snapshot (index 0 and no data if there is none).
+    fn stored_snapshot(&self) -> Snapshot;
+}
+
+/// A raft-rs "other" storage error with a message, for writes that break
+/// the store's invariants (the engine treats it as fatal).
+pub(crate) fn store_error(message: String) -> raft::Error {
+    raft::Error::Store(raft::StorageError::Other(message.into()))
+}
