@@ -1,0 +1,66 @@
+//! etcd v3's gRPC API served over Agora's coordination keyspace
+//! ([`agora_kv`]), so that etcdctl and etcd client libraries work against
+//! the masters unchanged.
+//!
+//! # Layout
+//! - `pb`: the wire types, generated from `proto/` (etcd's own package,
+//!   service, message names and field numbers).
+//! - [`backend`]: the [`Backend`] trait, what the handlers need from the
+//!   replicated layer; [`LocalBackend`] (`local.rs`) is its single-member,
+//!   in-process implementation.
+//! - `convert.rs`: wire <-> [`agora_kv`] types, decoded once at the edge.
+//! - `kv.rs`, `watch.rs`, `lease.rs`, `cluster.rs`, `maintenance.rs`,
+//!   `lock.rs`, `election.rs`: one thin handler per etcd service.
+//! - `recipes.rs`: what the lock and election services share (etcd's
+//!   client-side "wait for the keys created before mine to go" recipe).
+//! - [`server`]: [`serve`], every service on one listener.
+//! - [`error`]: [`ApiError`] and its mapping to etcd's gRPC statuses.
+//!
+//! Architecture invariant: handlers never touch [`agora_kv::KvState`]; they
+//! go through [`Backend`], so the Raft-backed backend can replace
+//! [`LocalBackend`] without changing a handler.
+#![forbid(unsafe_code)]
+
+pub mod backend;
+mod cluster;
+mod context;
+pub mod config;
+mod convert;
+mod election;
+pub mod error;
+mod kv;
+mod lease;
+pub mod local;
+mod lock;
+mod maintenance;
+mod recipes;
+pub mod server;
+mod watch;
+
+pub use backend::{Backend, Header, Member, MemberStatus, WatchMessage, WatchSink};
+pub use config::{Limits, ServerConfig};
+pub use error::ApiError;
+pub use local::{Clock, LocalBackend, LocalConfig, SystemClock};
+pub use server::{ServeError, serve, serve_with};
+
+/// The generated wire types, under etcd's package names (generated code
+/// refers to sibling packages as `super::mvccpb` etc.).
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+pub mod pb {
+    /// `mvccpb`: key-values and watch events.
+    pub mod mvccpb {
+        tonic::include_proto!("mvccpb");
+    }
+    /// `etcdserverpb`: the KV, Watch, Lease, Cluster and Maintenance services.
+    pub mod etcdserverpb {
+        tonic::include_proto!("etcdserverpb");
+    }
+    /// `v3lockpb`: the Lock service.
+    pub mod v3lockpb {
+        tonic::include_proto!("v3lockpb");
+    }
+    /// `v3electionpb`: the Election service.
+    pub mod v3electionpb {
+        tonic::include_proto!("v3electionpb");
+    }
+}
