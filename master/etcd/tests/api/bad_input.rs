@@ -8,7 +8,7 @@ use tonic::Code;
 
 use agora_etcd::{LocalConfig, ServerConfig};
 
-use crate::harness::TestServer;
+use crate::harness::{TestServer, watch};
 
 /// The gRPC status of a failed call.
 fn status(error: Error) -> (Code, String) {
@@ -124,10 +124,7 @@ async fn a_slow_watcher_is_cancelled_with_a_reason() {
     };
     let server = TestServer::start_with(local, config, std::sync::Arc::new(agora_etcd::SystemClock::new())).await;
     let mut client = server.client().await;
-    let (_watcher, mut stream) = client
-        .watch("slow/", Some(WatchOptions::new().with_prefix()))
-        .await
-        .unwrap();
+    let (mut stream, _) = watch(&mut client, "slow/", Some(WatchOptions::new().with_prefix())).await;
     // Enough bytes to fill HTTP/2's flow-control window while nobody reads.
     let value = vec![b'v'; 16 * 1024];
     for i in 0..200 {

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use etcd_client::{
     Compare, CompareOp, EventType, GetOptions, LeaseTimeToLiveOptions, LockOptions,
-    ProclaimOptions, PutOptions, ResignOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
+    ProclaimOptions, PutOptions, ResignOptions, Txn, TxnOp, TxnOpResponse, WatchFilterType,
+    WatchOptions,
 };
 
-use crate::harness::{ManualClock, TestServer, eventually, fast_expiry};
+use crate::harness::{ManualClock, TestServer, eventually, fast_expiry, next, watch};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -28,7 +29,8 @@ async fn put_get_prefix_and_delete() {
         .iter()
         .map(|kv| (kv.key_str().unwrap().to_string(), kv.value_str().unwrap().to_string()))
         .collect();
-    assert_eq!(pairs, [("app/a".into(), "1".into()), ("app/b".into(), "2".into())]);
+    let expected = [("app/a", "1"), ("app/b", "2")].map(|(k, v)| (k.to_string(), v.to_string()));
+    assert_eq!(pairs, expected);
     assert_eq!(got.count(), 2);
     let header = got.header().unwrap();
     assert_eq!(header.revision(), 4);
@@ -84,7 +86,7 @@ async fn txn_compare_and_swap() {
     assert!(!second.succeeded());
     match &second.op_responses()[0] {
         TxnOpResponse::Get(get) => assert_eq!(get.kvs()[0].value(), b"v2"),
-        other => panic!("expected a get, got {other:?}"),
+        _ => panic!("expected a get response"),
     }
     // A failed compare wrote nothing.
     assert_eq!(second.header().unwrap().revision(), first.header().unwrap().revision());
@@ -96,14 +98,14 @@ async fn watch_streams_events_in_order_with_prev_kv() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     let options = WatchOptions::new().with_prefix().with_prev_key();
-    let (_watcher, mut stream) = client.watch("w/", Some(options)).await.unwrap();
+    let (mut stream, _) = watch(&mut client, "w/", Some(options)).await;
     client.put("w/a", "1", None).await.unwrap();
     client.put("w/a", "2", None).await.unwrap();
     client.put("elsewhere", "x", None).await.unwrap();
     client.delete("w/a", None).await.unwrap();
     let mut seen = Vec::new();
     while seen.len() < 3 {
-        let response = tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
+        let response = next(&mut stream).await;
         for event in response.events() {
             let kv = event.kv().unwrap();
             let prev = event.prev_kv().map(|p| p.value_str().unwrap().to_string());
@@ -129,23 +131,20 @@ async fn watch_resumes_from_a_revision_and_filters() {
         client.put("r", value, None).await.unwrap(); // revisions 2, 3, 4
     }
     client.delete("r", None).await.unwrap(); // 5
-    let (_w, mut stream) = client
-        .watch("r", Some(WatchOptions::new().with_start_revision(3)))
-        .await
-        .unwrap();
+    let (mut stream, _) = watch(&mut client, "r", Some(WatchOptions::new().with_start_revision(3))).await;
     let mut revisions = Vec::new();
     while revisions.len() < 3 {
-        let response = tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
+        let response = next(&mut stream).await;
         revisions.extend(response.events().iter().map(|e| e.kv().unwrap().mod_revision()));
     }
     assert_eq!(revisions, [3, 4, 5]);
 
     // NOPUT: only the delete.
-    let (_w, mut deletes) = client
-        .watch("r", Some(WatchOptions::new().with_start_revision(1).with_filter_put()))
-        .await
-        .unwrap();
-    let response = tokio::time::timeout(WAIT, deletes.message()).await.unwrap().unwrap().unwrap();
+    let no_puts = WatchOptions::new()
+        .with_start_revision(1)
+        .with_filters([WatchFilterType::NoPut]);
+    let (mut deletes, _) = watch(&mut client, "r", Some(no_puts)).await;
+    let response = next(&mut deletes).await;
     let kinds: Vec<_> = response.events().iter().map(|e| e.event_type()).collect();
     assert_eq!(kinds, [EventType::Delete]);
     server.shutdown().await;
@@ -159,11 +158,8 @@ async fn watch_from_a_compacted_revision_is_cancelled_with_the_compact_revision(
         client.put("c", value, None).await.unwrap();
     }
     client.compact(3, None).await.unwrap();
-    let (_w, mut stream) = client
-        .watch("c", Some(WatchOptions::new().with_start_revision(1)))
-        .await
-        .unwrap();
-    let response = tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
+    let (mut stream, _) = watch(&mut client, "c", Some(WatchOptions::new().with_start_revision(1))).await;
+    let response = next(&mut stream).await;
     assert!(response.canceled());
     assert_eq!(response.compact_revision(), 3);
     let error = client
@@ -178,17 +174,19 @@ async fn watch_from_a_compacted_revision_is_cancelled_with_the_compact_revision(
 async fn watch_cancel_and_progress() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
-    let (mut watcher, mut stream) = client.watch("p", None).await.unwrap();
+    let (mut stream, id) = watch(&mut client, "p", None).await;
     client.put("p", "1", None).await.unwrap();
-    let response = tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
+    let response = next(&mut stream).await;
     assert_eq!(response.events().len(), 1);
-    watcher.request_progress().await.unwrap();
-    let progress = tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
+    stream.request_progress().await.unwrap();
+    let progress = next(&mut stream).await;
     assert!(progress.events().is_empty());
+    assert_eq!(progress.watch_id(), -1);
     assert_eq!(progress.header().unwrap().revision(), 2);
-    watcher.cancel().await.unwrap();
-    let cancelled = tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
+    stream.cancel(id).await.unwrap();
+    let cancelled = next(&mut stream).await;
     assert!(cancelled.canceled());
+    assert_eq!(cancelled.watch_id(), id);
     server.shutdown().await;
 }
 

@@ -101,3 +101,25 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The next response on a watch stream, within 5 s.
+pub(crate) async fn next(stream: &mut etcd_client::WatchStream) -> etcd_client::WatchResponse {
+    tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .expect("no watch response within 5 s")
+        .unwrap()
+        .expect("watch stream ended")
+}
+
+/// Opens a watch stream and reads its created notice; answers the stream
+/// and the watch id.
+pub(crate) async fn watch(
+    client: &mut etcd_client::Client,
+    key: &str,
+    options: Option<etcd_client::WatchOptions>,
+) -> (etcd_client::WatchStream, i64) {
+    let mut stream = client.watch(key, options).await.unwrap();
+    let created = next(&mut stream).await;
+    assert!(created.created(), "first watch response is not a created notice");
+    (stream, created.watch_id())
+}
