@@ -101,8 +101,11 @@ pub trait Backend: Send + Sync + 'static {
     async fn read(&self, request: RangeRequest) -> Result<RangeResponse, ApiError>;
 
     /// A lease's remaining TTL (on the backend's clock) and its keys.
-    async fn lease_time_to_live(&self, id: LeaseId, keys: bool)
-    -> Result<LeaseTimeToLive, ApiError>;
+    async fn lease_time_to_live(
+        &self,
+        id: LeaseId,
+        keys: bool,
+    ) -> Result<LeaseTimeToLive, ApiError>;
 
     /// Every lease id, ascending.
     async fn leases(&self) -> Result<Vec<LeaseId>, ApiError>;

@@ -4,10 +4,10 @@
 
 use tonic::{Request, Response, Status};
 
+use crate::ApiError;
 use crate::backend::Member;
 use crate::context::Context;
 use crate::pb::etcdserverpb as pb;
-use crate::ApiError;
 
 pub(crate) struct ClusterApi {
     pub(crate) ctx: Context,

@@ -82,16 +82,24 @@ pub(crate) fn delete_request(wire: pb::DeleteRangeRequest) -> kv::DeleteRangeReq
 }
 
 /// A txn, with etcd's per-list operation limit checked at every level.
-pub(crate) fn txn_request(wire: pb::TxnRequest, limits: &Limits) -> Result<kv::TxnRequest, ApiError> {
+pub(crate) fn txn_request(
+    wire: pb::TxnRequest,
+    limits: &Limits,
+) -> Result<kv::TxnRequest, ApiError> {
     let too_long = |len: usize| len > limits.max_txn_ops;
-    if too_long(wire.compare.len()) || too_long(wire.success.len()) || too_long(wire.failure.len()) {
+    if too_long(wire.compare.len()) || too_long(wire.success.len()) || too_long(wire.failure.len())
+    {
         return Err(KvError::TooManyOps.into());
     }
     let ops = |list: Vec<pb::RequestOp>| -> Result<Vec<kv::RequestOp>, ApiError> {
         list.into_iter().map(|op| request_op(op, limits)).collect()
     };
     Ok(kv::TxnRequest {
-        compare: wire.compare.into_iter().map(compare).collect::<Result<_, _>>()?,
+        compare: wire
+            .compare
+            .into_iter()
+            .map(compare)
+            .collect::<Result<_, _>>()?,
         success: ops(wire.success)?,
         failure: ops(wire.failure)?,
     })
@@ -115,7 +123,8 @@ fn request_op(wire: pb::RequestOp, limits: &Limits) -> Result<kv::RequestOp, Api
 /// holding another field reads as that type's zero value, as in Go.
 fn compare(wire: pb::Compare) -> Result<kv::Compare, ApiError> {
     use pb::compare::{CompareResult, CompareTarget, TargetUnion};
-    let invalid = |what: &str| ApiError::InvalidArgument(format!("etcdserver: invalid compare {what}"));
+    let invalid =
+        |what: &str| ApiError::InvalidArgument(format!("etcdserver: invalid compare {what}"));
     let result = match CompareResult::try_from(wire.result).map_err(|_| invalid("result"))? {
         CompareResult::Equal => kv::CompareResult::Equal,
         CompareResult::Greater => kv::CompareResult::Greater,
@@ -303,6 +312,9 @@ mod tests {
             sort_order: 9,
             ..Default::default()
         };
-        assert!(matches!(range_request(wire), Err(ApiError::InvalidArgument(_))));
+        assert!(matches!(
+            range_request(wire),
+            Err(ApiError::InvalidArgument(_))
+        ));
     }
 }

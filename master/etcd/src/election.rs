@@ -14,11 +14,11 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::ApiError;
 use crate::context::Context;
 use crate::convert;
 use crate::pb::v3electionpb as pb;
 use crate::recipes::{self, QueuedKey, Subscription};
-use crate::ApiError;
 
 pub(crate) struct ElectionApi {
     pub(crate) ctx: Context,
@@ -45,7 +45,8 @@ impl pb::election_server::Election for ElectionApi {
     ) -> Result<Response<pb::ProclaimResponse>, Status> {
         let wire = request.into_inner();
         let leader = wire.leader.ok_or(ApiError::MissingLeaderKey)?;
-        let response = proclaim(&self.ctx, &leader.key, leader.rev, leader.lease, wire.value).await?;
+        let response =
+            proclaim(&self.ctx, &leader.key, leader.rev, leader.lease, wire.value).await?;
         Ok(Response::new(pb::ProclaimResponse {
             header: self.ctx.headers().at(response.revision),
         }))
@@ -57,7 +58,11 @@ impl pb::election_server::Election for ElectionApi {
     ) -> Result<Response<pb::LeaderResponse>, Status> {
         let prefix = recipes::prefix_of(&request.into_inner().name);
         let found = self.ctx.range(recipes::first_created(&prefix)).await?;
-        let kv = found.kvs.into_iter().next().ok_or(ApiError::ElectionNoLeader)?;
+        let kv = found
+            .kvs
+            .into_iter()
+            .next()
+            .ok_or(ApiError::ElectionNoLeader)?;
         Ok(Response::new(pb::LeaderResponse {
             header: self.ctx.headers().at(found.revision),
             kv: Some(convert::key_value(kv)),
@@ -90,7 +95,10 @@ impl pb::election_server::Election for ElectionApi {
         &self,
         request: Request<pb::ResignRequest>,
     ) -> Result<Response<pb::ResignResponse>, Status> {
-        let leader = request.into_inner().leader.ok_or(ApiError::MissingLeaderKey)?;
+        let leader = request
+            .into_inner()
+            .leader
+            .ok_or(ApiError::MissingLeaderKey)?;
         let delete = RequestOp::DeleteRange(DeleteRangeRequest {
             key: leader.key.clone(),
             ..DeleteRangeRequest::default()
@@ -108,7 +116,10 @@ impl pb::election_server::Election for ElectionApi {
 }
 
 /// Queues the candidate and waits until it leads (etcd's `Election.Campaign`).
-async fn campaign(ctx: &Context, wire: pb::CampaignRequest) -> Result<pb::CampaignResponse, ApiError> {
+async fn campaign(
+    ctx: &Context,
+    wire: pb::CampaignRequest,
+) -> Result<pb::CampaignResponse, ApiError> {
     let lease = recipes::lease_or_grant(ctx, wire.lease).await?;
     let prefix = recipes::prefix_of(&wire.name);
     let key = recipes::key_of(&prefix, lease);

@@ -3,10 +3,10 @@
 use agora_kv::{Command, CompactRequest, Response as KvResponse};
 use tonic::{Request, Response, Status};
 
+use crate::ApiError;
 use crate::context::Context;
 use crate::convert::{self, check_size};
 use crate::pb::etcdserverpb as pb;
-use crate::ApiError;
 
 pub(crate) struct KvApi {
     pub(crate) ctx: Context,

@@ -10,15 +10,16 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::ApiError;
 use crate::context::Context;
 use crate::pb::etcdserverpb as pb;
-use crate::ApiError;
 
 pub(crate) struct LeaseApi {
     pub(crate) ctx: Context,
 }
 
-type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<pb::LeaseKeepAliveResponse, Status>> + Send>>;
+type KeepAliveStream =
+    Pin<Box<dyn Stream<Item = Result<pb::LeaseKeepAliveResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::lease_server::Lease for LeaseApi {
@@ -76,7 +77,12 @@ impl pb::lease_server::Lease for LeaseApi {
     ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
         let wire = request.into_inner();
         let header = self.ctx.header_now();
-        let response = match self.ctx.backend.lease_time_to_live(wire.id, wire.keys).await {
+        let response = match self
+            .ctx
+            .backend
+            .lease_time_to_live(wire.id, wire.keys)
+            .await
+        {
             Ok(ttl) => pb::LeaseTimeToLiveResponse {
                 header,
                 id: ttl.id,
@@ -103,7 +109,10 @@ impl pb::lease_server::Lease for LeaseApi {
         let leases = self.ctx.backend.leases().await?;
         Ok(Response::new(pb::LeaseLeasesResponse {
             header: self.ctx.header_now(),
-            leases: leases.into_iter().map(|id| pb::LeaseStatus { id }).collect(),
+            leases: leases
+                .into_iter()
+                .map(|id| pb::LeaseStatus { id })
+                .collect(),
         }))
     }
 }

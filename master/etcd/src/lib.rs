@@ -23,8 +23,8 @@
 
 pub mod backend;
 mod cluster;
-mod context;
 pub mod config;
+mod context;
 mod convert;
 mod election;
 pub mod error;

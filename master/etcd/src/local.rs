@@ -24,9 +24,9 @@ use agora_kv::{
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::ApiError;
 use crate::backend::{Backend, Header, Member, MemberStatus, WatchMessage, WatchSink, stamp_time};
 use crate::config::DEFAULT_PROGRESS_INTERVAL;
-use crate::ApiError;
 
 /// The backend's source of time, in milliseconds. Leases expire by it.
 pub trait Clock: Send + Sync + 'static {
@@ -151,7 +151,9 @@ impl LocalBackend {
         let (control, control_rx) = mpsc::unbounded_channel();
         let published = Arc::new(Published::default());
         let kv = KvState::new();
-        published.revision.store(kv.current_revision(), Ordering::Release);
+        published
+            .revision
+            .store(kv.current_revision(), Ordering::Release);
         let owner = Owner {
             kv,
             hub: WatchHub::with_buffer_limit(config.watcher_buffer),

@@ -6,10 +6,10 @@
 use agora_kv::{PutRequest, RangeRequest, RequestOp, Revision, TxnRequest};
 use tonic::{Request, Response, Status};
 
+use crate::ApiError;
 use crate::context::Context;
 use crate::pb::v3lockpb as pb;
 use crate::recipes::{self, QueuedKey};
-use crate::ApiError;
 
 pub(crate) struct LockApi {
     pub(crate) ctx: Context,
@@ -17,7 +17,10 @@ pub(crate) struct LockApi {
 
 #[tonic::async_trait]
 impl pb::lock_server::Lock for LockApi {
-    async fn lock(&self, request: Request<pb::LockRequest>) -> Result<Response<pb::LockResponse>, Status> {
+    async fn lock(
+        &self,
+        request: Request<pb::LockRequest>,
+    ) -> Result<Response<pb::LockResponse>, Status> {
         // A server shutting down must not wait for a lock holder.
         tokio::select! {
             held = acquire(&self.ctx, request.into_inner()) => Ok(Response::new(held?)),
@@ -112,4 +115,3 @@ async fn enqueue(ctx: &Context, prefix: &[u8], key: &[u8], lease: i64) -> Result
         revision: response.revision,
     })
 }
-

@@ -7,9 +7,9 @@ use std::pin::Pin;
 use futures_util::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::ApiError;
 use crate::context::Context;
 use crate::pb::etcdserverpb as pb;
-use crate::ApiError;
 
 /// The etcd API version Agora speaks: etcdctl and clients compare it to
 /// decide which RPCs they may use; 3.4's set is what is served here.

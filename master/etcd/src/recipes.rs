@@ -102,7 +102,11 @@ pub(crate) async fn wait_deletes(
 
 /// Waits for `key` to be deleted after revision `seen` (or for its watch to
 /// be cancelled, after which the caller looks again).
-async fn wait_delete(backend: &Arc<dyn Backend>, key: &[u8], seen: Revision) -> Result<(), ApiError> {
+async fn wait_delete(
+    backend: &Arc<dyn Backend>,
+    key: &[u8],
+    seen: Revision,
+) -> Result<(), ApiError> {
     let request = WatchRequest {
         key: key.to_vec(),
         start_revision: seen.saturating_add(1),
@@ -242,6 +246,9 @@ mod tests {
         assert_eq!(key_of(&prefix, 0x694d_77aa), b"jobs/694d77aa");
         let owner = first_created(&prefix);
         assert_eq!(owner.range_end, b"jobs0");
-        assert_eq!((owner.sort_order, owner.sort_target, owner.limit), (SortOrder::Ascend, SortTarget::Create, 1));
+        assert_eq!(
+            (owner.sort_order, owner.sort_target, owner.limit),
+            (SortOrder::Ascend, SortTarget::Create, 1)
+        );
     }
 }

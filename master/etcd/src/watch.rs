@@ -19,11 +19,11 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::ApiError;
 use crate::backend::WatchMessage;
 use crate::context::Context;
 use crate::convert;
 use crate::pb::etcdserverpb as pb;
-use crate::ApiError;
 
 pub(crate) struct WatchApi {
     pub(crate) ctx: Context,
@@ -148,7 +148,10 @@ impl Session {
                 cancelled.compact_revision = compact_revision;
                 self.send(cancelled).await
             }
-            Err(e) => self.send(self.created(client_id, true, e.to_string())).await,
+            Err(e) => {
+                self.send(self.created(client_id, true, e.to_string()))
+                    .await
+            }
         }
     }
 
@@ -201,11 +204,18 @@ impl Session {
                 watch_id,
                 reason,
                 resume_revision,
-            } => self.cancelled(watch_id, reason, resume_revision, revision).await,
+            } => {
+                self.cancelled(watch_id, reason, resume_revision, revision)
+                    .await
+            }
         }
     }
 
-    async fn events(&mut self, hub_id: WatchId, events: Vec<agora_kv::Event>) -> Result<(), Closed> {
+    async fn events(
+        &mut self,
+        hub_id: WatchId,
+        events: Vec<agora_kv::Event>,
+    ) -> Result<(), Closed> {
         let count = events.len();
         let Some(&client_id) = self.by_hub.get(&hub_id) else {
             // Cancelled by the client meanwhile: drop, but free the budget.

@@ -19,7 +19,13 @@ fn status(error: Error) -> (Code, String) {
 }
 
 async fn revision(client: &mut Client) -> i64 {
-    client.get("any", None).await.unwrap().header().unwrap().revision()
+    client
+        .get("any", None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision()
 }
 
 #[tokio::test]
@@ -32,7 +38,10 @@ async fn oversize_requests_are_refused_with_etcds_error() {
     let refused = client.put("big", big, None).await.unwrap_err();
     assert_eq!(
         status(refused),
-        (Code::InvalidArgument, "etcdserver: request is too large".to_string())
+        (
+            Code::InvalidArgument,
+            "etcdserver: request is too large".to_string()
+        )
     );
     // Over gRPC's own message limit: refused by the transport (tonic says
     // OutOfRange where grpc-go says ResourceExhausted); the connection lives.
@@ -49,7 +58,9 @@ async fn too_many_txn_ops_unknown_lease_and_empty_key() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     let before = revision(&mut client).await;
-    let ops: Vec<_> = (0..129).map(|i| TxnOp::put(format!("k{i}"), "v", None)).collect();
+    let ops: Vec<_> = (0..129)
+        .map(|i| TxnOp::put(format!("k{i}"), "v", None))
+        .collect();
     let refused = client.txn(Txn::new().and_then(ops)).await.unwrap_err();
     assert_eq!(
         status(refused),
@@ -64,14 +75,20 @@ async fn too_many_txn_ops_unknown_lease_and_empty_key() {
         .unwrap_err();
     assert_eq!(
         status(refused),
-        (Code::NotFound, "etcdserver: requested lease not found".to_string())
+        (
+            Code::NotFound,
+            "etcdserver: requested lease not found".to_string()
+        )
     );
     let refused = client.lease_revoke(0x1234).await.unwrap_err();
     assert_eq!(status(refused).1, "etcdserver: requested lease not found");
     let refused = client.put("", "v", None).await.unwrap_err();
     assert_eq!(
         status(refused),
-        (Code::InvalidArgument, "etcdserver: key is not provided".to_string())
+        (
+            Code::InvalidArgument,
+            "etcdserver: key is not provided".to_string()
+        )
     );
     assert_eq!(revision(&mut client).await, before);
     server.shutdown().await;
@@ -122,13 +139,26 @@ async fn a_slow_watcher_is_cancelled_with_a_reason() {
         stream_buffer: 1,
         ..ServerConfig::default()
     };
-    let server = TestServer::start_with(local, config, std::sync::Arc::new(agora_etcd::SystemClock::new())).await;
+    let server = TestServer::start_with(
+        local,
+        config,
+        std::sync::Arc::new(agora_etcd::SystemClock::new()),
+    )
+    .await;
     let mut client = server.client().await;
-    let (mut stream, _) = watch(&mut client, "slow/", Some(WatchOptions::new().with_prefix())).await;
+    let (mut stream, _) = watch(
+        &mut client,
+        "slow/",
+        Some(WatchOptions::new().with_prefix()),
+    )
+    .await;
     // Enough bytes to fill HTTP/2's flow-control window while nobody reads.
     let value = vec![b'v'; 16 * 1024];
     for i in 0..200 {
-        client.put(format!("slow/{i}"), value.clone(), None).await.unwrap();
+        client
+            .put(format!("slow/{i}"), value.clone(), None)
+            .await
+            .unwrap();
     }
     let mut cancelled = None;
     while cancelled.is_none() {
@@ -144,7 +174,10 @@ async fn a_slow_watcher_is_cancelled_with_a_reason() {
     assert!(cancelled.unwrap().contains("too slow"));
     // The server is fine and the data is all there.
     let count = client
-        .get("slow/", Some(GetOptions::new().with_prefix().with_count_only()))
+        .get(
+            "slow/",
+            Some(GetOptions::new().with_prefix().with_count_only()),
+        )
         .await
         .unwrap()
         .count();

@@ -27,7 +27,12 @@ async fn put_get_prefix_and_delete() {
     let pairs: Vec<_> = got
         .kvs()
         .iter()
-        .map(|kv| (kv.key_str().unwrap().to_string(), kv.value_str().unwrap().to_string()))
+        .map(|kv| {
+            (
+                kv.key_str().unwrap().to_string(),
+                kv.value_str().unwrap().to_string(),
+            )
+        })
         .collect();
     let expected = [("app/a", "1"), ("app/b", "2")].map(|(k, v)| (k.to_string(), v.to_string()));
     assert_eq!(pairs, expected);
@@ -45,7 +50,10 @@ async fn put_get_prefix_and_delete() {
     assert_eq!(put.prev_key().unwrap().value(), b"1");
     let a = client.get("app/a", None).await.unwrap();
     let kv = &a.kvs()[0];
-    assert_eq!((kv.create_revision(), kv.mod_revision(), kv.version()), (2, 5, 2));
+    assert_eq!(
+        (kv.create_revision(), kv.mod_revision(), kv.version()),
+        (2, 5, 2)
+    );
 
     // Reading the past, serializable reads.
     let old = client
@@ -60,11 +68,17 @@ async fn put_get_prefix_and_delete() {
     assert_eq!(local.kvs()[0].value(), b"1b");
 
     let deleted = client
-        .delete("app/", Some(etcd_client::DeleteOptions::new().with_prefix()))
+        .delete(
+            "app/",
+            Some(etcd_client::DeleteOptions::new().with_prefix()),
+        )
         .await
         .unwrap();
     assert_eq!(deleted.deleted(), 2);
-    let left = client.get("", Some(GetOptions::new().with_all_keys())).await.unwrap();
+    let left = client
+        .get("", Some(GetOptions::new().with_all_keys()))
+        .await
+        .unwrap();
     assert_eq!(left.kvs().len(), 1);
     server.shutdown().await;
 }
@@ -89,7 +103,10 @@ async fn txn_compare_and_swap() {
         _ => panic!("expected a get response"),
     }
     // A failed compare wrote nothing.
-    assert_eq!(second.header().unwrap().revision(), first.header().unwrap().revision());
+    assert_eq!(
+        second.header().unwrap().revision(),
+        first.header().unwrap().revision()
+    );
     server.shutdown().await;
 }
 
@@ -109,7 +126,12 @@ async fn watch_streams_events_in_order_with_prev_kv() {
         for event in response.events() {
             let kv = event.kv().unwrap();
             let prev = event.prev_kv().map(|p| p.value_str().unwrap().to_string());
-            seen.push((event.event_type(), kv.mod_revision(), kv.value_str().unwrap().to_string(), prev));
+            seen.push((
+                event.event_type(),
+                kv.mod_revision(),
+                kv.value_str().unwrap().to_string(),
+                prev,
+            ));
         }
     }
     assert_eq!(
@@ -131,11 +153,21 @@ async fn watch_resumes_from_a_revision_and_filters() {
         client.put("r", value, None).await.unwrap(); // revisions 2, 3, 4
     }
     client.delete("r", None).await.unwrap(); // 5
-    let (mut stream, _) = watch(&mut client, "r", Some(WatchOptions::new().with_start_revision(3))).await;
+    let (mut stream, _) = watch(
+        &mut client,
+        "r",
+        Some(WatchOptions::new().with_start_revision(3)),
+    )
+    .await;
     let mut revisions = Vec::new();
     while revisions.len() < 3 {
         let response = next(&mut stream).await;
-        revisions.extend(response.events().iter().map(|e| e.kv().unwrap().mod_revision()));
+        revisions.extend(
+            response
+                .events()
+                .iter()
+                .map(|e| e.kv().unwrap().mod_revision()),
+        );
     }
     assert_eq!(revisions, [3, 4, 5]);
 
@@ -158,7 +190,12 @@ async fn watch_from_a_compacted_revision_is_cancelled_with_the_compact_revision(
         client.put("c", value, None).await.unwrap();
     }
     client.compact(3, None).await.unwrap();
-    let (mut stream, _) = watch(&mut client, "c", Some(WatchOptions::new().with_start_revision(1))).await;
+    let (mut stream, _) = watch(
+        &mut client,
+        "c",
+        Some(WatchOptions::new().with_start_revision(1)),
+    )
+    .await;
     let response = next(&mut stream).await;
     assert!(response.canceled());
     assert_eq!(response.compact_revision(), 3);
@@ -166,7 +203,11 @@ async fn watch_from_a_compacted_revision_is_cancelled_with_the_compact_revision(
         .get("c", Some(GetOptions::new().with_revision(2)))
         .await
         .unwrap_err();
-    assert!(error.to_string().contains("etcdserver: mvcc: required revision has been compacted"));
+    assert!(
+        error
+            .to_string()
+            .contains("etcdserver: mvcc: required revision has been compacted")
+    );
     server.shutdown().await;
 }
 
@@ -205,7 +246,11 @@ async fn lease_keep_alive_and_expiry_delete_keys() {
     let (mut keeper, mut answers) = client.lease_keep_alive(id).await.unwrap();
     clock.advance(Duration::from_secs(4));
     keeper.keep_alive().await.unwrap();
-    let answer = tokio::time::timeout(WAIT, answers.message()).await.unwrap().unwrap().unwrap();
+    let answer = tokio::time::timeout(WAIT, answers.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!((answer.id(), answer.ttl()), (id, 5));
     // Renewed at 4 s: still alive at 8 s.
     clock.advance(Duration::from_secs(4));
@@ -227,7 +272,11 @@ async fn lease_keep_alive_and_expiry_delete_keys() {
     let ttl = reader.lease_time_to_live(id, None).await.unwrap();
     assert_eq!(ttl.ttl(), -1);
     keeper.keep_alive().await.unwrap();
-    let answer = tokio::time::timeout(WAIT, answers.message()).await.unwrap().unwrap().unwrap();
+    let answer = tokio::time::timeout(WAIT, answers.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(answer.ttl(), 0);
     server.shutdown().await;
 }
@@ -269,14 +318,25 @@ async fn election_campaign_proclaim_observe_resign() {
     let won = client.campaign("leader", "a", a).await.unwrap();
     let leader_key = won.leader().unwrap().clone();
     let mut observe = client.observe("leader").await.unwrap();
-    let first = tokio::time::timeout(WAIT, observe.message()).await.unwrap().unwrap().unwrap();
+    let first = tokio::time::timeout(WAIT, observe.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(first.kv().unwrap().value(), b"a");
 
     client
-        .proclaim("a2", Some(ProclaimOptions::new().with_leader(leader_key.clone())))
+        .proclaim(
+            "a2",
+            Some(ProclaimOptions::new().with_leader(leader_key.clone())),
+        )
         .await
         .unwrap();
-    let next = tokio::time::timeout(WAIT, observe.message()).await.unwrap().unwrap().unwrap();
+    let next = tokio::time::timeout(WAIT, observe.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(next.kv().unwrap().value(), b"a2");
     let now = client.leader("leader").await.unwrap();
     assert_eq!(now.kv().unwrap().value(), b"a2");
@@ -289,8 +349,15 @@ async fn election_campaign_proclaim_observe_resign() {
         .resign(Some(ResignOptions::new().with_leader(leader_key)))
         .await
         .unwrap();
-    tokio::time::timeout(WAIT, challenger).await.unwrap().unwrap();
-    let handed = tokio::time::timeout(WAIT, observe.message()).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(WAIT, challenger)
+        .await
+        .unwrap()
+        .unwrap();
+    let handed = tokio::time::timeout(WAIT, observe.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(handed.kv().unwrap().value(), b"b");
     server.shutdown().await;
 }

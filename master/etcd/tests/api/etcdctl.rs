@@ -45,7 +45,10 @@ fn etcdctl(server: &TestServer) -> Command {
 /// Runs etcdctl to completion; answers (success, stdout, stderr).
 async fn run(server: &TestServer, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     let mut command = etcdctl(server);
-    command.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     if stdin.is_some() {
         command.stdin(Stdio::piped());
     }
@@ -72,7 +75,11 @@ async fn ok(server: &TestServer, args: &[&str]) -> String {
 }
 
 /// Starts a long-running etcdctl and returns its first `n` output lines.
-async fn first_lines(server: &TestServer, args: &[&str], n: usize) -> (tokio::process::Child, Vec<String>) {
+async fn first_lines(
+    server: &TestServer,
+    args: &[&str],
+    n: usize,
+) -> (tokio::process::Child, Vec<String>) {
     let mut child = etcdctl(server)
         .args(args)
         .stdout(Stdio::piped())
@@ -113,7 +120,10 @@ async fn etcdctl_put_get_prefix_delete_and_txn() {
     let (success, stdout, stderr) = run(&server, &["txn"], Some(txn)).await;
     assert!(success, "{stderr}");
     assert!(stdout.starts_with("SUCCESS"), "{stdout}");
-    assert_eq!(ok(&server, &["get", "app/a", "--print-value-only"]).await, "10\n");
+    assert_eq!(
+        ok(&server, &["get", "app/a", "--print-value-only"]).await,
+        "10\n"
+    );
 
     assert_eq!(ok(&server, &["del", "--prefix", "app/"]).await, "2\n");
     assert_eq!(ok(&server, &["get", "--prefix", "app/"]).await, "");
@@ -148,7 +158,10 @@ async fn etcdctl_lease_grant_keep_alive_and_errors() {
     assert!(kept.contains("keepalived with TTL(60)"), "{kept}");
     ok(&server, &["put", "--lease", &id, "leased", "v"]).await;
     let ttl = ok(&server, &["lease", "timetolive", "--keys", &id]).await;
-    assert!(ttl.contains("granted with TTL(60s)") && ttl.contains("leased"), "{ttl}");
+    assert!(
+        ttl.contains("granted with TTL(60s)") && ttl.contains("leased"),
+        "{ttl}"
+    );
     let leases = ok(&server, &["lease", "list"]).await;
     assert!(leases.contains(&id), "{leases}");
     ok(&server, &["lease", "revoke", &id]).await;
@@ -156,7 +169,10 @@ async fn etcdctl_lease_grant_keep_alive_and_errors() {
 
     let (success, _, stderr) = run(&server, &["put", "--lease", "abc", "k", "v"], None).await;
     assert!(!success);
-    assert!(stderr.contains("etcdserver: requested lease not found"), "{stderr}");
+    assert!(
+        stderr.contains("etcdserver: requested lease not found"),
+        "{stderr}"
+    );
     server.shutdown().await;
 }
 
@@ -189,7 +205,10 @@ async fn etcdctl_member_list_and_endpoint_status() {
     }
     let server = TestServer::start().await;
     let members = ok(&server, &["member", "list"]).await;
-    let expected = format!("1, started, agora, http://127.0.0.1:2380, http://{}, false\n", server.addr);
+    let expected = format!(
+        "1, started, agora, http://127.0.0.1:2380, http://{}, false\n",
+        server.addr
+    );
     assert_eq!(members, expected);
     let status = ok(&server, &["endpoint", "status"]).await;
     assert!(status.contains("3.4.0"), "{status}");
@@ -197,6 +216,9 @@ async fn etcdctl_member_list_and_endpoint_status() {
     // etcdctl 3.4 prints the health report on stderr.
     let (healthy, stdout, stderr) = run(&server, &["endpoint", "health"], None).await;
     assert!(healthy, "{stdout}{stderr}");
-    assert!(stderr.contains("is healthy"), "stdout: {stdout} stderr: {stderr}");
+    assert!(
+        stderr.contains("is healthy"),
+        "stdout: {stdout} stderr: {stderr}"
+    );
     server.shutdown().await;
 }

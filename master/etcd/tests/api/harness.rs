@@ -36,7 +36,12 @@ pub(crate) struct TestServer {
 
 impl TestServer {
     pub(crate) async fn start() -> TestServer {
-        TestServer::start_with(LocalConfig::default(), ServerConfig::default(), Arc::new(SystemClock::new())).await
+        TestServer::start_with(
+            LocalConfig::default(),
+            ServerConfig::default(),
+            Arc::new(SystemClock::new()),
+        )
+        .await
     }
 
     pub(crate) async fn start_with(
@@ -66,7 +71,9 @@ impl TestServer {
     }
 
     pub(crate) async fn client(&self) -> etcd_client::Client {
-        etcd_client::Client::connect([self.endpoint()], None).await.unwrap()
+        etcd_client::Client::connect([self.endpoint()], None)
+            .await
+            .unwrap()
     }
 
     /// Stops the server and checks it stopped cleanly, open streams and all.
@@ -97,7 +104,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + limit;
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "condition not met within {limit:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -120,6 +130,9 @@ pub(crate) async fn watch(
 ) -> (etcd_client::WatchStream, i64) {
     let mut stream = client.watch(key, options).await.unwrap();
     let created = next(&mut stream).await;
-    assert!(created.created(), "first watch response is not a created notice");
+    assert!(
+        created.created(),
+        "first watch response is not a created notice"
+    );
     (stream, created.watch_id())
 }
