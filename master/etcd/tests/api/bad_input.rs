@@ -184,3 +184,39 @@ async fn a_slow_watcher_is_cancelled_with_a_reason() {
     assert_eq!(count, 200);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn election_errors_are_etcds() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let (code, message) = status(client.leader("nobody").await.unwrap_err());
+    assert_eq!(
+        (code, message.as_str()),
+        (Code::Unknown, "election: no leader")
+    );
+
+    let lease = client.lease_grant(60, None).await.unwrap().id();
+    let won = client.campaign("e", "v", lease).await.unwrap();
+    let stale = won.leader().unwrap().clone();
+    client
+        .resign(Some(
+            etcd_client::ResignOptions::new().with_leader(stale.clone()),
+        ))
+        .await
+        .unwrap();
+    let proclaim = etcd_client::ProclaimOptions::new().with_leader(stale.clone());
+    let (_, message) = status(client.proclaim("late", Some(proclaim)).await.unwrap_err());
+    assert_eq!(message, "election: not leader");
+    // A campaign on a lease that does not exist fails like a put would.
+    let (code, _) = status(client.campaign("e", "v", 0x777).await.unwrap_err());
+    assert_eq!(code, Code::NotFound);
+    assert!(
+        client
+            .get(stale.key(), None)
+            .await
+            .unwrap()
+            .kvs()
+            .is_empty()
+    );
+    server.shutdown().await;
+}

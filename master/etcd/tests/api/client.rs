@@ -379,3 +379,100 @@ async fn member_list_and_status() {
     assert_eq!(status.header().unwrap().revision(), 2);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_abandoned_lock_call_leaves_the_queue() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let holder = client.lease_grant(60, None).await.unwrap().id();
+    let quitter = client.lease_grant(60, None).await.unwrap().id();
+    let held = client
+        .lock("q", Some(LockOptions::new().with_lease(holder)))
+        .await
+        .unwrap();
+    // The quitter gives up waiting: its call is dropped mid-wait.
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(300),
+        client.lock("q", Some(LockOptions::new().with_lease(quitter))),
+    )
+    .await;
+    assert!(gave_up.is_err(), "a held lock was granted twice");
+    let mut reader = client.clone();
+    eventually(WAIT, || {
+        let mut reader = reader.clone();
+        async move {
+            let queued = reader
+                .get("q/", Some(GetOptions::new().with_prefix()))
+                .await
+                .unwrap();
+            queued.kvs().len() == 1
+        }
+    })
+    .await;
+    // Nobody is left queued behind the holder, so the next caller gets it
+    // as soon as the holder lets go.
+    reader.unlock(held.key()).await.unwrap();
+    let next = client.lease_grant(60, None).await.unwrap().id();
+    let got = tokio::time::timeout(
+        WAIT,
+        client.lock("q", Some(LockOptions::new().with_lease(next))),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(got.key(), format!("q/{next:x}").as_bytes());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_watchers_that_ask_get_progress_notices() {
+    let local = agora_etcd::LocalConfig {
+        progress_interval: Duration::from_millis(100),
+        ..agora_etcd::LocalConfig::default()
+    };
+    let clock = Arc::new(agora_etcd::SystemClock::new());
+    let server = TestServer::start_with(local, Default::default(), clock).await;
+    let mut client = server.client().await;
+    client.put("idle", "1", None).await.unwrap();
+    let options = WatchOptions::new().with_progress_notify();
+    let (mut stream, id) = watch(&mut client, "idle", Some(options)).await;
+    let notice = next(&mut stream).await;
+    assert!(notice.events().is_empty() && !notice.canceled());
+    assert_eq!(notice.watch_id(), id);
+    assert_eq!(notice.header().unwrap().revision(), 2);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn watch_ids_are_per_stream_and_a_taken_one_is_refused() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let (mut stream, first) = watch(&mut client, "a", None).await;
+    assert_eq!(first, 0);
+    stream
+        .watch("b", Some(WatchOptions::new().with_watch_id(7)))
+        .await
+        .unwrap();
+    let created = next(&mut stream).await;
+    assert!(created.created() && !created.canceled());
+    assert_eq!(created.watch_id(), 7);
+    stream
+        .watch("c", Some(WatchOptions::new().with_watch_id(7)))
+        .await
+        .unwrap();
+    let refused = next(&mut stream).await;
+    assert!(refused.created() && refused.canceled());
+    assert_eq!(
+        refused.cancel_reason(),
+        "mvcc: duplicate watch ID provided on the WatchStream"
+    );
+    // Both live watchers still get their events, each under its own id.
+    client.put("b", "1", None).await.unwrap();
+    client.put("a", "1", None).await.unwrap();
+    let ids = [
+        next(&mut stream).await.watch_id(),
+        next(&mut stream).await.watch_id(),
+    ];
+    assert_eq!(ids, [7, 0]);
+    server.shutdown().await;
+}

@@ -222,3 +222,41 @@ async fn etcdctl_member_list_and_endpoint_status() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcdctl_sees_etcds_errors() {
+    if !etcdctl_available() {
+        return;
+    }
+    let server = TestServer::start().await;
+    for value in ["1", "2", "3"] {
+        ok(&server, &["put", "k", value]).await;
+    }
+    ok(&server, &["compaction", "3"]).await;
+    let (success, _, stderr) = run(&server, &["get", "k", "--rev=1"], None).await;
+    assert!(!success);
+    assert!(
+        stderr.contains("etcdserver: mvcc: required revision has been compacted"),
+        "{stderr}"
+    );
+    // The value comes on stdin when it is not an argument.
+    let big = "x".repeat(1_700_000);
+    let (success, _, stderr) = run(&server, &["put", "big"], Some(&big)).await;
+    assert!(!success);
+    assert!(
+        stderr.contains("etcdserver: request is too large"),
+        "{stderr}"
+    );
+    let txn = "\nput a 1\nput a 2\n\n\n";
+    let (success, _, stderr) = run(&server, &["txn"], Some(txn)).await;
+    assert!(!success);
+    assert!(
+        stderr.contains("etcdserver: duplicate key given in txn request"),
+        "{stderr}"
+    );
+    assert_eq!(
+        ok(&server, &["get", "k", "--print-value-only"]).await,
+        "3\n"
+    );
+    server.shutdown().await;
+}
