@@ -15,6 +15,7 @@ use std::pin::Pin;
 
 use agora_kv::{CancelReason, KvError, Revision, WatchId, WatchUpdate};
 use futures_util::Stream;
+use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -24,6 +25,7 @@ use crate::backend::WatchMessage;
 use crate::context::Context;
 use crate::convert;
 use crate::pb::etcdserverpb as pb;
+use crate::pb::mvccpb;
 
 pub(crate) struct WatchApi {
     pub(crate) ctx: Context,
@@ -216,18 +218,24 @@ impl Session {
         hub_id: WatchId,
         events: Vec<agora_kv::Event>,
     ) -> Result<(), Closed> {
-        let count = events.len();
         let Some(&client_id) = self.by_hub.get(&hub_id) else {
             // Cancelled by the client meanwhile: drop, but free the budget.
-            self.ctx.backend.acknowledge(hub_id, count);
+            self.ctx.backend.acknowledge(hub_id, events.len());
             return Ok(());
         };
-        let last = events.last().map_or(0, agora_kv::Event::revision);
-        let mut response = self.response(client_id);
-        response.header = self.ctx.headers().at(last);
-        response.events = events.into_iter().map(convert::event).collect();
-        self.send(response).await?;
-        self.ctx.backend.acknowledge(hub_id, count);
+        let limit = self.ctx.config.limits.max_request_bytes;
+        for batch in batches(events.into_iter().map(convert::event).collect(), limit) {
+            let count = batch.len();
+            let last = batch
+                .last()
+                .and_then(|e| e.kv.as_ref())
+                .map_or(0, |kv| kv.mod_revision);
+            let mut response = self.response(client_id);
+            response.header = self.ctx.headers().at(last);
+            response.events = batch;
+            self.send(response).await?;
+            self.ctx.backend.acknowledge(hub_id, count);
+        }
         Ok(())
     }
 
@@ -274,5 +282,63 @@ impl Session {
             cancel_reason: reason,
             ..self.response(client_id)
         }
+    }
+}
+
+/// Splits events into responses of at most about `limit` encoded bytes, only
+/// between revisions: a client sees a revision whole, in one response (etcd
+/// splits one revision only when asked to fragment, which Agora does not),
+/// and no response outgrows what clients accept by default.
+fn batches(events: Vec<mvccpb::Event>, limit: usize) -> Vec<Vec<mvccpb::Event>> {
+    let mut batches = Vec::new();
+    let mut batch: Vec<mvccpb::Event> = Vec::new();
+    let mut bytes = 0usize;
+    let revision = |e: &mvccpb::Event| e.kv.as_ref().map_or(0, |kv| kv.mod_revision);
+    for event in events {
+        let size = event.encoded_len();
+        let new_revision = batch
+            .last()
+            .is_some_and(|last| revision(last) != revision(&event));
+        if new_revision && bytes.saturating_add(size) > limit {
+            batches.push(std::mem::take(&mut batch));
+            bytes = 0;
+        }
+        bytes = bytes.saturating_add(size);
+        batch.push(event);
+    }
+    if !batch.is_empty() {
+        batches.push(batch);
+    }
+    batches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(revision: i64, value_bytes: usize) -> mvccpb::Event {
+        mvccpb::Event {
+            kv: Some(mvccpb::KeyValue {
+                key: b"k".to_vec(),
+                mod_revision: revision,
+                value: vec![0; value_bytes],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn large_batches_split_only_between_revisions() {
+        let events = vec![event(2, 600), event(2, 600), event(3, 600), event(4, 10)];
+        let sizes: Vec<Vec<i64>> = batches(events, 1000)
+            .iter()
+            .map(|b| {
+                b.iter()
+                    .map(|e| e.kv.as_ref().unwrap().mod_revision)
+                    .collect()
+            })
+            .collect();
+        assert_eq!(sizes, vec![vec![2, 2], vec![3, 4]]);
     }
 }
