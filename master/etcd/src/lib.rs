@@ -9,6 +9,8 @@
 //!   replicated layer; [`LocalBackend`] (`local.rs`) is its single-member,
 //!   in-process implementation.
 //! - `convert.rs`: wire <-> [`agora_kv`] types, decoded once at the edge.
+//! - `context.rs`: what every handler holds (backend, [`ServerConfig`],
+//!   the stop signal that ends long-lived streams on shutdown).
 //! - `kv.rs`, `watch.rs`, `lease.rs`, `cluster.rs`, `maintenance.rs`,
 //!   `lock.rs`, `election.rs`: one thin handler per etcd service.
 //! - `recipes.rs`: what the lock and election services share (etcd's
