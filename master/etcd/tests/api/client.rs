@@ -476,3 +476,33 @@ async fn watch_ids_are_per_stream_and_a_taken_one_is_refused() {
     assert_eq!(ids, [7, 0]);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn shutdown_ends_waiting_calls_and_open_streams() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let holder = client.lease_grant(60, None).await.unwrap().id();
+    let waiter_lease = client.lease_grant(60, None).await.unwrap().id();
+    client
+        .lock("s", Some(LockOptions::new().with_lease(holder)))
+        .await
+        .unwrap();
+    let mut other = client.clone();
+    let waiter = tokio::spawn(async move {
+        other
+            .lock("s", Some(LockOptions::new().with_lease(waiter_lease)))
+            .await
+    });
+    let (_stream, _) = watch(&mut client, "anything", None).await;
+    let (_keeper, _answers) = client.lease_keep_alive(holder).await.unwrap();
+    let _observe = client.observe("nobody-leads").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiter.is_finished());
+    // Graceful shutdown must not wait for the lock holder or the streams.
+    server.shutdown().await;
+    let refused = waiter.await.unwrap().unwrap_err();
+    assert!(
+        refused.to_string().contains("etcdserver: server stopped"),
+        "{refused}"
+    );
+}
