@@ -111,6 +111,7 @@ fn every_crate_root_documents_itself() {
         "master/allocator/src/lib.rs",
         "master/kv/src/lib.rs",
         "master/raft/src/lib.rs",
+        "master/etcd/src/lib.rs",
         "marathon/planner/src/lib.rs",
         "agent/src/lib.rs",
         "agent/runtime/src/lib.rs",

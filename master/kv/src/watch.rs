@@ -175,6 +175,20 @@ impl WatchHub {
         self.watchers.remove(&id).is_some()
     }
 
+    /// True if watcher `id` exists.
+    pub fn contains(&self, id: WatchId) -> bool {
+        self.watchers.contains_key(&id)
+    }
+
+    /// True if watcher `id` has been handed every event up to the store's
+    /// current revision, so a progress notice at that revision is truthful;
+    /// false while it replays history, and for an unknown id.
+    pub fn is_synced(&self, id: WatchId, kv: &KvState) -> bool {
+        self.watchers
+            .get(&id)
+            .is_some_and(|w| w.next_revision > kv.current_revision())
+    }
+
     /// Number of live watchers.
     pub fn len(&self) -> usize {
         self.watchers.len()

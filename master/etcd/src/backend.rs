@@ -1,0 +1,157 @@
+//! What the API handlers need from the replicated layer.
+//!
+//! The handlers only decode, validate, call a [`Backend`] and encode. A
+//! backend decides how a command is ordered and applied: [`crate::LocalBackend`]
+//! applies it in-process; the Raft-backed backend will propose it to the
+//! masters' log (writes and linearizable reads) or answer from local state
+//! after a ReadIndex. Lease expiry is the backend's own duty too: it reads
+//! its clock, finds expired leases and applies `Command::ExpireLeases`, so
+//! no handler ever sees time.
+
+use agora_kv::{
+    Command, LeaseId, LeaseTimeToLive, Millis, RangeRequest, RangeResponse, Response, Revision,
+    WatchId, WatchRequest, WatchUpdate,
+};
+use tokio::sync::mpsc;
+
+use crate::ApiError;
+
+/// The identity and position a response header reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Header {
+    /// The cluster's id.
+    pub cluster_id: u64,
+    /// The answering member's id.
+    pub member_id: u64,
+    /// The keyspace revision the answer reflects.
+    pub revision: Revision,
+    /// The Raft term (1 for a single in-process member).
+    pub raft_term: u64,
+}
+
+/// One member of the cluster, as etcd's `Member`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Member {
+    /// Member id.
+    pub id: u64,
+    /// Human-readable name.
+    pub name: String,
+    /// URLs the members use to reach it.
+    pub peer_urls: Vec<String>,
+    /// URLs clients use to reach it (its etcd API).
+    pub client_urls: Vec<String>,
+    /// A non-voting member.
+    pub is_learner: bool,
+}
+
+/// What `Maintenance.Status` reports about the answering member.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemberStatus {
+    /// The member the answering member believes leads (0: none known).
+    pub leader: u64,
+    /// Index of the last committed log entry.
+    pub raft_index: u64,
+    /// Index of the last applied log entry.
+    pub raft_applied_index: u64,
+    /// Current Raft term.
+    pub raft_term: u64,
+    /// Approximate bytes the keyspace occupies.
+    pub db_size: i64,
+    /// A non-voting member.
+    pub is_learner: bool,
+    /// Alarms and health problems, as text.
+    pub errors: Vec<String>,
+}
+
+/// One message from the backend to a watch stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchMessage {
+    /// An update of one watcher, with the store's revision when it was routed.
+    Update {
+        /// What happened.
+        update: WatchUpdate,
+        /// The store's revision at that moment.
+        revision: Revision,
+    },
+    /// Answer to [`Backend::request_progress`]: every named watcher has been
+    /// handed every event up to `revision`.
+    Progress {
+        /// The store's revision.
+        revision: Revision,
+    },
+}
+
+/// Where a backend sends a watch stream's messages. Unbounded on purpose:
+/// agora-kv's `WatchHub` already bounds what each watcher may have handed
+/// out and unacknowledged, and a watcher replaying history waits there.
+pub type WatchSink = mpsc::UnboundedSender<WatchMessage>;
+
+/// The replicated (or local) layer behind the etcd API.
+#[tonic::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Identity and latest applied revision, for response headers.
+    fn header(&self) -> Header;
+
+    /// Orders and applies one command: every write, and a read that must be
+    /// linearizable. The backend stamps the `now_ms` of lease commands with
+    /// its own clock (the leader's, for Raft), so callers pass 0.
+    async fn apply(&self, command: Command) -> Result<Response, ApiError>;
+
+    /// A serializable read: this member's state, possibly stale, no log.
+    async fn read(&self, request: RangeRequest) -> Result<RangeResponse, ApiError>;
+
+    /// A lease's remaining TTL (on the backend's clock) and its keys.
+    async fn lease_time_to_live(
+        &self,
+        id: LeaseId,
+        keys: bool,
+    ) -> Result<LeaseTimeToLive, ApiError>;
+
+    /// Every lease id, ascending.
+    async fn leases(&self) -> Result<Vec<LeaseId>, ApiError>;
+
+    /// Registers a watcher whose updates go to `sink`; answers its id and
+    /// the store's revision at registration. Fails with `Compacted` if the
+    /// start revision is gone.
+    async fn watch(
+        &self,
+        request: WatchRequest,
+        sink: WatchSink,
+    ) -> Result<(WatchId, Revision), ApiError>;
+
+    /// Removes a watcher; no update for it is sent afterwards.
+    fn cancel_watch(&self, id: WatchId);
+
+    /// The stream has passed `count` events of watcher `id` on to its
+    /// client, so they no longer count against the watcher's buffer.
+    fn acknowledge(&self, id: WatchId, count: usize);
+
+    /// Sends [`WatchMessage::Progress`] to `sink` once every watcher in
+    /// `ids` (that still exists) has been handed everything up to the
+    /// store's revision, after the events handed out before it.
+    fn request_progress(&self, ids: Vec<WatchId>, sink: WatchSink);
+
+    /// The cluster's members.
+    async fn members(&self) -> Result<Vec<Member>, ApiError>;
+
+    /// This member's status.
+    async fn status(&self) -> Result<MemberStatus, ApiError>;
+}
+
+/// Sets the clock reading of a lease command to `now_ms`: the proposer's
+/// clock travels inside the command so every member computes the same
+/// expiries. Other commands carry no time and are left alone.
+pub fn stamp_time(command: &mut Command, now: Millis) {
+    match command {
+        Command::LeaseGrant { now_ms, .. }
+        | Command::LeaseKeepAlive { now_ms, .. }
+        | Command::ExpireLeases { now_ms, .. }
+        | Command::LeasePromote { now_ms } => *now_ms = now,
+        Command::Range(_)
+        | Command::Put(_)
+        | Command::DeleteRange(_)
+        | Command::Txn(_)
+        | Command::Compact(_)
+        | Command::LeaseRevoke { .. } => {}
+    }
+}

@@ -1,0 +1,98 @@
+//! Serves every etcd service on one listener.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use crate::cluster::ClusterApi;
+use crate::context::Context;
+use crate::election::ElectionApi;
+use crate::kv::KvApi;
+use crate::lease::LeaseApi;
+use crate::lock::LockApi;
+use crate::maintenance::MaintenanceApi;
+use crate::pb::{etcdserverpb, v3electionpb, v3lockpb};
+use crate::watch::WatchApi;
+use crate::{Backend, ServerConfig};
+
+/// Why serving stopped other than by shutdown.
+#[derive(Debug, Error)]
+pub enum ServeError {
+    /// The gRPC transport failed.
+    #[error("etcd API server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves the etcd API with default limits until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    backend: Arc<dyn Backend>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    serve_with(ServerConfig::default(), listener, backend, shutdown).await
+}
+
+/// Serves the etcd API until `shutdown` resolves; then open streams
+/// (watch, keep-alive, observe) end and in-flight calls finish.
+pub async fn serve_with(
+    config: ServerConfig,
+    listener: TcpListener,
+    backend: Arc<dyn Backend>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let (stop_tx, stop) = watch::channel(false);
+    let max = config.limits.max_message_bytes();
+    let ctx = Context {
+        backend,
+        config,
+        stop,
+    };
+    // Small frames (keep-alives, watch events) must not wait for delayed ACKs.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let signal = async move {
+        shutdown.await;
+        // Receivers live in the handlers; none left is fine.
+        let _ = stop_tx.send(true);
+    };
+    tracing::info!("etcd API serving");
+    Server::builder()
+        .add_service(
+            etcdserverpb::kv_server::KvServer::new(KvApi { ctx: ctx.clone() })
+                .max_decoding_message_size(max),
+        )
+        .add_service(
+            etcdserverpb::watch_server::WatchServer::new(WatchApi { ctx: ctx.clone() })
+                .max_decoding_message_size(max),
+        )
+        .add_service(
+            etcdserverpb::lease_server::LeaseServer::new(LeaseApi { ctx: ctx.clone() })
+                .max_decoding_message_size(max),
+        )
+        .add_service(
+            etcdserverpb::cluster_server::ClusterServer::new(ClusterApi { ctx: ctx.clone() })
+                .max_decoding_message_size(max),
+        )
+        .add_service(
+            etcdserverpb::maintenance_server::MaintenanceServer::new(MaintenanceApi {
+                ctx: ctx.clone(),
+            })
+            .max_decoding_message_size(max),
+        )
+        .add_service(
+            v3lockpb::lock_server::LockServer::new(LockApi { ctx: ctx.clone() })
+                .max_decoding_message_size(max),
+        )
+        .add_service(
+            v3electionpb::election_server::ElectionServer::new(ElectionApi { ctx })
+                .max_decoding_message_size(max),
+        )
+        .serve_with_incoming_shutdown(incoming, signal)
+        .await?;
+    tracing::info!("etcd API stopped");
+    Ok(())
+}

@@ -1,0 +1,344 @@
+//! The Watch service: one bidirectional stream carries many watchers.
+//!
+//! Each stream gets a session task that owns the stream's watchers. The
+//! client names watchers with per-stream ids (etcd's: chosen by the client
+//! or counted up from 0); the backend's hub has its own ids, so the session
+//! maps between them. All of a stream's watchers share one sink, so what
+//! the backend sends (events, cancellations, progress) reaches the client
+//! in the order it was sent. Events are acknowledged to the backend once
+//! they are queued for the client; a client that stops reading therefore
+//! stops acknowledging, and agora-kv cancels its caught-up watchers as too
+//! slow (the reason goes to the client) instead of buffering without bound.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+
+use agora_kv::{CancelReason, KvError, Revision, WatchId, WatchUpdate};
+use futures_util::Stream;
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::ApiError;
+use crate::backend::WatchMessage;
+use crate::context::Context;
+use crate::convert;
+use crate::pb::etcdserverpb as pb;
+use crate::pb::mvccpb;
+
+pub(crate) struct WatchApi {
+    pub(crate) ctx: Context,
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
+
+/// The watch id etcd uses for answers that concern the whole stream.
+const STREAM_WIDE: i64 = -1;
+
+#[tonic::async_trait]
+impl pb::watch_server::Watch for WatchApi {
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<Streaming<pb::WatchRequest>>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let inbound = request.into_inner();
+        let (out, responses) = mpsc::channel(self.ctx.config.stream_buffer.max(1));
+        let session = Session::new(self.ctx.clone(), out);
+        tokio::spawn(session.run(inbound));
+        Ok(Response::new(Box::pin(ReceiverStream::new(responses))))
+    }
+}
+
+/// The client went away: nothing more to send.
+struct Closed;
+
+struct Session {
+    ctx: Context,
+    out: mpsc::Sender<Result<pb::WatchResponse, Status>>,
+    sink: mpsc::UnboundedSender<WatchMessage>,
+    updates: mpsc::UnboundedReceiver<WatchMessage>,
+    /// Client id -> hub id, and back.
+    by_client: HashMap<i64, WatchId>,
+    by_hub: HashMap<WatchId, i64>,
+    /// Next id to try for a watcher the client did not name.
+    next_client_id: i64,
+}
+
+impl Session {
+    fn new(ctx: Context, out: mpsc::Sender<Result<pb::WatchResponse, Status>>) -> Session {
+        let (sink, updates) = mpsc::unbounded_channel();
+        Session {
+            ctx,
+            out,
+            sink,
+            updates,
+            by_client: HashMap::new(),
+            by_hub: HashMap::new(),
+            next_client_id: 0,
+        }
+    }
+
+    async fn run(mut self, mut inbound: Streaming<pb::WatchRequest>) {
+        let ctx = self.ctx.clone();
+        loop {
+            let step = tokio::select! {
+                request = inbound.message() => match request {
+                    Ok(Some(request)) => self.request(request).await,
+                    Ok(None) => Err(Closed),
+                    Err(status) => {
+                        tracing::debug!(%status, "watch stream broke");
+                        Err(Closed)
+                    }
+                },
+                // The session holds a sender, so this never yields None.
+                Some(message) = self.updates.recv() => self.update(message).await,
+                () = ctx.stopped() => Err(Closed),
+            };
+            if step.is_err() {
+                break;
+            }
+        }
+        for id in self.by_hub.keys() {
+            self.ctx.backend.cancel_watch(*id);
+        }
+    }
+
+    async fn send(&self, response: pb::WatchResponse) -> Result<(), Closed> {
+        self.out.send(Ok(response)).await.map_err(|_| Closed)
+    }
+
+    async fn request(&mut self, request: pb::WatchRequest) -> Result<(), Closed> {
+        use pb::watch_request::RequestUnion;
+        match request.request_union {
+            Some(RequestUnion::CreateRequest(create)) => self.create(create).await,
+            Some(RequestUnion::CancelRequest(cancel)) => self.cancel(cancel.watch_id).await,
+            Some(RequestUnion::ProgressRequest(_)) => {
+                let ids = self.by_hub.keys().copied().collect();
+                self.ctx.backend.request_progress(ids, self.sink.clone());
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn create(&mut self, create: pb::WatchCreateRequest) -> Result<(), Closed> {
+        let Some(client_id) = self.pick_id(create.watch_id) else {
+            // etcd's text for a client-chosen id already in use.
+            let reason = "mvcc: duplicate watch ID provided on the WatchStream";
+            return self
+                .send(self.created(create.watch_id, true, reason.to_string()))
+                .await;
+        };
+        let request = convert::watch_request(create);
+        match self.ctx.backend.watch(request, self.sink.clone()).await {
+            Ok((hub_id, revision)) => {
+                self.by_client.insert(client_id, hub_id);
+                self.by_hub.insert(hub_id, client_id);
+                let mut created = self.created(client_id, false, String::new());
+                created.header = self.ctx.headers().at(revision);
+                self.send(created).await
+            }
+            // As etcd: the watcher is created, then cancelled as compacted.
+            Err(ApiError::Kv(KvError::Compacted { compact_revision })) => {
+                self.send(self.created(client_id, false, String::new()))
+                    .await?;
+                let mut cancelled = self.response(client_id);
+                cancelled.canceled = true;
+                cancelled.compact_revision = compact_revision;
+                self.send(cancelled).await
+            }
+            Err(e) => {
+                self.send(self.created(client_id, true, e.to_string()))
+                    .await
+            }
+        }
+    }
+
+    /// The client's id if it chose a free one, the next free one if it
+    /// chose none (0); `None` if its choice is taken.
+    fn pick_id(&mut self, wanted: i64) -> Option<i64> {
+        if wanted != 0 {
+            return (!self.by_client.contains_key(&wanted)).then_some(wanted);
+        }
+        while self.by_client.contains_key(&self.next_client_id) {
+            self.next_client_id = self.next_client_id.saturating_add(1);
+        }
+        let id = self.next_client_id;
+        self.next_client_id = self.next_client_id.saturating_add(1);
+        Some(id)
+    }
+
+    async fn cancel(&mut self, client_id: i64) -> Result<(), Closed> {
+        // etcd ignores a cancel of an id it does not know.
+        let Some(hub_id) = self.by_client.remove(&client_id) else {
+            return Ok(());
+        };
+        self.by_hub.remove(&hub_id);
+        self.ctx.backend.cancel_watch(hub_id);
+        let mut cancelled = self.response(client_id);
+        cancelled.canceled = true;
+        self.send(cancelled).await
+    }
+
+    async fn update(&mut self, message: WatchMessage) -> Result<(), Closed> {
+        let (update, revision) = match message {
+            WatchMessage::Update { update, revision } => (update, revision),
+            WatchMessage::Progress { revision } => {
+                let mut progress = self.response(STREAM_WIDE);
+                progress.header = self.ctx.headers().at(revision);
+                return self.send(progress).await;
+            }
+        };
+        match update {
+            WatchUpdate::Events { watch_id, events } => self.events(watch_id, events).await,
+            WatchUpdate::Progress { watch_id, revision } => {
+                let Some(&client_id) = self.by_hub.get(&watch_id) else {
+                    return Ok(());
+                };
+                let mut progress = self.response(client_id);
+                progress.header = self.ctx.headers().at(revision);
+                self.send(progress).await
+            }
+            WatchUpdate::Cancelled {
+                watch_id,
+                reason,
+                resume_revision,
+            } => {
+                self.cancelled(watch_id, reason, resume_revision, revision)
+                    .await
+            }
+        }
+    }
+
+    async fn events(
+        &mut self,
+        hub_id: WatchId,
+        events: Vec<agora_kv::Event>,
+    ) -> Result<(), Closed> {
+        let Some(&client_id) = self.by_hub.get(&hub_id) else {
+            // Cancelled by the client meanwhile: drop, but free the budget.
+            self.ctx.backend.acknowledge(hub_id, events.len());
+            return Ok(());
+        };
+        let limit = self.ctx.config.limits.max_request_bytes;
+        for batch in batches(events.into_iter().map(convert::event).collect(), limit) {
+            let count = batch.len();
+            let last = batch
+                .last()
+                .and_then(|e| e.kv.as_ref())
+                .map_or(0, |kv| kv.mod_revision);
+            let mut response = self.response(client_id);
+            response.header = self.ctx.headers().at(last);
+            response.events = batch;
+            self.send(response).await?;
+            self.ctx.backend.acknowledge(hub_id, count);
+        }
+        Ok(())
+    }
+
+    async fn cancelled(
+        &mut self,
+        hub_id: WatchId,
+        reason: CancelReason,
+        resume_revision: Revision,
+        revision: Revision,
+    ) -> Result<(), Closed> {
+        let Some(client_id) = self.by_hub.remove(&hub_id) else {
+            return Ok(());
+        };
+        self.by_client.remove(&client_id);
+        let mut response = self.response(client_id);
+        response.header = self.ctx.headers().at(revision);
+        response.canceled = true;
+        match reason {
+            CancelReason::Compacted { compact_revision } => {
+                response.compact_revision = compact_revision;
+            }
+            CancelReason::SlowConsumer => {
+                tracing::info!(client_id, resume_revision, "slow watcher cancelled");
+                response.cancel_reason = format!(
+                    "agora: watcher cancelled, too slow a consumer; watch again from revision {resume_revision}"
+                );
+            }
+        }
+        self.send(response).await
+    }
+
+    fn response(&self, client_id: i64) -> pb::WatchResponse {
+        pb::WatchResponse {
+            header: self.ctx.header_now(),
+            watch_id: client_id,
+            ..Default::default()
+        }
+    }
+
+    fn created(&self, client_id: i64, canceled: bool, reason: String) -> pb::WatchResponse {
+        pb::WatchResponse {
+            created: true,
+            canceled,
+            cancel_reason: reason,
+            ..self.response(client_id)
+        }
+    }
+}
+
+/// Splits events into responses of at most about `limit` encoded bytes, only
+/// between revisions: a client sees a revision whole, in one response (etcd
+/// splits one revision only when asked to fragment, which Agora does not),
+/// and no response outgrows what clients accept by default.
+fn batches(events: Vec<mvccpb::Event>, limit: usize) -> Vec<Vec<mvccpb::Event>> {
+    let mut batches = Vec::new();
+    let mut batch: Vec<mvccpb::Event> = Vec::new();
+    let mut bytes = 0usize;
+    let revision = |e: &mvccpb::Event| e.kv.as_ref().map_or(0, |kv| kv.mod_revision);
+    for event in events {
+        let size = event.encoded_len();
+        let new_revision = batch
+            .last()
+            .is_some_and(|last| revision(last) != revision(&event));
+        if new_revision && bytes.saturating_add(size) > limit {
+            batches.push(std::mem::take(&mut batch));
+            bytes = 0;
+        }
+        bytes = bytes.saturating_add(size);
+        batch.push(event);
+    }
+    if !batch.is_empty() {
+        batches.push(batch);
+    }
+    batches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(revision: i64, value_bytes: usize) -> mvccpb::Event {
+        mvccpb::Event {
+            kv: Some(mvccpb::KeyValue {
+                key: b"k".to_vec(),
+                mod_revision: revision,
+                value: vec![0; value_bytes],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn large_batches_split_only_between_revisions() {
+        let events = vec![event(2, 600), event(2, 600), event(3, 600), event(4, 10)];
+        let sizes: Vec<Vec<i64>> = batches(events, 1000)
+            .iter()
+            .map(|b| {
+                b.iter()
+                    .map(|e| e.kv.as_ref().unwrap().mod_revision)
+                    .collect()
+            })
+            .collect();
+        assert_eq!(sizes, vec![vec![2, 2], vec![3, 4]]);
+    }
+}

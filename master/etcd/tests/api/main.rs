@@ -1,0 +1,8 @@
+//! The etcd API over real sockets, driven by real etcd clients: the
+//! `etcd-client` crate and etcd's own `etcdctl`. One test binary (one link).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod bad_input;
+mod client;
+mod etcdctl;
+mod harness;
