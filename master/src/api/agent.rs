@@ -23,6 +23,10 @@ use crate::event_loop::Command;
 
 /// How long an agent has for each of Register and Hello once connected.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A burst of messages the agent's socket has not taken within this long
+/// ends the link: an agent that stopped reading is treated as gone (it
+/// re-registers when it comes back) instead of holding the writer forever.
+const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Messages buffered towards one agent. Launches and kills are small; an
 /// agent this far behind is treated as disconnected and re-registers.
@@ -250,8 +254,8 @@ async fn next_frame(reader: &mut FrameReader<OwnedReadHalf>) -> Result<Frame, St
 }
 
 /// Writes the loop's messages to the agent, a burst at a time, until the
-/// loop drops the channel, the socket fails or the link ends; then tells
-/// the loop the stream is gone and ends the link.
+/// loop drops the channel, the socket fails or stalls, or the link ends;
+/// then tells the loop the stream is gone and ends the link.
 async fn write_to_agent(
     mut writer: FrameWriter<OwnedWriteHalf>,
     mut out_rx: mpsc::Receiver<Box<v1::MasterMessage>>,
@@ -265,22 +269,35 @@ async fn write_to_agent(
             m = out_rx.recv() => m,
         };
         let Some(first) = first else { break };
-        let mut next = Some(first);
-        let mut failed = false;
-        while let Some(msg) = next {
-            let frame = v1::LinkFrame {
-                frame: Some(Frame::Master(*msg)),
-            };
-            if writer.send(&frame).await.is_err() {
-                failed = true;
-                break;
-            }
-            next = out_rx.try_recv().ok();
-        }
-        if failed || writer.flush().await.is_err() {
+        let burst = write_burst(&mut writer, first, &mut out_rx);
+        let written = tokio::select! {
+            () = link_done.cancelled() => break,
+            r = tokio::time::timeout(WRITE_STALL_TIMEOUT, burst) => r,
+        };
+        if !matches!(written, Ok(true)) {
             break;
         }
     }
     link_done.cancel();
     let _ = loop_tx.send(closed).await;
+}
+
+/// Writes `first` and whatever else is already queued, then flushes.
+/// False if the socket failed.
+async fn write_burst(
+    writer: &mut FrameWriter<OwnedWriteHalf>,
+    first: Box<v1::MasterMessage>,
+    out_rx: &mut mpsc::Receiver<Box<v1::MasterMessage>>,
+) -> bool {
+    let mut next = Some(first);
+    while let Some(msg) = next {
+        let frame = v1::LinkFrame {
+            frame: Some(Frame::Master(*msg)),
+        };
+        if writer.send(&frame).await.is_err() {
+            return false;
+        }
+        next = out_rx.try_recv().ok();
+    }
+    writer.flush().await.is_ok()
 }
