@@ -3,15 +3,19 @@
 //!
 //! Durability contract: when a write method returns `Ok`, the data survives
 //! a crash of the process (the in-memory store fakes this by surviving a
-//! simulated crash; the RocksDB store writes one fsynced batch per call).
+//! simulated crash; [`RocksLogStore`] writes one fsynced batch per call).
 //! Each call is atomic: after a crash either all of it is stored or none.
 //! The engine never reads back what it did not write through these methods.
 
 #[cfg(test)]
 pub(crate) mod contract;
 mod mem;
+#[cfg(feature = "rocksdb")]
+mod rocks;
 
 pub use mem::MemLogStore;
+#[cfg(feature = "rocksdb")]
+pub use rocks::{RocksLogStore, StorageError};
 
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 
