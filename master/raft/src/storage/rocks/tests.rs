@@ -380,3 +380,97 @@ fn compacted_logs_and_snapshots_survive_a_restart_of_the_whole_group() {
         );
     }
 }
+
+/// Set for the child process of the `kill -9` test: the directory it writes to.
+const KILL_DIR_ENV: &str = "AGORA_RAFT_KILL_TEST_DIR";
+
+/// The child of `acknowledged_writes_survive_sigkill` (ignored; without its
+/// environment variable it does nothing): writes Readies and compactions
+/// and prints each acknowledged index until it is killed.
+#[test]
+#[ignore = "the child process of acknowledged_writes_survive_sigkill"]
+fn sigkill_child_writer() {
+    use std::io::Write as _;
+    let Some(dir) = std::env::var_os(KILL_DIR_ENV) else {
+        return;
+    };
+    let mut store = RocksLogStore::open(dir).unwrap();
+    store.apply_snapshot(&snapshot(1, 1, vec![1])).unwrap();
+    let mut stdout = std::io::stdout();
+    for index in 2..100_000u64 {
+        let term = 1 + index / 100;
+        let data = format!("entry {index} term {term}");
+        let hs = hard_state(term, 1, index - 1);
+        store
+            .persist_ready(&[entry_with(index, term, data.as_bytes())], Some(&hs))
+            .unwrap();
+        if index % 50 == 0 {
+            let snap = snapshot(index - 10, store.term(index - 10).unwrap(), vec![1]);
+            store.save_snapshot_and_compact(&snap, index - 20).unwrap();
+        }
+        writeln!(stdout, "acked {index}").unwrap();
+        stdout.flush().unwrap();
+    }
+}
+
+/// A real `kill -9` mid-write: every write the child saw acknowledged is
+/// there after a reopen, and entries, hard state and compaction agree.
+#[test]
+fn acknowledged_writes_survive_sigkill() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "storage::rocks::tests::sigkill_child_writer"])
+        .args(["--ignored", "--nocapture", "--test-threads=1"])
+        .env(KILL_DIR_ENV, dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut acked = 0;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(index) = line.strip_prefix("acked ") {
+            acked = index.parse().unwrap();
+            if acked >= 230 {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap(); // SIGKILL: no destructor, no RocksDB close
+    child.wait().unwrap();
+    assert!(acked >= 230, "the child wrote only up to {acked}");
+    let store = RocksLogStore::open(dir.path()).unwrap();
+    let (first, last) = (store.first_index().unwrap(), store.last_index().unwrap());
+    assert!(last >= acked, "acknowledged {acked}, stored up to {last}");
+    let hs = store.hard_state();
+    assert_eq!(
+        hs.commit,
+        last - 1,
+        "the hard state came in the entry's batch"
+    );
+    assert_eq!(hs.term, 1 + last / 100);
+    let snapshot_index = store.stored_snapshot().get_metadata().index;
+    assert!(
+        first >= 200 - 20 && first <= snapshot_index + 1,
+        "first {first}, snapshot {snapshot_index}"
+    );
+    let entries = store
+        .entries(
+            first,
+            last + 1,
+            None::<u64>,
+            GetEntriesContext::empty(false),
+        )
+        .unwrap();
+    for entry in entries {
+        let term = 1 + entry.index / 100;
+        assert_eq!(entry.term, term);
+        assert_eq!(
+            entry.get_data(),
+            format!("entry {} term {term}", entry.index).as_bytes()
+        );
+    }
+    assert_eq!(store.term(first - 1).unwrap(), 1 + (first - 1) / 100);
+}
