@@ -209,6 +209,20 @@ impl RocksLogStore {
             }
             self.last = last;
         }
+        // raft-rs panics on a commit index past the log; refuse it here.
+        if self.hard_state.commit > self.last {
+            return Err(StorageError::Inconsistent(format!(
+                "commit index {} past the last entry {}",
+                self.hard_state.commit, self.last
+            )));
+        }
+        if self.snapshot.get_metadata().index < self.offset_index {
+            return Err(StorageError::Inconsistent(format!(
+                "snapshot at {} before the compaction point {}",
+                self.snapshot.get_metadata().index,
+                self.offset_index
+            )));
+        }
         Ok(())
     }
 

@@ -163,6 +163,20 @@ fn a_corrupt_state_or_key_fails_the_open() {
     let error = RocksLogStore::open(dir.path()).unwrap_err();
     assert!(message(&error).contains("state/hard_state"), "{error}");
 
+    // Decodable but inconsistent: a commit index past the log (raft-rs
+    // would panic on it).
+    let (mut store, dir) = fresh();
+    store.append(&[entry(1, 1), entry(2, 1)]).unwrap();
+    drop(store);
+    use protobuf::Message as _;
+    let hs = hard_state(1, 1, 5).write_to_bytes().unwrap();
+    write_raw(dir.path(), CF_STATE, KEY_HARD_STATE, &hs);
+    let error = RocksLogStore::open(dir.path()).unwrap_err();
+    assert!(
+        message(&error).contains("commit index 5 past the last entry 2"),
+        "{error}"
+    );
+
     let (store, dir) = fresh();
     drop(store);
     write_raw(dir.path(), CF_LOG, b"short", b"");
