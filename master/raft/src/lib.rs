@@ -9,8 +9,10 @@
 //!   and membership changes, taking snapshots and compacting.
 //! - `output.rs`: [`Output`], what `drive` hands back (messages,
 //!   completions by token, reads, leadership changes).
-//! - `storage/`: [`LogStore`] (raft-rs's `Storage` plus the writes) and
-//!   [`MemLogStore`]; a RocksDB store comes next behind the same trait.
+//! - `storage/`: [`LogStore`] (raft-rs's `Storage` plus the writes),
+//!   [`MemLogStore`] for simulations, and `RocksLogStore` (feature
+//!   `rocksdb`, on by default): the durable store, one fsynced RocksDB
+//!   write batch per call.
 //! - `state_machine.rs`: [`StateMachine`] and the [`Register`] test machine;
 //!   `kv_machine.rs`: [`KvMachine`], agora-kv's keyspace as a state machine.
 //! - `transport/`: wire encoding, [`Transport`], and `sim`: a seeded
@@ -22,7 +24,7 @@
 //! `output`) does no IO, reads no clock, spawns nothing and uses no
 //! channel; time is `tick()`, randomness a configured seed. The same
 //! seed and calls replay the same run. Only this crate names raft-rs,
-//! protobuf or (later) RocksDB.
+//! protobuf or RocksDB, and only `storage/rocks.rs` names RocksDB.
 //!
 //! API boundary: raft messages leave and enter as `eraftpb::Message` or
 //! bytes; proposals are opaque bytes with a caller token; answers are the
@@ -53,5 +55,7 @@ pub use output::{Applied, Completion, Leadership, Output, ReadCompletion, Role, 
 pub use raft::eraftpb;
 pub use state_machine::{FNV_OFFSET, Register, RegisterSnapshotError, StateMachine, fnv1a};
 pub use storage::{LogStore, MemLogStore};
+#[cfg(feature = "rocksdb")]
+pub use storage::{RocksLogStore, StorageError};
 pub use transport::sim::{Faults, NetStats, SimCluster, SimNetwork, SimNode, SimRng};
 pub use transport::{Transport, decode_message, encode_message};

@@ -242,10 +242,9 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
         meta.index = self.applied;
         meta.term = term;
         meta.set_conf_state(self.conf_state.clone());
-        self.raw.mut_store().save_snapshot(&snapshot)?;
-        self.snapshot_index = self.applied;
         let compact_to = self.applied.saturating_sub(self.config.log_tail_kept);
-        self.raw.mut_store().compact(compact_to)?;
+        (self.raw.mut_store()).save_snapshot_and_compact(&snapshot, compact_to)?;
+        self.snapshot_index = self.applied;
         Ok(())
     }
 }

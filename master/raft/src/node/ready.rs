@@ -80,13 +80,13 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
         //    crash; `resume_point` and the skip in `apply_normal` handle that.
         self.apply_committed(ready.take_committed_entries(), out)?;
 
-        // 4. New entries (uncommitted) to the log.
-        self.raw.mut_store().append(ready.entries())?;
-
-        // 5. Term, vote and commit index. Always after the entries: a stored
-        //    commit index must never point past the stored log.
-        if let Some(hard_state) = ready.hs() {
-            self.raw.mut_store().set_hard_state(hard_state)?;
+        // 4. New entries (uncommitted) to the log, and
+        // 5. term, vote and commit index, in one atomic store write. The
+        //    hard state is applied after the entries: a stored commit index
+        //    must never point past the stored log.
+        if !ready.entries().is_empty() || ready.hs().is_some() {
+            let (entries, hard_state) = (ready.entries(), ready.hs());
+            self.raw.mut_store().persist_ready(entries, hard_state)?;
         }
 
         // ReadIndex confirmations; served once applied (see `complete_reads`).

@@ -190,6 +190,23 @@ impl LogStore for MemLogStore {
         Ok(())
     }
 
+    fn save_snapshot_and_compact(
+        &mut self,
+        snapshot: &Snapshot,
+        compact_to: u64,
+    ) -> raft::Result<()> {
+        // Both checks first, so that a refused call changes nothing.
+        let covered = (self.snapshot.get_metadata().index).max(snapshot.get_metadata().index);
+        if compact_to > self.offset_index && (compact_to > covered || compact_to > self.last()) {
+            return Err(store_error(format!(
+                "compact to {compact_to} past the snapshot ({covered}) or the log ({})",
+                self.last()
+            )));
+        }
+        self.save_snapshot(snapshot)?;
+        self.compact(compact_to)
+    }
+
     fn hard_state(&self) -> HardState {
         self.hard_state.clone()
     }
@@ -205,78 +222,7 @@ impl LogStore for MemLogStore {
 
 #[cfg(test)]
 mod tests {
-    use raft::Storage;
+    use super::MemLogStore;
 
-    use super::*;
-
-    fn entry(index: u64, term: u64) -> Entry {
-        Entry {
-            index,
-            term,
-            ..Entry::default()
-        }
-    }
-
-    fn snapshot(index: u64, term: u64, voters: Vec<u64>) -> Snapshot {
-        let mut snapshot = Snapshot::default();
-        snapshot.mut_metadata().index = index;
-        snapshot.mut_metadata().term = term;
-        snapshot.mut_metadata().mut_conf_state().voters = voters;
-        snapshot
-    }
-
-    #[test]
-    fn append_overwrites_the_conflicting_tail() {
-        let mut store = MemLogStore::new();
-        store.apply_snapshot(&snapshot(1, 1, vec![1])).unwrap();
-        store
-            .append(&[entry(2, 1), entry(3, 1), entry(4, 1)])
-            .unwrap();
-        store.append(&[entry(3, 2)]).unwrap();
-        assert_eq!(store.last_index().unwrap(), 3);
-        assert_eq!(store.term(3).unwrap(), 2);
-        assert_eq!(store.term(1).unwrap(), 1);
-        assert!(store.append(&[entry(9, 2)]).is_err(), "gap refused");
-        assert!(
-            store.append(&[entry(1, 2)]).is_err(),
-            "before the log refused"
-        );
-    }
-
-    #[test]
-    fn compaction_keeps_the_term_of_the_compaction_point() {
-        let mut store = MemLogStore::new();
-        store.apply_snapshot(&snapshot(1, 1, vec![1])).unwrap();
-        store
-            .append(&[entry(2, 1), entry(3, 2), entry(4, 2)])
-            .unwrap();
-        assert!(store.compact(3).is_err(), "nothing covers index 3 yet");
-        store.save_snapshot(&snapshot(3, 2, vec![1])).unwrap();
-        store.compact(3).unwrap();
-        assert_eq!(store.first_index().unwrap(), 4);
-        assert_eq!(store.term(3).unwrap(), 2);
-        assert_eq!(
-            store.term(2),
-            Err(raft::Error::Store(StorageError::Compacted))
-        );
-        let low = store.entries(2, 4, None::<u64>, GetEntriesContext::empty(false));
-        assert_eq!(low, Err(raft::Error::Store(StorageError::Compacted)));
-        assert_eq!(store.snapshot(0, 2).unwrap().get_metadata().index, 3);
-    }
-
-    #[test]
-    fn an_installed_snapshot_replaces_the_log_and_raises_commit() {
-        let mut store = MemLogStore::new();
-        store.append(&[entry(1, 1), entry(2, 1)]).unwrap();
-        store.apply_snapshot(&snapshot(10, 3, vec![1, 2])).unwrap();
-        assert_eq!(store.first_index().unwrap(), 11);
-        assert_eq!(store.last_index().unwrap(), 10);
-        assert_eq!(store.hard_state().commit, 10);
-        assert_eq!(store.hard_state().term, 3);
-        assert_eq!(store.conf_state().voters, vec![1, 2]);
-        assert!(
-            store.apply_snapshot(&snapshot(5, 3, vec![1])).is_err(),
-            "an older snapshot is refused"
-        );
-    }
+    crate::storage::contract::log_store_contract!((MemLogStore::new(), ()));
 }

@@ -3,12 +3,19 @@
 //!
 //! Durability contract: when a write method returns `Ok`, the data survives
 //! a crash of the process (the in-memory store fakes this by surviving a
-//! simulated crash; the RocksDB store will fsync). The engine never reads
-//! back what it did not write through these methods.
+//! simulated crash; [`RocksLogStore`] writes one fsynced batch per call).
+//! Each call is atomic: after a crash either all of it is stored or none.
+//! The engine never reads back what it did not write through these methods.
 
+#[cfg(test)]
+pub(crate) mod contract;
 mod mem;
+#[cfg(feature = "rocksdb")]
+mod rocks;
 
 pub use mem::MemLogStore;
+#[cfg(feature = "rocksdb")]
+pub use rocks::{RocksLogStore, StorageError};
 
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 
@@ -32,6 +39,23 @@ pub trait LogStore: raft::Storage {
     /// Stores term, vote and commit index.
     fn set_hard_state(&mut self, hard_state: &HardState) -> raft::Result<()>;
 
+    /// A Ready's log write: [`LogStore::append`] then, if given,
+    /// [`LogStore::set_hard_state`], as one atomic write. A crash must not
+    /// keep a new leader's entries without the term that came with them
+    /// (the member could then vote a second time in that term). The default
+    /// makes two writes; a durable store overrides it.
+    fn persist_ready(
+        &mut self,
+        entries: &[Entry],
+        hard_state: Option<&HardState>,
+    ) -> raft::Result<()> {
+        self.append(entries)?;
+        if let Some(hard_state) = hard_state {
+            self.set_hard_state(hard_state)?;
+        }
+        Ok(())
+    }
+
     /// Stores only the commit index (raft-rs's `LightReady::commit_index`).
     fn set_commit(&mut self, commit: u64) -> raft::Result<()>;
 
@@ -50,6 +74,17 @@ pub trait LogStore: raft::Storage {
     /// Discards entries up to and including `index`, which must not be past
     /// the stored snapshot's index (callers compact only what a snapshot covers).
     fn compact(&mut self, index: u64) -> raft::Result<()>;
+
+    /// [`LogStore::save_snapshot`] then [`LogStore::compact`] to
+    /// `compact_to`, as one atomic write (the default makes two).
+    fn save_snapshot_and_compact(
+        &mut self,
+        snapshot: &Snapshot,
+        compact_to: u64,
+    ) -> raft::Result<()> {
+        self.save_snapshot(snapshot)?;
+        self.compact(compact_to)
+    }
 
     /// The stored hard state.
     fn hard_state(&self) -> HardState;

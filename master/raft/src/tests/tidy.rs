@@ -19,6 +19,7 @@ const CORE: &[(&str, &str)] = &[
 const REST: &[(&str, &str)] = &[
     ("lib.rs", include_str!("../lib.rs")),
     ("logger.rs", include_str!("../logger.rs")),
+    ("storage/rocks.rs", include_str!("../storage/rocks.rs")),
     ("transport/mod.rs", include_str!("../transport/mod.rs")),
     ("transport/sim.rs", include_str!("../transport/sim.rs")),
     (
@@ -52,6 +53,20 @@ fn the_replica_core_is_sans_io_and_deterministic() {
                 !text.contains(word),
                 "{name} uses {word}: the core is sans-IO and deterministic"
             );
+        }
+    }
+}
+
+/// RocksDB stays behind `LogStore`, in `storage/rocks.rs`: the core
+/// (including the trait) never names it.
+#[test]
+fn only_the_rocks_store_names_rocksdb() {
+    for (name, text) in CORE.iter().chain(REST) {
+        if *name == "storage/rocks.rs" {
+            continue;
+        }
+        for word in ["rocksdb::", "use rocksdb", "RocksLogStore {"] {
+            assert!(!text.contains(word), "{name} uses {word}");
         }
     }
 }

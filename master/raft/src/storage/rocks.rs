@@ -1,0 +1,618 @@
+//! [`RocksLogStore`]: the durable [`LogStore`], in one RocksDB database
+//! per member (a directory of its own).
+//!
+//! Column families:
+//! - `log`: key = entry index as big-endian u64 (so keys sort by index),
+//!   value = the protobuf-encoded `Entry`;
+//! - `state`: `hard_state` and `conf_state` (protobuf), and `compacted`
+//!   (index and term of the entry just before the log, two big-endian u64);
+//! - `snapshot`: `latest`, the newest snapshot (metadata and data, protobuf).
+//!
+//! Every write method makes exactly one `WriteBatch`, written with
+//! `sync = true` (WAL fsync) before it returns, so each call is atomic and
+//! durable. Hard state, conf state, the log bounds and the snapshot are
+//! cached in memory (loaded and checked at `open`); entries and terms are
+//! read from RocksDB on demand. A value that does not decode is an error
+//! naming its column family and key, never a panic.
+
+use std::path::Path;
+
+use protobuf::Message as _;
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use raft::{GetEntriesContext, RaftState};
+use rocksdb::{
+    ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode, Options,
+    WriteBatch, WriteOptions,
+};
+
+use super::LogStore;
+
+const CF_LOG: &str = "log";
+const CF_STATE: &str = "state";
+const CF_SNAPSHOT: &str = "snapshot";
+const KEY_HARD_STATE: &[u8] = b"hard_state";
+const KEY_CONF_STATE: &[u8] = b"conf_state";
+const KEY_COMPACTED: &[u8] = b"compacted";
+const KEY_SNAPSHOT: &[u8] = b"latest";
+
+/// Why the RocksDB log store failed. Inside the [`raft::Storage`] and
+/// [`LogStore`] methods it travels as `raft::StorageError::Other`.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// RocksDB itself failed (IO error, corruption it detected, lock held).
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    /// A stored value (or key) does not decode.
+    #[error("corrupt value in {cf}/{key}: {reason}")]
+    Corrupt {
+        /// Column family.
+        cf: &'static str,
+        /// The key, readable (an index, or the key's name).
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The stored log breaks the store's invariants (a gap, an entry under
+    /// the wrong key, a log that does not start after the compaction point).
+    #[error("inconsistent log: {0}")]
+    Inconsistent(String),
+    /// A write that would break the store's invariants (a gap, a snapshot
+    /// or a compaction outside the log).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// An entry or state could not be encoded.
+    #[error("encode {what}: {reason}")]
+    Encode {
+        /// Which kind of value.
+        what: &'static str,
+        /// The encoder's message.
+        reason: String,
+    },
+}
+
+impl From<StorageError> for raft::Error {
+    fn from(error: StorageError) -> Self {
+        raft::Error::Store(raft::StorageError::Other(Box::new(error)))
+    }
+}
+
+fn log_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+fn index_of(key: &[u8]) -> Result<u64, StorageError> {
+    let bytes = <[u8; 8]>::try_from(key).map_err(|_| StorageError::Corrupt {
+        cf: CF_LOG,
+        key: format!("{key:02x?}"),
+        reason: format!("key is {} bytes, not 8", key.len()),
+    })?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+fn key_name(key: &[u8]) -> String {
+    String::from_utf8_lossy(key).into_owned()
+}
+
+fn decode<M: protobuf::Message>(
+    cf: &'static str,
+    key: String,
+    bytes: &[u8],
+) -> Result<M, StorageError> {
+    M::parse_from_bytes(bytes).map_err(|error| StorageError::Corrupt {
+        cf,
+        key,
+        reason: error.to_string(),
+    })
+}
+
+fn encode<M: protobuf::Message>(what: &'static str, message: &M) -> Result<Vec<u8>, StorageError> {
+    message
+        .write_to_bytes()
+        .map_err(|error| StorageError::Encode {
+            what,
+            reason: error.to_string(),
+        })
+}
+
+/// A Raft log in RocksDB: entries, hard state, conf state and the newest
+/// snapshot. One store per member and directory; RocksDB's lock refuses a
+/// second open of the same directory.
+pub struct RocksLogStore {
+    db: DB,
+    hard_state: HardState,
+    conf_state: ConfState,
+    /// Index and term of the entry just before the first one in the log.
+    offset_index: u64,
+    offset_term: u64,
+    /// Index of the last entry (`offset_index` when the log is empty).
+    last: u64,
+    /// The newest snapshot, also kept in memory (the engine sends it whole).
+    snapshot: Snapshot,
+}
+
+impl std::fmt::Debug for RocksLogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksLogStore")
+            .field("path", &self.db.path())
+            .field("offset_index", &self.offset_index)
+            .field("last", &self.last)
+            .field("hard_state", &self.hard_state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RocksLogStore {
+    /// Opens (or creates) the store in `dir` and loads its state; a value
+    /// that does not decode or a log with a gap is an error.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StorageError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        options.set_compression_type(DBCompressionType::Lz4);
+        // RocksDB's own info log: a few small files, not an unbounded pile.
+        options.set_keep_log_file_num(4);
+        options.set_max_log_file_size(4 << 20);
+        let families = [CF_LOG, CF_STATE, CF_SNAPSHOT].map(|name| {
+            let mut cf_options = Options::default();
+            cf_options.set_compression_type(DBCompressionType::Lz4);
+            ColumnFamilyDescriptor::new(name, cf_options)
+        });
+        let db = DB::open_cf_descriptors(&options, dir, families)?;
+        let mut store = RocksLogStore {
+            db,
+            hard_state: HardState::default(),
+            conf_state: ConfState::default(),
+            offset_index: 0,
+            offset_term: 0,
+            last: 0,
+            snapshot: Snapshot::default(),
+        };
+        store.load()?;
+        Ok(store)
+    }
+
+    /// The database's directory.
+    pub fn path(&self) -> &Path {
+        self.db.path()
+    }
+
+    fn load(&mut self) -> Result<(), StorageError> {
+        if let Some(bytes) = self.db.get_cf(self.cf(CF_STATE)?, KEY_HARD_STATE)? {
+            self.hard_state = decode(CF_STATE, key_name(KEY_HARD_STATE), &bytes)?;
+        }
+        if let Some(bytes) = self.db.get_cf(self.cf(CF_STATE)?, KEY_CONF_STATE)? {
+            self.conf_state = decode(CF_STATE, key_name(KEY_CONF_STATE), &bytes)?;
+        }
+        if let Some(bytes) = self.db.get_cf(self.cf(CF_SNAPSHOT)?, KEY_SNAPSHOT)? {
+            self.snapshot = decode(CF_SNAPSHOT, key_name(KEY_SNAPSHOT), &bytes)?;
+        }
+        if let Some(bytes) = self.db.get_cf(self.cf(CF_STATE)?, KEY_COMPACTED)? {
+            let pair =
+                <[u8; 16]>::try_from(bytes.as_slice()).map_err(|_| StorageError::Corrupt {
+                    cf: CF_STATE,
+                    key: key_name(KEY_COMPACTED),
+                    reason: format!("{} bytes, not 16", bytes.len()),
+                })?;
+            let (index, term) = pair.split_at(8);
+            self.offset_index = index_of(index)?;
+            self.offset_term = index_of(term)?;
+        }
+        self.last = self.offset_index;
+        let first = self.edge_entry(IteratorMode::Start)?;
+        let last = self.edge_entry(IteratorMode::End)?;
+        if let (Some(first), Some(last)) = (first, last) {
+            if first != self.offset_index + 1 {
+                return Err(StorageError::Inconsistent(format!(
+                    "log starts at {first}, the compaction point is {}",
+                    self.offset_index
+                )));
+            }
+            self.last = last;
+        }
+        // raft-rs panics on a commit index past the log; refuse it here.
+        if self.hard_state.commit > self.last {
+            return Err(StorageError::Inconsistent(format!(
+                "commit index {} past the last entry {}",
+                self.hard_state.commit, self.last
+            )));
+        }
+        if self.snapshot.get_metadata().index < self.offset_index {
+            return Err(StorageError::Inconsistent(format!(
+                "snapshot at {} before the compaction point {}",
+                self.snapshot.get_metadata().index,
+                self.offset_index
+            )));
+        }
+        Ok(())
+    }
+
+    /// The index of the first or last key in the log, if any.
+    fn edge_entry(&self, mode: IteratorMode<'_>) -> Result<Option<u64>, StorageError> {
+        match self.db.iterator_cf(self.cf(CF_LOG)?, mode).next() {
+            None => Ok(None),
+            Some(item) => {
+                let (key, _) = item?;
+                Ok(Some(index_of(&key)?))
+            }
+        }
+    }
+
+    fn cf(&self, name: &'static str) -> Result<&ColumnFamily, StorageError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| StorageError::Inconsistent(format!("no column family {name}")))
+    }
+
+    fn first(&self) -> u64 {
+        self.offset_index + 1
+    }
+
+    /// Writes `batch` with an fsync of the WAL.
+    fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db.write_opt(batch, &options)?;
+        Ok(())
+    }
+
+    /// Reads the entry stored at `index` (which must be in the log).
+    fn read_entry(&self, index: u64) -> Result<Entry, StorageError> {
+        let bytes = (self.db.get_cf(self.cf(CF_LOG)?, log_key(index))?).ok_or_else(|| {
+            StorageError::Inconsistent(format!(
+                "entry {index} missing from the log [{}, {}]",
+                self.first(),
+                self.last
+            ))
+        })?;
+        let entry: Entry = decode(CF_LOG, index.to_string(), &bytes)?;
+        if entry.index != index {
+            return Err(StorageError::Corrupt {
+                cf: CF_LOG,
+                key: index.to_string(),
+                reason: format!("holds entry {}", entry.index),
+            });
+        }
+        Ok(entry)
+    }
+
+    /// Entries `low..high` (inside the log), at most `max_size` bytes but
+    /// at least one, like `raft::util::limit_size`.
+    fn read_entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: Option<u64>,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let mut entries = Vec::new();
+        if low >= high {
+            return Ok(entries);
+        }
+        let limit = max_size.filter(|max| *max != raft::NO_LIMIT);
+        let mut size = 0u64;
+        let start = log_key(low);
+        let mode = IteratorMode::From(&start, Direction::Forward);
+        for (expected, item) in (low..high).zip(self.db.iterator_cf(self.cf(CF_LOG)?, mode)) {
+            let (key, value) = item?;
+            let index = index_of(&key)?;
+            if index != expected {
+                return Err(StorageError::Inconsistent(format!(
+                    "entry {expected} missing (next key {index})"
+                )));
+            }
+            let entry: Entry = decode(CF_LOG, index.to_string(), &value)?;
+            if entry.index != index {
+                return Err(StorageError::Corrupt {
+                    cf: CF_LOG,
+                    key: index.to_string(),
+                    reason: format!("holds entry {}", entry.index),
+                });
+            }
+            size += u64::from(entry.compute_size());
+            if limit.is_some_and(|max| size > max) && !entries.is_empty() {
+                return Ok(entries);
+            }
+            entries.push(entry);
+        }
+        if entries.len() as u64 != high - low {
+            return Err(StorageError::Inconsistent(format!(
+                "log ends at {}, expected entries up to {}",
+                low + entries.len() as u64,
+                high - 1
+            )));
+        }
+        Ok(entries)
+    }
+
+    fn term_of(&self, index: u64) -> raft::Result<u64> {
+        if index == self.offset_index {
+            return Ok(self.offset_term);
+        }
+        if index < self.offset_index {
+            return Err(raft::Error::Store(raft::StorageError::Compacted));
+        }
+        if index > self.last {
+            return Err(raft::Error::Store(raft::StorageError::Unavailable));
+        }
+        Ok(self.read_entry(index)?.term)
+    }
+
+    /// Adds the append of `entries` to `batch`; returns the new last index.
+    fn batch_append(&self, batch: &mut WriteBatch, entries: &[Entry]) -> Result<u64, StorageError> {
+        let Some(first_new) = entries.first().map(|e| e.index) else {
+            return Ok(self.last);
+        };
+        if first_new < self.first() || first_new > self.last + 1 {
+            return Err(StorageError::Refused(format!(
+                "append at {first_new} outside [{}, {}]",
+                self.first(),
+                self.last + 1
+            )));
+        }
+        let log = self.cf(CF_LOG)?;
+        for (expected, entry) in (first_new..).zip(entries) {
+            if entry.index != expected {
+                return Err(StorageError::Refused(format!(
+                    "entries not contiguous: {} where {expected} was due",
+                    entry.index
+                )));
+            }
+            batch.put_cf(log, log_key(entry.index), encode("entry", entry)?);
+        }
+        let new_last = first_new + entries.len() as u64 - 1;
+        // The conflicting tail beyond the new entries goes.
+        if self.last > new_last {
+            batch.delete_range_cf(log, log_key(new_last + 1), log_key(self.last + 1));
+        }
+        Ok(new_last)
+    }
+
+    fn put_hard_state(&self, batch: &mut WriteBatch, hs: &HardState) -> Result<(), StorageError> {
+        batch.put_cf(
+            self.cf(CF_STATE)?,
+            KEY_HARD_STATE,
+            encode("hard state", hs)?,
+        );
+        Ok(())
+    }
+
+    fn put_compacted(
+        &self,
+        batch: &mut WriteBatch,
+        index: u64,
+        term: u64,
+    ) -> Result<(), StorageError> {
+        let mut value = [0u8; 16];
+        value[..8].copy_from_slice(&index.to_be_bytes());
+        value[8..].copy_from_slice(&term.to_be_bytes());
+        batch.put_cf(self.cf(CF_STATE)?, KEY_COMPACTED, value);
+        Ok(())
+    }
+
+    /// Checks a snapshot this member took; adds it to `batch` if it is the
+    /// newest. Returns whether it replaces the stored one.
+    fn batch_save_snapshot(
+        &self,
+        batch: &mut WriteBatch,
+        snapshot: &Snapshot,
+    ) -> Result<bool, StorageError> {
+        let index = snapshot.get_metadata().index;
+        if index > self.last || index < self.offset_index {
+            return Err(StorageError::Refused(format!(
+                "snapshot at {index} outside the log [{}, {}]",
+                self.offset_index, self.last
+            )));
+        }
+        if index < self.snapshot.get_metadata().index {
+            return Ok(false);
+        }
+        batch.put_cf(
+            self.cf(CF_SNAPSHOT)?,
+            KEY_SNAPSHOT,
+            encode("snapshot", snapshot)?,
+        );
+        Ok(true)
+    }
+
+    /// Checks a compaction to `index` given the snapshot index that will
+    /// be stored; adds it to `batch`. Returns the new compaction point.
+    fn batch_compact(
+        &self,
+        batch: &mut WriteBatch,
+        index: u64,
+        snapshot_index: u64,
+    ) -> Result<Option<(u64, u64)>, StorageError> {
+        if index <= self.offset_index {
+            return Ok(None);
+        }
+        if index > snapshot_index || index > self.last {
+            return Err(StorageError::Refused(format!(
+                "compact to {index} past the snapshot ({snapshot_index}) or the log ({})",
+                self.last
+            )));
+        }
+        let term = self.read_entry(index)?.term;
+        batch.delete_range_cf(self.cf(CF_LOG)?, log_key(0), log_key(index + 1));
+        self.put_compacted(batch, index, term)?;
+        Ok(Some((index, term)))
+    }
+}
+
+impl raft::Storage for RocksLogStore {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        Ok(RaftState::new(
+            self.hard_state.clone(),
+            self.conf_state.clone(),
+        ))
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        if low < self.first() {
+            return Err(raft::Error::Store(raft::StorageError::Compacted));
+        }
+        if high > self.last + 1 || low > high {
+            return Err(raft::Error::Store(raft::StorageError::Unavailable));
+        }
+        Ok(self.read_entries(low, high, max_size.into())?)
+    }
+
+    fn term(&self, index: u64) -> raft::Result<u64> {
+        self.term_of(index)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.first())
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.last)
+    }
+
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        let index = self.snapshot.get_metadata().index;
+        if index == 0 || index < request_index {
+            return Err(raft::Error::Store(
+                raft::StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        Ok(self.snapshot.clone())
+    }
+}
+
+impl LogStore for RocksLogStore {
+    fn append(&mut self, entries: &[Entry]) -> raft::Result<()> {
+        self.persist_ready(entries, None)
+    }
+
+    fn set_hard_state(&mut self, hard_state: &HardState) -> raft::Result<()> {
+        self.persist_ready(&[], Some(hard_state))
+    }
+
+    fn persist_ready(
+        &mut self,
+        entries: &[Entry],
+        hard_state: Option<&HardState>,
+    ) -> raft::Result<()> {
+        if entries.is_empty() && hard_state.is_none() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        let last = self.batch_append(&mut batch, entries)?;
+        if let Some(hard_state) = hard_state {
+            self.put_hard_state(&mut batch, hard_state)?;
+        }
+        self.commit(batch)?;
+        self.last = last;
+        if let Some(hard_state) = hard_state {
+            self.hard_state = hard_state.clone();
+        }
+        Ok(())
+    }
+
+    fn set_commit(&mut self, commit: u64) -> raft::Result<()> {
+        let mut hard_state = self.hard_state.clone();
+        hard_state.commit = commit;
+        self.set_hard_state(&hard_state)
+    }
+
+    fn set_conf_state(&mut self, conf_state: &ConfState) -> raft::Result<()> {
+        let mut batch = WriteBatch::default();
+        let value = encode("conf state", conf_state)?;
+        batch.put_cf(self.cf(CF_STATE)?, KEY_CONF_STATE, value);
+        self.commit(batch)?;
+        self.conf_state = conf_state.clone();
+        Ok(())
+    }
+
+    fn apply_snapshot(&mut self, snapshot: &Snapshot) -> raft::Result<()> {
+        let meta = snapshot.get_metadata();
+        if meta.index < self.offset_index {
+            return Err(raft::Error::Store(raft::StorageError::SnapshotOutOfDate));
+        }
+        let mut hard_state = self.hard_state.clone();
+        hard_state.commit = hard_state.commit.max(meta.index);
+        hard_state.term = hard_state.term.max(meta.term);
+        let conf_state = meta.get_conf_state().clone();
+        let mut batch = WriteBatch::default();
+        // The whole log goes (entries never sit at u64::MAX: raft-rs would overflow first).
+        batch.delete_range_cf(self.cf(CF_LOG)?, log_key(0), log_key(u64::MAX));
+        self.put_compacted(&mut batch, meta.index, meta.term)?;
+        self.put_hard_state(&mut batch, &hard_state)?;
+        let state = self.cf(CF_STATE)?;
+        batch.put_cf(state, KEY_CONF_STATE, encode("conf state", &conf_state)?);
+        let value = encode("snapshot", snapshot)?;
+        batch.put_cf(self.cf(CF_SNAPSHOT)?, KEY_SNAPSHOT, value);
+        self.commit(batch)?;
+        self.offset_index = meta.index;
+        self.offset_term = meta.term;
+        self.last = meta.index;
+        self.hard_state = hard_state;
+        self.conf_state = conf_state;
+        self.snapshot = snapshot.clone();
+        Ok(())
+    }
+
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> raft::Result<()> {
+        let mut batch = WriteBatch::default();
+        if self.batch_save_snapshot(&mut batch, snapshot)? {
+            self.commit(batch)?;
+            self.snapshot = snapshot.clone();
+        }
+        Ok(())
+    }
+
+    fn compact(&mut self, index: u64) -> raft::Result<()> {
+        let mut batch = WriteBatch::default();
+        let snapshot_index = self.snapshot.get_metadata().index;
+        if let Some((index, term)) = self.batch_compact(&mut batch, index, snapshot_index)? {
+            self.commit(batch)?;
+            self.offset_index = index;
+            self.offset_term = term;
+        }
+        Ok(())
+    }
+
+    fn save_snapshot_and_compact(
+        &mut self,
+        snapshot: &Snapshot,
+        compact_to: u64,
+    ) -> raft::Result<()> {
+        let mut batch = WriteBatch::default();
+        let newer = self.batch_save_snapshot(&mut batch, snapshot)?;
+        let stored = self.snapshot.get_metadata().index;
+        let snapshot_index = stored.max(snapshot.get_metadata().index);
+        let compacted = self.batch_compact(&mut batch, compact_to, snapshot_index)?;
+        if !newer && compacted.is_none() {
+            return Ok(());
+        }
+        self.commit(batch)?;
+        if newer {
+            self.snapshot = snapshot.clone();
+        }
+        if let Some((index, term)) = compacted {
+            self.offset_index = index;
+            self.offset_term = term;
+        }
+        Ok(())
+    }
+
+    fn hard_state(&self) -> HardState {
+        self.hard_state.clone()
+    }
+
+    fn conf_state(&self) -> ConfState {
+        self.conf_state.clone()
+    }
+
+    fn stored_snapshot(&self) -> Snapshot {
+        self.snapshot.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests;
