@@ -1,0 +1,872 @@
+//! Marathon v2 JSON ↔ the planner's [`App`], in one place.
+//!
+//! [`parse_app`] reads a request body: not JSON, or a field of the wrong
+//! JSON type, is a 400 ([`ApiError::MalformedJson`]); otherwise every field
+//! is converted with Marathon 1.x's defaults (the planner's `App::new`,
+//! `HealthCheck::default`, ...) and every problem is collected, conversion
+//! problems (ranges, enums, unsupported features) first, then the planner's
+//! [`validate_app`] rules, as one 422 ([`ApiError::Invalid`]) with
+//! Marathon's paths (`/container/docker/image`, `/constraints(0)`,
+//! `/healthChecks(1)/portIndex`). [`app_to_json`] renders an app for GET
+//! bodies; `parse(render(app)) == app` for every valid app.
+//!
+//! Defaults the planner does not hold: a host-mode app without
+//! `portDefinitions` gets one port, `[{"port": 0}]` (Marathon's
+//! normalization); a bridge port mapping without `hostPort` gets host port
+//! 0 (any), a `container`-network one none; a health check without
+//! `portIndex` uses index 0 unless it names a `port` or is a COMMAND check.
+//! Marathon < 1.5's `container.docker.network` and
+//! `container.docker.portMappings` are read (never written).
+use std::time::Duration;
+
+use agora_marathon_planner::{
+    App, Constraint, DockerContainer, EnvValue, HealthCheck, HealthProtocol, KillSelection,
+    NetworkMode, Operator, PathId, PortSpec, ReadinessCheck, UnreachableStrategy, Version,
+    VersionInfo, Violation, parse_constraints, validate_app,
+};
+use agora_model::{Role, Scalar};
+use serde_json::{Number, Value};
+
+use crate::api::error::ApiError;
+use crate::api::json::{
+    AppJson, CommandJson, ContainerJson, DockerJson, DockerParameterJson, EnvJson, HealthCheckJson,
+    NetworkJson, PortDefinitionJson, PortMappingJson, ReadinessCheckJson, UnreachableDelaysJson,
+    UnreachableStrategyJson, UpgradeStrategyJson, VersionInfoJson, format_version, parse_version,
+};
+
+/// Longest duration accepted, in seconds (about 31,700 years).
+const MAX_SECONDS: f64 = 1e12;
+
+/// Reads an app definition from a request body; relative ids (the app's
+/// and, against the app's group, its dependencies') resolve against `base`.
+pub fn parse_app(body: &[u8], base: &PathId) -> Result<App, ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| ApiError::MalformedJson {
+        path: "/".into(),
+        message: e.to_string(),
+    })?;
+    let json: AppJson = serde_json::from_slice(body).map_err(|e| ApiError::MalformedJson {
+        path: wrong_type_path(&value),
+        message: e.to_string(),
+    })?;
+    app_from_json(&json, base).map_err(ApiError::Invalid)
+}
+
+/// The top-level field whose JSON type is wrong, found by reading each
+/// field alone; `/` when the body is not an object or no single field fails.
+fn wrong_type_path(value: &Value) -> String {
+    let Value::Object(map) = value else {
+        return "/".into();
+    };
+    for (key, v) in map {
+        let mut one = serde_json::Map::new();
+        one.insert(key.clone(), v.clone());
+        if serde_json::from_value::<AppJson>(Value::Object(one)).is_err() {
+            return format!("/{key}");
+        }
+    }
+    "/".into()
+}
+
+/// Converts wire JSON to a validated [`App`], or every violation found.
+pub fn app_from_json(json: &AppJson, base: &PathId) -> Result<App, Vec<Violation>> {
+    let mut cx = Cx::default();
+    let id = match json.id.as_deref() {
+        None => {
+            cx.err("/id", "is required");
+            PathId::root()
+        }
+        Some(text) => PathId::parse_in(text, base).unwrap_or_else(|e| {
+            cx.err("/id", e.to_string());
+            PathId::root()
+        }),
+    };
+    let mut app = App::new(id);
+    cx.command(json, &mut app);
+    cx.resources(json, &mut app);
+    cx.networking(json, &mut app);
+    cx.checks(json, &mut app);
+    cx.strategies(json, &mut app);
+    cx.metadata(json, &mut app);
+    cx.unsupported(json);
+    let mut errors = cx.errors;
+    let from_json: Vec<String> = errors.iter().map(|v| v.path.clone()).collect();
+    for mut v in validate_app(&app) {
+        if app.network != NetworkMode::Host
+            && let Some(rest) = v.path.strip_prefix("/portDefinitions(")
+        {
+            v.path = format!("/container/portMappings({rest}");
+        }
+        let related = |p: &String| p.starts_with(&v.path) || v.path.starts_with(p.as_str());
+        if !from_json.iter().any(related) {
+            errors.push(v);
+        }
+    }
+    if errors.is_empty() {
+        Ok(app)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Collects violations while the fields are converted.
+#[derive(Default)]
+struct Cx {
+    errors: Vec<Violation>,
+}
+
+impl Cx {
+    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(Violation::at(path, message));
+    }
+
+    /// A whole number in `0..=max`, or `default` when absent.
+    fn uint(&mut self, n: Option<&Number>, path: &str, default: u64, max: u64) -> u64 {
+        let Some(n) = n else { return default };
+        let whole = n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1.8e19)
+                .map(|f| f as u64)
+        });
+        match whole {
+            Some(v) if v <= max => v,
+            Some(_) => self.then(default, path, format!("got {n}, expected {max} or less")),
+            None if n.as_f64().is_some_and(|f| f < 0.0) => {
+                self.then(default, path, format!("got {n}, expected 0 or more"))
+            }
+            None => self.then(default, path, format!("got {n}, expected an integer")),
+        }
+    }
+
+    fn u32(&mut self, n: Option<&Number>, path: &str, default: u32) -> u32 {
+        let v = self.uint(n, path, u64::from(default), u64::from(u32::MAX));
+        u32::try_from(v).unwrap_or(default)
+    }
+
+    fn port(&mut self, n: Option<&Number>, path: &str, default: u16) -> u16 {
+        let v = self.uint(n, path, u64::from(default), u64::from(u16::MAX));
+        u16::try_from(v).unwrap_or(default)
+    }
+
+    fn then<T>(&mut self, value: T, path: &str, message: String) -> T {
+        self.err(path, message);
+        value
+    }
+
+    /// A non-negative decimal at three decimals, or `default` when absent.
+    fn scalar(&mut self, n: Option<&Number>, path: &str, default: Scalar) -> Scalar {
+        let Some(n) = n else { return default };
+        let f = n.as_f64().unwrap_or(f64::NAN);
+        if f < 0.0 {
+            return self.then(default, path, format!("got {n}, expected 0.0 or more"));
+        }
+        match Scalar::from_f64(f) {
+            Ok(s) => s,
+            Err(_) => self.then(default, path, format!("got {n}, expected a smaller number")),
+        }
+    }
+
+    /// Seconds (fractions kept to the millisecond), or `default` when absent.
+    fn seconds(&mut self, n: Option<&Number>, path: &str, default: Duration) -> Duration {
+        let Some(n) = n else { return default };
+        match n.as_f64() {
+            Some(f) if f < 0.0 => self.then(default, path, format!("got {n}, expected 0 or more")),
+            Some(f) if f <= MAX_SECONDS => Duration::from_millis((f * 1000.0).round() as u64),
+            _ => self.then(
+                default,
+                path,
+                format!("got {n}, expected {MAX_SECONDS} or less"),
+            ),
+        }
+    }
+
+    fn version(&mut self, text: Option<&str>, path: &str) -> Version {
+        let Some(text) = text else {
+            return Version::default();
+        };
+        parse_version(text).unwrap_or_else(|| {
+            self.then(
+                Version::default(),
+                path,
+                format!("{text:?} is not an ISO-8601 timestamp (2017-05-08T15:29:26.123Z)"),
+            )
+        })
+    }
+
+    fn command(&mut self, json: &AppJson, app: &mut App) {
+        app.cmd = json.cmd.clone();
+        app.args = json.args.clone().unwrap_or_default();
+        if json.user.as_deref().is_some_and(|u| !u.is_empty()) {
+            self.err(
+                "/user",
+                "is not supported yet: instances run as the agent's user",
+            );
+        }
+        for (name, value) in json.env.iter().flatten() {
+            match value {
+                EnvJson::Value(v) => {
+                    app.env.insert(name.clone(), EnvValue::Value(v.clone()));
+                }
+                EnvJson::Secret { .. } => {
+                    self.err(format!("/env/{name}"), "secrets are not supported yet")
+                }
+            }
+        }
+    }
+
+    fn resources(&mut self, json: &AppJson, app: &mut App) {
+        let r = &mut app.resources;
+        app.instances = self.u32(json.instances.as_ref(), "/instances", app.instances);
+        r.cpus = self.scalar(json.cpus.as_ref(), "/cpus", r.cpus);
+        r.mem = self.scalar(json.mem.as_ref(), "/mem", r.mem);
+        r.disk = self.scalar(json.disk.as_ref(), "/disk", r.disk);
+        r.gpus = self.u32(json.gpus.as_ref(), "/gpus", r.gpus);
+        if let Some(raw) = &json.constraints {
+            match parse_constraints(raw) {
+                Ok(c) => app.constraints = c,
+                Err(v) => self.errors.extend(v),
+            }
+        }
+        if let Some(roles) = &json.accepted_resource_roles {
+            if roles.is_empty() {
+                self.err("/acceptedResourceRoles", "must not be empty");
+            }
+            let mut parsed = Vec::new();
+            for (i, r) in roles.iter().enumerate() {
+                match Role::parse(r.as_str()) {
+                    Ok(role) => parsed.push(role),
+                    Err(e) => self.err(format!("/acceptedResourceRoles({i})"), e.to_string()),
+                }
+            }
+            if !parsed.is_empty() {
+                app.accepted_resource_roles = parsed;
+            }
+        }
+    }
+
+    fn networking(&mut self, json: &AppJson, app: &mut App) {
+        let container = json.container.clone().unwrap_or_default();
+        let docker = container.docker.clone();
+        let legacy = docker.as_ref().and_then(|d| d.network.as_deref());
+        let networks = json.networks.as_deref().unwrap_or_default();
+        app.network = match (networks, legacy) {
+            ([], None) => NetworkMode::Host,
+            ([], Some(word)) => self.legacy_network(word),
+            ([n], None) => self.network(n),
+            (_, Some(_)) => self.then(
+                NetworkMode::Host,
+                "/container/docker/network",
+                "must not be set together with networks".into(),
+            ),
+            (_, None) => self.then(
+                NetworkMode::Host,
+                "/networks",
+                "only one network per app is supported".into(),
+            ),
+        };
+        self.container(&container, app);
+        app.require_ports = json.require_ports.unwrap_or(false);
+        let (mappings, mappings_path) = match (&container.port_mappings, &docker) {
+            (Some(m), _) => (m.clone(), "/container/portMappings"),
+            (
+                None,
+                Some(DockerJson {
+                    port_mappings: Some(m),
+                    ..
+                }),
+            ) => (m.clone(), "/container/docker/portMappings"),
+            _ => (Vec::new(), "/container/portMappings"),
+        };
+        if app.network == NetworkMode::Host {
+            if !mappings.is_empty() {
+                self.err(
+                    mappings_path,
+                    "port mappings need container or container/bridge networking",
+                );
+            }
+            let default = [PortDefinitionJson::default()];
+            let defs = json.port_definitions.as_deref().unwrap_or(&default);
+            app.ports = defs
+                .iter()
+                .enumerate()
+                .map(|(i, d)| self.port_definition(d, &format!("/portDefinitions({i})")))
+                .collect();
+        } else {
+            if json
+                .port_definitions
+                .as_ref()
+                .is_some_and(|d| !d.is_empty())
+            {
+                self.err(
+                    "/portDefinitions",
+                    "must be empty unless networking is host",
+                );
+            }
+            let bridge = app.network == NetworkMode::Bridge;
+            app.ports = mappings
+                .iter()
+                .enumerate()
+                .map(|(i, m)| self.port_mapping(m, &format!("{mappings_path}({i})"), bridge))
+                .collect();
+        }
+    }
+
+    fn legacy_network(&mut self, word: &str) -> NetworkMode {
+        match word {
+            "HOST" => NetworkMode::Host,
+            "BRIDGE" => NetworkMode::Bridge,
+            "USER" => NetworkMode::Container,
+            _ => self.then(
+                NetworkMode::Host,
+                "/container/docker/network",
+                "must be one of HOST, BRIDGE, USER".into(),
+            ),
+        }
+    }
+
+    fn network(&mut self, n: &NetworkJson) -> NetworkMode {
+        if n.name.is_some() {
+            self.err("/networks(0)/name", "named networks are not supported yet");
+        }
+        match n.mode.as_deref().unwrap_or("container") {
+            "host" => NetworkMode::Host,
+            "container/bridge" => NetworkMode::Bridge,
+            "container" => NetworkMode::Container,
+            _ => self.then(
+                NetworkMode::Host,
+                "/networks(0)/mode",
+                "must be one of host, container/bridge, container".into(),
+            ),
+        }
+    }
+
+    fn container(&mut self, c: &ContainerJson, app: &mut App) {
+        if c.volumes.as_ref().is_some_and(|v| !v.is_empty()) {
+            self.err("/container/volumes", "volumes are not supported yet");
+        }
+        // An absent `container` reads as the default one: no image.
+        match (c.kind.as_deref().unwrap_or("DOCKER"), c.docker.as_ref()) {
+            ("DOCKER", Some(d)) => {
+                app.docker = Some(DockerContainer {
+                    image: d.image.clone().unwrap_or_default(),
+                    force_pull_image: d.force_pull_image.unwrap_or(false),
+                    privileged: d.privileged.unwrap_or(false),
+                    parameters: d
+                        .parameters
+                        .iter()
+                        .flatten()
+                        .map(|p| (p.key.clone(), p.value.clone()))
+                        .collect(),
+                });
+            }
+            ("DOCKER", None) if c != &ContainerJson::default() => {
+                self.err("/container/docker", "must be set for a DOCKER container")
+            }
+            ("DOCKER", None) => {}
+            ("MESOS", Some(d)) if d.image.is_some() => self.err(
+                "/container/docker/image",
+                "images are run by DOCKER containers only, for now",
+            ),
+            ("MESOS", _) => {}
+            _ => self.err("/container/type", "must be one of DOCKER, MESOS"),
+        }
+    }
+
+    fn protocol(&mut self, p: Option<&str>, path: &str) -> String {
+        match p.unwrap_or("tcp") {
+            ok @ ("tcp" | "udp" | "udp,tcp" | "tcp,udp") => ok.to_string(),
+            _ => self.then(
+                "tcp".into(),
+                &format!("{path}/protocol"),
+                "must be one of tcp, udp, udp,tcp".into(),
+            ),
+        }
+    }
+
+    fn port_definition(&mut self, d: &PortDefinitionJson, path: &str) -> PortSpec {
+        PortSpec {
+            port: self.port(d.port.as_ref(), &format!("{path}/port"), 0),
+            host_port: None,
+            service_port: 0,
+            protocol: self.protocol(d.protocol.as_deref(), path),
+            name: d.name.clone(),
+            labels: d.labels.clone().unwrap_or_default(),
+        }
+    }
+
+    fn port_mapping(&mut self, m: &PortMappingJson, path: &str, bridge: bool) -> PortSpec {
+        let host_port = match &m.host_port {
+            None if bridge => Some(0),
+            None => None,
+            Some(n) => Some(self.port(Some(n), &format!("{path}/hostPort"), 0)),
+        };
+        PortSpec {
+            port: self.port(
+                m.container_port.as_ref(),
+                &format!("{path}/containerPort"),
+                0,
+            ),
+            host_port,
+            service_port: self.port(m.service_port.as_ref(), &format!("{path}/servicePort"), 0),
+            protocol: self.protocol(m.protocol.as_deref(), path),
+            name: m.name.clone(),
+            labels: m.labels.clone().unwrap_or_default(),
+        }
+    }
+
+    fn checks(&mut self, json: &AppJson, app: &mut App) {
+        for (i, h) in json.health_checks.iter().flatten().enumerate() {
+            let hc = self.health_check(h, &format!("/healthChecks({i})"));
+            app.health_checks.push(hc);
+        }
+        for (i, r) in json.readiness_checks.iter().flatten().enumerate() {
+            let rc = self.readiness_check(r, &format!("/readinessChecks({i})"));
+            app.readiness_checks.push(rc);
+        }
+    }
+
+    fn health_check(&mut self, h: &HealthCheckJson, path: &str) -> HealthCheck {
+        let d = HealthCheck::default();
+        let protocol = match h.protocol.as_deref() {
+            None => d.protocol,
+            Some(word) => health_protocol(word).unwrap_or_else(|| {
+                self.then(
+                    d.protocol,
+                    &format!("{path}/protocol"),
+                    "must be one of HTTP, HTTPS, TCP, MESOS_HTTP, MESOS_HTTPS, MESOS_TCP, COMMAND"
+                        .into(),
+                )
+            }),
+        };
+        let port = h
+            .port
+            .as_ref()
+            .map(|n| self.port(Some(n), &format!("{path}/port"), 0));
+        let port_index = match &h.port_index {
+            Some(n) => Some(self.u32(Some(n), &format!("{path}/portIndex"), 0)),
+            None if port.is_some() || protocol == HealthProtocol::Command => None,
+            None => d.port_index,
+        };
+        let at = |field: &str| format!("{path}/{field}");
+        HealthCheck {
+            protocol,
+            grace_period: self.seconds(
+                h.grace_period_seconds.as_ref(),
+                &at("gracePeriodSeconds"),
+                d.grace_period,
+            ),
+            interval: self.seconds(
+                h.interval_seconds.as_ref(),
+                &at("intervalSeconds"),
+                d.interval,
+            ),
+            timeout: self.seconds(h.timeout_seconds.as_ref(), &at("timeoutSeconds"), d.timeout),
+            max_consecutive_failures: self.u32(
+                h.max_consecutive_failures.as_ref(),
+                &at("maxConsecutiveFailures"),
+                d.max_consecutive_failures,
+            ),
+            delay: self.seconds(h.delay_seconds.as_ref(), &at("delaySeconds"), d.delay),
+            port_index,
+            port,
+            path: h.path.clone().unwrap_or(d.path),
+            command: h.command.as_ref().map(|c| c.value.clone()),
+            ignore_http1xx: h.ignore_http1xx.unwrap_or(d.ignore_http1xx),
+        }
+    }
+
+    fn readiness_check(&mut self, r: &ReadinessCheckJson, path: &str) -> ReadinessCheck {
+        let d = ReadinessCheck::default();
+        let at = |field: &str| format!("{path}/{field}");
+        let https = match r.protocol.as_deref() {
+            None => d.https,
+            Some("HTTP") => false,
+            Some("HTTPS") => true,
+            Some(_) => self.then(
+                d.https,
+                &at("protocol"),
+                "must be one of HTTP, HTTPS".into(),
+            ),
+        };
+        let codes = match &r.http_status_codes_for_ready {
+            None => d.http_status_codes_for_ready.clone(),
+            Some(codes) => codes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let p = format!("{path}/httpStatusCodesForReady({i})");
+                    let code = self.uint(Some(n), &p, 200, 599);
+                    if code < 100 {
+                        self.err(p, format!("got {code}, expected 100 or more"));
+                    }
+                    u16::try_from(code).unwrap_or(200)
+                })
+                .collect(),
+        };
+        ReadinessCheck {
+            name: r.name.clone().unwrap_or(d.name),
+            https,
+            path: r.path.clone().unwrap_or(d.path),
+            port_name: r.port_name.clone().unwrap_or(d.port_name),
+            interval: self.seconds(
+                r.interval_seconds.as_ref(),
+                &at("intervalSeconds"),
+                d.interval,
+            ),
+            timeout: self.seconds(r.timeout_seconds.as_ref(), &at("timeoutSeconds"), d.timeout),
+            http_status_codes_for_ready: codes,
+            preserve_last_response: r.preserve_last_response.unwrap_or(d.preserve_last_response),
+        }
+    }
+
+    fn strategies(&mut self, json: &AppJson, app: &mut App) {
+        if let Some(u) = &json.upgrade_strategy {
+            let s = &mut app.upgrade_strategy;
+            s.minimum_health_capacity = self.scalar(
+                u.minimum_health_capacity.as_ref(),
+                "/upgradeStrategy/minimumHealthCapacity",
+                s.minimum_health_capacity,
+            );
+            s.maximum_over_capacity = self.scalar(
+                u.maximum_over_capacity.as_ref(),
+                "/upgradeStrategy/maximumOverCapacity",
+                s.maximum_over_capacity,
+            );
+        }
+        let b = &mut app.backoff;
+        b.backoff = self.seconds(json.backoff_seconds.as_ref(), "/backoffSeconds", b.backoff);
+        b.factor = self.scalar(json.backoff_factor.as_ref(), "/backoffFactor", b.factor);
+        b.max_launch_delay = self.seconds(
+            json.max_launch_delay_seconds.as_ref(),
+            "/maxLaunchDelaySeconds",
+            b.max_launch_delay,
+        );
+        app.kill_selection = match json.kill_selection.as_deref() {
+            None => app.kill_selection,
+            Some("YOUNGEST_FIRST") => KillSelection::YoungestFirst,
+            Some("OLDEST_FIRST") => KillSelection::OldestFirst,
+            Some(_) => self.then(
+                app.kill_selection,
+                "/killSelection",
+                "must be one of YOUNGEST_FIRST, OLDEST_FIRST".into(),
+            ),
+        };
+        app.unreachable_strategy = match &json.unreachable_strategy {
+            None => app.unreachable_strategy,
+            Some(UnreachableStrategyJson::Word(w)) if w == "disabled" => {
+                UnreachableStrategy::Disabled
+            }
+            Some(UnreachableStrategyJson::Word(_)) => self.then(
+                app.unreachable_strategy,
+                "/unreachableStrategy",
+                "must be \"disabled\" or {inactiveAfterSeconds, expungeAfterSeconds}".into(),
+            ),
+            Some(UnreachableStrategyJson::Delays(d)) => self.unreachable(d),
+        };
+        app.task_kill_grace_period = json
+            .task_kill_grace_period_seconds
+            .as_ref()
+            .map(|n| self.seconds(Some(n), "/taskKillGracePeriodSeconds", Duration::ZERO));
+        app.progress_deadline = json
+            .progress_deadline_seconds
+            .as_ref()
+            .map(|n| self.seconds(Some(n), "/progressDeadlineSeconds", Duration::ZERO));
+    }
+
+    fn unreachable(&mut self, d: &UnreachableDelaysJson) -> UnreachableStrategy {
+        let (inactive, expunge) = match UnreachableStrategy::default() {
+            UnreachableStrategy::Enabled {
+                inactive_after,
+                expunge_after,
+            } => (inactive_after, expunge_after),
+            UnreachableStrategy::Disabled => (Duration::ZERO, Duration::ZERO),
+        };
+        UnreachableStrategy::Enabled {
+            inactive_after: self.seconds(
+                d.inactive_after_seconds.as_ref(),
+                "/unreachableStrategy/inactiveAfterSeconds",
+                inactive,
+            ),
+            expunge_after: self.seconds(
+                d.expunge_after_seconds.as_ref(),
+                "/unreachableStrategy/expungeAfterSeconds",
+                expunge,
+            ),
+        }
+    }
+
+    fn metadata(&mut self, json: &AppJson, app: &mut App) {
+        app.labels = json.labels.clone().unwrap_or_default();
+        let group = app.id.parent();
+        for (i, d) in json.dependencies.iter().flatten().enumerate() {
+            match PathId::parse_in(d, &group) {
+                Ok(id) => app.dependencies.push(id),
+                Err(e) => self.err(format!("/dependencies({i})"), e.to_string()),
+            }
+        }
+        app.version = self.version(json.version.as_deref(), "/version");
+        if let Some(info) = &json.version_info {
+            app.version_info = VersionInfo {
+                last_scaling_at: self.version(
+                    info.last_scaling_at.as_deref(),
+                    "/versionInfo/lastScalingAt",
+                ),
+                last_config_change_at: self.version(
+                    info.last_config_change_at.as_deref(),
+                    "/versionInfo/lastConfigChangeAt",
+                ),
+            };
+        }
+    }
+
+    fn unsupported(&mut self, json: &AppJson) {
+        if json.fetch.as_ref().is_some_and(|f| !f.is_empty()) {
+            self.err("/fetch", "fetching URIs is not supported yet");
+        }
+        if json.uris.as_ref().is_some_and(|f| !f.is_empty()) {
+            self.err("/uris", "fetching URIs is not supported yet");
+        }
+        if json.secrets.as_ref().is_some_and(|f| !f.is_empty()) {
+            self.err("/secrets", "secrets are not supported yet");
+        }
+    }
+}
+
+fn health_protocol(word: &str) -> Option<HealthProtocol> {
+    Some(match word {
+        "HTTP" => HealthProtocol::Http,
+        "HTTPS" => HealthProtocol::Https,
+        "TCP" => HealthProtocol::Tcp,
+        "MESOS_HTTP" => HealthProtocol::MesosHttp,
+        "MESOS_HTTPS" => HealthProtocol::MesosHttps,
+        "MESOS_TCP" => HealthProtocol::MesosTcp,
+        "COMMAND" => HealthProtocol::Command,
+        _ => return None,
+    })
+}
+
+fn health_protocol_word(p: HealthProtocol) -> &'static str {
+    match p {
+        HealthProtocol::Http => "HTTP",
+        HealthProtocol::Https => "HTTPS",
+        HealthProtocol::Tcp => "TCP",
+        HealthProtocol::MesosHttp => "MESOS_HTTP",
+        HealthProtocol::MesosHttps => "MESOS_HTTPS",
+        HealthProtocol::MesosTcp => "MESOS_TCP",
+        HealthProtocol::Command => "COMMAND",
+    }
+}
+
+/// Whole scalars as integers (`128`), others as decimals (`0.25`).
+fn scalar_number(s: Scalar) -> Number {
+    if s.is_whole() {
+        Number::from(s.milli() / 1000)
+    } else {
+        Number::from_f64(s.as_f64()).unwrap_or_else(|| Number::from(0))
+    }
+}
+
+/// Whole seconds as integers, others with milliseconds.
+fn seconds_number(d: Duration) -> Number {
+    if d.subsec_nanos() == 0 {
+        Number::from(d.as_secs())
+    } else {
+        Number::from_f64(d.as_millis() as f64 / 1000.0).unwrap_or_else(|| Number::from(0))
+    }
+}
+
+/// `[field, OPERATOR, value?]`, as `parse_constraints` reads it.
+fn constraint_json(c: &Constraint) -> Vec<String> {
+    let field = c.field.to_string();
+    let (op, value) = match &c.op {
+        Operator::Unique => ("UNIQUE", None),
+        Operator::Cluster(v) => ("CLUSTER", v.clone()),
+        Operator::GroupBy(g) => ("GROUP_BY", g.map(|g| g.to_string())),
+        Operator::Like(r) => ("LIKE", Some(r.as_str().to_string())),
+        Operator::Unlike(r) => ("UNLIKE", Some(r.as_str().to_string())),
+        Operator::MaxPer(n) => ("MAX_PER", Some(n.to_string())),
+        Operator::Is(v) => ("IS", Some(v.clone())),
+    };
+    let mut out = vec![field, op.to_string()];
+    out.extend(value);
+    out
+}
+
+/// Renders an app as Marathon's GET bodies show it: every field, defaults
+/// included.
+pub fn app_to_json(app: &App) -> AppJson {
+    let host = app.network == NetworkMode::Host;
+    let mappings: Vec<PortMappingJson> = app
+        .ports
+        .iter()
+        .map(|p| PortMappingJson {
+            container_port: Some(Number::from(p.port)),
+            host_port: p.host_port.map(Number::from),
+            service_port: Some(Number::from(p.service_port)),
+            protocol: Some(p.protocol.clone()),
+            name: p.name.clone(),
+            labels: Some(p.labels.clone()),
+        })
+        .collect();
+    let definitions: Vec<PortDefinitionJson> = app
+        .ports
+        .iter()
+        .map(|p| PortDefinitionJson {
+            port: Some(Number::from(p.port)),
+            protocol: Some(p.protocol.clone()),
+            name: p.name.clone(),
+            labels: Some(p.labels.clone()),
+        })
+        .collect();
+    let container = match (&app.docker, host) {
+        (None, true) => None,
+        (docker, _) => Some(ContainerJson {
+            kind: Some(if docker.is_some() { "DOCKER" } else { "MESOS" }.into()),
+            docker: docker.as_ref().map(|d| DockerJson {
+                image: Some(d.image.clone()),
+                force_pull_image: Some(d.force_pull_image),
+                parameters: Some(
+                    d.parameters
+                        .iter()
+                        .map(|(key, value)| DockerParameterJson {
+                            key: key.clone(),
+                            value: value.clone(),
+                        })
+                        .collect(),
+                ),
+                privileged: Some(d.privileged),
+                network: None,
+                port_mappings: None,
+            }),
+            port_mappings: (!host).then(|| mappings.clone()),
+            volumes: Some(Vec::new()),
+        }),
+    };
+    let mode = match app.network {
+        NetworkMode::Host => "host",
+        NetworkMode::Bridge => "container/bridge",
+        NetworkMode::Container => "container",
+    };
+    AppJson {
+        id: Some(app.id.to_string()),
+        cmd: app.cmd.clone(),
+        args: Some(app.args.clone()),
+        user: None,
+        env: Some(
+            app.env
+                .iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        EnvValue::Value(s) => EnvJson::Value(s.clone()),
+                        EnvValue::Secret(s) => EnvJson::Secret { secret: s.clone() },
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        instances: Some(Number::from(app.instances)),
+        cpus: Some(scalar_number(app.resources.cpus)),
+        mem: Some(scalar_number(app.resources.mem)),
+        disk: Some(scalar_number(app.resources.disk)),
+        gpus: Some(Number::from(app.resources.gpus)),
+        constraints: Some(app.constraints.iter().map(constraint_json).collect()),
+        accepted_resource_roles: Some(
+            app.accepted_resource_roles
+                .iter()
+                .map(|r| r.as_str().to_string())
+                .collect(),
+        ),
+        container,
+        networks: Some(vec![NetworkJson {
+            mode: Some(mode.into()),
+            name: None,
+        }]),
+        port_definitions: Some(if host { definitions } else { Vec::new() }),
+        require_ports: Some(app.require_ports),
+        health_checks: Some(app.health_checks.iter().map(health_check_json).collect()),
+        readiness_checks: Some(
+            app.readiness_checks
+                .iter()
+                .map(readiness_check_json)
+                .collect(),
+        ),
+        upgrade_strategy: Some(UpgradeStrategyJson {
+            minimum_health_capacity: Some(scalar_number(
+                app.upgrade_strategy.minimum_health_capacity,
+            )),
+            maximum_over_capacity: Some(scalar_number(app.upgrade_strategy.maximum_over_capacity)),
+        }),
+        backoff_seconds: Some(seconds_number(app.backoff.backoff)),
+        backoff_factor: Some(scalar_number(app.backoff.factor)),
+        max_launch_delay_seconds: Some(seconds_number(app.backoff.max_launch_delay)),
+        kill_selection: Some(
+            match app.kill_selection {
+                KillSelection::YoungestFirst => "YOUNGEST_FIRST",
+                KillSelection::OldestFirst => "OLDEST_FIRST",
+            }
+            .into(),
+        ),
+        unreachable_strategy: Some(match app.unreachable_strategy {
+            UnreachableStrategy::Disabled => UnreachableStrategyJson::Word("disabled".into()),
+            UnreachableStrategy::Enabled {
+                inactive_after,
+                expunge_after,
+            } => UnreachableStrategyJson::Delays(UnreachableDelaysJson {
+                inactive_after_seconds: Some(seconds_number(inactive_after)),
+                expunge_after_seconds: Some(seconds_number(expunge_after)),
+            }),
+        }),
+        task_kill_grace_period_seconds: app.task_kill_grace_period.map(seconds_number),
+        labels: Some(app.labels.clone()),
+        dependencies: Some(app.dependencies.iter().map(PathId::to_string).collect()),
+        progress_deadline_seconds: app.progress_deadline.map(seconds_number),
+        version: Some(format_version(app.version)),
+        version_info: Some(VersionInfoJson {
+            last_scaling_at: Some(format_version(app.version_info.last_scaling_at)),
+            last_config_change_at: Some(format_version(app.version_info.last_config_change_at)),
+        }),
+        fetch: None,
+        uris: None,
+        secrets: None,
+    }
+}
+
+/// [`app_to_json`] as a JSON value (a GET body).
+pub fn render_app(app: &App) -> Value {
+    serde_json::to_value(app_to_json(app)).unwrap_or(Value::Null)
+}
+
+fn health_check_json(h: &HealthCheck) -> HealthCheckJson {
+    HealthCheckJson {
+        protocol: Some(health_protocol_word(h.protocol).into()),
+        path: Some(h.path.clone()),
+        port_index: h.port_index.map(Number::from),
+        port: h.port.map(Number::from),
+        command: h.command.as_ref().map(|value| CommandJson {
+            value: value.clone(),
+        }),
+        grace_period_seconds: Some(seconds_number(h.grace_period)),
+        interval_seconds: Some(seconds_number(h.interval)),
+        timeout_seconds: Some(seconds_number(h.timeout)),
+        max_consecutive_failures: Some(Number::from(h.max_consecutive_failures)),
+        delay_seconds: Some(seconds_number(h.delay)),
+        ignore_http1xx: Some(h.ignore_http1xx),
+    }
+}
+
+fn readiness_check_json(r: &ReadinessCheck) -> ReadinessCheckJson {
+    ReadinessCheckJson {
+        name: Some(r.name.clone()),
+        protocol: Some(if r.https { "HTTPS" } else { "HTTP" }.into()),
+        path: Some(r.path.clone()),
+        port_name: Some(r.port_name.clone()),
+        interval_seconds: Some(seconds_number(r.interval)),
+        timeout_seconds: Some(seconds_number(r.timeout)),
+        http_status_codes_for_ready: Some(
+            r.http_status_codes_for_ready
+                .iter()
+                .map(|c| Number::from(*c))
+                .collect(),
+        ),
+        preserve_last_response: Some(r.preserve_last_response),
+    }
+}

@@ -1,0 +1,12 @@
+//! Marathon v2 JSON shapes (serde, camelCase) and the version timestamps'
+//! ISO-8601 form. Plain wire types: nothing here knows Marathon's defaults
+//! or rules; `crate::api::convert` does.
+mod app;
+mod time;
+
+pub use app::{
+    AppJson, CommandJson, ContainerJson, DockerJson, DockerParameterJson, EnvJson, HealthCheckJson,
+    NetworkJson, PortDefinitionJson, PortMappingJson, ReadinessCheckJson, UnreachableDelaysJson,
+    UnreachableStrategyJson, UpgradeStrategyJson, VersionInfoJson,
+};
+pub use time::{format_version, parse_version};
