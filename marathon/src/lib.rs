@@ -9,8 +9,9 @@
 //!   ISO-8601 form of versions.
 //! - `api/convert.rs`: [`api::convert::parse_app`] (request body → planner
 //!   `App` with Marathon's defaults, or a 400/422 with every field error and
-//!   its Marathon path) and [`api::convert::app_to_json`] (GET bodies); the
-//!   only place JSON meets planner types.
+//!   its Marathon path); `api/convert/render.rs`: [`api::convert::app_to_json`]
+//!   (GET bodies). The only place JSON meets planner types.
+//! - `api/tests/`: table tests (`cases.rs`) and property tests (`props.rs`).
 //! - `api/error.rs`: [`api::error::ApiError`] → Marathon's status codes and
 //!   bodies (400, 404, 409 locked/exists, 422), as plain data.
 //!

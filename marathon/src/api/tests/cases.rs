@@ -665,3 +665,33 @@ fn the_rendered_struct_serializes_without_nulls() {
     let text = serde_json::to_string(&app_to_json(&app)).unwrap();
     assert!(!text.contains("null"), "{text}");
 }
+
+/// A body in the shape Marathon 1.x's GET answers (with its nulls, empty
+/// lists and status fields) goes back in a PUT unchanged: clients edit
+/// GET output and send it back.
+#[test]
+fn a_marathon_get_body_is_accepted_back() {
+    let body = r#"{
+        "id": "/sleep", "backoffFactor": 1.15, "backoffSeconds": 1, "cmd": "sleep 1000",
+        "args": null, "user": null, "container": null, "cpus": 0.1, "disk": 0,
+        "executor": "", "instances": 1, "labels": {}, "maxLaunchDelaySeconds": 300,
+        "mem": 32, "gpus": 0, "networks": [{"mode": "host"}],
+        "portDefinitions": [{"port": 10000, "name": "default", "protocol": "tcp"}],
+        "requirePorts": false, "constraints": [], "uris": [], "fetch": [], "storeUrls": [],
+        "env": {}, "healthChecks": [], "readinessChecks": [], "dependencies": [],
+        "secrets": {}, "role": "*", "ipAddress": null, "residency": null,
+        "taskKillGracePeriodSeconds": null,
+        "upgradeStrategy": {"maximumOverCapacity": 1, "minimumHealthCapacity": 1},
+        "version": "2017-10-16T12:20:48.452Z",
+        "versionInfo": {"lastScalingAt": "2017-10-16T12:20:48.452Z",
+                        "lastConfigChangeAt": "2017-10-16T12:20:48.452Z"},
+        "killSelection": "YOUNGEST_FIRST",
+        "unreachableStrategy": {"inactiveAfterSeconds": 0, "expungeAfterSeconds": 0},
+        "tasksStaged": 0, "tasksRunning": 1, "tasksHealthy": 0, "tasksUnhealthy": 0,
+        "deployments": [], "tasks": []
+    }"#;
+    let app = ok(serde_json::from_str(body).unwrap());
+    assert_eq!(app.resources.mem, Scalar::from_units(32));
+    assert_eq!(app.ports[0].name.as_deref(), Some("default"));
+    assert_eq!(app.version, Version(1_508_156_448_452));
+}
