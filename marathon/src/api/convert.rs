@@ -15,8 +15,8 @@
 //! normalization); a bridge port mapping without `hostPort` gets host port
 //! 0 (any), a `container`-network one none; a health check without
 //! `portIndex` uses index 0 unless it names a `port` or is a COMMAND check.
-//! Marathon < 1.5's `container.docker.network` and
-//! `container.docker.portMappings` are read (never written).
+//! Marathon < 1.5's `container.docker.network`,
+//! `container.docker.portMappings` and `ports` are read (never written).
 use std::time::Duration;
 
 use agora_marathon_planner::{
@@ -287,21 +287,17 @@ impl Cx {
                     "port mappings need container or container/bridge networking",
                 );
             }
-            let default = [PortDefinitionJson::default()];
-            let defs = json.port_definitions.as_deref().unwrap_or(&default);
-            app.ports = defs
-                .iter()
-                .enumerate()
-                .map(|(i, d)| self.port_definition(d, &format!("/portDefinitions({i})")))
-                .collect();
+            app.ports = self.port_definitions(json);
         } else {
-            if json
-                .port_definitions
-                .as_ref()
-                .is_some_and(|d| !d.is_empty())
+            let legacy = json.ports.as_ref().is_some_and(|p| !p.is_empty());
+            if legacy
+                || json
+                    .port_definitions
+                    .as_ref()
+                    .is_some_and(|d| !d.is_empty())
             {
                 self.err(
-                    "/portDefinitions",
+                    if legacy { "/ports" } else { "/portDefinitions" },
                     "must be empty unless networking is host",
                 );
             }
@@ -312,6 +308,31 @@ impl Cx {
                 .map(|(i, m)| self.port_mapping(m, &format!("{mappings_path}({i})"), bridge))
                 .collect();
         }
+    }
+
+    /// Host-mode ports: `portDefinitions`, else Marathon < 1.5's `ports`,
+    /// else one port (`[{"port": 0}]`, Marathon's normalization).
+    fn port_definitions(&mut self, json: &AppJson) -> Vec<PortSpec> {
+        let legacy: Option<Vec<PortDefinitionJson>> = json.ports.as_ref().map(|ports| {
+            let one = |n: &Number| PortDefinitionJson {
+                port: Some(n.clone()),
+                ..Default::default()
+            };
+            ports.iter().map(one).collect()
+        });
+        if legacy.is_some() && json.port_definitions.is_some() {
+            self.err("/ports", "must not be set together with portDefinitions");
+        }
+        let default = vec![PortDefinitionJson::default()];
+        let defs = json
+            .port_definitions
+            .as_ref()
+            .or(legacy.as_ref())
+            .unwrap_or(&default);
+        defs.iter()
+            .enumerate()
+            .map(|(i, d)| self.port_definition(d, &format!("/portDefinitions({i})")))
+            .collect()
     }
 
     fn legacy_network(&mut self, word: &str) -> NetworkMode {

@@ -96,6 +96,7 @@ pub fn app_to_json(app: &App) -> AppJson {
             mode: Some(mode.into()),
             name: None,
         }]),
+        ports: None,
         port_definitions: Some(if host {
             port_definitions(app)
         } else {

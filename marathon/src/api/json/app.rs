@@ -60,6 +60,9 @@ pub struct AppJson {
     /// Host-mode ports; absent means one port, `[{port: 0}]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port_definitions: Option<Vec<PortDefinitionJson>>,
+    /// Marathon < 1.5: host-mode ports as plain numbers; read, never written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Vec<Number>>,
     /// Host mode: use the `port` values as host ports (false).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub require_ports: Option<bool>,

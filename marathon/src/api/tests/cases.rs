@@ -183,6 +183,27 @@ fn docker_app_with_bridge_port_mappings_and_a_mesos_http_check() {
     assert_eq!(ok(legacy), app);
 }
 
+/// Marathon's docs (recipes.md): Docker without a `type`, with `args`, and
+/// the pre-1.5 `ports` list.
+#[test]
+fn docker_recipes_and_legacy_ports() {
+    let simple = ok(json!({
+        "id": "simple-docker", "container": {"docker": {"image": "busybox"}},
+        "cmd": "echo hello from docker", "cpus": 0.2, "mem": 32.0, "instances": 2
+    }));
+    assert_eq!(simple.docker.unwrap().image, "busybox");
+    assert_eq!(simple.resources.cpus, Scalar::from_milli(200));
+    let entry = ok(json!({
+        "id": "simple-docker", "container": {"docker": {"image": "mesosphere/inky"}},
+        "args": ["hello", "from", "docker"], "cpus": 0.2, "mem": 32.0, "instances": 2
+    }));
+    assert_eq!((entry.cmd, entry.args.len()), (None, 3));
+    let legacy = ok(with(json!({"ports": [0, 8080]})));
+    assert_eq!(legacy.ports, vec![tcp(0), tcp(8080)]);
+    assert_eq!(render_app(&legacy)["ports"], Value::Null);
+    assert_eq!(render_app(&legacy)["portDefinitions"][1]["port"], 8080);
+}
+
 /// Marathon's docs (constraints.md): UNIQUE hostnames, GROUP_BY racks.
 #[test]
 fn cmd_apps_with_constraints() {
@@ -410,6 +431,15 @@ fn every_invalid_field_names_its_path() {
                 json!({"networks": [{"mode": "container/bridge"}], "portDefinitions": [{"port": 80}]}),
             ),
             &["/portDefinitions"],
+        ),
+        (
+            with(json!({"ports": [80], "portDefinitions": []})),
+            &["/ports"],
+        ),
+        (with(json!({"ports": [-80]})), &["/portDefinitions(0)/port"]),
+        (
+            with(json!({"networks": [{"mode": "container/bridge"}], "ports": [80]})),
+            &["/ports"],
         ),
         (
             with(json!({"portDefinitions": [{"port": 70000}]})),
