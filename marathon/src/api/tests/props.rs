@@ -312,6 +312,7 @@ fn field_name() -> impl Strategy<Value = String> {
             "networks",
             "mode",
             "name",
+            "ports",
             "portDefinitions",
             "port",
             "protocol",
