@@ -113,6 +113,7 @@ fn every_crate_root_documents_itself() {
         "master/raft/src/lib.rs",
         "master/etcd/src/lib.rs",
         "marathon/planner/src/lib.rs",
+        "marathon/src/lib.rs",
         "agent/src/lib.rs",
         "agent/runtime/src/lib.rs",
         "scheduler-sdk/src/lib.rs",
