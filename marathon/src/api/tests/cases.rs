@@ -264,7 +264,7 @@ fn every_other_field_is_read() {
         "id": "web/api", "args": ["--port", "80"],
         "container": {"docker": {"image": "nginx:1.27", "privileged": true}},
         "env": {"A": "1"}, "labels": {"HAPROXY_GROUP": "external"},
-        "disk": 10, "gpus": 1, "acceptedResourceRoles": ["slave_public", "*"],
+        "disk": 10, "gpus": 1, "acceptedResourceRoles": ["agent_public", "*"],
         "portDefinitions": [{"port": 10000, "name": "http-api", "labels": {"x": "y"}}],
         "requirePorts": true,
         "healthChecks": [{"protocol": "COMMAND", "command": {"value": "true"}}],
@@ -291,7 +291,7 @@ fn every_other_field_is_read() {
     );
     assert_eq!(
         app.accepted_resource_roles,
-        vec![Role::parse("slave_public").unwrap(), Role::star()]
+        vec![Role::parse("agent_public").unwrap(), Role::star()]
     );
     assert!(app.require_ports);
     assert_eq!(app.ports[0].port, 10000);

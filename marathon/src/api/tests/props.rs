@@ -191,7 +191,7 @@ prop_compose! {
                    cpus in 1..64_000i64, mem in 0..1_000_000_000i64, disk in 0..1_000_000i64, gpus in 0..8u32,
                    instances in 0..10_000u32, env in small_map("[A-Z_]{1,6}"), labels in small_map("[A-Za-z_]{1,6}"),
                    constraints in prop::collection::vec(constraint(), 0..3),
-                   roles in prop::sample::select(vec![vec!["*"], vec!["slave_public", "*"], vec!["prod"]]),
+                   roles in prop::sample::select(vec![vec!["*"], vec!["agent_public", "*"], vec!["prod"]]),
                    mesos in any::<bool>(), n_checks in 0..3usize, ready in any::<bool>(),
                    require_ports in any::<bool>(), tuning in tuning(),
                    deps in prop::collection::vec(path_id(), 0..3),
