@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use agora_model::{AgentId, FrameworkId, FrameworkInfo, OfferId, Role, SessionId, StreamId};
 use agora_proto::v1;
+use bytes::Bytes;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{MissedTickBehavior, interval, sleep_until};
@@ -49,6 +50,14 @@ const MIN_ALLOCATION_GAP: Duration = Duration::from_millis(5);
 /// How often deadlines (framework failover, offer timeout, agent re-register)
 /// are checked. Small enough for tests that use sub-second timeouts.
 const HOUSEKEEPING_PERIOD: Duration = Duration::from_millis(100);
+/// /state requests wait until the loop has drained its queue (or this
+/// long, or [`STATE_BATCH_MAX`] of them), and then share one document:
+/// serializing takes the loop tens of milliseconds at 10,000 agents, so
+/// dashboards polling at once must not each pay for it (Mesos 1.7 batches
+/// /state the same way).
+pub(crate) const STATE_BATCH_WAIT: Duration = Duration::from_millis(100);
+/// See [`STATE_BATCH_WAIT`].
+const STATE_BATCH_MAX: usize = 256;
 
 pub(crate) type Answer<T> = oneshot::Sender<Result<T, Status>>;
 /// Events to a framework's Subscribe stream.
@@ -99,7 +108,7 @@ pub(crate) enum Command {
         session: SessionId,
     },
     GetState {
-        reply: oneshot::Sender<Vec<u8>>,
+        reply: oneshot::Sender<Bytes>,
     },
     GetMetrics {
         reply: oneshot::Sender<String>,
@@ -137,6 +146,9 @@ struct Loop {
     waiting: HashMap<ReplyToken, Waiting>,
     next_token: ReplyToken,
     writer: WriterHandle,
+    /// /state requests waiting for the next document, and since when.
+    state_waiters: Vec<oneshot::Sender<Bytes>>,
+    state_wanted_since: Option<tokio::time::Instant>,
 }
 
 /// Runs the loop until every command sender is gone or `shutdown` fires,
@@ -155,6 +167,8 @@ pub(crate) async fn run(
         waiting: HashMap::new(),
         next_token: 0,
         writer,
+        state_waiters: Vec::new(),
+        state_wanted_since: None,
     };
     let mut next_allocation = instant_now() + lp.master.cfg.allocation_interval;
     let mut earliest_allocation = instant_now();
@@ -200,6 +214,7 @@ pub(crate) async fn run(
             _ = housekeeping.tick() => lp.input(Input::Housekeeping).await,
         }
         lp.master.metrics.queue_depth.set(rx.len() as i64);
+        lp.answer_state_requests(rx.is_empty());
     }
     let Loop { writer, .. } = lp;
     drop(writer.proposals);
@@ -208,6 +223,27 @@ pub(crate) async fn run(
 }
 
 impl Loop {
+    /// Serializes one /state document for every waiting request once the
+    /// queue is drained, or the oldest has waited [`STATE_BATCH_WAIT`], or
+    /// [`STATE_BATCH_MAX`] wait.
+    fn answer_state_requests(&mut self, queue_drained: bool) {
+        let Some(since) = self.state_wanted_since else {
+            return;
+        };
+        let due = queue_drained
+            || self.state_waiters.len() >= STATE_BATCH_MAX
+            || instant_now().saturating_duration_since(since) >= STATE_BATCH_WAIT;
+        if !due {
+            return;
+        }
+        self.state_wanted_since = None;
+        let doc = Bytes::from(self.master.state_json());
+        self.master.metrics.state_documents.inc();
+        for reply in self.state_waiters.drain(..) {
+            let _ = reply.send(doc.clone());
+        }
+    }
+
     fn token(&mut self) -> ReplyToken {
         self.next_token += 1;
         self.next_token
@@ -272,7 +308,11 @@ impl Loop {
                 Input::AgentStreamClosed { agent, session }
             }
             Command::GetState { reply } => {
-                let _ = reply.send(self.master.state_json());
+                self.master.metrics.state_requests.inc();
+                if self.state_waiters.is_empty() {
+                    self.state_wanted_since = Some(instant_now());
+                }
+                self.state_waiters.push(reply);
                 return;
             }
             Command::GetMetrics { reply } => {
@@ -482,5 +522,62 @@ impl Loop {
             .filter(|s| FRAMEWORK_EVENT_BUFFER - s.tx.capacity() > CONGESTED_EVENTS)
             .filter_map(|s| s.framework.clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod state_batch_tests {
+    use super::*;
+    use crate::config::MasterConfig;
+    use crate::registry::{Registry, RegistryStore, spawn_writer};
+
+    /// Requests queued together share one document; a later one gets a
+    /// fresh document.
+    #[tokio::test]
+    async fn concurrent_state_requests_share_one_document() {
+        let registry = Registry::default();
+        let Ok(store) = RegistryStore::new(None) else {
+            panic!("an in-memory store");
+        };
+        let writer = spawn_writer(store, registry.clone());
+        let master = Master::new(
+            MasterConfig::default(),
+            registry,
+            "m".into(),
+            "leader".into(),
+            1000.0,
+            7,
+        );
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let mut answers = Vec::new();
+        // Queued before the loop runs: it finds them all at once.
+        for _ in 0..10 {
+            let (reply, answer) = oneshot::channel();
+            assert!(tx.try_send(Command::GetState { reply }).is_ok());
+            answers.push(answer);
+        }
+        let (stop, stop_rx) = oneshot::channel();
+        let looping = tokio::spawn(run(master, writer, rx, stop_rx));
+        let mut docs = Vec::new();
+        for a in answers {
+            docs.push(a.await.expect("an answer"));
+        }
+        assert!(docs.iter().all(|d| d == &docs[0]), "one document for all");
+        let (reply, answer) = oneshot::channel();
+        assert!(tx.send(Command::GetState { reply }).await.is_ok());
+        assert!(answer.await.is_ok_and(|d| !d.is_empty()));
+        let (reply, metrics) = oneshot::channel();
+        assert!(tx.send(Command::GetMetrics { reply }).await.is_ok());
+        let metrics = metrics.await.expect("metrics");
+        assert!(
+            metrics.contains("agora_master_state_requests_total 11"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("agora_master_state_documents_total 2"),
+            "{metrics}"
+        );
+        let _ = stop.send(());
+        let _ = looping.await;
     }
 }

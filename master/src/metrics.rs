@@ -23,6 +23,10 @@ pub(crate) struct Metrics {
     pub(crate) messages: IntCounterVec,
     pub(crate) uptime: prometheus::Gauge,
     pub(crate) role_shares: prometheus::GaugeVec,
+    /// /state requests, and the documents serialized for them: concurrent
+    /// requests share one document (see `event_loop::STATE_BATCH_WAIT`).
+    pub(crate) state_requests: IntCounter,
+    pub(crate) state_documents: IntCounter,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -87,8 +91,18 @@ impl Metrics {
             ),
             &["role"],
         ));
+        let state_requests = must(IntCounter::new(
+            "state_requests_total",
+            "Requests for /state",
+        ));
+        let state_documents = must(IntCounter::new(
+            "state_documents_total",
+            "/state documents serialized (concurrent requests share one)",
+        ));
         for c in [
             Box::new(resources.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(state_requests.clone()),
+            Box::new(state_documents.clone()),
             Box::new(agents.clone()),
             Box::new(frameworks.clone()),
             Box::new(tasks.clone()),
@@ -115,6 +129,8 @@ impl Metrics {
             messages,
             uptime,
             role_shares,
+            state_requests,
+            state_documents,
         }
     }
 
