@@ -18,6 +18,9 @@
 //! - `transport/`: wire encoding, [`Transport`], and `sim`: a seeded
 //!   network (loss, delay, reorder, duplication, partitions) and
 //!   [`SimCluster`] (crash, restart, join).
+//! - `transport/grpc.rs`: [`GrpcTransport`] and the peer service (tonic),
+//!   the real network between members; `runner.rs`: [`run_replica`], the
+//!   tokio task that owns a replica on real sockets (ticks, steps, proposals).
 //! - `config.rs`: [`ReplicaConfig`] and the named limits; `error.rs`: [`RaftError`].
 //!
 //! Architecture invariant: the core (`node*`, `storage`, `state_machine`,
@@ -37,6 +40,7 @@ mod kv_machine;
 mod logger;
 mod node;
 mod output;
+pub mod runner;
 mod state_machine;
 pub mod storage;
 pub mod transport;
@@ -53,9 +57,11 @@ pub use kv_machine::{KvAnswer, KvMachine};
 pub use node::{MembershipChange, Replica};
 pub use output::{Applied, Completion, Leadership, Output, ReadCompletion, Role, Token};
 pub use raft::eraftpb;
+pub use runner::{Proposal, ProposalResult, Status, TICK_INTERVAL, run_replica};
 pub use state_machine::{FNV_OFFSET, Register, RegisterSnapshotError, StateMachine, fnv1a};
 pub use storage::{LogStore, MemLogStore};
 #[cfg(feature = "rocksdb")]
 pub use storage::{RocksLogStore, StorageError};
+pub use transport::grpc::{GrpcTransport, serve};
 pub use transport::sim::{Faults, NetStats, SimCluster, SimNetwork, SimNode, SimRng};
 pub use transport::{Transport, decode_message, encode_message};

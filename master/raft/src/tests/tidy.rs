@@ -19,8 +19,10 @@ const CORE: &[(&str, &str)] = &[
 const REST: &[(&str, &str)] = &[
     ("lib.rs", include_str!("../lib.rs")),
     ("logger.rs", include_str!("../logger.rs")),
+    ("runner.rs", include_str!("../runner.rs")),
     ("storage/rocks.rs", include_str!("../storage/rocks.rs")),
     ("transport/mod.rs", include_str!("../transport/mod.rs")),
+    ("transport/grpc.rs", include_str!("../transport/grpc.rs")),
     ("transport/sim.rs", include_str!("../transport/sim.rs")),
     (
         "transport/sim/cluster.rs",

@@ -1,8 +1,9 @@
 //! Moving raft messages between members. The engine only produces and
 //! consumes `eraftpb::Message`s; a transport carries them, as bytes in
 //! raft-rs's protobuf encoding (inside a tonic envelope in production, see
-//! deps.md). `sim` is the deterministic in-process network for tests.
+//! deps.md). `grpc` is that network (tonic); `sim` is the deterministic in-process network for tests.
 
+pub mod grpc;
 pub mod sim;
 
 use protobuf::Message as _;
