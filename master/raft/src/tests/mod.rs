@@ -4,6 +4,7 @@
 mod bad_input;
 mod basics;
 mod failover;
+mod grpc;
 mod membership;
 mod schedules;
 mod tidy;

@@ -49,6 +49,11 @@ pub const MIN_BACKOFF: Duration = Duration::from_millis(20);
 pub const MAX_BACKOFF: Duration = Duration::from_millis(1000);
 /// Connection attempt timeout.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+/// HTTP/2 pings on an open stream, so that a peer that hangs (rather than
+/// closing) is noticed and the stream is rebuilt.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+/// A ping unanswered this long closes the connection.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Largest envelope accepted (snapshots are sent whole).
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 /// Inbound messages waiting for the replica's task (see [`inbound_channel`]).
@@ -104,6 +109,9 @@ impl GrpcTransport {
             let endpoint = Endpoint::from_shared(uri.clone())
                 .map_err(|error| format!("peer {peer} address {uri}: {error}"))?
                 .connect_timeout(CONNECT_TIMEOUT)
+                .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+                .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+                .keep_alive_while_idle(true)
                 .tcp_nodelay(true);
             let (tx, rx) = mpsc::channel(PEER_QUEUE_CAPACITY);
             runtime.spawn(peer_task(id, peer, endpoint, rx, Arc::clone(&stats)));
