@@ -128,6 +128,9 @@ where
         };
         let removed = output.removed;
         deliver(output, &mut transport, &mut waiting);
+        for peer in transport.take_unreachable() {
+            replica.report_unreachable(peer);
+        }
         status.send_replace(Status::of(&replica));
         if removed || replica.is_removed() || replica.is_stopped() {
             break;

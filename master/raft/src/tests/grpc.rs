@@ -353,6 +353,8 @@ async fn a_full_queue_and_unknown_peers_drop_and_count() {
         transport.send(message(1, 2));
     }
     assert_eq!(transport.dropped(), extra as u64);
+    assert_eq!(transport.take_unreachable(), vec![2]);
+    assert!(transport.take_unreachable().is_empty());
     transport.send(message(1, 7));
     assert_eq!(transport.dropped(), extra as u64 + 1);
     // The unreachable peer's queue is dropped too, never delivered.

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use raft::eraftpb::Message;
@@ -78,12 +78,19 @@ pub struct TransportStats {
     pub connects: AtomicU64,
 }
 
+/// One peer's queue and its "could not deliver" flag.
+#[derive(Debug)]
+struct PeerQueue {
+    tx: mpsc::Sender<RaftEnvelope>,
+    unreachable: Arc<AtomicBool>,
+}
+
 /// Sends raft messages to peers over gRPC. Create it inside a tokio
 /// runtime; dropping it ends the peer tasks.
 #[derive(Debug)]
 pub struct GrpcTransport {
     id: u64,
-    queues: BTreeMap<u64, mpsc::Sender<RaftEnvelope>>,
+    queues: BTreeMap<u64, PeerQueue>,
     stats: Arc<TransportStats>,
 }
 
@@ -114,8 +121,15 @@ impl GrpcTransport {
                 .keep_alive_while_idle(true)
                 .tcp_nodelay(true);
             let (tx, rx) = mpsc::channel(PEER_QUEUE_CAPACITY);
-            runtime.spawn(peer_task(id, peer, endpoint, rx, Arc::clone(&stats)));
-            queues.insert(peer, tx);
+            let unreachable = Arc::new(AtomicBool::new(false));
+            let link = Link {
+                id,
+                peer,
+                stats: Arc::clone(&stats),
+                unreachable: Arc::clone(&unreachable),
+            };
+            runtime.spawn(peer_task(link, endpoint, rx));
+            queues.insert(peer, PeerQueue { tx, unreachable });
         }
         Ok(GrpcTransport { id, queues, stats })
     }
@@ -147,21 +161,40 @@ impl Transport for GrpcTransport {
             to: message.to,
             payload: encode_message(&message).into(),
         };
-        if queue.try_send(envelope).is_err() {
+        if queue.tx.try_send(envelope).is_err() {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            queue.unreachable.store(true, Ordering::Relaxed);
         }
+    }
+
+    fn take_unreachable(&mut self) -> Vec<u64> {
+        (self.queues.iter())
+            .filter(|(_, queue)| queue.unreachable.swap(false, Ordering::Relaxed))
+            .map(|(peer, _)| *peer)
+            .collect()
+    }
+}
+
+/// What a peer task shares with its transport.
+struct Link {
+    id: u64,
+    peer: u64,
+    stats: Arc<TransportStats>,
+    unreachable: Arc<AtomicBool>,
+}
+
+impl Link {
+    /// Counts `n` dropped messages and flags the peer.
+    fn dropped(&self, n: u64) {
+        self.stats.dropped.fetch_add(n, Ordering::Relaxed);
+        self.unreachable.store(true, Ordering::Relaxed);
     }
 }
 
 /// Drains one peer's queue into a client stream, reconnecting as needed.
 /// Ends when the transport (the queue's sender) is dropped.
-async fn peer_task(
-    id: u64,
-    peer: u64,
-    endpoint: Endpoint,
-    mut queue: mpsc::Receiver<RaftEnvelope>,
-    stats: Arc<TransportStats>,
-) {
+async fn peer_task(link: Link, endpoint: Endpoint, mut queue: mpsc::Receiver<RaftEnvelope>) {
+    let (id, peer, stats) = (link.id, link.peer, Arc::clone(&link.stats));
     let mut backoff = MIN_BACKOFF;
     loop {
         // Connect only once there is something to send.
@@ -172,12 +205,12 @@ async fn peer_task(
             Ok(channel) => channel,
             Err(error) => {
                 tracing::debug!(member = id, peer, %error, "peer unreachable");
-                stats.dropped.fetch_add(1, Ordering::Relaxed);
+                link.dropped(1);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 // What queued up meanwhile is stale: raft resends.
                 while queue.try_recv().is_ok() {
-                    stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    link.dropped(1);
                 }
                 continue;
             }
@@ -189,7 +222,7 @@ async fn peer_task(
         let mut call = pin!(client.send(ReceiverStream::new(stream_rx)));
         let ended = loop {
             if stream_tx.send(first).await.is_err() {
-                stats.dropped.fetch_add(1, Ordering::Relaxed);
+                link.dropped(1);
                 break None;
             }
             stats.sent.fetch_add(1, Ordering::Relaxed);
@@ -201,6 +234,9 @@ async fn peer_task(
                 result = &mut call => break Some(result),
             }
         };
+        if !matches!(ended, Some(Ok(_))) {
+            link.unreachable.store(true, Ordering::Relaxed);
+        }
         match ended {
             Some(Ok(_)) => tracing::debug!(member = id, peer, "peer closed the stream"),
             Some(Err(status)) => {

@@ -14,6 +14,12 @@ use raft::eraftpb::Message;
 pub trait Transport {
     /// Queues `message` for member `message.to`. Must not block.
     fn send(&mut self, message: Message);
+
+    /// Peers that could not be reached (or whose queue overflowed) since
+    /// the last call; the owner passes each to `Replica::report_unreachable`.
+    fn take_unreachable(&mut self) -> Vec<u64> {
+        Vec::new()
+    }
 }
 
 /// Encodes a message for the wire.
