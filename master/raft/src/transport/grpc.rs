@@ -206,12 +206,7 @@ async fn peer_task(link: Link, endpoint: Endpoint, mut queue: mpsc::Receiver<Raf
             Err(error) => {
                 tracing::debug!(member = id, peer, %error, "peer unreachable");
                 link.dropped(1);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                // What queued up meanwhile is stale: raft resends.
-                while queue.try_recv().is_ok() {
-                    link.dropped(1);
-                }
+                pause(&link, &mut queue, &mut backoff).await;
                 continue;
             }
         };
@@ -244,8 +239,18 @@ async fn peer_task(link: Link, endpoint: Endpoint, mut queue: mpsc::Receiver<Raf
             }
             None => tracing::debug!(member = id, peer, "stream to peer closed"),
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        pause(&link, &mut queue, &mut backoff).await;
+    }
+}
+
+/// Waits `backoff` before the next connection, doubles it (up to
+/// [`MAX_BACKOFF`]), and drops what queued up meanwhile: it is stale, and
+/// raft resends what matters.
+async fn pause(link: &Link, queue: &mut mpsc::Receiver<RaftEnvelope>, backoff: &mut Duration) {
+    tokio::time::sleep(*backoff).await;
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+    while queue.try_recv().is_ok() {
+        link.dropped(1);
     }
 }
 
