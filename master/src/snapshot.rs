@@ -41,7 +41,11 @@ impl Master {
         build_snapshot_from_tallies(agents, frameworks, self.role_weights())
     }
 
-    fn framework_input<'a>(&self, f: &'a FrameworkEntry, now: MonoTime) -> FrameworkInput<'a> {
+    pub(crate) fn framework_input<'a>(
+        &self,
+        f: &'a FrameworkEntry,
+        now: MonoTime,
+    ) -> FrameworkInput<'a> {
         FrameworkInput {
             id: &f.id,
             roles: &f.info.roles,
@@ -78,7 +82,7 @@ impl Master {
     }
 
     /// Configured role weights, overridden by the registry's.
-    fn role_weights(&self) -> BTreeMap<Role, f64> {
+    pub(crate) fn role_weights(&self) -> BTreeMap<Role, f64> {
         let mut role_weights = BTreeMap::new();
         for (r, w) in &self.cfg.role_weights {
             if let Ok(role) = Role::parse(r.clone()) {

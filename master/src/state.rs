@@ -139,19 +139,10 @@ impl AgentEntry {
         self.conn.status()
     }
     pub(crate) fn allocate(&mut self, fw: &FrameworkId, role: &Role, r: &Resources) {
-        self.allocated
-            .entry((fw.clone(), role.clone()))
-            .or_default()
-            .add(r);
+        hold(&mut self.allocated, (fw.clone(), role.clone()), r);
     }
     pub(crate) fn unallocate(&mut self, fw: &FrameworkId, role: &Role, r: &Resources) {
-        let key = (fw.clone(), role.clone());
-        if let Some(held) = self.allocated.get_mut(&key) {
-            held.subtract(r);
-            if held.is_empty() {
-                self.allocated.remove(&key);
-            }
-        }
+        release(&mut self.allocated, &(fw.clone(), role.clone()), r);
     }
 }
 
@@ -215,20 +206,10 @@ impl FrameworkEntry {
         self.stream().is_some()
     }
     pub(crate) fn allocate(&mut self, role: &Role, r: &Resources) {
-        match self.allocated.get_mut(role) {
-            Some(held) => held.add(r),
-            None => {
-                self.allocated.insert(role.clone(), r.clone());
-            }
-        }
+        hold(&mut self.allocated, role.clone(), r);
     }
     pub(crate) fn unallocate(&mut self, role: &Role, r: &Resources) {
-        if let Some(held) = self.allocated.get_mut(role) {
-            held.subtract(r);
-            if held.is_empty() {
-                self.allocated.remove(role);
-            }
-        }
+        release(&mut self.allocated, role, r);
     }
     pub(crate) fn partition_aware(&self) -> bool {
         self.info.has(agora_model::Capability::PartitionAware)
@@ -352,5 +333,21 @@ impl Master {
 
     pub(crate) fn unix_ms(&self) -> u64 {
         (self.now_unix * 1000.0).max(0.0) as u64
+    }
+}
+
+/// Adds `r` to what `key` holds in a tally.
+fn hold<K: Ord>(tally: &mut BTreeMap<K, Resources>, key: K, r: &Resources) {
+    tally.entry(key).or_default().add(r);
+}
+
+/// Takes `r` from what `key` holds, forgetting the key once it holds
+/// nothing (so tallies stay as small as what is in use).
+fn release<K: Ord>(tally: &mut BTreeMap<K, Resources>, key: &K, r: &Resources) {
+    if let Some(held) = tally.get_mut(key) {
+        held.subtract(r);
+        if held.is_empty() {
+            tally.remove(key);
+        }
     }
 }

@@ -123,6 +123,23 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         self.inner.flush().await
     }
 
+    /// Writes `first` and every message already waiting in `rx` (each
+    /// wrapped as a frame by `wrap`), then flushes once: a burst goes out
+    /// in few writes, and a quiet link still sends each message at once.
+    pub async fn send_burst<T>(
+        &mut self,
+        first: T,
+        rx: &mut tokio::sync::mpsc::Receiver<T>,
+        wrap: impl Fn(T) -> v1::LinkFrame,
+    ) -> Result<(), FrameError> {
+        let mut next = Some(first);
+        while let Some(msg) = next {
+            self.send(&wrap(msg)).await?;
+            next = rx.try_recv().ok();
+        }
+        Ok(self.flush().await?)
+    }
+
     /// Sends one frame and flushes.
     pub async fn send_now(&mut self, frame: &v1::LinkFrame) -> Result<(), FrameError> {
         self.send(frame).await?;
@@ -207,14 +224,11 @@ impl AgentLink {
         let mut writer = self.writer;
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
-                let mut next = Some(first);
-                while let Some(msg) = next {
-                    if writer.send(&agent_frame(msg)).await.is_err() {
-                        return;
-                    }
-                    next = rx.try_recv().ok();
-                }
-                if writer.flush().await.is_err() {
+                if writer
+                    .send_burst(first, &mut rx, agent_frame)
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }

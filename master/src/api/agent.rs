@@ -269,12 +269,12 @@ async fn write_to_agent(
             m = out_rx.recv() => m,
         };
         let Some(first) = first else { break };
-        let burst = write_burst(&mut writer, first, &mut out_rx);
+        let burst = writer.send_burst(first, &mut out_rx, master_frame);
         let written = tokio::select! {
             () = link_done.cancelled() => break,
             r = tokio::time::timeout(WRITE_STALL_TIMEOUT, burst) => r,
         };
-        if !matches!(written, Ok(true)) {
+        if !matches!(written, Ok(Ok(()))) {
             break;
         }
     }
@@ -282,22 +282,8 @@ async fn write_to_agent(
     let _ = loop_tx.send(closed).await;
 }
 
-/// Writes `first` and whatever else is already queued, then flushes.
-/// False if the socket failed.
-async fn write_burst(
-    writer: &mut FrameWriter<OwnedWriteHalf>,
-    first: Box<v1::MasterMessage>,
-    out_rx: &mut mpsc::Receiver<Box<v1::MasterMessage>>,
-) -> bool {
-    let mut next = Some(first);
-    while let Some(msg) = next {
-        let frame = v1::LinkFrame {
-            frame: Some(Frame::Master(*msg)),
-        };
-        if writer.send(&frame).await.is_err() {
-            return false;
-        }
-        next = out_rx.try_recv().ok();
+fn master_frame(msg: Box<v1::MasterMessage>) -> v1::LinkFrame {
+    v1::LinkFrame {
+        frame: Some(Frame::Master(*msg)),
     }
-    writer.flush().await.is_ok()
 }

@@ -223,7 +223,7 @@ fn check_allocation_tallies(m: &Master) -> Result<(), TestCaseError> {
 /// The snapshot from tallies equals the one summed from a list of every
 /// task and offer on connected agents.
 fn check_snapshot_against_usage_list(m: &Master, now: MonoTime) -> Result<(), TestCaseError> {
-    use agora_allocator::{AgentInput, FrameworkInput, OfferFilter, UsageInput, build_snapshot};
+    use agora_allocator::{AgentInput, UsageInput, build_snapshot};
     let connected = |id: &AgentId| {
         m.agents
             .get(id)
@@ -249,23 +249,7 @@ fn check_snapshot_against_usage_list(m: &Master, now: MonoTime) -> Result<(), Te
                 id: &a.id,
                 total: &a.total,
             }),
-        m.frameworks.values().map(|f| FrameworkInput {
-            id: &f.id,
-            roles: &f.info.roles,
-            suppressed_roles: &f.suppressed,
-            active: f.connected(),
-            gpu_aware: f.info.has(Capability::GpuResources),
-            filters: f
-                .filters
-                .iter()
-                .filter(|(_, flt)| flt.expires > now)
-                .map(|((agent, _), flt)| OfferFilter {
-                    agent: agent.clone(),
-                    resources: flt.resources.clone(),
-                    expires: flt.expires,
-                })
-                .collect(),
-        }),
+        m.frameworks.values().map(|f| m.framework_input(f, now)),
         tasks
             .chain(offers)
             .filter(|(agent, ..)| connected(agent))
@@ -275,7 +259,7 @@ fn check_snapshot_against_usage_list(m: &Master, now: MonoTime) -> Result<(), Te
                 role,
                 resources,
             }),
-        m.snapshot(now).role_weights,
+        m.role_weights(),
     );
     let got = m.snapshot(now);
     prop_assert_eq!(got.agents, want.agents, "snapshot agents");
