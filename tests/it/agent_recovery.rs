@@ -241,19 +241,25 @@ fn edit_task_record(
     Ok(())
 }
 
-/// The agent died after checkpointing a launch but before the runtime's
-/// launch returned (the record has no container handle): the restarted
-/// agent reports TASK_FAILED (agent restarted) and kills the container it
-/// cannot own as an orphan.
-#[tokio::test]
-async fn agent_restarted_mid_launch_fails_the_task_and_kills_the_orphan() -> anyhow::Result<()> {
+/// An agent that ran task "t" (`sleep 30`) and was then killed as by
+/// kill -9, with what it takes to edit its records and restart it.
+struct CrashedAgent {
+    _master: TestMaster,
+    dir: tempfile::TempDir,
+    config: agora_agent::AgentConfig,
+    addr: std::net::SocketAddr,
+    fw: Framework,
+    pid: u64,
+}
+
+async fn crash_with_running_task(framework: &str) -> anyhow::Result<CrashedAgent> {
     let master = crash_tolerant_master().await;
     let dir = tempfile::tempdir()?;
     let config = agent_config(&master, dir.path());
     let agent = start_agent(config.clone()).await?;
     let agent_id = id_of(&agent)?;
     let addr = agent.addr();
-    let mut fw = Framework::subscribe(&master, "mid-launch", &[]).await?;
+    let mut fw = Framework::subscribe(&master, framework, &[]).await?;
     fw.launch(&agent_id, shell_task("t", "sleep 30", "cpus:0.1;mem:32"))
         .await?;
     fw.wait_state("t", S::TaskRunning).await?;
@@ -261,6 +267,30 @@ async fn agent_restarted_mid_launch_fails_the_task_and_kills_the_orphan() -> any
         .as_u64()
         .unwrap_or_default();
     agent.crash();
+    Ok(CrashedAgent {
+        _master: master,
+        dir,
+        config,
+        addr,
+        fw,
+        pid,
+    })
+}
+
+/// The agent died after checkpointing a launch but before the runtime's
+/// launch returned (the record has no container handle): the restarted
+/// agent reports TASK_FAILED (agent restarted) and kills the container it
+/// cannot own as an orphan.
+#[tokio::test]
+async fn agent_restarted_mid_launch_fails_the_task_and_kills_the_orphan() -> anyhow::Result<()> {
+    let CrashedAgent {
+        _master,
+        dir,
+        config,
+        addr,
+        mut fw,
+        pid,
+    } = crash_with_running_task("mid-launch").await?;
     edit_task_record(dir.path(), &fw.id, "t", |r| {
         r["handle"] = serde_json::Value::Null;
         r["state"] = "TASK_STARTING".into();
@@ -287,20 +317,14 @@ async fn agent_restarted_mid_launch_fails_the_task_and_kills_the_orphan() -> any
 /// TASK_KILLED.
 #[tokio::test]
 async fn agent_restarted_mid_kill_kills_again() -> anyhow::Result<()> {
-    let master = crash_tolerant_master().await;
-    let dir = tempfile::tempdir()?;
-    let config = agent_config(&master, dir.path());
-    let agent = start_agent(config.clone()).await?;
-    let agent_id = id_of(&agent)?;
-    let addr = agent.addr();
-    let mut fw = Framework::subscribe(&master, "mid-kill", &[]).await?;
-    fw.launch(&agent_id, shell_task("t", "sleep 30", "cpus:0.1;mem:32"))
-        .await?;
-    fw.wait_state("t", S::TaskRunning).await?;
-    let pid = task_state(&agent, "t").await?["container"]["handle"]["pid"]
-        .as_u64()
-        .unwrap_or_default();
-    agent.crash();
+    let CrashedAgent {
+        _master,
+        dir,
+        config,
+        addr,
+        mut fw,
+        pid,
+    } = crash_with_running_task("mid-kill").await?;
     edit_task_record(dir.path(), &fw.id, "t", |r| {
         r["kill"] = "Requested".into();
         r["state"] = "TASK_KILLING".into();
