@@ -338,7 +338,9 @@ impl Master {
 
 /// Adds `r` to what `key` holds in a tally.
 fn hold<K: Ord>(tally: &mut BTreeMap<K, Resources>, key: K, r: &Resources) {
-    tally.entry(key).or_default().add(r);
+    if !r.is_empty() {
+        tally.entry(key).or_default().add(r);
+    }
 }
 
 /// Takes `r` from what `key` holds, forgetting the key once it holds
