@@ -338,9 +338,7 @@ impl Master {
 
 /// Adds `r` to what `key` holds in a tally.
 fn hold<K: Ord>(tally: &mut BTreeMap<K, Resources>, key: K, r: &Resources) {
-    if !r.is_empty() {
-        tally.entry(key).or_default().add(r);
-    }
+    tally.entry(key).or_default().add(r);
 }
 
 /// Takes `r` from what `key` holds, forgetting the key once it holds

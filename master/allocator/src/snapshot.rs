@@ -105,12 +105,7 @@ pub fn build_snapshot<'a>(
     let fw_sums = sum_usage(usage, &index, &fw_index, &mut used, fw_views.len());
     for (f, list) in fw_sums.into_iter().enumerate() {
         for (role, sum) in list {
-            let held = sum.into_resources();
-            // A role holding nothing (only empty usages) is left out, as
-            // the tally builder leaves it out.
-            if !held.is_empty() {
-                charge(&mut fw_views, f, role, &held);
-            }
+            charge(&mut fw_views, f, role, &sum.into_resources());
         }
     }
     let views = index
