@@ -68,7 +68,6 @@ pub fn build_snapshot_from_tallies<'a>(
         }
         let mut view = framework_view(f.framework);
         view.allocated = f.allocated;
-        view.allocated.retain(|_, held| !held.is_empty());
         fw_views.push(view);
     }
 
