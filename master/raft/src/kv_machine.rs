@@ -1,16 +1,80 @@
 //! agora-kv's keyspace as a [`StateMachine`]: log entries are
 //! `agora_kv::LogEntry` bytes, answers are [`KvAnswer`] bytes.
+//!
+//! Beside the replicated keyspace it holds this member's watchers
+//! ([`Watchers`], not replicated): the runner calls `after_drive` after
+//! every `drive`, and the newly applied events go to the watch streams
+//! from the thread that applied them. A snapshot install (`restore`)
+//! keeps the watchers: agora-kv's hub continues each from its next
+//! revision out of the restored history, or cancels it with etcd's
+//! compacted semantics (resume revision, compact revision) when that
+//! history is gone, so a watcher neither misses nor repeats an event.
+//!
+//! [`KvHost`] is how a backend reaches the keyspace inside a bigger state
+//! machine (the master's, which embeds a `KvMachine` beside its registry).
 
-use agora_kv::{ErrorCategory, KvError, KvState, Response, Revision};
+mod watchers;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use agora_kv::{
+    ErrorCategory, KvError, KvState, LogEntry, Response, Revision, WatchId, WatchRequest,
+};
 use serde::{Deserialize, Serialize};
+
+pub use watchers::{WatchMessage, WatchSink, Watchers};
 
 use crate::state_machine::{FNV_OFFSET, StateMachine, fnv1a};
 
-/// The keyspace plus the index of the last entry applied to it.
-#[derive(Debug, Clone, Default)]
+/// A state machine that holds a [`KvMachine`], as the etcd API's Raft
+/// backend needs it: the backend reaches the keyspace only through these
+/// methods, proposes `encode_kv_entry` bytes and decodes the answers with
+/// [`KvMachine::decode_answer`]. An embedding machine must apply its kv
+/// entries with [`StateMachine::apply`] of the inner `KvMachine` (so the
+/// answer bytes are a `KvAnswer`) and call its `after_drive`.
+pub trait KvHost: StateMachine + Send + 'static {
+    /// The keyspace.
+    fn kv(&self) -> &KvMachine;
+    /// The keyspace, for watch registration and delivery (never for
+    /// replicated changes: those go through the log).
+    fn kv_mut(&mut self) -> &mut KvMachine;
+    /// The log entry bytes that carry `entry` to this machine's `apply`.
+    fn encode_kv_entry(entry: &LogEntry) -> Vec<u8>;
+}
+
+/// The store's current revision, published by the replica's thread for
+/// response headers read elsewhere without a round trip.
+#[derive(Debug, Clone)]
+pub struct PublishedRevision(Arc<AtomicI64>);
+
+impl PublishedRevision {
+    /// The revision as of the last apply or restore.
+    pub fn get(&self) -> Revision {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn set(&self, revision: Revision) {
+        self.0.store(revision, Ordering::Release);
+    }
+}
+
+/// The keyspace plus the index of the last entry applied to it, and this
+/// member's watchers.
+#[derive(Debug)]
 pub struct KvMachine {
     state: KvState,
     applied: u64,
+    /// Not replicated: this member's watch streams.
+    watchers: Watchers,
+    /// Not replicated: the revision for other threads' headers.
+    published: PublishedRevision,
+}
+
+impl Default for KvMachine {
+    fn default() -> Self {
+        KvMachine::with_watcher_buffer(agora_kv::WATCHER_BUFFER_LIMIT)
+    }
 }
 
 /// What a keyspace entry answered, as its proposer receives it.
@@ -54,9 +118,67 @@ impl KvMachine {
         KvMachine::default()
     }
 
+    /// An empty keyspace whose watchers may each hold `limit`
+    /// unacknowledged events (tests shrink it).
+    pub fn with_watcher_buffer(limit: usize) -> Self {
+        let state = KvState::new();
+        let published = PublishedRevision(Arc::new(AtomicI64::new(state.current_revision())));
+        KvMachine {
+            state,
+            applied: 0,
+            watchers: Watchers::with_buffer_limit(limit),
+            published,
+        }
+    }
+
     /// The keyspace, for reads (after a ReadIndex, for linearizable ones).
     pub fn state(&self) -> &KvState {
         &self.state
+    }
+
+    /// A handle on the current revision that other threads can read.
+    pub fn published_revision(&self) -> PublishedRevision {
+        self.published.clone()
+    }
+
+    /// This member's watchers.
+    pub fn watchers(&self) -> &Watchers {
+        &self.watchers
+    }
+
+    /// Registers a watcher whose updates go to `sink` (from the next
+    /// `after_drive` on); answers its id and the store's revision.
+    pub fn watch(
+        &mut self,
+        request: WatchRequest,
+        sink: WatchSink,
+    ) -> Result<(WatchId, Revision), KvError> {
+        self.watchers.watch(&self.state, request, sink)
+    }
+
+    /// Removes a watcher.
+    pub fn cancel_watch(&mut self, id: WatchId) {
+        self.watchers.cancel(id);
+    }
+
+    /// The stream passed `count` events of `id` on to its client.
+    pub fn acknowledge(&mut self, id: WatchId, count: usize) {
+        self.watchers.acknowledge(id, count);
+    }
+
+    /// Sends a progress message on `sink` once the watchers in `ids` caught up.
+    pub fn request_progress(&mut self, ids: Vec<WatchId>, sink: WatchSink) {
+        self.watchers.request_progress(ids, sink);
+    }
+
+    /// Progress notices for idle watchers that asked for them.
+    pub fn progress_notices(&mut self) {
+        self.watchers.progress_notices(&self.state);
+    }
+
+    /// Hands the watchers what they may take now (what `after_drive` does).
+    pub fn deliver(&mut self) {
+        self.watchers.deliver(&self.state);
     }
 
     /// Decodes an answer produced by [`StateMachine::apply`]; `None` for
@@ -103,7 +225,10 @@ impl StateMachine for KvMachine {
 
     fn apply(&mut self, index: u64, data: &[u8]) -> Vec<u8> {
         self.applied = index;
-        KvMachine::encode_answer(self.state.apply_entry(data))
+        let answer = KvMachine::encode_answer(self.state.apply_entry(data));
+        self.watchers.mark_dirty();
+        self.published.set(self.state.current_revision());
+        answer
     }
 
     /// The applied index (8 bytes, big endian), then the keyspace's snapshot.
@@ -124,6 +249,10 @@ impl StateMachine for KvMachine {
         let applied = u64::from_be_bytes(head.try_into().map_err(|_| corrupt("truncated"))?);
         self.state = KvState::restore(body)?;
         self.applied = applied;
+        // The watchers stay: the next delivery continues each from its
+        // next revision in the restored history, or cancels it as compacted.
+        self.watchers.mark_dirty();
+        self.published.set(self.state.current_revision());
         Ok(())
     }
 
@@ -133,6 +262,24 @@ impl StateMachine for KvMachine {
 
     fn hash(&self) -> u64 {
         fnv1a(FNV_OFFSET, &self.state.hash().to_be_bytes())
+    }
+
+    fn after_drive(&mut self) {
+        self.deliver();
+    }
+}
+
+impl KvHost for KvMachine {
+    fn kv(&self) -> &KvMachine {
+        self
+    }
+
+    fn kv_mut(&mut self) -> &mut KvMachine {
+        self
+    }
+
+    fn encode_kv_entry(entry: &LogEntry) -> Vec<u8> {
+        entry.encode()
     }
 }
 

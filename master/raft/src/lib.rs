@@ -20,12 +20,22 @@
 //!   [`SimCluster`] (crash, restart, join).
 //! - `transport/grpc.rs`: [`GrpcTransport`] and the peer service (tonic),
 //!   the real network between members; `runner.rs`: [`run_replica`], the
-//!   tokio task that owns a replica on real sockets (ticks, steps, proposals).
+//!   tokio task that owns a replica on real sockets (ticks, steps, batched
+//!   proposals, [`Access`]: local and ReadIndex reads, membership changes),
+//!   and [`spawn_replica_thread`], the same on its own OS thread and runtime
+//!   so fsyncs never block the caller's tokio workers.
+//! - `kv_machine.rs`: also [`KvHost`], how the etcd API's Raft backend
+//!   reaches a keyspace embedded in a bigger state machine;
+//!   `kv_machine/watchers.rs`: [`Watchers`], one member's watch streams,
+//!   fed after every `drive`.
 //! - `config.rs`: [`ReplicaConfig`] and the named limits; `error.rs`: [`RaftError`].
 //!
 //! Architecture invariant: the core (`node*`, `storage`, `state_machine`,
 //! `output`) does no IO, reads no clock, spawns nothing and uses no
-//! channel; time is `tick()`, randomness a configured seed. The same
+//! channel; time is `tick()`, randomness a configured seed. The
+//! keyspace's watch side (`kv_machine/watchers.rs`) is not core: it holds
+//! the watch streams' channels, is not replicated and is fed only after
+//! `drive` (`StateMachine::after_drive`). The same
 //! seed and calls replay the same run. Only this crate names raft-rs,
 //! protobuf or RocksDB, and only `storage/rocks.rs` names RocksDB.
 //!
@@ -53,11 +63,17 @@ pub use config::{
     READ_TIMEOUT_TICKS, ReplicaConfig, SNAPSHOT_INTERVAL, SNAPSHOT_RETRY_TICKS,
 };
 pub use error::RaftError;
-pub use kv_machine::{KvAnswer, KvMachine};
+pub use kv_machine::{
+    KvAnswer, KvHost, KvMachine, PublishedRevision, WatchMessage, WatchSink, Watchers,
+};
 pub use node::{MembershipChange, Replica};
 pub use output::{Applied, Completion, Leadership, Output, ReadCompletion, Role, Token};
 pub use raft::eraftpb;
-pub use runner::{Proposal, ProposalResult, Status, TICK_INTERVAL, run_replica};
+pub use runner::{
+    ACCESS_CAPACITY, Access, LocalAccess, MAX_BATCH, PROPOSAL_CAPACITY, Proposal, ProposalResult,
+    ReadAccess, RunnerInputs, RunnerSenders, Status, TICK_INTERVAL, access_channel,
+    proposal_channel, run_replica, runner_channels, spawn_replica_thread,
+};
 pub use state_machine::{FNV_OFFSET, Register, RegisterSnapshotError, StateMachine, fnv1a};
 pub use storage::{LogStore, MemLogStore};
 #[cfg(feature = "rocksdb")]

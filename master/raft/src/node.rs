@@ -210,6 +210,13 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
         &self.state_machine
     }
 
+    /// The state machine, for the owner's non-replicated work on it
+    /// (registering watchers, handing out events). Changing replicated
+    /// state through it would make members diverge.
+    pub fn state_machine_mut(&mut self) -> &mut S {
+        &mut self.state_machine
+    }
+
     /// The log store.
     pub fn store(&self) -> &L {
         self.raw.store()

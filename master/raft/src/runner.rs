@@ -1,10 +1,20 @@
 //! An async driver for one [`Replica`] on real sockets (tokio).
 //!
 //! [`run_replica`] is the one task that owns the replica: it ticks every
-//! `tick_interval`, steps messages from peers, accepts proposals, calls
-//! `drive` after each batch of inputs, sends the output's messages over
-//! the transport and answers each proposal once its fate is known. The
-//! replica itself stays sans-IO; this is the only place that adds a clock.
+//! `tick_interval`, steps messages from peers, accepts proposals and
+//! [`Access`] requests (closures run against the state machine, ReadIndex
+//! reads, membership changes), calls `drive` after each batch of inputs,
+//! sends the output's messages over the transport, answers each proposal
+//! once its fate is known and runs each linearizable read once this
+//! replica has applied its read index. After every `drive` it calls
+//! [`StateMachine::after_drive`], so a state machine can hand applied
+//! watch events to watchers on the thread that applied them.
+//!
+//! [`spawn_replica_thread`] runs it on a dedicated OS thread with its own
+//! current-thread runtime: `drive` fsyncs (RocksDB), and a blocking disk
+//! write must never stall the process's tokio workers.
+//!
+//! The replica itself stays sans-IO; this is the only place that adds a clock.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -16,35 +26,119 @@ use tokio::time::MissedTickBehavior;
 use crate::state_machine::StateMachine;
 use crate::storage::LogStore;
 use crate::transport::Transport;
-use crate::transport::grpc::Inbound;
-use crate::{Applied, Leadership, Output, RaftError, Replica, Role, Token};
+use crate::transport::grpc::{Inbound, inbound_channel};
+use crate::{Applied, Leadership, MembershipChange, Output, RaftError, Replica, Role, Token};
 
 /// How often the replica ticks in production (its election timeout and
 /// heartbeat are counted in ticks).
 pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
-/// Inbound messages stepped before one `drive`.
+/// Inputs of one kind (messages, proposals, accesses) taken before one
+/// `drive`: a burst of proposals is appended and fsynced once per batch
+/// rather than once per entry.
 pub const MAX_BATCH: usize = 256;
 /// Queued proposals waiting for the replica's task.
 pub const PROPOSAL_CAPACITY: usize = 1024;
+/// Queued [`Access`] requests waiting for the replica's task. Reads and
+/// watch registrations share it; a full queue makes callers wait.
+pub const ACCESS_CAPACITY: usize = 1024;
 
 /// The answer to one proposal: the applied entry, or why not (see
 /// [`RaftError`]: `NotLeader`, `Dropped`, `Unknown`, `Stopped`, ...).
 pub type ProposalResult = Result<Applied, RaftError>;
 /// A proposal to replicate: the entry's bytes and where to answer.
 pub type Proposal = (Vec<u8>, oneshot::Sender<ProposalResult>);
+/// Work on this member's state machine, run right away.
+pub type LocalAccess<S> = Box<dyn FnOnce(&mut S) + Send>;
+/// Work run once a ReadIndex completes (this member has applied the read
+/// index, so reading is linearizable), or with the reason it failed.
+pub type ReadAccess<S> = Box<dyn FnOnce(Result<&mut S, RaftError>) + Send>;
+
+/// A request to the replica's task other than a proposal.
+pub enum Access<S> {
+    /// Runs against this member's state machine as it is now:
+    /// serializable reads, watch registration. Must not change replicated
+    /// state.
+    Local(LocalAccess<S>),
+    /// Issues a ReadIndex and runs the closure when it completes (works on
+    /// followers: they ask the leader), or with the error.
+    Linearizable(ReadAccess<S>),
+    /// Proposes a membership change; answered once it is applied here.
+    ChangeMembership(MembershipChange, oneshot::Sender<ProposalResult>),
+}
+
+impl<S> std::fmt::Debug for Access<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Access::Local(_) => f.write_str("Access::Local"),
+            Access::Linearizable(_) => f.write_str("Access::Linearizable"),
+            Access::ChangeMembership(change, _) => {
+                write!(f, "Access::ChangeMembership({change:?})")
+            }
+        }
+    }
+}
 
 /// The proposal channel of one runner.
 pub fn proposal_channel() -> (mpsc::Sender<Proposal>, mpsc::Receiver<Proposal>) {
     mpsc::channel(PROPOSAL_CAPACITY)
 }
 
+/// The access channel of one runner.
+pub fn access_channel<S>() -> (mpsc::Sender<Access<S>>, mpsc::Receiver<Access<S>>) {
+    mpsc::channel(ACCESS_CAPACITY)
+}
+
+/// What [`run_replica`] receives: one bounded channel per kind of input.
+#[derive(Debug)]
+pub struct RunnerInputs<S> {
+    /// Messages from peers (fed by the transport's server).
+    pub inbound: mpsc::Receiver<Inbound>,
+    /// Proposals of log entries.
+    pub proposals: mpsc::Receiver<Proposal>,
+    /// Reads, watch work and membership changes.
+    pub access: mpsc::Receiver<Access<S>>,
+}
+
+/// The sending ends matching a [`RunnerInputs`].
+#[derive(Debug)]
+pub struct RunnerSenders<S> {
+    /// For the peer server ([`crate::serve`]).
+    pub inbound: mpsc::Sender<Inbound>,
+    /// For proposers.
+    pub proposals: mpsc::Sender<Proposal>,
+    /// For readers and watch registration.
+    pub access: mpsc::Sender<Access<S>>,
+}
+
+/// All three channels of one runner, with their named capacities.
+pub fn runner_channels<S>() -> (RunnerSenders<S>, RunnerInputs<S>) {
+    let (inbound, inbound_rx) = inbound_channel();
+    let (proposals, proposals_rx) = proposal_channel();
+    let (access, access_rx) = access_channel();
+    let senders = RunnerSenders {
+        inbound,
+        proposals,
+        access,
+    };
+    let inputs = RunnerInputs {
+        inbound: inbound_rx,
+        proposals: proposals_rx,
+        access: access_rx,
+    };
+    (senders, inputs)
+}
+
 /// What a runner publishes after every `drive`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     /// Role, term and known leader.
     pub leadership: Leadership,
     /// Last applied index.
     pub applied_index: u64,
+    /// Highest index known to be committed.
+    pub commit_index: u64,
+    /// The voters as of the applied index, ascending.
+    pub voters: Vec<u64>,
 }
 
 impl Status {
@@ -53,6 +147,8 @@ impl Status {
         Status {
             leadership: replica.leadership(),
             applied_index: replica.applied_index(),
+            commit_index: replica.commit_index(),
+            voters: replica.voters(),
         }
     }
 
@@ -62,15 +158,28 @@ impl Status {
     }
 }
 
+/// Requests waiting for their outcome.
+struct Waiting<S> {
+    proposals: BTreeMap<Token, oneshot::Sender<ProposalResult>>,
+    reads: BTreeMap<Token, ReadAccess<S>>,
+    next_token: Token,
+}
+
+impl<S> Waiting<S> {
+    fn token(&mut self) -> Token {
+        self.next_token += 1;
+        self.next_token
+    }
+}
+
 /// Drives `replica` until `shutdown` resolves, the replica stops (storage
 /// error) or it is removed; returns it (its store survives a restart).
-/// `status` receives the role and applied index after every `drive`.
-/// Proposals outstanding at the end are answered `Unknown`.
+/// `status` receives the role and indexes after every `drive`. Proposals
+/// outstanding at the end are answered `Unknown`, reads `Stopped`.
 pub async fn run_replica<L, S, T>(
     mut replica: Replica<L, S>,
     mut transport: T,
-    mut inbound: mpsc::Receiver<Inbound>,
-    mut proposals: mpsc::Receiver<Proposal>,
+    mut inputs: RunnerInputs<S>,
     tick_interval: Duration,
     status: watch::Sender<Status>,
     shutdown: impl Future<Output = ()>,
@@ -83,35 +192,23 @@ where
     let mut ticker = tokio::time::interval(tick_interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut shutdown = std::pin::pin!(shutdown);
-    let mut waiting: BTreeMap<Token, oneshot::Sender<ProposalResult>> = BTreeMap::new();
-    let mut next_token: Token = 0;
+    let mut waiting = Waiting {
+        proposals: BTreeMap::new(),
+        reads: BTreeMap::new(),
+        next_token: 0,
+    };
     status.send_replace(Status::of(&replica));
     loop {
         let input = tokio::select! {
             () = &mut shutdown => break,
             _ = ticker.tick() => replica.tick(),
-            Some((_from, message)) = inbound.recv() => {
-                let mut result = replica.step(message);
-                let mut stepped = 1;
-                while result.is_ok() && stepped < MAX_BATCH {
-                    let Ok((_from, message)) = inbound.try_recv() else {
-                        break;
-                    };
-                    result = replica.step(message);
-                    stepped += 1;
-                }
-                result
+            Some(first) = inputs.inbound.recv() => step_batch(&mut replica, first, &mut inputs.inbound),
+            Some(first) = inputs.proposals.recv() => {
+                propose_batch(&mut replica, first, &mut inputs.proposals, &mut waiting);
+                Ok(())
             }
-            Some((data, reply)) = proposals.recv() => {
-                next_token += 1;
-                match replica.propose(data, next_token) {
-                    Ok(()) => {
-                        waiting.insert(next_token, reply);
-                    }
-                    Err(error) => {
-                        let _ = reply.send(Err(error));
-                    }
-                }
+            Some(first) = inputs.access.recv() => {
+                access_batch(&mut replica, first, &mut inputs.access, &mut waiting);
                 Ok(())
             }
         };
@@ -127,7 +224,8 @@ where
             }
         };
         let removed = output.removed;
-        deliver(output, &mut transport, &mut waiting);
+        deliver(output, &mut replica, &mut transport, &mut waiting);
+        replica.state_machine_mut().after_drive();
         for peer in transport.take_unreachable() {
             replica.report_unreachable(peer);
         }
@@ -136,24 +234,166 @@ where
             break;
         }
     }
-    for (_, reply) in waiting {
+    for (_, reply) in waiting.proposals {
         let _ = reply.send(Err(RaftError::Unknown));
+    }
+    for (_, read) in waiting.reads {
+        read(Err(RaftError::Stopped));
     }
     replica
 }
 
-/// Sends the output's messages and answers its completions.
-fn deliver<T: Transport>(
+/// Steps `first` and up to [`MAX_BATCH`] - 1 more queued messages.
+fn step_batch<L: LogStore, S: StateMachine>(
+    replica: &mut Replica<L, S>,
+    first: Inbound,
+    inbound: &mut mpsc::Receiver<Inbound>,
+) -> Result<(), RaftError> {
+    let mut result = replica.step(first.1);
+    let mut stepped = 1;
+    while result.is_ok() && stepped < MAX_BATCH {
+        let Ok((_from, message)) = inbound.try_recv() else {
+            break;
+        };
+        result = replica.step(message);
+        stepped += 1;
+    }
+    result
+}
+
+/// Proposes `first` and up to [`MAX_BATCH`] - 1 more queued proposals, so
+/// the next `drive` appends (and fsyncs) them together.
+fn propose_batch<L: LogStore, S: StateMachine>(
+    replica: &mut Replica<L, S>,
+    first: Proposal,
+    proposals: &mut mpsc::Receiver<Proposal>,
+    waiting: &mut Waiting<S>,
+) {
+    let mut next = Some(first);
+    let mut taken = 0;
+    while let Some((data, reply)) = next.take() {
+        let token = waiting.token();
+        match replica.propose(data, token) {
+            Ok(()) => {
+                waiting.proposals.insert(token, reply);
+            }
+            Err(error) => {
+                // The proposer gave up if its receiver is gone: nothing to tell.
+                let _ = reply.send(Err(error));
+            }
+        }
+        taken += 1;
+        if taken < MAX_BATCH {
+            next = proposals.try_recv().ok();
+        }
+    }
+}
+
+/// Handles `first` and up to [`MAX_BATCH`] - 1 more queued accesses.
+fn access_batch<L: LogStore, S: StateMachine>(
+    replica: &mut Replica<L, S>,
+    first: Access<S>,
+    access: &mut mpsc::Receiver<Access<S>>,
+    waiting: &mut Waiting<S>,
+) {
+    let mut next = Some(first);
+    let mut taken = 0;
+    while let Some(request) = next.take() {
+        match request {
+            Access::Local(work) => work(replica.state_machine_mut()),
+            Access::Linearizable(read) => {
+                let token = waiting.token();
+                match replica.read_index(token) {
+                    Ok(()) => {
+                        waiting.reads.insert(token, read);
+                    }
+                    Err(error) => read(Err(error)),
+                }
+            }
+            Access::ChangeMembership(change, reply) => {
+                let token = waiting.token();
+                match replica.propose_conf_change(change, token) {
+                    Ok(()) => {
+                        waiting.proposals.insert(token, reply);
+                    }
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                    }
+                }
+            }
+        }
+        taken += 1;
+        if taken < MAX_BATCH {
+            next = access.try_recv().ok();
+        }
+    }
+}
+
+/// Sends the output's messages, answers its completions and runs the
+/// reads it completed.
+fn deliver<L: LogStore, S: StateMachine, T: Transport>(
     output: Output,
+    replica: &mut Replica<L, S>,
     transport: &mut T,
-    waiting: &mut BTreeMap<Token, oneshot::Sender<ProposalResult>>,
+    waiting: &mut Waiting<S>,
 ) {
     for message in output.messages {
         transport.send(message);
     }
     for completion in output.completions {
-        if let Some(reply) = waiting.remove(&completion.token) {
+        if let Some(reply) = waiting.proposals.remove(&completion.token) {
             let _ = reply.send(completion.result);
         }
     }
+    for read in output.reads {
+        if let Some(work) = waiting.reads.remove(&read.token) {
+            match read.result {
+                Ok(_index) => work(Ok(replica.state_machine_mut())),
+                Err(error) => work(Err(error)),
+            }
+        }
+    }
+}
+
+/// Runs [`run_replica`] on a new OS thread named `raft-<id>` with its own
+/// current-thread tokio runtime, so `drive`'s fsyncs never block the
+/// caller's runtime. `make_transport` runs on that runtime (the gRPC
+/// transport spawns its peer tasks there); if it fails, the thread logs
+/// the error and hands the replica back untouched. Join the handle to get
+/// the replica back after `shutdown`.
+pub fn spawn_replica_thread<L, S, T, M, F>(
+    replica: Replica<L, S>,
+    make_transport: M,
+    inputs: RunnerInputs<S>,
+    tick_interval: Duration,
+    status: watch::Sender<Status>,
+    shutdown: F,
+) -> std::io::Result<std::thread::JoinHandle<Replica<L, S>>>
+where
+    L: LogStore + Send + 'static,
+    S: StateMachine + Send + 'static,
+    T: Transport,
+    M: FnOnce() -> Result<T, String> + Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let id = replica.id();
+    std::thread::Builder::new()
+        .name(format!("raft-{id}"))
+        .spawn(move || {
+            runtime.block_on(async move {
+                match make_transport() {
+                    Ok(transport) => {
+                        run_replica(replica, transport, inputs, tick_interval, status, shutdown)
+                            .await
+                    }
+                    Err(error) => {
+                        tracing::error!(member = id, %error, "raft transport failed");
+                        replica
+                    }
+                }
+            })
+        })
 }

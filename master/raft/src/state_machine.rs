@@ -34,6 +34,11 @@ pub trait StateMachine {
     /// (for divergence checks). Must not depend on `std::hash` (its
     /// algorithm may change between builds while members upgrade one by one).
     fn hash(&self) -> u64;
+
+    /// Called by the runner after every `drive` (outside the deterministic
+    /// part): a state machine hands newly applied watch events to watchers
+    /// here, on the thread that applied them. The default does nothing.
+    fn after_drive(&mut self) {}
 }
 
 /// FNV-1a, 64 bit: a stable hash for [`StateMachine::hash`] implementations.

@@ -12,11 +12,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 
-use crate::runner::{Proposal, Status, proposal_channel, run_replica};
+use crate::runner::{Access, Proposal, Status, runner_channels, spawn_replica_thread};
 use crate::transport::encode_message;
 use crate::transport::grpc::proto::RaftEnvelope;
 use crate::transport::grpc::proto::raft_peer_client::RaftPeerClient;
-use crate::transport::grpc::{GrpcTransport, inbound_channel, serve};
+use crate::transport::grpc::{GrpcTransport, serve};
 use crate::{Applied, LogStore, MemLogStore, RaftError, Register, Replica, StateMachine};
 
 /// Fast ticks keep elections short (10-20 ticks) on loopback.
@@ -25,14 +25,15 @@ const DEADLINE: Duration = Duration::from_secs(10);
 
 type Rep<L> = Replica<L, Register>;
 
-/// One running member: its peer server and its runner.
+/// One running member: its peer server and its runner (on its own thread).
 struct Member<L: LogStore + Send + 'static> {
     proposals: mpsc::Sender<Proposal>,
+    access: mpsc::Sender<Access<Register>>,
     status: watch::Receiver<Status>,
     stop_server: oneshot::Sender<()>,
     stop_runner: oneshot::Sender<()>,
     server: JoinHandle<()>,
-    runner: JoinHandle<Rep<L>>,
+    runner: std::thread::JoinHandle<Rep<L>>,
 }
 
 async fn start<L: LogStore + Send + 'static>(
@@ -42,7 +43,8 @@ async fn start<L: LogStore + Send + 'static>(
 ) -> Member<L> {
     let id = replica.id();
     let listener = bind(addr).await;
-    let (inbound_tx, inbound_rx) = inbound_channel();
+    let (senders, inputs) = runner_channels();
+    let inbound_tx = senders.inbound;
     let (stop_server, server_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let stopped = async move {
@@ -52,23 +54,23 @@ async fn start<L: LogStore + Send + 'static>(
             panic!("member {id} server failed: {error}");
         }
     });
-    let transport = GrpcTransport::new(id, peers).unwrap();
-    let (proposals, proposals_rx) = proposal_channel();
+    let peers = peers.clone();
     let (status_tx, status) = watch::channel(Status::of(&replica));
     let (stop_runner, runner_rx) = oneshot::channel::<()>();
-    let runner = tokio::spawn(run_replica(
+    let runner = spawn_replica_thread(
         replica,
-        transport,
-        inbound_rx,
-        proposals_rx,
+        move || GrpcTransport::new(id, &peers),
+        inputs,
         TEST_TICK,
         status_tx,
         async move {
             let _ = runner_rx.await;
         },
-    ));
+    )
+    .unwrap();
     Member {
-        proposals,
+        proposals: senders.proposals,
+        access: senders.access,
         status,
         stop_server,
         stop_runner,
@@ -86,9 +88,11 @@ async fn stop<L: LogStore + Send + 'static>(member: Member<L>) -> Rep<L> {
         .await
         .expect("server did not stop")
         .unwrap();
-    timeout(DEADLINE, member.runner)
+    let runner = tokio::task::spawn_blocking(move || member.runner.join());
+    timeout(DEADLINE, runner)
         .await
         .expect("runner did not stop")
+        .unwrap()
         .unwrap()
 }
 
@@ -119,7 +123,7 @@ async fn addresses() -> BTreeMap<u64, SocketAddr> {
 
 fn leader<L: LogStore + Send + 'static>(members: &BTreeMap<u64, Member<L>>) -> Option<u64> {
     (members.iter())
-        .map(|(id, member)| (*id, *member.status.borrow()))
+        .map(|(id, member)| (*id, member.status.borrow().clone()))
         .filter(|(_, status)| status.is_leader())
         .max_by_key(|(_, status)| status.leadership.term)
         .map(|(id, _)| id)
@@ -166,6 +170,25 @@ async fn commit<L: LogStore + Send + 'static>(
             | Err(_) => sleep(TEST_TICK).await,
             Ok(Ok(Err(error))) => panic!("proposal failed: {error}"),
         }
+    }
+}
+
+/// A linearizable read (ReadIndex) of the register's length on `member`,
+/// retried while there is no leader.
+async fn read_history_len<L: LogStore + Send + 'static>(member: &Member<L>) -> usize {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let (reply, answer) = oneshot::channel();
+        let read =
+            Access::Linearizable(Box::new(move |state: Result<&mut Register, RaftError>| {
+                let _ = reply.send(state.map(|s| s.history().len()));
+            }));
+        member.access.send(read).await.unwrap();
+        match answer.await.unwrap() {
+            Ok(len) => return len,
+            Err(error) => assert!(Instant::now() < deadline, "read failed: {error}"),
+        }
+        sleep(TEST_TICK).await;
     }
 }
 
@@ -261,6 +284,9 @@ where
         last = commit(&members, payload(n)).await.index;
     }
     converge(&members, last).await;
+    for member in members.values() {
+        assert!(read_history_len(member).await >= 100);
+    }
 
     // Garbage on a follower's port: it keeps working.
     let leader_id = wait_for_leader(&members).await;
@@ -290,7 +316,7 @@ where
         last = commit(&members, payload(n)).await.index;
     }
     converge(&members, last).await;
-    let back = *members[&crashed].status.borrow();
+    let back = members[&crashed].status.borrow().clone();
     assert_eq!(back.leadership.leader, Some(new_leader));
     assert_eq!(back.leadership.term, new_term);
 

@@ -5,6 +5,7 @@ mod bad_input;
 mod basics;
 mod failover;
 mod grpc;
+mod kv_watchers;
 mod membership;
 mod schedules;
 mod tidy;

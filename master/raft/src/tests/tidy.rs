@@ -18,6 +18,12 @@ const CORE: &[(&str, &str)] = &[
 /// Everything else that ships (not tests).
 const REST: &[(&str, &str)] = &[
     ("lib.rs", include_str!("../lib.rs")),
+    // The keyspace's watch side: channels to watch streams, outside the
+    // deterministic part (not replicated, not in snapshots or the hash).
+    (
+        "kv_machine/watchers.rs",
+        include_str!("../kv_machine/watchers.rs"),
+    ),
     ("logger.rs", include_str!("../logger.rs")),
     ("runner.rs", include_str!("../runner.rs")),
     ("storage/rocks.rs", include_str!("../storage/rocks.rs")),
