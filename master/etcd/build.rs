@@ -12,6 +12,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(false)
         .compile_fds(fds)?;
+    // The internal forwarding service: members are its clients too.
+    let forward = protox::compile(["proto/agora/etcd/internal/v1/forward.proto"], ["proto"])?;
+    tonic_prost_build::configure().compile_fds(forward)?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

@@ -2,17 +2,15 @@
 //!
 //! The handlers only decode, validate, call a [`Backend`] and encode. A
 //! backend decides how a command is ordered and applied: [`crate::LocalBackend`]
-//! applies it in-process; the Raft-backed backend will propose it to the
-//! masters' log (writes and linearizable reads) or answer from local state
-//! after a ReadIndex. Lease expiry is the backend's own duty too: it reads
+//! applies it in-process; [`crate::RaftBackend`] proposes writes to the
+//! masters' log and answers reads from local state after a ReadIndex. Lease expiry is the backend's own duty too: it reads
 //! its clock, finds expired leases and applies `Command::ExpireLeases`, so
 //! no handler ever sees time.
 
 use agora_kv::{
     Command, LeaseId, LeaseTimeToLive, Millis, RangeRequest, RangeResponse, Response, Revision,
-    WatchId, WatchRequest, WatchUpdate,
+    WatchId, WatchRequest,
 };
-use tokio::sync::mpsc;
 
 use crate::ApiError;
 
@@ -63,28 +61,9 @@ pub struct MemberStatus {
     pub errors: Vec<String>,
 }
 
-/// One message from the backend to a watch stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WatchMessage {
-    /// An update of one watcher, with the store's revision when it was routed.
-    Update {
-        /// What happened.
-        update: WatchUpdate,
-        /// The store's revision at that moment.
-        revision: Revision,
-    },
-    /// Answer to [`Backend::request_progress`]: every named watcher has been
-    /// handed every event up to `revision`.
-    Progress {
-        /// The store's revision.
-        revision: Revision,
-    },
-}
-
-/// Where a backend sends a watch stream's messages. Unbounded on purpose:
-/// agora-kv's `WatchHub` already bounds what each watcher may have handed
-/// out and unacknowledged, and a watcher replaying history waits there.
-pub type WatchSink = mpsc::UnboundedSender<WatchMessage>;
+// The watch stream's message types live in agora-raft, beside the routing
+// that the replicated keyspace and `LocalBackend` share.
+pub use agora_raft::{WatchMessage, WatchSink};
 
 /// The replicated (or local) layer behind the etcd API.
 #[tonic::async_trait]
@@ -136,6 +115,17 @@ pub trait Backend: Send + Sync + 'static {
 
     /// This member's status.
     async fn status(&self) -> Result<MemberStatus, ApiError>;
+
+    /// Serves a request another member's backend forwarded over the
+    /// internal `Forward` service (a write arriving at a follower goes to
+    /// the leader this way). The bytes are that backend's own encoding;
+    /// garbage is `InvalidArgument`. Backends without peers refuse.
+    async fn forwarded(&self, request: Vec<u8>) -> Result<Vec<u8>, tonic::Status> {
+        drop(request);
+        Err(tonic::Status::unimplemented(
+            "agora: this member does not take forwarded requests",
+        ))
+    }
 }
 
 /// Sets the clock reading of a lease command to `now_ms`: the proposer's

@@ -48,19 +48,34 @@ pub enum ApiError {
     /// The backend answered a command with another command's response: a bug.
     #[error("agora: the backend answered {0} with another kind of response")]
     WrongResponse(&'static str),
+    /// An error the replicated keyspace or the leader answered with, as
+    /// code and etcd's text (the error itself stayed on the member that
+    /// applied the command).
+    #[error("{message}")]
+    Remote {
+        /// The gRPC code to answer with.
+        code: Code,
+        /// etcd's error text.
+        message: String,
+    },
+}
+
+/// The gRPC code etcd answers a keyspace error category with.
+pub fn category_code(category: ErrorCategory) -> Code {
+    match category {
+        ErrorCategory::InvalidArgument => Code::InvalidArgument,
+        ErrorCategory::OutOfRange => Code::OutOfRange,
+        ErrorCategory::NotFound => Code::NotFound,
+        ErrorCategory::FailedPrecondition => Code::FailedPrecondition,
+        ErrorCategory::Internal => Code::Internal,
+    }
 }
 
 impl ApiError {
     /// The gRPC code etcd answers this error with.
     pub fn code(&self) -> Code {
         match self {
-            ApiError::Kv(e) => match e.category() {
-                ErrorCategory::InvalidArgument => Code::InvalidArgument,
-                ErrorCategory::OutOfRange => Code::OutOfRange,
-                ErrorCategory::NotFound => Code::NotFound,
-                ErrorCategory::FailedPrecondition => Code::FailedPrecondition,
-                ErrorCategory::Internal => Code::Internal,
-            },
+            ApiError::Kv(e) => category_code(e.category()),
             ApiError::InvalidArgument(_) => Code::InvalidArgument,
             ApiError::Stopped | ApiError::NoLeader | ApiError::Timeout => Code::Unavailable,
             ApiError::TooManyRequests => Code::ResourceExhausted,
@@ -72,6 +87,7 @@ impl ApiError {
             | ApiError::SessionExpired => Code::Unknown,
             ApiError::Unsupported(_) => Code::Unimplemented,
             ApiError::WrongResponse(_) => Code::Internal,
+            ApiError::Remote { code, .. } => *code,
         }
     }
 }

@@ -12,20 +12,20 @@
 //! This is the API's backend until the Raft-backed one exists, and the one
 //! the tests run against.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use agora_kv::{
     Command, KvError, KvState, LeaseId, LeaseTimeToLive, Millis, RangeRequest, RangeResponse,
-    Response, Revision, WatchHub, WatchId, WatchRequest, WatchUpdate,
+    Response, Revision, WatchId, WatchRequest,
 };
+use agora_raft::Watchers;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::ApiError;
-use crate::backend::{Backend, Header, Member, MemberStatus, WatchMessage, WatchSink, stamp_time};
+use crate::backend::{Backend, Header, Member, MemberStatus, WatchSink, stamp_time};
 use crate::config::DEFAULT_PROGRESS_INTERVAL;
 
 /// The backend's source of time, in milliseconds. Leases expire by it.
@@ -156,12 +156,9 @@ impl LocalBackend {
             .store(kv.current_revision(), Ordering::Release);
         let owner = Owner {
             kv,
-            hub: WatchHub::with_buffer_limit(config.watcher_buffer),
-            sinks: HashMap::new(),
-            pending_progress: Vec::new(),
+            watchers: Watchers::with_buffer_limit(config.watcher_buffer),
             clock,
             published: published.clone(),
-            dirty: false,
         };
         tokio::spawn(owner.run(calls_rx, control_rx, timers(&config)));
         LocalBackend {
@@ -280,15 +277,11 @@ fn timers(config: &LocalConfig) -> Timers {
 /// The task that owns the keyspace.
 struct Owner {
     kv: KvState,
-    hub: WatchHub,
-    /// Where each watcher's updates go.
-    sinks: HashMap<WatchId, WatchSink>,
-    /// Progress requests waiting for their watchers to catch up.
-    pending_progress: Vec<(Vec<WatchId>, WatchSink)>,
+    /// The watch streams and their routing (shared with agora-raft's
+    /// `KvMachine`, which does the same on a replica's thread).
+    watchers: Watchers,
     clock: Arc<dyn Clock>,
     published: Arc<Published>,
-    /// Something a watcher may care about changed since the last delivery.
-    dirty: bool,
 }
 
 impl Owner {
@@ -306,9 +299,9 @@ impl Owner {
                 },
                 Some(note) = control.recv() => self.control(note),
                 _ = timers.expiry.tick() => self.expire_leases(),
-                _ = timers.progress.tick() => self.progress_notices(),
+                _ = timers.progress.tick() => self.watchers.progress_notices(&self.kv),
             }
-            self.deliver();
+            self.watchers.deliver(&self.kv);
         }
         tracing::debug!("local etcd backend stopped");
     }
@@ -330,12 +323,7 @@ impl Owner {
                 let _ = reply.send(Ok(self.kv.leases()));
             }
             Call::Watch(request, sink, reply) => {
-                let answer = self.hub.watch(&self.kv, request).map(|id| {
-                    self.sinks.insert(id, sink);
-                    self.dirty = true;
-                    (id, self.kv.current_revision())
-                });
-                let _ = reply.send(answer);
+                let _ = reply.send(self.watchers.watch(&self.kv, request, sink));
             }
         }
     }
@@ -345,7 +333,9 @@ impl Owner {
         let before = (self.kv.current_revision(), self.kv.compact_revision());
         let result = self.kv.apply(&command);
         let after = (self.kv.current_revision(), self.kv.compact_revision());
-        self.dirty |= before != after;
+        if before != after {
+            self.watchers.mark_dirty();
+        }
         self.published.revision.store(after.0, Ordering::Release);
         // Every proposal is a log entry, answered with an error or not.
         self.published.applied.fetch_add(1, Ordering::AcqRel);
@@ -354,18 +344,9 @@ impl Owner {
 
     fn control(&mut self, note: Control) {
         match note {
-            Control::Cancel(id) => {
-                self.hub.cancel(id);
-                self.sinks.remove(&id);
-            }
-            Control::Acknowledge(id, count) => {
-                self.hub.acknowledge(id, count);
-                self.dirty = true;
-            }
-            Control::Progress(ids, sink) => {
-                self.pending_progress.push((ids, sink));
-                self.dirty = true;
-            }
+            Control::Cancel(id) => self.watchers.cancel(id),
+            Control::Acknowledge(id, count) => self.watchers.acknowledge(id, count),
+            Control::Progress(ids, sink) => self.watchers.request_progress(ids, sink),
         }
     }
 
@@ -383,64 +364,13 @@ impl Owner {
             Err(e) => tracing::warn!(error = %e, "expiring leases failed"),
         }
     }
-
-    fn progress_notices(&mut self) {
-        let revision = self.kv.current_revision();
-        for update in self.hub.progress(&self.kv) {
-            self.route(update, revision);
-        }
-    }
-
-    /// Hands every watcher what it may take now, then answers the progress
-    /// requests whose watchers are all caught up (after their events, since
-    /// both go down the same sink).
-    fn deliver(&mut self) {
-        if !std::mem::take(&mut self.dirty) {
-            return;
-        }
-        let revision = self.kv.current_revision();
-        for update in self.hub.poll(&self.kv) {
-            self.route(update, revision);
-        }
-        let (kv, hub) = (&self.kv, &self.hub);
-        self.pending_progress.retain(|(ids, sink)| {
-            let synced = ids
-                .iter()
-                .all(|id| !hub.contains(*id) || hub.is_synced(*id, kv));
-            if synced {
-                let _ = sink.send(WatchMessage::Progress { revision });
-            }
-            !synced && !sink.is_closed()
-        });
-    }
-
-    fn route(&mut self, update: WatchUpdate, revision: Revision) {
-        let id = watch_id(&update);
-        let finished = matches!(update, WatchUpdate::Cancelled { .. });
-        let delivered = self
-            .sinks
-            .get(&id)
-            .is_some_and(|sink| sink.send(WatchMessage::Update { update, revision }).is_ok());
-        if finished || !delivered {
-            // Its stream is gone, or the hub dropped it: forget it.
-            self.hub.cancel(id);
-            self.sinks.remove(&id);
-        }
-    }
-}
-
-fn watch_id(update: &WatchUpdate) -> WatchId {
-    match update {
-        WatchUpdate::Events { watch_id, .. }
-        | WatchUpdate::Cancelled { watch_id, .. }
-        | WatchUpdate::Progress { watch_id, .. } => *watch_id,
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agora_kv::PutRequest;
+    use crate::backend::WatchMessage;
+    use agora_kv::{PutRequest, WatchUpdate};
 
     fn put(key: &str) -> Command {
         Command::Put(PutRequest {

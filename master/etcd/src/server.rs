@@ -16,6 +16,8 @@ use crate::kv::KvApi;
 use crate::lease::LeaseApi;
 use crate::lock::LockApi;
 use crate::maintenance::MaintenanceApi;
+use crate::pb::forward::forward_server::{Forward, ForwardServer};
+use crate::pb::forward::{ForwardReply, ForwardRequest};
 use crate::pb::{etcdserverpb, v3electionpb, v3lockpb};
 use crate::watch::WatchApi;
 use crate::{Backend, ServerConfig};
@@ -88,11 +90,30 @@ pub async fn serve_with(
                 .max_decoding_message_size(max),
         )
         .add_service(
-            v3electionpb::election_server::ElectionServer::new(ElectionApi { ctx })
+            v3electionpb::election_server::ElectionServer::new(ElectionApi { ctx: ctx.clone() })
                 .max_decoding_message_size(max),
         )
+        .add_service(ForwardServer::new(ForwardApi { ctx }).max_decoding_message_size(max))
         .serve_with_incoming_shutdown(incoming, signal)
         .await?;
     tracing::info!("etcd API stopped");
     Ok(())
+}
+
+/// The internal `Forward` service: hands the bytes to the backend, which
+/// decodes them (a member forwarding to the leader; see `raft_backend`).
+struct ForwardApi {
+    ctx: Context,
+}
+
+#[tonic::async_trait]
+impl Forward for ForwardApi {
+    async fn apply(
+        &self,
+        request: tonic::Request<ForwardRequest>,
+    ) -> Result<tonic::Response<ForwardReply>, tonic::Status> {
+        let command = request.into_inner().command;
+        let answer = self.ctx.backend.forwarded(command).await?;
+        Ok(tonic::Response::new(ForwardReply { answer }))
+    }
 }

@@ -14,7 +14,7 @@ use crate::harness::TestServer;
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Whether to run: false (with a note) if etcdctl is missing outside CI.
-fn etcdctl_available() -> bool {
+pub(crate) fn etcdctl_available() -> bool {
     let found = std::process::Command::new("etcdctl")
         .arg("version")
         .stdout(Stdio::null())

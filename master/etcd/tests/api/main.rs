@@ -6,3 +6,5 @@ mod bad_input;
 mod client;
 mod etcdctl;
 mod harness;
+mod raft_group;
+mod raft_harness;

@@ -1,0 +1,90 @@
+//! The backend's timers: the leader's lease duties and progress notices.
+//!
+//! Only the leader finds expired leases, on its own clock, and proposes
+//! `ExpireLeases` (re-checked on apply, so a keep-alive in between wins).
+//! First, in each term it leads, it proposes `LeasePromote`: every lease
+//! gets a full TTL from the new leader's clock, as etcd does on election.
+//! Until that is applied it expires nothing, because the old leader's
+//! times are on another clock and would look expired (or far off) here.
+
+use std::sync::{Arc, Weak};
+
+use agora_kv::{Command, Response};
+use agora_raft::KvHost;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::{Inner, Retry};
+
+/// Runs until the backend is dropped.
+pub(super) async fn run<S: KvHost>(inner: Weak<Inner<S>>) {
+    let Some((mut expiry, mut progress)) = inner.upgrade().map(|inner| {
+        (
+            every(inner.timings.expiry_interval),
+            every(inner.timings.progress_interval),
+        )
+    }) else {
+        return;
+    };
+    // The term in which this member's LeasePromote was applied.
+    let mut promoted_term = None;
+    loop {
+        let lease_tick = tokio::select! {
+            _ = expiry.tick() => true,
+            _ = progress.tick() => false,
+        };
+        let Some(inner) = inner.upgrade() else {
+            break;
+        };
+        if lease_tick {
+            promoted_term = lease_duties(&inner, promoted_term).await;
+        } else {
+            inner.note(|s: &mut S| s.kv_mut().progress_notices());
+        }
+    }
+    tracing::debug!("raft etcd backend duties stopped");
+}
+
+fn every(period: std::time::Duration) -> tokio::time::Interval {
+    let period = period.max(std::time::Duration::from_millis(1));
+    let mut interval = tokio::time::interval_at(Instant::now() + period, period);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    interval
+}
+
+/// One round of the leader's lease work; answers the promoted term.
+async fn lease_duties<S: KvHost>(inner: &Arc<Inner<S>>, promoted: Option<u64>) -> Option<u64> {
+    let status = inner.status();
+    if !status.is_leader() {
+        return None;
+    }
+    let term = status.leadership.term;
+    if promoted != Some(term) {
+        return match inner.propose(Command::LeasePromote { now_ms: 0 }).await {
+            Ok(Ok(Response::LeasePromote { revision })) => {
+                tracing::debug!(term, revision, "leases promoted");
+                Some(term)
+            }
+            Ok(Ok(_)) | Ok(Err(_)) | Err(Retry) => None,
+        };
+    }
+    let now = inner.clock.now_ms();
+    let expired = inner
+        .local(move |s: &mut S| s.kv().state().expired_leases(now))
+        .await;
+    let ids = match expired {
+        Ok(ids) if !ids.is_empty() => ids,
+        Ok(_) | Err(_) => return promoted,
+    };
+    match inner
+        .propose(Command::ExpireLeases { ids, now_ms: 0 })
+        .await
+    {
+        Ok(Ok(Response::ExpireLeases(expired))) => {
+            tracing::debug!(leases = ?expired.revoked, revision = expired.revision, "leases expired");
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "expiring leases failed"),
+        Err(Retry) => {}
+    }
+    promoted
+}

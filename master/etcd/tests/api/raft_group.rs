@@ -1,0 +1,299 @@
+//! The etcd API on a 3-member Raft group (RaftBackend over agora-raft's
+//! runner, gRPC transport and a real log store), driven by `etcd-client`
+//! and etcdctl: writes on followers, linearizable reads anywhere, txns,
+//! watches on followers, leases (keep-alive on a follower, expiry, TTL
+//! refreshed by a new leader), member list, garbage on the internal
+//! forward service, and a killed leader.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use agora_etcd::pb::forward::ForwardRequest;
+use agora_etcd::pb::forward::forward_client::ForwardClient;
+use agora_raft::{LogStore, MemLogStore, RocksLogStore};
+use etcd_client::{
+    Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchOptions,
+};
+use tokio::time::{Instant, sleep, timeout};
+
+use crate::etcdctl::etcdctl_available;
+use crate::harness::{eventually, next, watch};
+use crate::raft_harness::RaftCluster;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A put retried across a leader change; answers its revision. Errors
+/// are unknown outcomes (the write may or may not be in): retrying is
+/// what a client does, and the test only counts acknowledged writes.
+async fn put_retrying(client: &mut etcd_client::Client, key: &str, value: &str) -> i64 {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match client.put(key, value, None).await {
+            Ok(put) => return put.header().unwrap().revision(),
+            Err(error) => {
+                assert!(Instant::now() < deadline, "put {key} kept failing: {error}");
+                sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// (key, revision) of every put event from `stream` until `want` were
+/// seen, or one at revision `until` or later.
+async fn collect_puts(
+    stream: &mut etcd_client::WatchStream,
+    want: usize,
+    until: i64,
+) -> Vec<(String, i64)> {
+    let mut seen: Vec<(String, i64)> = Vec::new();
+    while seen.len() < want && seen.last().is_none_or(|(_, r)| *r < until) {
+        let response = next(stream).await;
+        assert!(!response.canceled(), "watch cancelled: {response:?}");
+        for event in response.events() {
+            assert_eq!(event.event_type(), EventType::Put);
+            let kv = event.kv().unwrap();
+            seen.push((kv.key_str().unwrap().to_string(), kv.mod_revision()));
+        }
+    }
+    seen
+}
+
+async fn writes_and_reads_on_any_member<L: LogStore + Send + 'static>(cluster: &RaftCluster<L>) {
+    let leader = cluster.wait_for_leader().await;
+    let followers = cluster.others(leader);
+    let (f1, f2) = (followers[0], followers[1]);
+    let mut on_f1 = cluster.client(f1).await;
+    let mut on_f2 = cluster.client(f2).await;
+    let put = on_f1.put("k1", "v1", None).await.unwrap();
+    assert_eq!(put.header().unwrap().member_id(), f1);
+    let got = on_f2.get("k1", None).await.unwrap();
+    assert_eq!(
+        got.kvs()[0].value(),
+        b"v1",
+        "linearizable get on another follower"
+    );
+    assert_eq!(got.header().unwrap().member_id(), f2);
+    assert!(got.header().unwrap().raft_term() >= 1);
+    let txn = Txn::new()
+        .when([Compare::version("k1", CompareOp::Greater, 0)])
+        .and_then([TxnOp::put("k2", "from-txn", None)])
+        .or_else([TxnOp::put("k2", "wrong-branch", None)]);
+    assert!(on_f2.txn(txn).await.unwrap().succeeded());
+    let mut on_leader = cluster.client(leader).await;
+    let got = on_leader.get("k2", None).await.unwrap();
+    assert_eq!(got.kvs()[0].value(), b"from-txn");
+    // A serializable read answers from the member's own state; eventually current.
+    eventually(WAIT, || {
+        let mut client = on_f1.clone();
+        async move {
+            let options = GetOptions::new().with_serializable();
+            let got = client.get("k2", Some(options)).await.unwrap();
+            got.kvs()
+                .first()
+                .is_some_and(|kv| kv.value() == b"from-txn")
+        }
+    })
+    .await;
+    let members = on_f1.member_list().await.unwrap();
+    let mut names: Vec<&str> = members.members().iter().map(|m| m.name()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["m1", "m2", "m3"]);
+    let status = on_f2.status().await.unwrap();
+    assert_eq!(status.leader(), leader);
+    assert!(status.raft_index() >= 1);
+}
+
+async fn watch_on_a_follower_sees_writes_in_order<L: LogStore + Send + 'static>(
+    cluster: &RaftCluster<L>,
+) {
+    let leader = cluster.wait_for_leader().await;
+    let follower = cluster.others(leader)[0];
+    let mut watcher = cluster.client(follower).await;
+    let (mut stream, _) = watch(&mut watcher, "w/", Some(WatchOptions::new().with_prefix())).await;
+    let mut on_leader = cluster.client(leader).await;
+    let mut expected = Vec::new();
+    for n in 0..10 {
+        let key = format!("w/{n}");
+        let revision = on_leader.put(key.as_str(), "x", None).await.unwrap();
+        expected.push((key, revision.header().unwrap().revision()));
+    }
+    assert_eq!(collect_puts(&mut stream, 10, i64::MAX).await, expected);
+}
+
+async fn leases_work_from_a_follower<L: LogStore + Send + 'static>(cluster: &RaftCluster<L>) {
+    let leader = cluster.wait_for_leader().await;
+    let follower = cluster.others(leader)[0];
+    let mut client = cluster.client(follower).await;
+    let lease = client.lease_grant(2, None).await.unwrap();
+    assert_eq!(lease.ttl(), 2);
+    let id = lease.id();
+    let options = PutOptions::new().with_lease(id);
+    client.put("leased", "v", Some(options)).await.unwrap();
+    let (mut keeper, mut answers) = client.lease_keep_alive(id).await.unwrap();
+    keeper.keep_alive().await.unwrap();
+    let answer = timeout(WAIT, answers.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!((answer.id(), answer.ttl()), (id, 2));
+    let ttl = client.lease_time_to_live(id, None).await.unwrap();
+    assert!(ttl.ttl() > 0 && ttl.ttl() <= 2, "ttl {}", ttl.ttl());
+    drop((keeper, answers));
+    // Not kept alive: the leader expires it and its key goes, everywhere.
+    let mut other = cluster.client(cluster.others(follower)[0]).await;
+    eventually(WAIT, || {
+        let mut other = other.clone();
+        async move { other.get("leased", None).await.unwrap().kvs().is_empty() }
+    })
+    .await;
+    assert_eq!(other.lease_time_to_live(id, None).await.unwrap().ttl(), -1);
+}
+
+async fn garbage_on_the_forward_service_is_refused<L: LogStore + Send + 'static>(
+    cluster: &RaftCluster<L>,
+) {
+    for id in cluster.nodes.keys() {
+        let url = format!("http://{}", cluster.endpoint(*id));
+        let mut forward = ForwardClient::connect(url).await.unwrap();
+        for garbage in [
+            b"\xff\x00junk".to_vec(),
+            b"{\"Apply\":{\"op\":\"Nope\"}}".to_vec(),
+            Vec::new(),
+        ] {
+            let status = forward
+                .apply(ForwardRequest { command: garbage })
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        }
+    }
+    let leader = cluster.wait_for_leader().await;
+    let mut client = cluster.client(leader).await;
+    client.put("after-garbage", "ok", None).await.unwrap();
+}
+
+/// Kills the leader mid-stream: a new leader takes over, writes continue,
+/// every acknowledged write is there, a watch resumed on another member
+/// from the next revision misses and repeats nothing, and a lease granted
+/// before gets a full TTL from the new leader.
+async fn the_leader_dies<L: LogStore + Send + 'static>(cluster: &mut RaftCluster<L>) {
+    let old_leader = cluster.wait_for_leader().await;
+    let survivors = cluster.others(old_leader);
+    let mut on_old = cluster.client(old_leader).await;
+    let (mut stream, _) = watch(&mut on_old, "fo/", Some(WatchOptions::new().with_prefix())).await;
+    let mut writer = cluster.client(survivors[0]).await;
+    let lease = writer.lease_grant(6, None).await.unwrap().id();
+    let granted = Instant::now();
+    let mut acked = Vec::new();
+    for n in 0..10 {
+        let key = format!("fo/{n:02}");
+        acked.push((key.clone(), put_retrying(&mut writer, &key, "x").await));
+    }
+    let before = collect_puts(&mut stream, 5, i64::MAX).await;
+    // Let the lease age, so a refresh is visible.
+    sleep(Duration::from_secs(2).saturating_sub(granted.elapsed())).await;
+    drop(cluster.kill(old_leader).await);
+    let new_leader = cluster.wait_for_leader().await;
+    assert_ne!(new_leader, old_leader);
+    for n in 10..20 {
+        let key = format!("fo/{n:02}");
+        acked.push((key.clone(), put_retrying(&mut writer, &key, "x").await));
+    }
+    let mut reader = cluster.client(survivors[1]).await;
+    let all = reader
+        .get("fo/", Some(GetOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    let present: BTreeSet<String> = (all.kvs().iter())
+        .map(|kv| kv.key_str().unwrap().to_string())
+        .collect();
+    for (key, _) in &acked {
+        assert!(present.contains(key), "acknowledged write {key} lost");
+    }
+    let resume = before.last().unwrap().1 + 1;
+    let options = WatchOptions::new()
+        .with_prefix()
+        .with_start_revision(resume);
+    let (mut resumed, _) = watch(&mut reader, "fo/", Some(options)).await;
+    let last = acked.iter().map(|(_, r)| *r).max().unwrap();
+    let after = collect_puts(&mut resumed, usize::MAX, last).await;
+    let mut history = before.clone();
+    history.extend(after);
+    // A retried put may be applied twice (its first answer was lost), so
+    // count events by revision: strictly increasing means no duplicate and
+    // no reordering; every acknowledged revision present means no gap.
+    assert!(
+        history.windows(2).all(|w| w[0].1 < w[1].1),
+        "a duplicate or reordered event: {history:?}"
+    );
+    let seen: BTreeSet<(String, i64)> = history.iter().cloned().collect();
+    for write in &acked {
+        assert!(seen.contains(write), "missed {write:?}: {history:?}");
+    }
+    // The new leader promoted the lease: a full TTL on its clock again.
+    eventually(WAIT, || {
+        let mut reader = reader.clone();
+        async move { reader.lease_time_to_live(lease, None).await.unwrap().ttl() >= 5 }
+    })
+    .await;
+}
+
+/// etcdctl pointed at followers: put on one, get on another, member list.
+async fn etcdctl_on_followers<L: LogStore + Send + 'static>(cluster: &RaftCluster<L>) {
+    if !etcdctl_available() {
+        return;
+    }
+    let leader = cluster.wait_for_leader().await;
+    let followers = cluster.others(leader);
+    let put = etcdctl(&cluster.endpoint(followers[0]), &["put", "ctl/a", "1"]).await;
+    assert_eq!(put, "OK\n");
+    let got = etcdctl(&cluster.endpoint(followers[1]), &["get", "ctl/a"]).await;
+    assert_eq!(got, "ctl/a\n1\n");
+    let members = etcdctl(&cluster.endpoint(followers[1]), &["member", "list"]).await;
+    assert_eq!(members.lines().count(), 3, "{members}");
+}
+
+async fn etcdctl(endpoint: &str, args: &[&str]) -> String {
+    let output = tokio::process::Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .arg("--dial-timeout=3s")
+        .arg("--command-timeout=10s")
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    let output = timeout(WAIT, output).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "etcdctl {args:?}: {stderr}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+async fn scenario<L: LogStore + Send + 'static>(mut cluster: RaftCluster<L>) {
+    writes_and_reads_on_any_member(&cluster).await;
+    watch_on_a_follower_sees_writes_in_order(&cluster).await;
+    leases_work_from_a_follower(&cluster).await;
+    garbage_on_the_forward_service_is_refused(&cluster).await;
+    etcdctl_on_followers(&cluster).await;
+    the_leader_dies(&mut cluster).await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raft_group_serves_etcd_on_every_member_over_rocksdb() {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let paths: Vec<_> = dirs.iter().map(|d| d.path().to_path_buf()).collect();
+    let cluster =
+        RaftCluster::start(|id| RocksLogStore::open(&paths[(id - 1) as usize]).unwrap()).await;
+    timeout(Duration::from_secs(60), scenario(cluster))
+        .await
+        .expect("scenario timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raft_group_serves_etcd_on_every_member_in_memory() {
+    let cluster = RaftCluster::start(|_| MemLogStore::new()).await;
+    timeout(Duration::from_secs(60), scenario(cluster))
+        .await
+        .expect("scenario timed out");
+}
