@@ -17,7 +17,9 @@ use crate::transport::encode_message;
 use crate::transport::grpc::proto::RaftEnvelope;
 use crate::transport::grpc::proto::raft_peer_client::RaftPeerClient;
 use crate::transport::grpc::{GrpcTransport, serve};
-use crate::{Applied, LogStore, MemLogStore, RaftError, Register, Replica, StateMachine};
+use crate::{
+    Applied, LogStore, MemLogStore, MembershipChange, RaftError, Register, Replica, StateMachine,
+};
 
 /// Fast ticks keep elections short (10-20 ticks) on loopback.
 const TEST_TICK: Duration = Duration::from_millis(20);
@@ -192,6 +194,58 @@ async fn read_history_len<L: LogStore + Send + 'static>(member: &Member<L>) -> u
     }
 }
 
+/// Queues 200 proposals at once on the leader (the runner proposes them
+/// in batches before each drive); answers the highest index applied. A
+/// leader change mid-burst may refuse some; most must commit.
+async fn burst<L: LogStore + Send + 'static>(members: &BTreeMap<u64, Member<L>>) -> u64 {
+    let leader_id = wait_for_leader(members).await;
+    let mut answers = Vec::new();
+    for n in 1000..1200 {
+        let (reply, answer) = oneshot::channel();
+        let proposals = &members[&leader_id].proposals;
+        proposals.send((payload(n), reply)).await.unwrap();
+        answers.push(answer);
+    }
+    let mut applied = Vec::new();
+    for answer in answers {
+        if let Ok(Ok(entry)) = timeout(DEADLINE, answer).await.unwrap() {
+            applied.push(entry.index);
+        }
+    }
+    assert!(
+        applied.len() >= 150,
+        "only {} of 200 committed",
+        applied.len()
+    );
+    assert!(applied.windows(2).all(|w| w[0] < w[1]), "out of order");
+    applied.last().copied().unwrap_or(0)
+}
+
+/// `Access::ChangeMembership` reaches `propose_conf_change`: a follower
+/// answers `NotLeader`, the leader refuses to remove itself.
+async fn membership_requests_go_through_the_runner<L: LogStore + Send + 'static>(
+    members: &BTreeMap<u64, Member<L>>,
+) {
+    let leader_id = wait_for_leader(members).await;
+    let follower = *members.keys().find(|id| **id != leader_id).unwrap();
+    let ask = |on: u64, change| async move {
+        let (reply, answer) = oneshot::channel();
+        let access = Access::ChangeMembership(change, reply);
+        members[&on].access.send(access).await.unwrap();
+        timeout(DEADLINE, answer).await.unwrap().unwrap()
+    };
+    let answer = ask(follower, MembershipChange::RemoveVoter(leader_id)).await;
+    assert!(
+        matches!(answer, Err(RaftError::NotLeader { .. })),
+        "{answer:?}"
+    );
+    let answer = ask(leader_id, MembershipChange::RemoveVoter(leader_id)).await;
+    assert!(
+        matches!(answer, Err(RaftError::ConfChange(_))),
+        "{answer:?}"
+    );
+}
+
 /// Waits until every member has applied the same index, at least `at_least`.
 async fn converge<L: LogStore + Send + 'static>(members: &BTreeMap<u64, Member<L>>, at_least: u64) {
     let deadline = Instant::now() + DEADLINE;
@@ -287,6 +341,8 @@ where
     for member in members.values() {
         assert!(read_history_len(member).await >= 100);
     }
+    last = last.max(burst(&members).await);
+    membership_requests_go_through_the_runner(&members).await;
 
     // Garbage on a follower's port: it keeps working.
     let leader_id = wait_for_leader(&members).await;
