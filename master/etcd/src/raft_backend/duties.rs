@@ -25,12 +25,33 @@ pub(super) async fn run<S: KvHost>(inner: Weak<Inner<S>>) {
     }) else {
         return;
     };
-    // The term in which this member's LeasePromote was applied.
+    let Some(mut status) = inner.upgrade().map(|inner| inner.status.clone()) else {
+        return;
+    };
+    // The term in which this member's LeasePromote was applied, and the
+    // last term a status change woke it for (one wake per term: a failed
+    // promotion is retried on the expiry timer, not on every drive).
     let mut promoted_term = None;
+    let mut woken_for = None;
     loop {
         let lease_tick = tokio::select! {
             _ = expiry.tick() => true,
             _ = progress.tick() => false,
+            // A new leader promotes at once, not at the next expiry tick.
+            changed = status.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                // The status changes after every drive: only a term this
+                // member leads and has not promoted in is worth waking for.
+                let now = status.borrow_and_update().clone();
+                let term = Some(now.leadership.term);
+                if !now.is_leader() || promoted_term == term || woken_for == term {
+                    continue;
+                }
+                woken_for = term;
+                true
+            }
         };
         let Some(inner) = inner.upgrade() else {
             break;

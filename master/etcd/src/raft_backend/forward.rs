@@ -110,6 +110,22 @@ impl ForwardAnswer {
     }
 }
 
+/// Whether `status` comes from a refused connection (so the request was
+/// never sent): an `io::Error` of kind `ConnectionRefused` in its sources.
+fn never_sent(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        let refused = error
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
+        if refused {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
 impl<S: KvHost> Inner<S> {
     /// Sends `request` to `leader`'s Forward service.
     pub(super) async fn forward(&self, leader: u64, request: &Forwarded) -> Attempt<Answer> {
@@ -119,9 +135,14 @@ impl<S: KvHost> Inner<S> {
         let reply = match tokio::time::timeout(self.timings.forward_timeout, call).await {
             Ok(Ok(reply)) => reply.into_inner(),
             Ok(Err(status)) => {
-                // Sent, or maybe sent: the outcome is unknown. Reconnect next time.
                 tracing::debug!(leader, %status, "forwarding failed");
                 self.forget(leader);
+                if never_sent(&status) {
+                    // The cached connection's reconnect was refused: the
+                    // request never left, so asking again is safe.
+                    return Err(Retry);
+                }
+                // Sent, or maybe sent: the outcome is unknown.
                 return Ok(Err(ApiError::Timeout));
             }
             Err(_) => {

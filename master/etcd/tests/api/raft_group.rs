@@ -194,6 +194,14 @@ async fn the_leader_dies<L: LogStore + Send + 'static>(cluster: &mut RaftCluster
     // Let the lease age, so a refresh is visible.
     sleep(Duration::from_secs(2).saturating_sub(granted.elapsed())).await;
     drop(cluster.kill(old_leader).await);
+    // A write right after the crash waits for the election instead of
+    // failing: the survivor's forward to the dead leader is refused before
+    // anything is sent, so it is safely retried on the new leader.
+    let put = writer.put("fo/first-after-crash", "x", None).await.unwrap();
+    acked.push((
+        "fo/first-after-crash".to_string(),
+        put.header().unwrap().revision(),
+    ));
     let new_leader = cluster.wait_for_leader().await;
     assert_ne!(new_leader, old_leader);
     for n in 10..20 {
