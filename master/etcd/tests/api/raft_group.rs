@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use agora_etcd::pb::forward::ForwardRequest;
 use agora_etcd::pb::forward::forward_client::ForwardClient;
-use agora_raft::{LogStore, MemLogStore, RocksLogStore};
+use agora_kv::{KvError, LogEntry};
+use agora_raft::{KvHost, KvMachine, LogStore, MemLogStore, RocksLogStore, StateMachine};
 use etcd_client::{
     Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchOptions,
 };
@@ -58,7 +59,9 @@ async fn collect_puts(
     seen
 }
 
-async fn writes_and_reads_on_any_member<L: LogStore + Send + 'static>(cluster: &RaftCluster<L>) {
+async fn writes_and_reads_on_any_member<L: LogStore + Send + 'static, S: KvHost>(
+    cluster: &RaftCluster<L, S>,
+) {
     let leader = cluster.wait_for_leader().await;
     let followers = cluster.others(leader);
     let (f1, f2) = (followers[0], followers[1]);
@@ -103,8 +106,8 @@ async fn writes_and_reads_on_any_member<L: LogStore + Send + 'static>(cluster: &
     assert!(status.raft_index() >= 1);
 }
 
-async fn watch_on_a_follower_sees_writes_in_order<L: LogStore + Send + 'static>(
-    cluster: &RaftCluster<L>,
+async fn watch_on_a_follower_sees_writes_in_order<L: LogStore + Send + 'static, S: KvHost>(
+    cluster: &RaftCluster<L, S>,
 ) {
     let leader = cluster.wait_for_leader().await;
     let follower = cluster.others(leader)[0];
@@ -120,7 +123,9 @@ async fn watch_on_a_follower_sees_writes_in_order<L: LogStore + Send + 'static>(
     assert_eq!(collect_puts(&mut stream, 10, i64::MAX).await, expected);
 }
 
-async fn leases_work_from_a_follower<L: LogStore + Send + 'static>(cluster: &RaftCluster<L>) {
+async fn leases_work_from_a_follower<L: LogStore + Send + 'static, S: KvHost>(
+    cluster: &RaftCluster<L, S>,
+) {
     let leader = cluster.wait_for_leader().await;
     let follower = cluster.others(leader)[0];
     let mut client = cluster.client(follower).await;
@@ -150,8 +155,8 @@ async fn leases_work_from_a_follower<L: LogStore + Send + 'static>(cluster: &Raf
     assert_eq!(other.lease_time_to_live(id, None).await.unwrap().ttl(), -1);
 }
 
-async fn garbage_on_the_forward_service_is_refused<L: LogStore + Send + 'static>(
-    cluster: &RaftCluster<L>,
+async fn garbage_on_the_forward_service_is_refused<L: LogStore + Send + 'static, S: KvHost>(
+    cluster: &RaftCluster<L, S>,
 ) {
     for id in cluster.nodes.keys() {
         let url = format!("http://{}", cluster.endpoint(*id));
@@ -177,7 +182,7 @@ async fn garbage_on_the_forward_service_is_refused<L: LogStore + Send + 'static>
 /// every acknowledged write is there, a watch resumed on another member
 /// from the next revision misses and repeats nothing, and a lease granted
 /// before gets a full TTL from the new leader.
-async fn the_leader_dies<L: LogStore + Send + 'static>(cluster: &mut RaftCluster<L>) {
+async fn the_leader_dies<L: LogStore + Send + 'static, S: KvHost>(cluster: &mut RaftCluster<L, S>) {
     let old_leader = cluster.wait_for_leader().await;
     let survivors = cluster.others(old_leader);
     let mut on_old = cluster.client(old_leader).await;
@@ -248,7 +253,9 @@ async fn the_leader_dies<L: LogStore + Send + 'static>(cluster: &mut RaftCluster
 }
 
 /// etcdctl pointed at followers: put on one, get on another, member list.
-async fn etcdctl_on_followers<L: LogStore + Send + 'static>(cluster: &RaftCluster<L>) {
+async fn etcdctl_on_followers<L: LogStore + Send + 'static, S: KvHost>(
+    cluster: &RaftCluster<L, S>,
+) {
     if !etcdctl_available() {
         return;
     }
@@ -277,7 +284,7 @@ async fn etcdctl(endpoint: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-async fn scenario<L: LogStore + Send + 'static>(mut cluster: RaftCluster<L>) {
+async fn scenario<L: LogStore + Send + 'static, S: KvHost>(mut cluster: RaftCluster<L, S>) {
     writes_and_reads_on_any_member(&cluster).await;
     watch_on_a_follower_sees_writes_in_order(&cluster).await;
     leases_work_from_a_follower(&cluster).await;
@@ -291,8 +298,8 @@ async fn scenario<L: LogStore + Send + 'static>(mut cluster: RaftCluster<L>) {
 async fn a_raft_group_serves_etcd_on_every_member_over_rocksdb() {
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let paths: Vec<_> = dirs.iter().map(|d| d.path().to_path_buf()).collect();
-    let cluster =
-        RaftCluster::start(|id| RocksLogStore::open(&paths[(id - 1) as usize]).unwrap()).await;
+    let open = |id: u64| RocksLogStore::open(&paths[(id - 1) as usize]).unwrap();
+    let cluster = RaftCluster::start(open, KvMachine::new).await;
     timeout(Duration::from_secs(60), scenario(cluster))
         .await
         .expect("scenario timed out");
@@ -300,8 +307,78 @@ async fn a_raft_group_serves_etcd_on_every_member_over_rocksdb() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_raft_group_serves_etcd_on_every_member_in_memory() {
-    let cluster = RaftCluster::start(|_| MemLogStore::new()).await;
+    let cluster = RaftCluster::start(|_| MemLogStore::new(), KvMachine::new).await;
     timeout(Duration::from_secs(60), scenario(cluster))
         .await
         .expect("scenario timed out");
+}
+
+/// The backend inside a bigger state machine, as the master embeds it:
+/// kv entries travel in the host's own envelope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raft_group_serves_etcd_from_a_keyspace_embedded_in_another_machine() {
+    let cluster = RaftCluster::start(|_| MemLogStore::new(), Enveloped::default).await;
+    timeout(Duration::from_secs(60), scenario(cluster))
+        .await
+        .expect("scenario timed out");
+}
+
+/// A stand-in for the master's machine: its entries start with a tag
+/// byte; `KV_TAG` entries carry the keyspace's, the rest are counted.
+#[derive(Debug, Default)]
+struct Enveloped {
+    kv: KvMachine,
+    others: u64,
+}
+
+const KV_TAG: u8 = 0x6b;
+
+impl StateMachine for Enveloped {
+    type Error = KvError;
+
+    fn apply(&mut self, index: u64, data: &[u8]) -> Vec<u8> {
+        match data.split_first() {
+            Some((&KV_TAG, entry)) => self.kv.apply(index, entry),
+            _ => {
+                self.others += 1;
+                Vec::new()
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.kv.snapshot()
+    }
+
+    fn restore(&mut self, data: &[u8]) -> Result<(), KvError> {
+        self.kv.restore(data)
+    }
+
+    fn applied_index(&self) -> u64 {
+        self.kv.applied_index()
+    }
+
+    fn hash(&self) -> u64 {
+        self.kv.hash()
+    }
+
+    fn after_drive(&mut self) {
+        self.kv.after_drive();
+    }
+}
+
+impl KvHost for Enveloped {
+    fn kv(&self) -> &KvMachine {
+        &self.kv
+    }
+
+    fn kv_mut(&mut self) -> &mut KvMachine {
+        &mut self.kv
+    }
+
+    fn encode_kv_entry(entry: &LogEntry) -> Vec<u8> {
+        let mut bytes = vec![KV_TAG];
+        bytes.extend(entry.encode());
+        bytes
+    }
 }

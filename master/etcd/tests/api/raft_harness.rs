@@ -12,7 +12,7 @@ use agora_etcd::{
     Member, RaftBackend, RaftBackendConfig, RaftTimings, ServerConfig, StaticDirectory, SystemClock,
 };
 use agora_raft::{
-    GrpcTransport, KvMachine, LogStore, Replica, ReplicaConfig, Status, runner_channels,
+    GrpcTransport, KvHost, LogStore, Replica, ReplicaConfig, Status, runner_channels,
     spawn_replica_thread,
 };
 use tokio::net::TcpListener;
@@ -25,19 +25,19 @@ pub(crate) const TICK: Duration = Duration::from_millis(20);
 const DEADLINE: Duration = Duration::from_secs(10);
 
 /// One running member.
-pub(crate) struct Node<L: LogStore + Send + 'static> {
+pub(crate) struct Node<L: LogStore + Send + 'static, S: KvHost> {
     pub(crate) etcd_addr: SocketAddr,
     pub(crate) status: watch::Receiver<Status>,
     stop_etcd: oneshot::Sender<()>,
     etcd: JoinHandle<()>,
     stop_runner: oneshot::Sender<()>,
-    runner: std::thread::JoinHandle<Replica<L, KvMachine>>,
+    runner: std::thread::JoinHandle<Replica<L, S>>,
     stop_peer: oneshot::Sender<()>,
     peer: JoinHandle<()>,
 }
 
-pub(crate) struct RaftCluster<L: LogStore + Send + 'static> {
-    pub(crate) nodes: BTreeMap<u64, Node<L>>,
+pub(crate) struct RaftCluster<L: LogStore + Send + 'static, S: KvHost> {
+    pub(crate) nodes: BTreeMap<u64, Node<L, S>>,
 }
 
 fn stopper() -> (
@@ -50,9 +50,13 @@ fn stopper() -> (
     })
 }
 
-impl<L: LogStore + Send + 'static> RaftCluster<L> {
-    /// Founds members 1, 2 and 3 over `open(id)`'s stores.
-    pub(crate) async fn start(open: impl Fn(u64) -> L) -> RaftCluster<L> {
+impl<L: LogStore + Send + 'static, S: KvHost> RaftCluster<L, S> {
+    /// Founds members 1, 2 and 3 over `open(id)`'s stores and `machine()`'s
+    /// state machines.
+    pub(crate) async fn start(
+        open: impl Fn(u64) -> L,
+        machine: impl Fn() -> S,
+    ) -> RaftCluster<L, S> {
         let ids = [1u64, 2, 3];
         let mut peer_listeners = BTreeMap::new();
         let mut etcd_listeners = BTreeMap::new();
@@ -81,7 +85,7 @@ impl<L: LogStore + Send + 'static> RaftCluster<L> {
                 seed: 0x5eed + id,
                 ..ReplicaConfig::default()
             };
-            let replica = Replica::new(id, &ids, open(id), KvMachine::new(), config).unwrap();
+            let replica = Replica::new(id, &ids, open(id), machine(), config).unwrap();
             let peer_listener = peer_listeners.remove(&id).unwrap();
             let etcd_listener = etcd_listeners.remove(&id).unwrap();
             let node = start_node(replica, peer_listener, etcd_listener, &peers, &directory);
@@ -127,7 +131,7 @@ impl<L: LogStore + Send + 'static> RaftCluster<L> {
 
     /// Stops member `id`'s etcd server, runner and peer server (a crash,
     /// minus losing the store); answers its replica.
-    pub(crate) async fn kill(&mut self, id: u64) -> Replica<L, KvMachine> {
+    pub(crate) async fn kill(&mut self, id: u64) -> Replica<L, S> {
         let node = self.nodes.remove(&id).unwrap();
         let _ = node.stop_etcd.send(());
         let _ = node.stop_runner.send(());
@@ -147,16 +151,16 @@ impl<L: LogStore + Send + 'static> RaftCluster<L> {
     }
 }
 
-fn start_node<L: LogStore + Send + 'static>(
-    replica: Replica<L, KvMachine>,
+fn start_node<L: LogStore + Send + 'static, S: KvHost>(
+    replica: Replica<L, S>,
     peer_listener: TcpListener,
     etcd_listener: TcpListener,
     peers: &BTreeMap<u64, String>,
     directory: &Arc<StaticDirectory>,
-) -> Node<L> {
+) -> Node<L, S> {
     let id = replica.id();
     let etcd_addr = etcd_listener.local_addr().unwrap();
-    let revision = replica.state_machine().published_revision();
+    let revision = replica.state_machine().kv().published_revision();
     let (senders, inputs) = runner_channels();
     let (stop_peer, peer_stopped) = stopper();
     let inbound = senders.inbound;
