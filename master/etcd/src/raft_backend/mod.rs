@@ -167,7 +167,9 @@ struct Retry;
 impl<S: KvHost> RaftBackend<S> {
     /// A backend over the runner's channels; starts its duty task (lease
     /// expiry and promotion as leader, progress notices) on the current
-    /// tokio runtime.
+    /// tokio runtime (call it inside one, as `LocalBackend::start`). The
+    /// runner may live on another runtime or thread
+    /// (`agora_raft::spawn_replica_thread`): only channels connect them.
     pub fn start(config: RaftBackendConfig<S>) -> RaftBackend<S> {
         let inner = Arc::new(Inner {
             cluster_id: config.cluster_id,

@@ -112,7 +112,7 @@ async fn watch_on_a_follower_sees_writes_in_order<L: LogStore + Send + 'static, 
     let leader = cluster.wait_for_leader().await;
     let follower = cluster.others(leader)[0];
     let mut watcher = cluster.client(follower).await;
-    let (mut stream, _) = watch(&mut watcher, "w/", Some(WatchOptions::new().with_prefix())).await;
+    let (mut stream, id) = watch(&mut watcher, "w/", Some(WatchOptions::new().with_prefix())).await;
     let mut on_leader = cluster.client(leader).await;
     let mut expected = Vec::new();
     for n in 0..10 {
@@ -121,6 +121,14 @@ async fn watch_on_a_follower_sees_writes_in_order<L: LogStore + Send + 'static, 
         expected.push((key, revision.header().unwrap().revision()));
     }
     assert_eq!(collect_puts(&mut stream, 10, i64::MAX).await, expected);
+    // Progress and cancel go to the follower's own watchers too.
+    stream.request_progress().await.unwrap();
+    let progress = next(&mut stream).await;
+    assert!(progress.events().is_empty());
+    let last = expected.last().unwrap().1;
+    assert!(progress.header().unwrap().revision() >= last);
+    stream.cancel(id).await.unwrap();
+    assert!(next(&mut stream).await.canceled());
 }
 
 async fn leases_work_from_a_follower<L: LogStore + Send + 'static, S: KvHost>(
