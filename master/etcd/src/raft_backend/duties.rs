@@ -6,6 +6,9 @@
 //! gets a full TTL from the new leader's clock, as etcd does on election.
 //! Until that is applied it expires nothing, because the old leader's
 //! times are on another clock and would look expired (or far off) here.
+//! Once it is applied no lease time from the old clock is left: every
+//! entry the old leader stamped that survives was in the new leader's log
+//! when it was elected, so it comes before the promotion.
 
 use std::sync::{Arc, Weak};
 
