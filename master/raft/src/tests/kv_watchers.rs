@@ -79,3 +79,58 @@ fn watchers_continue_across_a_snapshot_install_or_end_as_compacted() {
     );
     assert!(follower.watchers().is_empty());
 }
+
+/// In a replicated group: a follower cut off while the leader writes and
+/// compacts its log comes back through a snapshot install; its watcher,
+/// registered before, gets every revision it missed, once, in order.
+#[test]
+fn a_follower_installing_a_snapshot_keeps_its_watchers_gap_free() {
+    use raft::Storage;
+
+    use crate::tests::{compacting_config, converge, elect};
+    use crate::{LogStore, SimCluster};
+
+    let ids = [1, 2, 3];
+    let mut cluster = SimCluster::new(&ids, 47, compacting_config(47), KvMachine::new).unwrap();
+    let leader = elect(&mut cluster);
+    let follower = ids.into_iter().find(|id| *id != leader).unwrap();
+    cluster.propose(leader, put("a", "0")).unwrap();
+    converge(&mut cluster, 100);
+    let (sink, mut rx) = unbounded_channel();
+    let request = WatchRequest {
+        key: b"a".to_vec(),
+        ..WatchRequest::default()
+    };
+    let follower_sm = cluster.replica_mut(follower).unwrap().state_machine_mut();
+    let (_, at) = follower_sm.watch(request, sink).unwrap();
+    let applied_before = cluster.replica(follower).unwrap().applied_index();
+    cluster.net_mut().isolate(follower, &ids);
+    for i in 1..40 {
+        cluster.propose(leader, put("a", &i.to_string())).unwrap();
+        cluster.tick();
+    }
+    cluster.run(20);
+    let leader_first = cluster
+        .replica(leader)
+        .unwrap()
+        .store()
+        .first_index()
+        .unwrap();
+    assert!(
+        leader_first > applied_before + 1,
+        "the leader compacted past the follower"
+    );
+    cluster.net_mut().heal();
+    converge(&mut cluster, 300);
+    let replica = cluster.replica_mut(follower).unwrap();
+    let snapshot_index = replica.store().stored_snapshot().get_metadata().index;
+    assert!(
+        snapshot_index >= leader_first - 1,
+        "caught up through a snapshot"
+    );
+    let final_revision = replica.state_machine().state().current_revision();
+    replica.state_machine_mut().after_drive();
+    let (revisions, other) = drain(&mut rx);
+    assert!(other.is_empty(), "{other:?}");
+    assert_eq!(revisions, ((at + 1)..=final_revision).collect::<Vec<_>>());
+}

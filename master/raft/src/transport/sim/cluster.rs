@@ -111,7 +111,10 @@ impl<S: StateMachine> SimCluster<S> {
         }
     }
 
-    fn replica_mut(&mut self, id: u64) -> Result<&mut Replica<MemLogStore, S>, RaftError> {
+    pub(crate) fn replica_mut(
+        &mut self,
+        id: u64,
+    ) -> Result<&mut Replica<MemLogStore, S>, RaftError> {
         match self.nodes.get_mut(&id) {
             Some(SimNode::Up(replica)) => Ok(&mut **replica),
             Some(SimNode::Removed) => Err(RaftError::Removed),
