@@ -57,7 +57,8 @@ pub type ReadAccess<S> = Box<dyn FnOnce(Result<&mut S, RaftError>) + Send>;
 pub enum Access<S> {
     /// Runs against this member's state machine as it is now:
     /// serializable reads, watch registration. Must not change replicated
-    /// state.
+    /// state, and must be quick: it runs on the replica's task, between
+    /// ticks and drives.
     Local(LocalAccess<S>),
     /// Issues a ReadIndex and runs the closure when it completes (works on
     /// followers: they ask the leader), or with the error.
