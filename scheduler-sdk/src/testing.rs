@@ -35,6 +35,9 @@ pub struct FakeState {
     pub refuse: Option<Status>,
     /// SUBSCRIBEs refused because of `refuse`.
     pub refused: usize,
+    /// If set, every other call fails with this (not recorded), as a
+    /// standby answers them (`agora_proto::not_leader_status`).
+    pub refuse_calls: Option<Status>,
     /// If set, the first event is ERROR with this message.
     pub error_on_subscribe: Option<String>,
     /// Heartbeat interval announced in SUBSCRIBED (the fake sends none).
@@ -110,6 +113,9 @@ impl FakeMaster {
     {
         let stream = header.map(|h| h.stream_id.clone()).unwrap_or_default();
         let mut st = self.lock();
+        if let Some(s) = st.refuse_calls.clone() {
+            return Err(s);
+        }
         let current = st.subscribes.len();
         st.calls.push(format!("{name} {stream} {detail:?}"));
         // Like the real master: a stale or missing stream id is refused.
