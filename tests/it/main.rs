@@ -3,6 +3,7 @@ mod agent_docker;
 mod agent_http;
 mod agent_process;
 mod agent_recovery;
+mod agent_redirect;
 mod agent_support;
 mod master_agent_link;
 mod master_offers;
