@@ -4,6 +4,9 @@
 //! hundred bytes) and grow only for the rare large frame, a re-registration
 //! reporting many tasks; the read buffer shrinks back after one, so an
 //! idle link costs the master about 2 KB rather than HTTP/2's ~30 KB.
+//!
+//! A standby master answers a Register with [`not_leader_frame`] (code 14
+//! and `LinkError.leader`, see `crate::leader`) and closes the link.
 use prost::Message;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 
