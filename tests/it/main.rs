@@ -15,6 +15,7 @@ mod scheduler_failover;
 mod scheduler_launch_n;
 mod scheduler_offers;
 mod scheduler_reconcile;
+mod scheduler_redirect;
 mod scheduler_support;
 mod scheduler_tasks;
 mod tidy;
