@@ -47,7 +47,8 @@ impl Default for GcConfig {
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
     /// Masters as `host:port`, tried in order until one accepts the
-    /// registration.
+    /// registration. A standby's redirect to the leader is followed even
+    /// when the leader is not listed here.
     pub masters: Vec<String>,
     /// Root of the agent's state: `meta/` (checkpoint) and `sandboxes/`.
     pub work_dir: PathBuf,

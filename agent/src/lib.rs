@@ -5,6 +5,14 @@
 //! so a restarted agent recovers its running tasks, serves `/state`,
 //! `/metrics` and task logs over HTTP, and garbage-collects old sandboxes.
 //!
+//! Masters: the agent registers with the leading master of a replicated
+//! group. A standby refuses the registration naming the leader
+//! (`LinkError.leader`, see `agora_proto::leader`), and the agent goes
+//! there at once, even if it is not in `AgentConfig::masters`; a refusal
+//! without a leader, or an unreachable master, moves it on to the next
+//! master, with backoff after each failed round or after a few redirects
+//! in a row. A master that never redirects works as before.
+//!
 //! Code map: `event_loop` (the one owner of mutable state, `enum Event`),
 //! `master_link` (Register/Attach/ping), `launch`, `kill`, `recovery`,
 //! `outcome` (exit → state and reason, pure), `reporting` (checkpoint,

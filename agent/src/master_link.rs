@@ -4,9 +4,19 @@
 //! pass launches, kills and acknowledgements to the event loop, and start
 //! over when the link ends, fails or goes quiet for `max_missed_pings` ping
 //! intervals. The framing is `agora_proto::link`.
+//!
+//! A standby master refuses the registration with "not the leading master"
+//! and the leader's address (`LinkError.leader`); the agent registers there
+//! next, at once, even if it is not in `masters` (`agora_proto::leader::
+//! MasterWalk`: after `MAX_REDIRECT_HOPS` hints in a row it backs off and
+//! goes on with the list). A refusal without a hint, or an unreachable
+//! master, moves on to the next master. A leader that loses leadership
+//! closes its links; the agent then re-registers as after a master restart,
+//! starting with the same master, which redirects it.
 use std::time::Duration;
 
 use agora_model::AgentId;
+use agora_proto::leader::{MasterWalk, Retry, leader_hint};
 use agora_proto::link::{AgentLink, FrameReader, next_master_message};
 use agora_proto::v1;
 use rand::Rng;
@@ -67,33 +77,58 @@ struct Lost(String);
 /// Runs forever (the agent's runtime is dropped to stop it).
 pub(crate) async fn run(config: LinkConfig, events: mpsc::Sender<Event>) {
     let mut backoff = Backoff::new(config.backoff_min, config.backoff_max);
-    let mut index = 0usize;
-    let n = config.masters.len().max(1);
+    // Backs off only after a whole round of the list failed, as before
+    // redirects existed.
+    let mut walk = MasterWalk::new(config.masters.clone(), false);
     loop {
-        let Some(master) = config.masters.get(index % n).cloned() else {
+        let master = walk.current().to_string();
+        if master.is_empty() {
             return;
-        };
+        }
         match session(&config, &master, &events).await {
             Ok(Lost(why)) => {
                 tracing::warn!(master, why, "lost the master; registering again");
                 if events.send(Event::Disconnected).await.is_err() {
                     return;
                 }
+                // The same master first: after a restart it is back, and
+                // after losing leadership it names the new leader.
+                walk.succeeded();
                 backoff.reset();
                 tokio::time::sleep(backoff.next_wait()).await;
             }
-            Err(why) => {
-                tracing::warn!(master, why, "registration failed");
+            Err(refused) => {
                 if events.is_closed() {
                     return;
                 }
-                index += 1;
-                if index.is_multiple_of(n) {
-                    // A whole round failed: back off before the next one.
+                let retry = walk.failed(refused.leader.as_deref());
+                if walk.is_redirected() {
+                    tracing::info!(
+                        from = master,
+                        to = walk.current(),
+                        "not the leading master; registering at the leader"
+                    );
+                } else {
+                    tracing::warn!(master, why = refused.why, "registration failed");
+                }
+                if retry == Retry::AfterBackoff {
+                    // A whole round failed, or hints went in circles.
                     tokio::time::sleep(backoff.next_wait()).await;
                 }
             }
         }
+    }
+}
+
+/// Why a registration failed, and the leader a standby named, if any.
+struct Refused {
+    why: String,
+    leader: Option<String>,
+}
+
+impl From<String> for Refused {
+    fn from(why: String) -> Refused {
+        Refused { why, leader: None }
     }
 }
 
@@ -102,11 +137,11 @@ async fn session(
     config: &LinkConfig,
     master: &str,
     events: &mpsc::Sender<Event>,
-) -> Result<Lost, String> {
+) -> Result<Lost, Refused> {
     let mut link = AgentLink::connect(master, config.connect_timeout).await?;
     let (response, delivered) = register(config, &mut link, events).await?;
     let agent_id = AgentId::parse(response.agent_id.clone())
-        .map_err(|e| format!("master sent a bad agent id: {e}"))?;
+        .map_err(|e| Refused::from(format!("master sent a bad agent id: {e}")))?;
     let ping_interval =
         if response.ping_interval_seconds.is_finite() && response.ping_interval_seconds > 0.0 {
             Duration::from_secs_f64(response.ping_interval_seconds.min(3600.0))
@@ -132,8 +167,8 @@ async fn session(
     events
         .send(registered)
         .await
-        .map_err(|_| "agent stopped".to_string())?;
-    pump(&mut inbound, quiet_limit, &out_tx, events).await
+        .map_err(|_| Refused::from("agent stopped".to_string()))?;
+    Ok(pump(&mut inbound, quiet_limit, &out_tx, events).await?)
 }
 
 /// Asks the loop for a RegisterRequest and sends it; returns the answer
@@ -142,7 +177,7 @@ async fn register(
     config: &LinkConfig,
     link: &mut AgentLink,
     events: &mpsc::Sender<Event>,
-) -> Result<(v1::RegisterResponse, Vec<uuid::Uuid>), String> {
+) -> Result<(v1::RegisterResponse, Vec<uuid::Uuid>), Refused> {
     let (tx, rx) = oneshot::channel();
     events
         .send(Event::RegisterSnapshot(tx))
@@ -163,7 +198,10 @@ async fn register(
     let response = link
         .register(request, config.connect_timeout)
         .await
-        .map_err(|s| format!("Register refused: {}: {}", s.code(), s.message()))?;
+        .map_err(|s| Refused {
+            why: format!("Register refused: {}: {}", s.code(), s.message()),
+            leader: leader_hint(&s),
+        })?;
     if !registering_as.is_empty() && registering_as != response.agent_id {
         tracing::warn!(
             old = registering_as,

@@ -14,4 +14,7 @@ pub mod v1 {
 
 pub mod codec;
 pub mod convert;
+pub mod leader;
 pub mod link;
+
+pub use leader::{LEADER_METADATA_KEY, leader_hint, not_leader_status};

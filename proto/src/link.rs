@@ -4,10 +4,13 @@
 //! hundred bytes) and grow only for the rare large frame, a re-registration
 //! reporting many tasks; the read buffer shrinks back after one, so an
 //! idle link costs the master about 2 KB rather than HTTP/2's ~30 KB.
+//!
+//! A standby master answers a Register with [`not_leader_frame`] (code 14
+//! and `LinkError.leader`, see `crate::leader`) and closes the link.
 use prost::Message;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 
-use crate::v1;
+use crate::{leader, v1};
 
 /// What an agent sends first on a connection to the master's port.
 pub const LINK_MAGIC: [u8; 8] = *b"AGORALNK";
@@ -269,13 +272,53 @@ pub fn error_frame(code: tonic::Code, message: impl Into<String>) -> v1::LinkFra
         frame: Some(v1::link_frame::Frame::Error(v1::LinkError {
             code: code as i32,
             message: message.into(),
+            leader: String::new(),
         })),
     }
 }
 
-/// The status a refusal frame carries.
+/// A standby's answer to a registration (send it, then close the link):
+/// see [`v1::LinkError::not_leader`].
+pub fn not_leader_frame(leader: Option<&str>) -> v1::LinkFrame {
+    v1::LinkFrame {
+        frame: Some(v1::link_frame::Frame::Error(v1::LinkError::not_leader(
+            leader,
+        ))),
+    }
+}
+
+impl v1::LinkError {
+    /// A standby's refusal: `UNAVAILABLE`, "not the leading master; leader
+    /// is at HOST:PORT" (or "...; no leader is known") and `leader` set to
+    /// the validated `host:port` (empty if `leader` is `None` or not an
+    /// address), as in `agora_proto::leader`.
+    pub fn not_leader(leader: Option<&str>) -> v1::LinkError {
+        let leader = leader.and_then(leader::leader_address);
+        v1::LinkError {
+            code: tonic::Code::Unavailable as i32,
+            message: leader::not_leader_message(leader.as_deref()),
+            leader: leader.unwrap_or_default(),
+        }
+    }
+
+    /// The leader this refusal names: `None` unless the code is
+    /// `UNAVAILABLE` and `leader` is a valid `host:port`.
+    pub fn leader_hint(&self) -> Option<String> {
+        if self.code != tonic::Code::Unavailable as i32 {
+            return None;
+        }
+        leader::leader_address(&self.leader)
+    }
+}
+
+/// The status a refusal frame carries; a standby's leader hint goes into
+/// its metadata, so `leader::leader_hint` reads it as from the gRPC API.
 pub fn status_of(e: &v1::LinkError) -> tonic::Status {
-    tonic::Status::new(tonic::Code::from_i32(e.code), e.message.clone())
+    let mut status = tonic::Status::new(tonic::Code::from_i32(e.code), e.message.clone());
+    if let Some(l) = e.leader_hint() {
+        leader::insert_hint(&mut status, &l);
+    }
+    status
 }
 
 #[cfg(test)]

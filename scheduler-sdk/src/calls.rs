@@ -10,6 +10,7 @@ use agora_model::{
     AgentId, FrameworkId, FrameworkInfo, Offer, OfferId, Role, TaskId, TaskSpec, TaskStatus,
 };
 use agora_proto::convert::{framework_to_wire, task_to_wire};
+use agora_proto::leader::{is_not_leader, leader_hint};
 use agora_proto::v1;
 use agora_proto::v1::scheduler_client::SchedulerClient;
 use tokio::sync::watch;
@@ -22,9 +23,12 @@ use crate::error::SdkError;
 /// [`SchedulerDriver::driver`](crate::SchedulerDriver::driver).
 ///
 /// Calls fail fast with [`SdkError::NotSubscribed`] before the first
-/// subscription and [`SdkError::Disconnected`] while re-subscribing; they are
-/// never queued, because a queued ACCEPT would name offers the master has
-/// already rescinded.
+/// subscription and [`SdkError::Disconnected`] while re-subscribing (also
+/// while following a redirect to the leading master); they are never
+/// queued, because a queued ACCEPT would name offers the master has already
+/// rescinded. A call answered "not the leading master" fails with
+/// [`SdkError::Disconnected`] and makes the driver re-subscribe, at the
+/// leader the answer named.
 #[derive(Clone)]
 pub struct Driver {
     inner: Arc<Inner>,
@@ -80,7 +84,16 @@ pub(crate) struct Session {
     pub(crate) client: SchedulerClient<Channel>,
     pub(crate) framework_id: FrameworkId,
     pub(crate) stream_id: String,
+    /// Set by a call the master refused as "not the leading master" (with
+    /// the leader it named, if any); the run loop watches it and ends the
+    /// subscription, so a master that lost leadership but kept the event
+    /// stream open does not leave every call failing until heartbeats stop.
+    /// One channel per session, so a refusal never ends a later session.
+    pub(crate) refused: Arc<watch::Sender<Refusal>>,
 }
+
+/// `Some(leader hint)` once a call of the session was refused by a standby.
+pub(crate) type Refusal = Option<Option<String>>;
 
 type CallResult = Result<tonic::Response<v1::CallResponse>, tonic::Status>;
 
@@ -194,6 +207,7 @@ impl Driver {
             framework_id: session.framework_id.to_string(),
             stream_id: session.stream_id,
         };
+        let refused = session.refused;
         match tokio::time::timeout(self.inner.call_timeout, f(session.client, header)).await {
             Err(_) => Err(SdkError::Disconnected(format!(
                 "{what}: no answer within {:?}",
@@ -201,6 +215,9 @@ impl Driver {
             ))),
             Ok(Err(status)) => {
                 tracing::debug!(call = what, code = ?status.code(), message = status.message(), "call failed");
+                if is_not_leader(&status) {
+                    refused.send_replace(Some(leader_hint(&status)));
+                }
                 Err(status.into())
             }
             Ok(Ok(_)) => Ok(()),

@@ -1,16 +1,18 @@
 //! `SchedulerDriver`: subscribes, keeps the subscription alive across master
 //! restarts and network trouble, and feeds events to a [`Scheduler`].
 use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use agora_model::{FrameworkInfo, Role};
+use agora_proto::leader::{MasterWalk, Retry, leader_hint};
 use agora_proto::v1::scheduler_client::SchedulerClient;
 use tokio::sync::watch;
 use tonic::transport::Endpoint;
 use tracing::{debug, info, warn};
 
 use crate::backoff::{Backoff, DEFAULT_BACKOFF_MAX, DEFAULT_BACKOFF_MIN};
-use crate::calls::{Driver, Session};
+use crate::calls::{Driver, Refusal, Session};
 use crate::error::SdkError;
 use crate::events::{Event, Flow, decode, dispatch, stream_deadline};
 use crate::scheduler::Scheduler;
@@ -94,14 +96,17 @@ impl SchedulerDriverBuilder {
         if self.masters.is_empty() {
             return Err(SdkError::Config("no master addresses given".into()));
         }
-        let endpoints = self
+        let masters = self
             .masters
             .iter()
-            .map(|m| endpoint(m))
+            .map(|m| {
+                endpoint(m)?;
+                normalize_master(m)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let driver = Driver::new(self.framework, self.suppressed, self.call_timeout);
         Ok(SchedulerDriver {
-            endpoints,
+            masters,
             auto_ack: self.auto_ack,
             max_unacked: self.max_unacked,
             backoff: (self.backoff_min, self.backoff_max),
@@ -122,14 +127,28 @@ impl SchedulerDriverBuilder {
 /// same framework id (trying the masters in turn, with backoff) whenever
 /// the stream breaks or [`MISSED_HEARTBEATS`](crate::MISSED_HEARTBEATS)
 /// heartbeats go missing.
+///
+/// A standby master refuses with "not the leading master" (`UNAVAILABLE`)
+/// and names the leader in the `agora-leader` metadata
+/// ([`agora_proto::LEADER_METADATA_KEY`]); the driver subscribes there
+/// next, without a backoff wait, even if the leader is not in its list.
+/// After [`MAX_REDIRECT_HOPS`](agora_proto::leader::MAX_REDIRECT_HOPS)
+/// redirects in a row (hints pointing at each other) it backs off and goes
+/// on with the list. A refusal without a hint, or an unreachable master,
+/// moves on to the next master after the backoff. A call refused by a
+/// master that lost leadership ends the subscription the same way.
 #[derive(Debug)]
 pub struct SchedulerDriver {
-    endpoints: Vec<Endpoint>,
+    /// The configured masters, as `http://host:port`.
+    masters: Vec<String>,
     auto_ack: bool,
     max_unacked: usize,
     backoff: (Duration, Duration),
     driver: Driver,
 }
+
+/// A subscription's event stream.
+type Events = tonic::Streaming<agora_proto::v1::Event>;
 
 /// Why one subscription ended.
 enum End {
@@ -138,8 +157,33 @@ enum End {
     /// ERROR event or a refused subscription: `run` returns the error.
     Fatal(SdkError),
     /// Connection trouble: reconnect. `subscribed` says whether the
-    /// scheduler had seen `subscribed()` (and so must see `disconnected()`).
-    Broken { subscribed: bool, reason: String },
+    /// scheduler had seen `subscribed()` (and so must see `disconnected()`);
+    /// `leader` is where a standby said the leader is.
+    Broken {
+        subscribed: bool,
+        reason: String,
+        leader: Option<String>,
+    },
+}
+
+impl End {
+    /// A break before SUBSCRIBED, with no leader hint.
+    fn early(reason: String) -> End {
+        End::Broken {
+            subscribed: false,
+            reason,
+            leader: None,
+        }
+    }
+
+    /// A break before SUBSCRIBED because of `status`, keeping its hint.
+    fn refused(what: &str, status: &tonic::Status) -> End {
+        End::Broken {
+            subscribed: false,
+            reason: format!("{what}: {:?} {}", status.code(), status.message()),
+            leader: leader_hint(status),
+        }
+    }
 }
 
 impl SchedulerDriver {
@@ -177,18 +221,23 @@ impl SchedulerDriver {
     pub async fn run<S: Scheduler>(self, mut scheduler: S) -> Result<(), SdkError> {
         let mut stop = self.driver.stop_receiver();
         let mut backoff = Backoff::new(self.backoff.0, self.backoff.1);
-        let mut turn = 0usize;
+        // Backs off after every failure (not only after a whole round), as
+        // the driver always did; redirects go at once.
+        let mut walk = MasterWalk::new(self.masters.clone(), true);
         loop {
             if self.driver.is_stopped() {
                 return Ok(());
             }
-            let endpoint = &self.endpoints[turn % self.endpoints.len()];
-            turn = turn.wrapping_add(1);
-            let end = self
-                .session(endpoint, &mut scheduler, &mut stop, &mut backoff)
-                .await;
+            let master = walk.current().to_string();
+            let end = match endpoint(&master) {
+                Ok(ep) => {
+                    self.session(&ep, &mut scheduler, &mut stop, &mut backoff, &mut walk)
+                        .await
+                }
+                Err(e) => End::early(e.to_string()),
+            };
             self.driver.clear_session();
-            match end {
+            let (reason, leader) = match end {
                 End::Stopped => {
                     info!("scheduler driver stopped");
                     return Ok(());
@@ -198,12 +247,25 @@ impl SchedulerDriver {
                     self.driver.stop();
                     return Err(e);
                 }
-                End::Broken { subscribed, reason } => {
-                    warn!(master = %endpoint.uri(), %reason, "subscription lost");
+                End::Broken {
+                    subscribed,
+                    reason,
+                    leader,
+                } => {
                     if subscribed {
                         scheduler.disconnected(&self.driver).await;
                     }
+                    (reason, leader)
                 }
+            };
+            let retry = walk.failed(leader.as_deref());
+            if walk.is_redirected() {
+                info!(from = master, to = walk.current(), %reason, "redirected to the leading master");
+            } else {
+                warn!(master, %reason, "subscription lost");
+            }
+            if retry == Retry::Now {
+                continue;
             }
             let delay = backoff.next_delay();
             debug!(
@@ -225,33 +287,33 @@ impl SchedulerDriver {
         scheduler: &mut S,
         stop: &mut watch::Receiver<bool>,
         backoff: &mut Backoff,
+        walk: &mut MasterWalk,
     ) -> End {
-        match self.subscribe(endpoint, scheduler, stop, backoff).await {
-            Ok((stream, heartbeat_interval)) => {
-                self.pump(stream, heartbeat_interval, scheduler, stop).await
+        match self.subscribe(endpoint, scheduler, stop).await {
+            Ok((stream, heartbeat_interval, refused)) => {
+                backoff.reset();
+                walk.succeeded();
+                self.pump(stream, heartbeat_interval, refused, scheduler, stop)
+                    .await
             }
             Err(end) => end,
         }
     }
 
     /// Connects, subscribes and waits for SUBSCRIBED; installs the session
-    /// for calls and tells the scheduler. Returns the event stream.
+    /// for calls and tells the scheduler. Returns the event stream and the
+    /// receiver of the session's refused calls (see [`Session::refused`]).
     async fn subscribe<S: Scheduler>(
         &self,
         endpoint: &Endpoint,
         scheduler: &mut S,
         stop: &mut watch::Receiver<bool>,
-        backoff: &mut Backoff,
-    ) -> Result<(tonic::Streaming<agora_proto::v1::Event>, Option<Duration>), End> {
+    ) -> Result<(Events, Option<Duration>, watch::Receiver<Refusal>), End> {
         let driver = &self.driver;
-        let broken = |reason: String| End::Broken {
-            subscribed: false,
-            reason,
-        };
         let channel = tokio::select! {
             r = endpoint.connect() => match r {
                 Ok(c) => c,
-                Err(e) => return Err(broken(format!("connect: {e}"))),
+                Err(e) => return Err(End::early(format!("connect: {e}"))),
             },
             () = stopped(stop) => return Err(End::Stopped),
         };
@@ -262,38 +324,18 @@ impl SchedulerDriver {
             () = stopped(stop) => return Err(End::Stopped),
         };
         let mut stream = match response {
-            Err(_) => return Err(broken("no answer to SUBSCRIBE".into())),
+            Err(_) => return Err(End::early("no answer to SUBSCRIBE".into())),
             Ok(Ok(r)) => r.into_inner(),
-            Ok(Err(status)) => {
-                use tonic::Code;
-                let m = status.message().to_string();
-                return Err(match status.code() {
-                    // The master understood and said no (bad FrameworkInfo, a
-                    // removed framework): the same SUBSCRIBE would be refused
-                    // again. Anything else (e.g. a standby master) may pass
-                    // on another master or later.
-                    Code::InvalidArgument | Code::PermissionDenied | Code::Unauthenticated => {
-                        scheduler.error(driver, m.clone()).await;
-                        End::Fatal(SdkError::Fatal(format!("subscription refused: {m}")))
-                    }
-                    code => broken(format!("SUBSCRIBE: {code:?} {m}")),
-                });
-            }
+            Ok(Err(status)) => return Err(refusal(scheduler, driver, &status).await),
         };
         let first = tokio::select! {
             r = tokio::time::timeout(SUBSCRIBE_TIMEOUT, stream.message()) => r,
             () = stopped(stop) => return Err(End::Stopped),
         };
         let (framework_id, heartbeat_interval, stream_id) = match first {
-            Err(_) => return Err(broken("no SUBSCRIBED event".into())),
-            Ok(Err(status)) => {
-                return Err(broken(format!(
-                    "stream: {:?} {}",
-                    status.code(),
-                    status.message()
-                )));
-            }
-            Ok(Ok(None)) => return Err(broken("stream closed before SUBSCRIBED".into())),
+            Err(_) => return Err(End::early("no SUBSCRIBED event".into())),
+            Ok(Err(status)) => return Err(End::refused("stream", &status)),
+            Ok(Ok(None)) => return Err(End::early("stream closed before SUBSCRIBED".into())),
             Ok(Ok(Some(ev))) => match decode(ev) {
                 Some(Event::Subscribed {
                     framework_id,
@@ -309,28 +351,32 @@ impl SchedulerDriver {
                     return Err(End::Fatal(SdkError::Fatal(m)));
                 }
                 other => {
-                    return Err(broken(format!("expected SUBSCRIBED first, got {other:?}")));
+                    return Err(End::early(format!(
+                        "expected SUBSCRIBED first, got {other:?}"
+                    )));
                 }
             },
         };
         // Calls get a connection of their own (see `Session::client`); lazy,
         // so a dead master shows up as a failed call, not a stuck subscribe.
         let calls = SchedulerClient::new(endpoint.connect_lazy());
+        let (refused, refused_rx) = watch::channel(None);
         driver.install(Session {
             client: calls,
             framework_id: framework_id.clone(),
             stream_id,
+            refused: Arc::new(refused),
         });
-        backoff.reset();
         scheduler.subscribed(driver, &framework_id).await;
-        Ok((stream, heartbeat_interval))
+        Ok((stream, heartbeat_interval, refused_rx))
     }
 
     /// Feeds events to the scheduler until the subscription ends.
     async fn pump<S: Scheduler>(
         &self,
-        mut stream: tonic::Streaming<agora_proto::v1::Event>,
+        mut stream: Events,
         heartbeat_interval: Option<Duration>,
+        mut refused: watch::Receiver<Refusal>,
         scheduler: &mut S,
         stop: &mut watch::Receiver<bool>,
     ) -> End {
@@ -339,6 +385,7 @@ impl SchedulerDriver {
         let lost = |reason: String| End::Broken {
             subscribed: true,
             reason,
+            leader: None,
         };
         // Dropped with the session: acks still in flight are abandoned, and
         // the agents resend those updates until a later ack lands.
@@ -348,6 +395,13 @@ impl SchedulerDriver {
             let next = tokio::select! {
                 biased;
                 () = stopped(stop) => return End::Stopped,
+                Ok(r) = refused.wait_for(Option::is_some) => {
+                    return End::Broken {
+                        subscribed: true,
+                        reason: "a call was refused: not the leading master".into(),
+                        leader: (*r).clone().flatten(),
+                    };
+                }
                 Some(_) = acks.join_next(), if !acks.is_empty() => {
                     flush_acks(driver, &mut acks, &mut unacked);
                     continue;
@@ -359,7 +413,11 @@ impl SchedulerDriver {
             let event = match next {
                 None => return lost(format!("no event for {deadline:?} (missed heartbeats)")),
                 Some(Err(status)) => {
-                    return lost(format!("stream: {:?} {}", status.code(), status.message()));
+                    return End::Broken {
+                        subscribed: true,
+                        reason: format!("stream: {:?} {}", status.code(), status.message()),
+                        leader: leader_hint(&status),
+                    };
                 }
                 Some(Ok(None)) => return lost("stream closed by the master".into()),
                 Some(Ok(Some(ev))) => ev,
@@ -378,6 +436,22 @@ impl SchedulerDriver {
                 Flow::Fatal(m) => return End::Fatal(SdkError::Fatal(m)),
             }
         }
+    }
+}
+
+/// The end of a SUBSCRIBE the master answered with an error `status`.
+async fn refusal<S: Scheduler>(scheduler: &mut S, driver: &Driver, status: &tonic::Status) -> End {
+    use tonic::Code;
+    let m = status.message().to_string();
+    match status.code() {
+        // The master understood and said no (bad FrameworkInfo, a removed
+        // framework): the same SUBSCRIBE would be refused again. Anything
+        // else (e.g. a standby master) may pass on another master or later.
+        Code::InvalidArgument | Code::PermissionDenied | Code::Unauthenticated => {
+            scheduler.error(driver, m.clone()).await;
+            End::Fatal(SdkError::Fatal(format!("subscription refused: {m}")))
+        }
+        _ => End::refused("SUBSCRIBE", status),
     }
 }
 
@@ -403,7 +477,7 @@ fn flush_acks(
 
 /// The next stream message, or `None` if `deadline` passed first.
 async fn next_within(
-    stream: &mut tonic::Streaming<agora_proto::v1::Event>,
+    stream: &mut Events,
     deadline: Option<Duration>,
 ) -> Option<Result<Option<agora_proto::v1::Event>, tonic::Status>> {
     match deadline {
@@ -455,5 +529,7 @@ pub(crate) fn normalize_master(master: &str) -> Result<String, SdkError> {
     Ok(url)
 }
 
+#[cfg(test)]
+mod redirect_tests;
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,11 @@
 //! subscription alive (re-subscribing with the same framework id, with
 //! capped jittered backoff, when the stream breaks or heartbeats stop),
 //! acknowledges status updates for you, and turns the wire protocol into
-//! `agora-model` types. [`OfferResources`] carves several tasks out of one
+//! `agora-model` types. With a replicated group of masters it subscribes
+//! at the leader: a standby refuses every call with `UNAVAILABLE` "not the
+//! leading master" and the leader's `host:port` in the `agora-leader`
+//! metadata, and the driver follows that hint at once (see
+//! [`SchedulerDriver`] for the details and the bounds). [`OfferResources`] carves several tasks out of one
 //! offer and [`TaskBuilder`] makes a validated task in a few calls.
 //!
 //! A complete framework that runs one command and exits (also

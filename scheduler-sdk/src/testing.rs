@@ -35,6 +35,9 @@ pub struct FakeState {
     pub refuse: Option<Status>,
     /// SUBSCRIBEs refused because of `refuse`.
     pub refused: usize,
+    /// If set, every other call is recorded and fails with this, as a
+    /// standby answers them (`agora_proto::not_leader_status`).
+    pub refuse_calls: Option<Status>,
     /// If set, the first event is ERROR with this message.
     pub error_on_subscribe: Option<String>,
     /// Heartbeat interval announced in SUBSCRIBED (the fake sends none).
@@ -112,6 +115,9 @@ impl FakeMaster {
         let mut st = self.lock();
         let current = st.subscribes.len();
         st.calls.push(format!("{name} {stream} {detail:?}"));
+        if let Some(s) = st.refuse_calls.clone() {
+            return Err(s);
+        }
         // Like the real master: a stale or missing stream id is refused.
         if stream != format!("stream-{current}") {
             return Err(Status::failed_precondition("stale stream id"));

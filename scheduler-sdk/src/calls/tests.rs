@@ -37,6 +37,7 @@ async fn after_a_lost_session_calls_say_disconnected() {
         client: SchedulerClient::new(channel),
         framework_id: fid.clone(),
         stream_id: "s".into(),
+        refused: std::sync::Arc::new(tokio::sync::watch::channel(None).0),
     });
     assert!(d.is_subscribed());
     assert_eq!(d.framework_id(), Some(fid.clone()));

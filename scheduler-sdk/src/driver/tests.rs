@@ -55,7 +55,7 @@ fn builder_validates_masters() {
         .suppressed_roles([Role::star()])
         .build()
         .expect("valid");
-    assert_eq!(d.endpoints.len(), 2);
+    assert_eq!(d.masters, ["http://127.0.0.1:1", "http://127.0.0.1:2"]);
     assert_eq!(d.driver().suppressed_roles(), vec![Role::star()]);
 }
 
