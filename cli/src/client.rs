@@ -14,8 +14,18 @@ pub(crate) struct ClientArgs {
     pub(crate) master: String,
 }
 
-/// A blocking HTTP/1.1 GET; the CLI needs nothing more.
-fn get(master: &str, path: &str) -> anyhow::Result<String> {
+/// Redirects followed from a standby master to the leader.
+const MAX_REDIRECTS: usize = 3;
+
+/// One HTTP response, as much of it as the CLI reads.
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) location: Option<String>,
+    pub(crate) body: String,
+}
+
+/// A blocking HTTP/1.1 request; the CLI needs nothing more.
+fn request_once(master: &str, method: &str, path: &str, body: &str) -> anyhow::Result<Reply> {
     let addr = master
         .to_socket_addrs()
         .with_context(|| format!("resolving {master}"))?
@@ -26,19 +36,58 @@ fn get(master: &str, path: &str) -> anyhow::Result<String> {
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {master}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {master}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )?;
     let mut buf = String::new();
     s.read_to_string(&mut buf)?;
     let (head, body) = buf
         .split_once("\r\n\r\n")
         .context("malformed HTTP response")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .context("malformed HTTP status line")?;
+    let location = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("location")
+            .then(|| value.trim().to_string())
+    });
+    Ok(Reply {
+        status,
+        location,
+        body: body.to_string(),
+    })
+}
+
+/// A request that follows a standby's 307 to the leader.
+pub(crate) fn request(master: &str, method: &str, path: &str, body: &str) -> anyhow::Result<Reply> {
+    let mut target = master.to_string();
+    for _ in 0..=MAX_REDIRECTS {
+        let reply = request_once(&target, method, path, body)?;
+        let next = reply
+            .location
+            .as_deref()
+            .and_then(|l| l.strip_prefix("http://"))
+            .and_then(|l| l.split('/').next());
+        match (reply.status, next) {
+            (307 | 308, Some(leader)) => target = leader.to_string(),
+            _ => return Ok(reply),
+        }
+    }
+    anyhow::bail!("{path}: too many redirects (last: {target})")
+}
+
+fn get(master: &str, path: &str) -> anyhow::Result<String> {
+    let reply = request(master, "GET", path, "")?;
     anyhow::ensure!(
-        head.starts_with("HTTP/1.1 200"),
-        "{path}: {}",
-        head.lines().next().unwrap_or("")
+        reply.status == 200,
+        "{path}: HTTP {}: {}",
+        reply.status,
+        reply.body.trim()
     );
-    Ok(body.to_string())
+    Ok(reply.body)
 }
 
 async fn fetch_state(master: &str) -> anyhow::Result<Value> {

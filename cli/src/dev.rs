@@ -23,6 +23,9 @@ pub(crate) struct DevArgs {
     /// Agent address.
     #[arg(long, default_value = "127.0.0.1:5051")]
     pub(crate) agent_listen: SocketAddr,
+    /// The etcd v3 API (`off` to not serve it).
+    #[arg(long, default_value = "127.0.0.1:2379")]
+    pub(crate) etcd_listen: String,
     /// Agent resources (default: detected from this machine).
     #[arg(long)]
     pub(crate) resources: Option<String>,
@@ -35,11 +38,12 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&args.data_dir)?;
-    let master_cfg = MasterConfig {
+    let mut master_cfg = MasterConfig {
         listen: args.master_listen,
         data_dir: Some(data_dir.join("master")),
         ..MasterConfig::default()
     };
+    master_cfg.group.etcd_listen = crate::run::parse_etcd_listen(&args.etcd_listen)?;
     let listener = tokio::net::TcpListener::bind(master_cfg.listen)
         .await
         .with_context(|| format!("binding the master to {}", master_cfg.listen))?;

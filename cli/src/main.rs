@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 mod client;
 mod dev;
+mod members;
 mod run;
 
 /// Agora: a two-level cluster scheduler in the Mesos tradition.
@@ -37,6 +38,8 @@ enum Command {
     Frameworks(client::ClientArgs),
     /// List a master's live tasks.
     Tasks(client::ClientArgs),
+    /// List, add or remove the masters of a group.
+    Members(members::MembersArgs),
 }
 
 fn init_logging(filter: &str, json: bool) {
@@ -68,6 +71,7 @@ fn main() -> anyhow::Result<()> {
             Command::Agents(a) => client::agents(a).await,
             Command::Frameworks(a) => client::frameworks(a).await,
             Command::Tasks(a) => client::tasks(a).await,
+            Command::Members(a) => members::run(a).await,
         }
     })
 }

@@ -40,6 +40,24 @@ pub(crate) struct MasterArgs {
     /// Role weights, e.g. `web=2,batch=0.5`.
     #[arg(long, value_delimiter = ',')]
     pub(crate) weights: Vec<String>,
+    /// This master's member id in its group (default 1).
+    #[arg(long = "id", env = "AGORA_MASTER_ID")]
+    pub(crate) member_id: Option<u64>,
+    /// The group's founding members, `1=HOST:PORT,2=HOST:PORT,...` (the
+    /// address agents and frameworks use; add `/ETCD_PORT` when a member's
+    /// etcd API is not on 2379). Default: a group of this master alone.
+    #[arg(long, env = "AGORA_MASTER_PEERS")]
+    pub(crate) peers: Option<String>,
+    /// Start empty and wait to be added with `agora members add`.
+    #[arg(long)]
+    pub(crate) join: bool,
+    /// The Raft tick in milliseconds: heartbeats every tick, elections
+    /// after 10–20 ticks without a leader.
+    #[arg(long)]
+    pub(crate) raft_tick_ms: Option<u64>,
+    /// Address of the etcd v3 API (`off` to not serve it).
+    #[arg(long, env = "AGORA_ETCD_LISTEN", default_value = "0.0.0.0:2379")]
+    pub(crate) etcd_listen: String,
 }
 
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
@@ -81,6 +99,22 @@ impl MasterArgs {
         if let Some(v) = self.default_refuse_seconds {
             cfg.default_refuse = secs("default-refuse-seconds", v)?;
         }
+        if let Some(v) = self.member_id {
+            cfg.group.member_id = v;
+        }
+        if let Some(v) = &self.peers {
+            cfg.group.peers = agora_master::replication::GroupConfig::parse_peers(v)?;
+        }
+        if self.join {
+            cfg.group.join = true;
+        }
+        if let Some(ms) = self.raft_tick_ms {
+            anyhow::ensure!(ms > 0, "--raft-tick-ms: must be positive");
+            cfg.group.tick = Duration::from_millis(ms);
+        }
+        if cfg.group.etcd_listen.is_none() || self.etcd_listen != "0.0.0.0:2379" {
+            cfg.group.etcd_listen = parse_etcd_listen(&self.etcd_listen)?;
+        }
         for w in &self.weights {
             let (role, weight) = w
                 .split_once('=')
@@ -93,6 +127,17 @@ impl MasterArgs {
         cfg.validate()?;
         Ok(cfg)
     }
+}
+
+/// `--etcd-listen`: an address, or `off`.
+pub(crate) fn parse_etcd_listen(text: &str) -> anyhow::Result<Option<SocketAddr>> {
+    if text == "off" {
+        return Ok(None);
+    }
+    let addr = text
+        .parse()
+        .with_context(|| format!("--etcd-listen: {text:?} is not HOST:PORT or off"))?;
+    Ok(Some(addr))
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]

@@ -52,8 +52,11 @@ async fn start_dev(
     let m: SocketAddr = format!("127.0.0.1:{mp}").parse()?;
     let data = dir.join("data").display().to_string();
     let (ml, al) = (m.to_string(), format!("127.0.0.1:{ap}"));
+    let etcd = format!("127.0.0.1:{}", free_port());
     let mut args = vec![
         "dev",
+        "--etcd-listen",
+        &etcd,
         "--data-dir",
         &data,
         "--master-listen",
@@ -88,6 +91,8 @@ async fn master_kill_9_keeps_its_registry_and_agents_come_back() -> anyhow::Resu
     let data = dir.path().display().to_string();
     let args = [
         "master",
+        "--etcd-listen",
+        "off",
         "--listen",
         &listen,
         "--data-dir",
@@ -126,7 +131,10 @@ async fn master_kill_9_keeps_its_registry_and_agents_come_back() -> anyhow::Resu
         Some(1),
         "same agent, not a new one: {st}"
     );
-    assert!(dir.path().join("registry.json").exists());
+    assert!(
+        dir.path().join("raft").is_dir(),
+        "the Raft log is in the data dir"
+    );
     Ok(())
 }
 
@@ -192,6 +200,8 @@ mod agent_kill_9 {
         // Long ping window so the agent's absence does not make it unreachable.
         let _master = spawn(&[
             "master",
+            "--etcd-listen",
+            "off",
             "--listen",
             &ml,
             "--allocation-interval",

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::MasterError;
+use crate::replication::GroupConfig;
 
 /// Everything the master can be configured with.
 #[derive(Debug, Clone)]
@@ -40,9 +41,12 @@ pub struct MasterConfig {
     /// At most this many unreachable agents are remembered; the oldest go
     /// first (Mesos `--registry_max_agent_count`, 102,400).
     pub registry_max_agent_count: usize,
-    /// Where the registry (admitted and unreachable agents, weights) is kept.
+    /// Where this member keeps its Raft log, hard state and snapshots
+    /// (RocksDB under `raft/`): the registry and the etcd keyspace.
     /// None = in memory only (tests).
     pub data_dir: Option<PathBuf>,
+    /// The masters' group: member id, peers, etcd API address, Raft tick.
+    pub group: GroupConfig,
 }
 
 /// Most refuse_seconds a filter may ask for (Mesos caps at 365 days).
@@ -65,6 +69,7 @@ impl Default for MasterConfig {
             registry_max_agent_age: Duration::from_secs(14 * 24 * 3600),
             registry_max_agent_count: 102_400,
             data_dir: None,
+            group: GroupConfig::default(),
         }
     }
 }
@@ -87,6 +92,11 @@ struct ConfigFile {
     registry_max_agent_age_seconds: Option<f64>,
     registry_max_agent_count: Option<usize>,
     data_dir: Option<PathBuf>,
+    member_id: Option<u64>,
+    /// `1=HOST:PORT,2=HOST:PORT/ETCD_PORT,...`, as `--peers`.
+    peers: Option<String>,
+    join: Option<bool>,
+    etcd_listen: Option<SocketAddr>,
 }
 
 fn secs(key: &str, v: f64) -> Result<Duration, MasterError> {
@@ -144,12 +154,25 @@ impl MasterConfig {
         if let Some(v) = f.data_dir {
             self.data_dir = Some(v);
         }
+        if let Some(v) = f.member_id {
+            self.group.member_id = v;
+        }
+        if let Some(v) = f.peers {
+            self.group.peers = GroupConfig::parse_peers(&v)?;
+        }
+        if let Some(v) = f.join {
+            self.group.join = v;
+        }
+        if let Some(v) = f.etcd_listen {
+            self.group.etcd_listen = Some(v);
+        }
         self.validate()?;
         Ok(self)
     }
 
     /// Checks values that would make the master misbehave.
     pub fn validate(&self) -> Result<(), MasterError> {
+        self.group.validate()?;
         if self.max_agent_ping_misses == 0 {
             return Err(MasterError::Config(
                 "max_agent_ping_misses must be at least 1".into(),

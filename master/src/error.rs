@@ -10,10 +10,10 @@ pub enum MasterError {
     /// A socket or file operation failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
-    /// The registry file is unreadable or damaged.
-    #[error("registry {path}: {reason}")]
-    Registry {
-        /// The file.
+    /// The member's Raft store (data dir) cannot be opened or is damaged.
+    #[error("raft store {path}: {reason}")]
+    Storage {
+        /// The store's directory.
         path: String,
         /// What is wrong.
         reason: String,

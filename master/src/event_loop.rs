@@ -529,17 +529,14 @@ impl Loop {
 mod state_batch_tests {
     use super::*;
     use crate::config::MasterConfig;
-    use crate::registry::{Registry, RegistryStore, spawn_writer};
+    use crate::registry::{Registry, spawn_memory_writer};
 
     /// Requests queued together share one document; a later one gets a
     /// fresh document.
     #[tokio::test]
     async fn concurrent_state_requests_share_one_document() {
         let registry = Registry::default();
-        let Ok(store) = RegistryStore::new(None) else {
-            panic!("an in-memory store");
-        };
-        let writer = spawn_writer(store, registry.clone());
+        let writer = spawn_memory_writer();
         let master = Master::new(
             MasterConfig::default(),
             registry,

@@ -1,16 +1,31 @@
-//! Operator HTTP endpoints, served on the gRPC port: /health, /state, /metrics.
+//! Operator HTTP endpoints, served on the gRPC port: /health, /state,
+//! /metrics and /members. A standby answers /state with a 307 to the
+//! leader (503 while none is known); /health, /metrics and /members are
+//! answered by every member.
+use std::sync::Arc;
+
+use agora_raft::runner::Status as RaftStatus;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, watch};
 
 use crate::event_loop::Command;
+use crate::replication::Directory;
+use crate::route::{self, Route, RouteRx};
 
 #[derive(Clone)]
 pub(crate) struct HttpState {
-    pub(crate) tx: mpsc::Sender<Command>,
+    pub(crate) route: RouteRx,
+    pub(crate) status: watch::Receiver<RaftStatus>,
+    pub(crate) directory: Arc<Directory>,
+    /// The replica's queues, for membership changes (None in unit tests).
+    pub(crate) proposals: Option<tokio::sync::mpsc::Sender<agora_raft::runner::Proposal>>,
+    pub(crate) access: Option<
+        tokio::sync::mpsc::Sender<agora_raft::runner::Access<crate::replication::MasterMachine>>,
+    >,
 }
 
 pub(crate) fn router(state: HttpState) -> Router {
@@ -18,7 +33,55 @@ pub(crate) fn router(state: HttpState) -> Router {
         .route("/health", get(health))
         .route("/state", get(state_handler))
         .route("/metrics", get(metrics))
+        .merge(crate::members::router())
         .with_state(state)
+}
+
+/// The group as this member sees it, for /state and /members.
+pub(crate) fn replication_json(s: &HttpState) -> serde_json::Value {
+    let status = s.status.borrow().clone();
+    let members: Vec<serde_json::Value> = status
+        .voters
+        .iter()
+        .map(|id| {
+            let info = s.directory.member(*id);
+            serde_json::json!({
+                "id": id,
+                "address": info.as_ref().map(|m| m.api_addr.clone()),
+                "etcd_address": info.as_ref().map(|m| m.etcd_addr.clone()),
+                "leader": status.leadership.leader == Some(*id),
+            })
+        })
+        .collect();
+    let leader = status.leadership.leader;
+    serde_json::json!({
+        "member_id": s.directory.own_id(),
+        "role": format!("{:?}", status.leadership.role).to_lowercase(),
+        "term": status.leadership.term,
+        "leader_id": leader,
+        "leader": leader.and_then(|id| s.directory.api_addr(id)),
+        "commit_index": status.commit_index,
+        "applied_index": status.applied_index,
+        "members": members,
+    })
+}
+
+/// A standby's answer to a call only the leader serves: 307 to the same
+/// path on the leader, or 503 while no leader is known.
+pub(crate) fn redirect(leader: Option<&str>, path_and_query: &str) -> Response {
+    match leader {
+        Some(addr) => (
+            StatusCode::TEMPORARY_REDIRECT,
+            [(header::LOCATION, format!("http://{addr}{path_and_query}"))],
+            format!("not the leading master; leader is at {addr}\n"),
+        )
+            .into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not the leading master; no leader is known yet\n",
+        )
+            .into_response(),
+    }
 }
 
 /// Any path nobody serves. A gRPC client calling an unknown method gets
@@ -61,34 +124,68 @@ fn unavailable() -> Response {
         .into_response()
 }
 
-async fn state_handler(State(s): State<HttpState>) -> Response {
+async fn state_handler(State(s): State<HttpState>, uri: axum::http::Uri) -> Response {
+    let current = route::current(&s.route);
+    let Ok(core) = current.core() else {
+        let path = uri.path_and_query().map_or("/state", |p| p.as_str());
+        return redirect(current.leader(), path);
+    };
     let (reply, rx) = oneshot::channel();
-    if s.tx.send(Command::GetState { reply }).await.is_err() {
+    if core.tx.send(Command::GetState { reply }).await.is_err() {
         return unavailable();
     }
     match rx.await {
         Ok(body) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
-            body,
+            with_replication(&body, &replication_json(&s)),
         )
             .into_response(),
         Err(_) => unavailable(),
     }
 }
 
+/// The core's document with the group's view added as `replication`. The
+/// core knows nothing of Raft; splicing one member into the serialized
+/// object costs a copy, not a second serialization of every agent.
+fn with_replication(doc: &[u8], replication: &serde_json::Value) -> Vec<u8> {
+    let Some(end) = doc.iter().rposition(|b| *b == b'}') else {
+        return doc.to_vec();
+    };
+    let extra = serde_json::to_vec(replication).unwrap_or_default();
+    let mut out = Vec::with_capacity(doc.len() + extra.len() + 16);
+    out.extend_from_slice(&doc[..end]);
+    let empty = doc[..end].iter().rev().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    out.extend_from_slice(if empty {
+        b"\"replication\":"
+    } else {
+        b",\"replication\":"
+    });
+    out.extend_from_slice(&extra);
+    out.extend_from_slice(&doc[end..]);
+    out
+}
+
 async fn metrics(State(s): State<HttpState>) -> Response {
-    let (reply, rx) = oneshot::channel();
-    if s.tx.send(Command::GetMetrics { reply }).await.is_err() {
-        return unavailable();
+    let mut text = String::new();
+    if let Route::Active(core) = route::current(&s.route) {
+        let (reply, rx) = oneshot::channel();
+        if core.tx.send(Command::GetMetrics { reply }).await.is_err() {
+            return unavailable();
+        }
+        match rx.await {
+            Ok(core_text) => text = core_text,
+            Err(_) => return unavailable(),
+        }
     }
-    match rx.await {
-        Ok(text) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            text,
-        )
-            .into_response(),
-        Err(_) => unavailable(),
-    }
+    text.push_str(&crate::metrics::replication_text(
+        &s.status.borrow(),
+        s.directory.own_id(),
+    ));
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        text,
+    )
+        .into_response()
 }

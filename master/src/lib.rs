@@ -19,14 +19,18 @@ mod config;
 mod core;
 mod effects;
 mod error;
+mod etcd;
 mod event_loop;
 mod frameworks;
 #[cfg(test)]
 mod harness;
 mod http;
+mod members;
 mod metrics;
 mod offers;
 pub mod registry;
+pub mod replication;
+mod route;
 mod serve;
 mod snapshot;
 mod state;
@@ -38,29 +42,30 @@ use std::time::Duration;
 
 use agora_proto::v1;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::info;
 
 pub use config::MasterConfig;
 pub use error::{CallError, MasterError};
 
-use crate::registry::{RegistryStore, spawn_writer};
-use crate::state::Master;
-
 /// How long shutdown waits for connections to drain before cutting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-/// A running master.
+/// A running master: one member of the masters' group.
 pub struct MasterHandle {
     addr: SocketAddr,
+    etcd_addr: Option<SocketAddr>,
     /// The agents' links; stopped and awaited on shutdown.
     forwarders: tokio_util::task::TaskTracker,
-    stop_forwarders: tokio_util::sync::CancellationToken,
-    shutdown_loop: Option<oneshot::Sender<()>>,
+    /// Stops the leadership task (and with it this member's core).
+    stop_member: tokio_util::sync::CancellationToken,
     shutdown_server: Option<oneshot::Sender<()>>,
-    loop_task: JoinHandle<()>,
+    member_task: JoinHandle<()>,
     server_task: JoinHandle<()>,
+    etcd_task: Option<JoinHandle<()>>,
+    group: replication::Group,
+    route: route::RouteRx,
 }
 
 impl MasterHandle {
@@ -69,16 +74,34 @@ impl MasterHandle {
         self.addr
     }
 
-    /// Stops serving and stops the loop; open streams end.
+    /// Where it serves the etcd v3 API, if it does.
+    pub fn etcd_addr(&self) -> Option<SocketAddr> {
+        self.etcd_addr
+    }
+
+    /// Whether this member leads the group and its core is running.
+    pub fn is_active(&self) -> bool {
+        matches!(*self.route.borrow(), route::Route::Active(_))
+    }
+
+    /// Waits until this member's core runs (it leads), up to `timeout`.
+    pub async fn wait_active(&self, timeout: Duration) -> bool {
+        let mut route = self.route.clone();
+        tokio::time::timeout(
+            timeout,
+            route.wait_for(|r| matches!(r, route::Route::Active(_))),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Stops serving, stops the core and the replica; open streams end.
     pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown_loop.take() {
-            let _ = tx.send(());
-        }
+        self.stop_member.cancel();
         if let Some(tx) = self.shutdown_server.take() {
             let _ = tx.send(());
         }
-        let _ = (&mut self.loop_task).await;
-        self.stop_forwarders.cancel();
+        let _ = (&mut self.member_task).await;
         self.forwarders.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.server_task)
             .await
@@ -86,60 +109,105 @@ impl MasterHandle {
         {
             self.server_task.abort();
         }
+        if let Some(etcd) = self.etcd_task.take() {
+            etcd.abort();
+        }
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.forwarders.wait()).await;
+        let mut group = self.group;
+        let _ = tokio::task::spawn_blocking(move || group.stop_and_join()).await;
     }
 
     /// Stops everything at once, like kill -9: no goodbyes, no flushing.
-    pub fn crash(self) {
-        self.loop_task.abort();
+    /// The replica's thread is joined so its store can be opened again.
+    pub fn crash(mut self) {
+        self.member_task.abort();
         self.server_task.abort();
-        self.stop_forwarders.cancel();
+        if let Some(etcd) = self.etcd_task.take() {
+            etcd.abort();
+        }
+        if let route::Route::Active(core) = &*self.route.borrow() {
+            core.stopped.cancel();
+        }
+        self.group.stop_and_join();
     }
 }
 
-/// Starts a master serving on `listener` (gRPC and HTTP on the same port).
+/// Starts a master serving on `listener` (gRPC, HTTP, agent links and the
+/// masters' Raft traffic on the same port) and, when configured, the etcd
+/// v3 API on its own port. It joins or founds its group and runs its core
+/// while it leads.
 pub async fn start(cfg: MasterConfig, listener: TcpListener) -> Result<MasterHandle, MasterError> {
     cfg.validate()?;
     let addr = listener.local_addr()?;
-    let store = RegistryStore::new(cfg.data_dir.as_deref())?;
-    let registry = store.load()?;
-    let master_id = uuid::Uuid::new_v4().to_string();
-    let writer = spawn_writer(store, registry.clone());
-    let master = Master::new(
-        cfg,
-        registry,
-        master_id.clone(),
-        addr.to_string(),
-        clock::unix_now(),
-        rand::random(),
-    );
-    let (tx, rx) = mpsc::channel(event_loop::COMMAND_QUEUE);
-    let (loop_stop, loop_stop_rx) = oneshot::channel();
-    let loop_task = tokio::spawn(event_loop::run(master, writer, rx, loop_stop_rx));
+    let etcd_listener = match cfg.group.etcd_listen {
+        Some(at) => Some(TcpListener::bind(at).await?),
+        None => None,
+    };
+    let etcd_addr = match &etcd_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    let own_etcd = etcd_addr.map(|a| a.to_string()).unwrap_or_default();
+    let group = replication::start_group(&cfg, addr.to_string(), own_etcd)?;
+    let (route_tx, route_rx) = tokio::sync::watch::channel(route::Route::Standby { leader: None });
+    let stop_member = tokio_util::sync::CancellationToken::new();
+    let member_task = tokio::spawn(replication::lead_while_elected(
+        cfg.clone(),
+        group.handles.clone(),
+        group.directory.clone(),
+        route_tx,
+        stop_member.clone(),
+    ));
+    tokio::spawn(replication::refresh_directory(
+        group.handles.access.clone(),
+        group.directory.clone(),
+        stop_member.clone(),
+    ));
+    let etcd_task = etcd_listener.map(|l| {
+        tokio::spawn(etcd::serve(
+            cfg.group.member_id,
+            l,
+            &group,
+            stop_member.clone(),
+        ))
+    });
 
     let forwarders = tokio_util::task::TaskTracker::new();
-    let stop_forwarders = tokio_util::sync::CancellationToken::new();
     let agents = api::agent::AgentApi {
-        tx: tx.clone(),
+        route: route_rx.clone(),
         forwarders: forwarders.clone(),
-        stop: stop_forwarders.clone(),
     };
     let app = tonic::service::Routes::new(v1::scheduler_server::SchedulerServer::new(
-        api::scheduler::SchedulerApi { tx: tx.clone() },
+        api::scheduler::SchedulerApi {
+            route: route_rx.clone(),
+        },
+    ))
+    .add_service(agora_raft::transport::grpc::service(
+        cfg.group.member_id,
+        group.inbound.clone(),
     ))
     .into_axum_router()
-    .merge(http::router(http::HttpState { tx }))
+    .merge(http::router(http::HttpState {
+        route: route_rx.clone(),
+        status: group.handles.status.clone(),
+        directory: group.directory.clone(),
+        proposals: Some(group.handles.proposals.clone()),
+        access: Some(group.handles.access.clone()),
+    }))
     .fallback(http::not_found);
     let (server_stop, server_stop_rx) = oneshot::channel::<()>();
     let server_task = tokio::spawn(serve::serve(listener, app, agents, server_stop_rx));
-    info!(%addr, %master_id, "master started");
+    info!(%addr, member = cfg.group.member_id, etcd = ?etcd_addr, "master started");
     Ok(MasterHandle {
         addr,
+        etcd_addr,
         forwarders,
-        stop_forwarders,
-        shutdown_loop: Some(loop_stop),
+        stop_member,
         shutdown_server: Some(server_stop),
-        loop_task,
+        member_task,
         server_task,
+        etcd_task,
+        group,
+        route: route_rx,
     })
 }

@@ -213,6 +213,49 @@ impl Master {
     }
 }
 
+/// The group's gauges in the text exposition format, appended to the
+/// core's (a standby has no core and serves these alone). Written by hand
+/// because they are read from the replica's published status at scrape
+/// time, not kept in the core's registry.
+pub(crate) fn replication_text(status: &agora_raft::runner::Status, member_id: u64) -> String {
+    let leads = u8::from(status.is_leader());
+    let gauges: [(&str, &str, u64); 6] = [
+        ("raft_member_id", "This master's Raft member id.", member_id),
+        (
+            "raft_is_leader",
+            "1 if this master leads the group (is the active master).",
+            u64::from(leads),
+        ),
+        (
+            "raft_leader_id",
+            "The member this master believes leads (0: none known).",
+            status.leadership.leader.unwrap_or(0),
+        ),
+        ("raft_term", "Current Raft term.", status.leadership.term),
+        (
+            "raft_commit_index",
+            "Index of the last committed log entry.",
+            status.commit_index,
+        ),
+        (
+            "raft_applied_index",
+            "Index of the last log entry applied here.",
+            status.applied_index,
+        ),
+    ];
+    let mut out = String::new();
+    for (name, help, value) in gauges {
+        out.push_str(&format!(
+            "# HELP agora_master_{name} {help}\n# TYPE agora_master_{name} gauge\nagora_master_{name} {value}\n"
+        ));
+    }
+    out.push_str(&format!(
+        "# HELP agora_master_raft_members Voting members of the group.\n# TYPE agora_master_raft_members gauge\nagora_master_raft_members {}\n",
+        status.voters.len()
+    ));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -8,6 +8,9 @@ use anyhow::Context;
 
 use crate::http::http_get;
 
+/// How long a one-member group may take to elect itself and start its core.
+const ACTIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A master under test.
 pub struct TestMaster {
     /// Where it listens.
@@ -51,6 +54,11 @@ impl TestMaster {
             Ok(h) => h,
             Err(e) => panic!("master start: {e}"),
         };
+        // A group of one elects itself at once; wait for its core.
+        assert!(
+            handle.wait_active(ACTIVE_TIMEOUT).await,
+            "the master did not become active"
+        );
         TestMaster {
             addr,
             config,
@@ -97,14 +105,20 @@ impl TestMaster {
     }
 
     /// Starts again on the same port (state is rebuilt from agents and
-    /// frameworks, plus the registry if `config.data_dir` is set).
+    /// frameworks, plus the registry from the Raft log if `config.data_dir`
+    /// is set).
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop().await;
         let mut last = None;
         for _ in 0..100 {
             match tokio::net::TcpListener::bind(self.addr).await {
                 Ok(l) => {
-                    self.handle = Some(agora_master::start(self.config.clone(), l).await?);
+                    let handle = agora_master::start(self.config.clone(), l).await?;
+                    anyhow::ensure!(
+                        handle.wait_active(ACTIVE_TIMEOUT).await,
+                        "the restarted master did not become active"
+                    );
+                    self.handle = Some(handle);
                     return Ok(());
                 }
                 Err(e) => {

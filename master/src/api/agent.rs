@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use agora_model::{AgentId, FrameworkId, SessionId};
-use agora_proto::link::{FrameReader, FrameWriter, error_frame};
+use agora_proto::link::{FrameReader, FrameWriter, error_frame, not_leader_frame};
 use agora_proto::v1::link_frame::Frame;
 use agora_proto::{convert, v1};
 use tokio::net::TcpStream;
@@ -20,6 +20,7 @@ use super::ask;
 use super::wire;
 use crate::core::{AgentRegistration, ReportedTask};
 use crate::event_loop::Command;
+use crate::route::{self, RouteRx};
 
 /// How long an agent has for each of Register and Hello once connected.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -34,11 +35,20 @@ pub(crate) const AGENT_MESSAGE_BUFFER: usize = 4096;
 
 #[derive(Clone)]
 pub(crate) struct AgentApi {
-    pub(crate) tx: mpsc::Sender<Command>,
+    /// Where links go: the leading core, or a redirect.
+    pub(crate) route: RouteRx,
     /// Every Attach stream's forwarder runs here, so shutdown can stop them
     /// and wait for them instead of leaving them to the runtime.
     pub(crate) forwarders: TaskTracker,
-    pub(crate) stop: CancellationToken,
+}
+
+/// One link's view of the core it is attached to.
+#[derive(Clone)]
+struct CoreLink {
+    tx: mpsc::Sender<Command>,
+    forwarders: TaskTracker,
+    /// Cancelled when the core stops (leadership lost) or on shutdown.
+    stop: CancellationToken,
 }
 
 fn decode_registration(r: v1::RegisterRequest) -> Result<AgentRegistration, Status> {
@@ -103,17 +113,45 @@ fn decode_registration(r: v1::RegisterRequest) -> Result<AgentRegistration, Stat
 
 impl AgentApi {
     /// Serves one agent link until either side ends it. `stream` is
-    /// positioned at the magic bytes.
+    /// positioned at the magic bytes. A standby answers the registration
+    /// with the leader's address and closes.
     pub(crate) async fn serve_link(self, stream: TcpStream) {
         let (rd, wr) = stream.into_split();
         let mut writer = FrameWriter::new(wr);
-        let mut reader = match FrameReader::after_magic(rd).await {
+        let reader = match FrameReader::after_magic(rd).await {
             Ok(r) => r,
             Err(e) => {
                 debug!(error = %e, "not an agent link");
                 return;
             }
         };
+        let route = route::current(&self.route);
+        let core = match route.core() {
+            Ok(core) => core.clone(),
+            Err(status) => {
+                debug!(leader = ?route.leader(), "agent link redirected: not the leader");
+                debug!(%status, "agent link refused");
+                let _ = writer.send_now(&not_leader_frame(route.leader())).await;
+                return;
+            }
+        };
+        // The core's token: it is cancelled when the core stops, which
+        // shutdown and a lost leadership both do.
+        let link = CoreLink {
+            tx: core.tx,
+            forwarders: self.forwarders,
+            stop: core.stopped,
+        };
+        link.serve(reader, writer).await;
+    }
+}
+
+impl CoreLink {
+    async fn serve(
+        self,
+        mut reader: FrameReader<OwnedReadHalf>,
+        mut writer: FrameWriter<OwnedWriteHalf>,
+    ) {
         let attached = match self.handshake(&mut reader, &mut writer).await {
             Ok(a) => a,
             Err(status) => {

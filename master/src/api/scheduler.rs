@@ -10,9 +10,11 @@ use super::ask;
 use super::stream::NotifyOnDrop;
 use crate::core::{InvalidTask, SchedulerCall};
 use crate::event_loop::{Command, FRAMEWORK_EVENT_BUFFER};
+use crate::route::{self, RouteRx};
 
 pub(crate) struct SchedulerApi {
-    pub(crate) tx: mpsc::Sender<Command>,
+    /// The leading core, or a redirect to it.
+    pub(crate) route: RouteRx,
 }
 
 /// Acknowledgements in one AcknowledgeMany call: enough for a burst, small
@@ -76,7 +78,8 @@ impl SchedulerApi {
         call: SchedulerCall,
     ) -> Result<Response<v1::CallResponse>, Status> {
         let (framework, stream) = header(h)?;
-        ask(&self.tx, |reply| Command::Call {
+        let tx = route::core_tx(&self.route)?;
+        ask(&tx, |reply| Command::Call {
             framework,
             stream,
             call,
@@ -101,8 +104,9 @@ impl v1::scheduler_server::Scheduler for SchedulerApi {
             .ok_or_else(|| Status::invalid_argument("framework_info: missing"))?;
         let info = convert::framework_from_wire(&info)?;
         let suppressed = roles(req.suppressed_roles, "suppressed_roles")?;
+        let tx = route::core_tx(&self.route)?;
         let (events, rx) = mpsc::channel(FRAMEWORK_EVENT_BUFFER);
-        let sub = ask(&self.tx, |reply| Command::Subscribe {
+        let sub = ask(&tx, |reply| Command::Subscribe {
             info,
             suppressed,
             events,
@@ -113,11 +117,7 @@ impl v1::scheduler_server::Scheduler for SchedulerApi {
             framework: sub.framework_id,
             stream: sub.stream_id,
         };
-        Ok(Response::new(NotifyOnDrop::new(
-            rx,
-            self.tx.clone(),
-            closed,
-        )))
+        Ok(Response::new(NotifyOnDrop::new(rx, tx, closed)))
     }
 
     async fn accept(

@@ -6,17 +6,19 @@
 //!
 //! Every change is a versioned `LogEntry` applied by the deterministic
 //! `Registry::apply`, so the same log yields the same registry on every
-//! replica. The core proposes an entry, the store makes it durable
-//! (`store.rs`, off the event loop), and only then is it applied and the
-//! caller answered. Commands that would change nothing are never proposed.
-mod store;
+//! replica. The core proposes an entry, the writer makes it durable (the
+//! masters' Raft log, off the event loop), and only then is it applied and
+//! the caller answered. Commands that would change nothing are never proposed.
+mod writer;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use agora_model::{AgentId, Attributes, FrameworkId, FrameworkInfo, Resources, Role};
 
-pub(crate) use store::{RegistryStore, WriteOutcome, WriterHandle, spawn_writer};
+#[cfg(test)]
+pub(crate) use writer::spawn_memory_writer;
+pub(crate) use writer::{WriteOutcome, WriterHandle};
 
 /// Removed framework ids remembered so they cannot re-subscribe; beyond this
 /// the oldest removals are forgotten (Mesos keeps a bounded list too).

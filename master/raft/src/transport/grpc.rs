@@ -85,13 +85,27 @@ struct PeerQueue {
     unreachable: Arc<AtomicBool>,
 }
 
+/// Finds the address of a member the transport was not started with (one
+/// added to the group at run time).
+pub type PeerResolver = Arc<dyn Fn(u64) -> Option<String> + Send + Sync>;
+
 /// Sends raft messages to peers over gRPC. Create it inside a tokio
 /// runtime; dropping it ends the peer tasks.
-#[derive(Debug)]
 pub struct GrpcTransport {
     id: u64,
     queues: BTreeMap<u64, PeerQueue>,
     stats: Arc<TransportStats>,
+    runtime: tokio::runtime::Handle,
+    resolver: Option<PeerResolver>,
+}
+
+impl std::fmt::Debug for GrpcTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcTransport")
+            .field("id", &self.id)
+            .field("peers", &self.queues.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl GrpcTransport {
@@ -101,37 +115,71 @@ impl GrpcTransport {
     pub fn new<A: ToString>(id: u64, peers: &BTreeMap<u64, A>) -> Result<Self, String> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|error| format!("GrpcTransport needs a tokio runtime: {error}"))?;
-        let stats = Arc::new(TransportStats::default());
-        let mut queues = BTreeMap::new();
+        let mut transport = GrpcTransport {
+            id,
+            queues: BTreeMap::new(),
+            stats: Arc::new(TransportStats::default()),
+            runtime,
+            resolver: None,
+        };
         for (&peer, address) in peers {
-            if peer == id {
-                continue;
-            }
-            let address = address.to_string();
-            let uri = if address.contains("://") {
-                address
-            } else {
-                format!("http://{address}")
-            };
-            let endpoint = Endpoint::from_shared(uri.clone())
-                .map_err(|error| format!("peer {peer} address {uri}: {error}"))?
-                .connect_timeout(CONNECT_TIMEOUT)
-                .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
-                .keep_alive_timeout(KEEPALIVE_TIMEOUT)
-                .keep_alive_while_idle(true)
-                .tcp_nodelay(true);
-            let (tx, rx) = mpsc::channel(PEER_QUEUE_CAPACITY);
-            let unreachable = Arc::new(AtomicBool::new(false));
-            let link = Link {
-                id,
-                peer,
-                stats: Arc::clone(&stats),
-                unreachable: Arc::clone(&unreachable),
-            };
-            runtime.spawn(peer_task(link, endpoint, rx));
-            queues.insert(peer, PeerQueue { tx, unreachable });
+            transport.add_peer(peer, address.to_string())?;
         }
-        Ok(GrpcTransport { id, queues, stats })
+        Ok(transport)
+    }
+
+    /// Like [`GrpcTransport::new`], and a message to a member not in
+    /// `peers` asks `resolver` for its address (members added later).
+    pub fn with_resolver<A: ToString>(
+        id: u64,
+        peers: &BTreeMap<u64, A>,
+        resolver: PeerResolver,
+    ) -> Result<Self, String> {
+        let mut transport = GrpcTransport::new(id, peers)?;
+        transport.resolver = Some(resolver);
+        Ok(transport)
+    }
+
+    /// Starts the queue and task of one peer (not this member).
+    fn add_peer(&mut self, peer: u64, address: String) -> Result<(), String> {
+        if peer == self.id {
+            return Ok(());
+        }
+        let uri = if address.contains("://") {
+            address
+        } else {
+            format!("http://{address}")
+        };
+        let endpoint = Endpoint::from_shared(uri.clone())
+            .map_err(|error| format!("peer {peer} address {uri}: {error}"))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true)
+            .tcp_nodelay(true);
+        let (tx, rx) = mpsc::channel(PEER_QUEUE_CAPACITY);
+        let unreachable = Arc::new(AtomicBool::new(false));
+        let link = Link {
+            id: self.id,
+            peer,
+            stats: Arc::clone(&self.stats),
+            unreachable: Arc::clone(&unreachable),
+        };
+        self.runtime.spawn(peer_task(link, endpoint, rx));
+        self.queues.insert(peer, PeerQueue { tx, unreachable });
+        Ok(())
+    }
+
+    /// The queue of `peer`, started now if the resolver knows its address.
+    fn queue(&mut self, peer: u64) -> Option<&PeerQueue> {
+        if !self.queues.contains_key(&peer) {
+            let address = self.resolver.as_ref().and_then(|resolve| resolve(peer))?;
+            if let Err(error) = self.add_peer(peer, address) {
+                tracing::warn!(member = self.id, peer, %error, "cannot reach a new member");
+                return None;
+            }
+        }
+        self.queues.get(&peer)
     }
 
     /// This transport's counters.
@@ -147,22 +195,23 @@ impl GrpcTransport {
 
 impl Transport for GrpcTransport {
     fn send(&mut self, message: Message) {
-        let Some(queue) = self.queues.get(&message.to) else {
+        let (id, stats) = (self.id, Arc::clone(&self.stats));
+        let Some(queue) = self.queue(message.to) else {
             tracing::debug!(
-                member = self.id,
+                member = id,
                 to = message.to,
                 "message to unknown peer dropped"
             );
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
         let envelope = RaftEnvelope {
-            from: self.id,
+            from: id,
             to: message.to,
             payload: encode_message(&message).into(),
         };
         if queue.tx.try_send(envelope).is_err() {
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
             queue.unreachable.store(true, Ordering::Relaxed);
         }
     }

@@ -1,0 +1,282 @@
+//! A group of `agora master` processes for the HA tests: each on its own
+//! ports (loopback) or in its own network namespace (a "host" whose link
+//! can be cut), with its own data dir, killed with SIGKILL, paused with
+//! SIGSTOP, restarted on the same address and data.
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use agora_tests::{eventually, http_get};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::netns::Hosts;
+
+const AGORA: &str = env!("CARGO_BIN_EXE_agora");
+
+/// Where one member runs.
+pub(crate) struct Member {
+    pub(crate) api: SocketAddr,
+    pub(crate) etcd: SocketAddr,
+    pub(crate) data: PathBuf,
+    /// The network namespace it runs in, if any.
+    pub(crate) netns: Option<String>,
+    child: Option<Child>,
+}
+
+/// A group of masters under test.
+pub(crate) struct MasterGroup {
+    pub(crate) members: BTreeMap<u64, Member>,
+    peers: String,
+    extra: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+/// How long one HTTP request to a member may take: a paused (SIGSTOP)
+/// member accepts connections in the kernel but never answers.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// GET with [`REQUEST_TIMEOUT`]; `None` on any failure.
+async fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    tokio::time::timeout(REQUEST_TIMEOUT, http_get(addr, path))
+        .await
+        .ok()?
+        .ok()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+impl MasterGroup {
+    /// `n` masters on 127.0.0.1, each with its own ports.
+    pub(crate) fn loopback(n: u64, extra: &[&str]) -> anyhow::Result<MasterGroup> {
+        let addrs = (1..=n)
+            .map(|id| {
+                let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
+                let etcd: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
+                Ok((id, api, etcd, None))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Self::build(addrs, extra)
+    }
+
+    /// One master per network namespace of `hosts`, on fixed ports.
+    pub(crate) fn on_hosts(hosts: &Hosts, extra: &[&str]) -> anyhow::Result<MasterGroup> {
+        let addrs = (hosts.hosts.iter().enumerate())
+            .map(|(i, host)| {
+                let id = i as u64 + 1;
+                let api: SocketAddr = format!("{}:5050", host.ip).parse()?;
+                let etcd: SocketAddr = format!("{}:2379", host.ip).parse()?;
+                Ok((id, api, etcd, Some(host.netns.clone())))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Self::build(addrs, extra)
+    }
+
+    fn build(
+        addrs: Vec<(u64, SocketAddr, SocketAddr, Option<String>)>,
+        extra: &[&str],
+    ) -> anyhow::Result<MasterGroup> {
+        let dir = tempfile::tempdir()?;
+        let peers = addrs
+            .iter()
+            .map(|(id, api, etcd, _)| format!("{id}={api}/{}", etcd.port()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let members = addrs
+            .into_iter()
+            .map(|(id, api, etcd, netns)| {
+                let data = dir.path().join(format!("m{id}"));
+                let member = Member {
+                    api,
+                    etcd,
+                    data,
+                    netns,
+                    child: None,
+                };
+                (id, member)
+            })
+            .collect();
+        let mut group = MasterGroup {
+            members,
+            peers,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            _dir: dir,
+        };
+        let ids: Vec<u64> = group.members.keys().copied().collect();
+        for id in ids {
+            group.start(id)?;
+        }
+        Ok(group)
+    }
+
+    /// Starts (or restarts) member `id` with its address and data.
+    pub(crate) fn start(&mut self, id: u64) -> anyhow::Result<()> {
+        let member = self
+            .members
+            .get_mut(&id)
+            .ok_or_else(|| anyhow::anyhow!("no member {id}"))?;
+        let mut args: Vec<String> = vec![
+            "master".into(),
+            "--id".into(),
+            id.to_string(),
+            "--peers".into(),
+            self.peers.clone(),
+            "--listen".into(),
+            member.api.to_string(),
+            "--etcd-listen".into(),
+            member.etcd.to_string(),
+            "--data-dir".into(),
+            member.data.display().to_string(),
+        ];
+        args.extend(self.extra.iter().cloned());
+        let mut command = match &member.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, AGORA]);
+                c
+            }
+            None => Command::new(AGORA),
+        };
+        let log = std::fs::File::create(member.data.with_extension("log"))?;
+        let child = command
+            .args(&args)
+            .env("AGORA_LOG", "info,agora_raft=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        member.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL member `id` and reap it.
+    pub(crate) fn kill9(&mut self, id: u64) {
+        if let Some(child) = self.members.get_mut(&id).and_then(|m| m.child.as_mut()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(m) = self.members.get_mut(&id) {
+            m.child = None;
+        }
+    }
+
+    /// SIGSTOP (`pause`) or SIGCONT member `id`.
+    pub(crate) fn signal(&self, id: u64, signal: Signal) -> anyhow::Result<()> {
+        let child = self
+            .members
+            .get(&id)
+            .and_then(|m| m.child.as_ref())
+            .ok_or_else(|| anyhow::anyhow!("member {id} is not running"))?;
+        let pid = i32::try_from(child.id())?;
+        kill(Pid::from_raw(pid), signal)?;
+        Ok(())
+    }
+
+    /// `http://host:port` of every member's etcd API.
+    pub(crate) fn etcd_endpoints(&self) -> Vec<String> {
+        self.members
+            .values()
+            .map(|m| format!("http://{}", m.etcd))
+            .collect()
+    }
+
+    /// `/members` of member `id`, if it answers.
+    pub(crate) async fn members_view(&self, id: u64) -> Option<serde_json::Value> {
+        let member = self.members.get(&id)?;
+        let (code, body) = get(member.api, "/members").await?;
+        if code != 200 {
+            return None;
+        }
+        serde_json::from_str(&body).ok()
+    }
+
+    /// The leader that every running member in `among` agrees on, whose
+    /// core is active (its /state answers 200), within `timeout`.
+    pub(crate) async fn agreed_leader(
+        &self,
+        among: &[u64],
+        timeout: Duration,
+    ) -> anyhow::Result<u64> {
+        eventually("an agreed leader", timeout, || async {
+            let mut leader = None;
+            for id in among {
+                let view = self.members_view(*id).await?;
+                let seen = view["leader_id"].as_u64()?;
+                if leader.is_some_and(|l| l != seen) {
+                    return None;
+                }
+                leader = Some(seen);
+            }
+            let leader = leader?;
+            let api = self.members.get(&leader)?.api;
+            let (code, _) = get(api, "/state").await?;
+            (code == 200).then_some(leader)
+        })
+        .await
+        .inspect_err(|_| self.print_logs())
+    }
+}
+
+impl Drop for MasterGroup {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.print_logs();
+        }
+        for member in self.members.values_mut() {
+            if let Some(child) = member.child.as_mut() {
+                // A paused member must be woken to die cleanly.
+                if let Ok(pid) = i32::try_from(child.id()) {
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGCONT);
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+impl MasterGroup {
+    /// The tail of every member's log, for a failing test's output.
+    fn print_logs(&self) {
+        for (id, member) in &self.members {
+            let log =
+                std::fs::read_to_string(member.data.with_extension("log")).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+            eprintln!("--- member {id} ({}) log tail ---\n{tail}", member.api);
+        }
+    }
+}
+
+/// Runs `program args` inside `member`'s network namespace (or here, for
+/// a loopback member); its stdout, or an error with its stderr.
+pub(crate) fn run_in_netns(
+    member: &Member,
+    program: &str,
+    args: &[&str],
+) -> anyhow::Result<String> {
+    let program = if program == "agora" { AGORA } else { program };
+    let mut command = match &member.netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, program]);
+            c
+        }
+        None => Command::new(program),
+    };
+    let out = command.args(args).env("AGORA_LOG", "error").output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{program} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

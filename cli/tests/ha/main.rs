@@ -1,0 +1,184 @@
+//! Masters as a group of separate `agora master` processes: leader kill -9,
+//! pause, partitions (network namespaces), restarts; the etcd API and the
+//! masters' registry survive with nothing acknowledged lost.
+mod group;
+mod netns;
+
+use std::time::{Duration, Instant};
+
+use etcd_client::{Client, GetOptions};
+use group::MasterGroup;
+use nix::sys::signal::Signal;
+
+/// Timings of the group under test: fast allocation and pings as in the
+/// other process tests; the Raft tick is the product's default.
+const EXTRA: &[&str] = &["--allocation-interval", "0.05"];
+const SETTLE: Duration = Duration::from_secs(20);
+
+async fn etcd(endpoints: &[String]) -> anyhow::Result<Client> {
+    let options = etcd_client::ConnectOptions::new()
+        .with_timeout(Duration::from_secs(3))
+        .with_connect_timeout(Duration::from_secs(2));
+    Ok(Client::connect(endpoints, Some(options)).await?)
+}
+
+/// Puts `key` through whichever member answers, retrying a refused or
+/// lost request on another (a put whose answer was lost may have been
+/// applied: the value is the same, so retrying is harmless here).
+async fn put_acknowledged(endpoints: &[String], key: &str, value: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + SETTLE;
+    let mut last = None;
+    while Instant::now() < deadline {
+        for endpoint in endpoints {
+            let Ok(mut client) = etcd(std::slice::from_ref(endpoint)).await else {
+                continue;
+            };
+            match client.put(key, value, None).await {
+                Ok(_) => return Ok(()),
+                Err(e) => last = Some(e.to_string()),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("put {key} never acknowledged: {last:?}")
+}
+
+/// Every key under `prefix` as one member sees it (linearizable unless
+/// `serializable`).
+async fn keys_on(endpoint: &str, prefix: &str, serializable: bool) -> anyhow::Result<Vec<String>> {
+    let mut client = etcd(&[endpoint.to_string()]).await?;
+    let mut options = GetOptions::new().with_prefix();
+    if serializable {
+        options = options.with_serializable();
+    }
+    let response = client.get(prefix, Some(options)).await?;
+    Ok(response
+        .kvs()
+        .iter()
+        .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+        .collect())
+}
+
+#[tokio::test]
+async fn leader_kill_9_elects_a_new_leader_and_no_acknowledged_write_is_lost() -> anyhow::Result<()>
+{
+    let mut group = MasterGroup::loopback(3, EXTRA)?;
+    let endpoints = group.etcd_endpoints();
+    let leader = group.agreed_leader(&[1, 2, 3], SETTLE).await?;
+    for i in 0..100 {
+        put_acknowledged(&endpoints, &format!("/ha/k{i:03}"), "v").await?;
+    }
+    group.kill9(leader);
+    let killed_at = Instant::now();
+    let rest: Vec<u64> = [1, 2, 3].into_iter().filter(|id| *id != leader).collect();
+    let new_leader = group.agreed_leader(&rest, SETTLE).await?;
+    let failover = killed_at.elapsed();
+    assert_ne!(new_leader, leader);
+    assert!(
+        failover < Duration::from_secs(5),
+        "failover took {failover:?}"
+    );
+    // Writes go on while the old leader is down.
+    for i in 100..150 {
+        put_acknowledged(&endpoints, &format!("/ha/k{i:03}"), "v").await?;
+    }
+    let survivor = group.members[&rest[0]].etcd.to_string();
+    let keys = keys_on(&format!("http://{survivor}"), "/ha/", false).await?;
+    assert_eq!(keys.len(), 150, "acknowledged keys after failover");
+    // The killed member comes back from its data dir and catches up.
+    group.start(leader)?;
+    let back = format!("http://{}", group.members[&leader].etcd);
+    agora_tests::eventually("the restarted member catches up", SETTLE, || async {
+        let keys = keys_on(&back, "/ha/", true).await.ok()?;
+        (keys.len() == 150).then_some(())
+    })
+    .await?;
+    eprintln!("failover (kill -9 to an active new leader): {failover:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_paused_leader_is_replaced_and_steps_down_when_it_wakes() -> anyhow::Result<()> {
+    let group = MasterGroup::loopback(3, EXTRA)?;
+    let endpoints = group.etcd_endpoints();
+    let leader = group.agreed_leader(&[1, 2, 3], SETTLE).await?;
+    put_acknowledged(&endpoints, "/pause/before", "1").await?;
+    group.signal(leader, Signal::SIGSTOP)?;
+    let rest: Vec<u64> = [1, 2, 3].into_iter().filter(|id| *id != leader).collect();
+    let new_leader = group.agreed_leader(&rest, SETTLE).await?;
+    assert_ne!(new_leader, leader);
+    let others: Vec<String> = rest
+        .iter()
+        .map(|id| format!("http://{}", group.members[id].etcd))
+        .collect();
+    put_acknowledged(&others, "/pause/during", "1").await?;
+    group.signal(leader, Signal::SIGCONT)?;
+    // The old leader hears of the new term, follows, and serves both keys.
+    let all = group.agreed_leader(&[1, 2, 3], SETTLE).await?;
+    assert_eq!(all, new_leader, "the woken leader must not take over again");
+    let old = format!("http://{}", group.members[&leader].etcd);
+    let keys = keys_on(&old, "/pause/", false).await?;
+    assert_eq!(keys, vec!["/pause/before", "/pause/during"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_minority_cannot_commit_and_a_cut_off_leader_steps_down() -> anyhow::Result<()> {
+    if !netns::available() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "network namespaces need root and iproute2, and CI=true"
+        );
+        eprintln!("SKIPPED: network namespaces need root and iproute2");
+        return Ok(());
+    }
+    let hosts = netns::Hosts::new(3)?;
+    let group = MasterGroup::on_hosts(&hosts, EXTRA)?;
+    let leader = group.agreed_leader(&[1, 2, 3], SETTLE).await?;
+    let endpoints = group.etcd_endpoints();
+    put_acknowledged(&endpoints, "/part/before", "1").await?;
+    let cut = usize::try_from(leader - 1)?;
+    hosts.cut(cut)?;
+    let rest: Vec<u64> = [1, 2, 3].into_iter().filter(|id| *id != leader).collect();
+    let new_leader = group.agreed_leader(&rest, SETTLE).await?;
+    assert_ne!(new_leader, leader);
+    let majority: Vec<String> = rest
+        .iter()
+        .map(|id| format!("http://{}", group.members[id].etcd))
+        .collect();
+    put_acknowledged(&majority, "/part/majority", "1").await?;
+    // Inside the cut-off host: its own member cannot commit and stops
+    // leading (check-quorum), so its clients go elsewhere.
+    let old = &group.members[&leader];
+    let api = old.api.to_string();
+    let view = agora_tests::eventually("the cut-off leader steps down", SETTLE, || async {
+        let text = group::run_in_netns(old, "agora", &["members", "--json", "--master", &api]);
+        let view: serde_json::Value = serde_json::from_str(&text.ok()?).ok()?;
+        (view["role"] != "leader").then_some(view)
+    })
+    .await?;
+    assert_ne!(view["role"], "leader", "{view}");
+    let etcd_endpoint = old.etcd.to_string();
+    let put = group::run_in_netns(
+        old,
+        "etcdctl",
+        &[
+            "--endpoints",
+            &etcd_endpoint,
+            "--command-timeout=3s",
+            "put",
+            "/part/minority",
+            "1",
+        ],
+    );
+    assert!(
+        put.is_err(),
+        "a minority member must not commit a write: {put:?}"
+    );
+    hosts.heal(cut)?;
+    let all = group.agreed_leader(&[1, 2, 3], SETTLE).await?;
+    assert_eq!(all, new_leader);
+    let keys = keys_on(&format!("http://{}", old.etcd), "/part/", false).await?;
+    assert_eq!(keys, vec!["/part/before", "/part/majority"]);
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! Membership over HTTP: `GET /members` (any member), `POST /members` to
+//! add a voter and `DELETE /members/{id}` to remove one (the leader; a
+//! standby redirects). `agora members` is the CLI over these.
+//!
+//! Adding is two log entries: first the new member's addresses (so every
+//! member can reach and list it), then the Raft membership change; one
+//! change at a time, as raft-rs allows. The new member must already be
+//! running with `--join`, so it can receive the leader's snapshot.
+use agora_raft::runner::Access;
+use agora_raft::{MembershipChange, RaftError};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Deserialize;
+use tokio::sync::oneshot;
+
+use crate::http::{HttpState, redirect, replication_json};
+use crate::replication::{GroupConfig, MasterEntry, MemberInfo};
+use crate::route;
+
+/// How long a membership change may take before the caller is told it is
+/// still pending (it may complete later).
+const CHANGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+pub(crate) fn router() -> Router<HttpState> {
+    Router::new()
+        .route("/members", get(list).post(add))
+        .route("/members/{id}", delete(remove))
+}
+
+/// The body of `POST /members`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddMember {
+    id: u64,
+    /// `host:port` of its master API (and Raft traffic).
+    address: String,
+    /// `host:port` of its etcd API; default: the address's host, port 2379.
+    #[serde(default)]
+    etcd_address: Option<String>,
+}
+
+async fn list(State(s): State<HttpState>) -> Response {
+    Json(replication_json(&s)).into_response()
+}
+
+fn problem(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(serde_json::json!({ "message": message.into() })),
+    )
+        .into_response()
+}
+
+async fn add(State(s): State<HttpState>, uri: Uri, body: axum::body::Bytes) -> Response {
+    let request: AddMember = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, format!("body: {e}")),
+    };
+    let spec = match &request.etcd_address {
+        Some(etcd) => format!("{}={}/{}", request.id, request.address, port_of(etcd)),
+        None => format!("{}={}", request.id, request.address),
+    };
+    let peer = match GroupConfig::parse_peers(&spec) {
+        Ok(mut peers) => peers.remove(&request.id),
+        Err(e) => return problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    };
+    let Some(peer) = peer else {
+        return problem(StatusCode::UNPROCESSABLE_ENTITY, "id: missing");
+    };
+    let current = route::current(&s.route);
+    if current.core().is_err() {
+        return redirect(current.leader(), uri.path());
+    }
+    if s.status.borrow().voters.contains(&request.id) {
+        return problem(
+            StatusCode::CONFLICT,
+            format!("member {} is already a member", request.id),
+        );
+    }
+    let info = MemberInfo {
+        id: request.id,
+        name: format!("master-{}", request.id),
+        api_addr: peer.api_addr,
+        etcd_addr: peer.etcd_addr,
+    };
+    if let Err(e) = publish(&s, info.clone()).await {
+        return change_failed(e);
+    }
+    s.directory.merge(&[(info.id, info)].into_iter().collect());
+    match change(&s, MembershipChange::AddVoter(request.id)).await {
+        Ok(()) => Json(replication_json(&s)).into_response(),
+        Err(e) => change_failed(e),
+    }
+}
+
+/// The port of `host:port`, or the text as given (the parser names it).
+fn port_of(addr: &str) -> &str {
+    addr.rsplit_once(':').map_or(addr, |(_, port)| port)
+}
+
+async fn remove(State(s): State<HttpState>, uri: Uri, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<u64>() else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            format!("id: {id:?} is not a member id"),
+        );
+    };
+    let current = route::current(&s.route);
+    if current.core().is_err() {
+        return redirect(current.leader(), uri.path());
+    }
+    if !s.status.borrow().voters.contains(&id) {
+        return problem(
+            StatusCode::NOT_FOUND,
+            format!("member {id} is not a member"),
+        );
+    }
+    match change(&s, MembershipChange::RemoveVoter(id)).await {
+        Ok(()) => Json(replication_json(&s)).into_response(),
+        Err(e) => change_failed(e),
+    }
+}
+
+fn change_failed(error: RaftError) -> Response {
+    match error {
+        RaftError::ConfChange(reason) => problem(StatusCode::CONFLICT, reason),
+        RaftError::NotLeader { .. } | RaftError::Dropped => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{error}; retry against the leader"),
+        ),
+        other => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{other}; the change may or may not have been made, check GET /members"),
+        ),
+    }
+}
+
+async fn publish(s: &HttpState, info: MemberInfo) -> Result<(), RaftError> {
+    let Some(proposals) = s.proposals.clone() else {
+        return Err(RaftError::Stopped);
+    };
+    let (reply, answer) = oneshot::channel();
+    proposals
+        .send((MasterEntry::Member(info).encode(), reply))
+        .await
+        .map_err(|_| RaftError::Stopped)?;
+    wait(answer).await.map(|_| ())
+}
+
+async fn change(s: &HttpState, change: MembershipChange) -> Result<(), RaftError> {
+    let Some(access) = s.access.clone() else {
+        return Err(RaftError::Stopped);
+    };
+    let (reply, answer) = oneshot::channel();
+    access
+        .send(Access::ChangeMembership(change, reply))
+        .await
+        .map_err(|_| RaftError::Stopped)?;
+    wait(answer).await.map(|_| ())
+}
+
+async fn wait<T>(answer: oneshot::Receiver<Result<T, RaftError>>) -> Result<T, RaftError> {
+    match tokio::time::timeout(CHANGE_TIMEOUT, answer).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(RaftError::Stopped),
+        Err(_) => Err(RaftError::Unknown),
+    }
+}

@@ -1,0 +1,140 @@
+//! How a master joins its group: its member id, the founding members'
+//! addresses, where the etcd API listens, and the Raft tick.
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::error::MasterError;
+
+/// The etcd v3 API's port when none is given (etcd's client port).
+pub const DEFAULT_ETCD_PORT: u16 = 2379;
+
+/// One founding member as given on the command line or in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSpec {
+    /// Where agents, frameworks, operators and the other masters reach it.
+    pub api_addr: String,
+    /// Where its etcd v3 API listens.
+    pub etcd_addr: String,
+}
+
+/// The group settings of one master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupConfig {
+    /// This member's Raft id (≥ 1).
+    pub member_id: u64,
+    /// The founding members, this one included; empty means a group of one
+    /// at the master's own address (what `agora dev` runs). Ignored once
+    /// the data dir holds a group.
+    pub peers: BTreeMap<u64, PeerSpec>,
+    /// Start empty and wait to be added by the group's leader
+    /// (`agora members add`), instead of founding a group with `peers`.
+    /// `peers` then lists the members known so far (for redirects).
+    pub join: bool,
+    /// Where this member serves the etcd v3 API; `None` turns it off (the
+    /// library default, so tests can run many masters; `agora master`
+    /// serves it on port 2379 unless told otherwise).
+    pub etcd_listen: Option<SocketAddr>,
+    /// The Raft tick: elections take 10–20 ticks, heartbeats one.
+    pub tick: Duration,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            member_id: 1,
+            peers: BTreeMap::new(),
+            join: false,
+            etcd_listen: None,
+            tick: agora_raft::runner::TICK_INTERVAL,
+        }
+    }
+}
+
+impl GroupConfig {
+    /// Parses `1=HOST:PORT,2=HOST:PORT/ETCD_PORT,...`: each member's id and
+    /// client address, optionally with its etcd port after a slash (else
+    /// [`DEFAULT_ETCD_PORT`] on the same host).
+    pub fn parse_peers(text: &str) -> Result<BTreeMap<u64, PeerSpec>, MasterError> {
+        let mut peers = BTreeMap::new();
+        for (i, item) in text.split(',').map(str::trim).enumerate() {
+            let bad = |why: &str| MasterError::Config(format!("peers[{i}] {item:?}: {why}"));
+            let (id, addr) = item
+                .split_once('=')
+                .ok_or_else(|| bad("expected ID=HOST:PORT"))?;
+            let id: u64 = id
+                .trim()
+                .parse()
+                .map_err(|_| bad("the id must be a positive integer"))?;
+            if id == 0 {
+                return Err(bad("member id 0 is reserved"));
+            }
+            let (api_addr, etcd_port) = match addr.split_once('/') {
+                Some((api, port)) => (api, Some(port)),
+                None => (addr, None),
+            };
+            let (host, port) = api_addr
+                .rsplit_once(':')
+                .ok_or_else(|| bad("expected HOST:PORT"))?;
+            if host.is_empty() || port.parse::<u16>().is_err() {
+                return Err(bad("expected HOST:PORT with a port number"));
+            }
+            let etcd_port = match etcd_port {
+                Some(p) => p
+                    .parse::<u16>()
+                    .map_err(|_| bad("the etcd port after '/' must be a port number"))?,
+                None => DEFAULT_ETCD_PORT,
+            };
+            let spec = PeerSpec {
+                api_addr: api_addr.to_string(),
+                etcd_addr: format!("{host}:{etcd_port}"),
+            };
+            if peers.insert(id, spec).is_some() {
+                return Err(bad("duplicate member id"));
+            }
+        }
+        Ok(peers)
+    }
+
+    /// Checks the member is among its peers (when peers are given).
+    pub fn validate(&self) -> Result<(), MasterError> {
+        if self.member_id == 0 {
+            return Err(MasterError::Config("member_id: 0 is reserved".into()));
+        }
+        if !self.peers.is_empty() && !self.peers.contains_key(&self.member_id) {
+            return Err(MasterError::Config(format!(
+                "peers: member {} is not in its own peer list",
+                self.member_id
+            )));
+        }
+        if self.tick.is_zero() {
+            return Err(MasterError::Config("raft tick must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_parse_with_and_without_etcd_ports_and_errors_name_the_item() {
+        let peers = GroupConfig::parse_peers("1=a:5050, 2=b:6000/7000").unwrap();
+        assert_eq!(peers[&1].etcd_addr, "a:2379");
+        assert_eq!(peers[&2].api_addr, "b:6000");
+        assert_eq!(peers[&2].etcd_addr, "b:7000");
+        for bad in [
+            "1",
+            "x=a:1",
+            "0=a:1",
+            "1=a",
+            "1=a:b",
+            "1=a:1,1=b:2",
+            "1=a:1/x",
+        ] {
+            let error = GroupConfig::parse_peers(bad).unwrap_err().to_string();
+            assert!(error.contains("peers["), "{bad}: {error}");
+        }
+    }
+}
