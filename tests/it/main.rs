@@ -6,6 +6,7 @@ mod agent_recovery;
 mod agent_redirect;
 mod agent_support;
 mod master_agent_link;
+mod master_failover;
 mod master_offers;
 mod master_smoke;
 mod scheduler_agents;

@@ -5,6 +5,7 @@
 //!
 //! Everything runs on real sockets; nothing is mocked.
 pub mod burst;
+pub mod group;
 pub mod http;
 pub mod master;
 pub mod promtool;
@@ -12,6 +13,7 @@ pub mod proxy;
 pub mod raw_framework;
 pub mod sim_agent;
 
+pub use group::TestGroup;
 pub use http::http_get;
 pub use master::TestMaster;
 pub use proxy::TcpProxy;

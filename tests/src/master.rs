@@ -66,6 +66,36 @@ impl TestMaster {
         }
     }
 
+    /// Starts one member of a group on `listener` without waiting for it
+    /// to lead (see `TestGroup`).
+    pub async fn start_member(
+        config: MasterConfig,
+        listener: tokio::net::TcpListener,
+    ) -> anyhow::Result<TestMaster> {
+        crate::init_tracing();
+        let addr = listener.local_addr()?;
+        let handle = agora_master::start(config.clone(), listener).await?;
+        Ok(TestMaster {
+            addr,
+            config,
+            handle: Some(handle),
+        })
+    }
+
+    /// Whether this master leads its group and runs its core.
+    pub fn is_active(&self) -> bool {
+        self.handle.as_ref().is_some_and(MasterHandle::is_active)
+    }
+
+    /// Restarts a member of a group on its address without waiting for
+    /// it to lead.
+    pub async fn restart_member(&mut self) -> anyhow::Result<()> {
+        self.stop().await;
+        let listener = rebind(self.addr).await?;
+        self.handle = Some(agora_master::start(self.config.clone(), listener).await?);
+        Ok(())
+    }
+
     /// `http://127.0.0.1:PORT`, for gRPC clients.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
@@ -133,6 +163,19 @@ impl TestMaster {
             last
         ))
     }
+}
+
+/// Binds `addr` again, waiting for the old socket to go.
+async fn rebind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    let mut last = None;
+    for _ in 0..100 {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(anyhow::anyhow!("could not rebind {addr}: {last:?}"))
 }
 
 impl Drop for TestMaster {

@@ -81,12 +81,17 @@ pub struct SimAgent {
 }
 
 impl SimAgent {
-    /// Starts an agent that registers with the master at `master` ("http://host:port").
+    /// Starts an agent that registers with the master at `master`
+    /// ("http://host:port", or several separated by commas: it walks them
+    /// and follows a standby's redirect to the leader, as the agent does).
     pub async fn start(master: &str, config: SimAgentConfig) -> SimAgent {
         let (control, rx) = mpsc::channel(16);
         let (id_tx, agent_id) = watch::channel(None);
         let sim = Sim {
-            master: master.to_string(),
+            masters: master.split(',').map(|m| m.trim().to_string()).collect(),
+            next_master: 0,
+            leader_hint: None,
+            last_master: None,
             config,
             agent_id: None,
             id_tx,
@@ -162,7 +167,13 @@ enum Timer {
 }
 
 struct Sim {
-    master: String,
+    masters: Vec<String>,
+    /// The configured master tried next.
+    next_master: usize,
+    /// Where a standby said the leader is: tried before the list.
+    leader_hint: Option<String>,
+    /// The master that accepted the last registration.
+    last_master: Option<String>,
     config: SimAgentConfig,
     agent_id: Option<AgentId>,
     id_tx: watch::Sender<Option<AgentId>>,
@@ -191,8 +202,19 @@ impl Sim {
         self.timers.insert((when, seq), t);
     }
 
+    /// The master to try now: a standby's hint, else the next in the list.
+    fn pick_master(&mut self) -> String {
+        if let Some(leader) = self.leader_hint.take().or_else(|| self.last_master.take()) {
+            return leader;
+        }
+        let i = self.next_master % self.masters.len().max(1);
+        self.next_master = self.next_master.wrapping_add(1);
+        self.masters.get(i).cloned().unwrap_or_default()
+    }
+
     async fn connect(&mut self) -> Option<Conn> {
-        let mut link = AgentLink::connect(&self.master, Duration::from_secs(5))
+        let master = self.pick_master();
+        let mut link = AgentLink::connect(&master, Duration::from_secs(5))
             .await
             .ok()?;
         let mut running = Vec::new();
@@ -230,7 +252,16 @@ impl Sim {
             unacknowledged_updates: unacked,
             version: "sim".into(),
         };
-        let resp = link.register(req, Duration::from_secs(30)).await.ok()?;
+        let resp = match link.register(req, Duration::from_secs(30)).await {
+            Ok(resp) => resp,
+            Err(status) => {
+                self.leader_hint = agora_proto::leader_hint(&status);
+                return None;
+            }
+        };
+        // After a lost link, try the master that took us first (a demoted
+        // leader then redirects), as the real agent does.
+        self.last_master = Some(master);
         let id = AgentId::parse(resp.agent_id).ok()?;
         self.agent_id = Some(id.clone());
         let hello = v1::agent_message::Hello {

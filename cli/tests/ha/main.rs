@@ -44,8 +44,26 @@ async fn put_acknowledged(endpoints: &[String], key: &str, value: &str) -> anyho
 }
 
 /// Every key under `prefix` as one member sees it (linearizable unless
-/// `serializable`).
+/// `serializable`), retrying a read that failed or timed out (a member
+/// that just rejoined may need a few seconds to reach the leader).
 async fn keys_on(endpoint: &str, prefix: &str, serializable: bool) -> anyhow::Result<Vec<String>> {
+    let mut last = None;
+    let deadline = Instant::now() + SETTLE;
+    while Instant::now() < deadline {
+        match read_keys(endpoint, prefix, serializable).await {
+            Ok(keys) => return Ok(keys),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    anyhow::bail!("reading {prefix} on {endpoint}: {last:?}")
+}
+
+async fn read_keys(
+    endpoint: &str,
+    prefix: &str,
+    serializable: bool,
+) -> anyhow::Result<Vec<String>> {
     let mut client = etcd(&[endpoint.to_string()]).await?;
     let mut options = GetOptions::new().with_prefix();
     if serializable {

@@ -1,0 +1,66 @@
+//! An in-process group of masters on loopback (each a real master with its
+//! own sockets and Raft replica, in-memory or RocksDB logs), for tests of
+//! failover with simulated agents and SDK frameworks in the same process.
+//! `crash` is the in-process stand-in for kill -9 (see `TestMaster::crash`);
+//! the process tests in `cli/tests/ha` kill real processes.
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use agora_master::MasterConfig;
+use agora_master::replication::{GroupConfig, PeerSpec};
+
+use crate::TestMaster;
+
+/// Masters of one group, by member id.
+pub struct TestGroup {
+    /// The members; a crashed one stays here, stopped, until restarted.
+    pub masters: BTreeMap<u64, TestMaster>,
+}
+
+impl TestGroup {
+    /// `n` members on 127.0.0.1 with `config`'s timings (its group settings
+    /// are replaced). Returns once they are started, not once one leads.
+    pub async fn start(n: u64, config: MasterConfig) -> anyhow::Result<TestGroup> {
+        let mut listeners = BTreeMap::new();
+        for id in 1..=n {
+            listeners.insert(id, tokio::net::TcpListener::bind("127.0.0.1:0").await?);
+        }
+        let mut peers = BTreeMap::new();
+        for (id, listener) in &listeners {
+            let addr = listener.local_addr()?.to_string();
+            let spec = PeerSpec {
+                api_addr: addr.clone(),
+                etcd_addr: addr,
+            };
+            peers.insert(*id, spec);
+        }
+        let mut masters = BTreeMap::new();
+        for (id, listener) in listeners {
+            let mut member_config = config.clone();
+            member_config.group = GroupConfig {
+                member_id: id,
+                peers: peers.clone(),
+                ..config.group.clone()
+            };
+            masters.insert(id, TestMaster::start_member(member_config, listener).await?);
+        }
+        Ok(TestGroup { masters })
+    }
+
+    /// `host:port` of every member, comma separated (an agent's `--master`).
+    pub fn addresses(&self) -> String {
+        let list: Vec<String> = self.masters.values().map(|m| m.host_port()).collect();
+        list.join(",")
+    }
+
+    /// The member whose core runs, waiting up to `timeout` for one.
+    pub async fn leader(&self, timeout: Duration) -> anyhow::Result<u64> {
+        crate::eventually("a leading master", timeout, || async {
+            self.masters
+                .iter()
+                .find(|(_, m)| m.is_active())
+                .map(|(id, _)| *id)
+        })
+        .await
+    }
+}
