@@ -126,6 +126,7 @@ impl MasterHandle {
             etcd.abort();
         }
         if let route::Route::Active(core) = &*self.route.borrow() {
+            core.abort.abort();
             core.stopped.cancel();
         }
         self.group.stop_and_join();

@@ -19,6 +19,8 @@ pub(crate) struct ActiveCore {
     pub(crate) tx: mpsc::Sender<Command>,
     /// Cancelled when the core stops: ends its agent links.
     pub(crate) stopped: CancellationToken,
+    /// Aborts the core's loop at once (a crash, in tests).
+    pub(crate) abort: tokio::task::AbortHandle,
 }
 
 /// How this member answers clients right now.

@@ -47,6 +47,7 @@ async fn agents_and_frameworks_follow_a_leader_crash_and_tasks_survive() -> anyh
         master.crash();
     }
     let new_leader = group.leader(SETTLE).await?;
+    let elected = crashed_at.elapsed();
     assert_ne!(new_leader, leader);
     let again = fw
         .expect("SUBSCRIBED at the new leader", |e| match e {
@@ -55,6 +56,7 @@ async fn agents_and_frameworks_follow_a_leader_crash_and_tasks_survive() -> anyh
         })
         .await;
     assert_eq!(again, id, "the same framework, failed over");
+    let resubscribed = crashed_at.elapsed();
     // Offers flow again: the agent is back at the new leader.
     fw.offer_on(&agent_id).await;
     let offers_again = crashed_at.elapsed();
@@ -78,7 +80,9 @@ async fn agents_and_frameworks_follow_a_leader_crash_and_tasks_survive() -> anyh
         sim_tasks.iter().all(|(_, s)| *s == TaskState::Running) && sim_tasks.len() == 2,
         "the agent's tasks were untouched: {sim_tasks:?}"
     );
-    eprintln!("leader crash to offers flowing again: {offers_again:?}");
+    eprintln!(
+        "leader crash to: a new active leader {elected:?}, the framework re-subscribed {resubscribed:?}, offers flowing again {offers_again:?}"
+    );
     fw.stop().await;
     agent.stop().await;
     Ok(())

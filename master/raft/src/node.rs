@@ -85,6 +85,8 @@ pub struct Replica<L: LogStore, S: StateMachine> {
     reads_waiting: BTreeMap<Token, u64>,
     /// Confirmed reads (token, read index) waiting for `applied` to reach the index.
     reads_confirmed: Vec<(Token, u64)>,
+    /// Leader only: reads waiting for its first commit in its term.
+    reads_deferred: Vec<Token>,
     /// Last entry applied (including no-op and membership entries).
     applied: u64,
     /// Index of the newest snapshot in the store.
@@ -152,6 +154,7 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
             pending: BTreeMap::new(),
             reads_waiting: BTreeMap::new(),
             reads_confirmed: Vec::new(),
+            reads_deferred: Vec::new(),
             applied,
             snapshot_index,
             conf_state,
@@ -317,9 +320,34 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
         if self.raw.raft.leader_id == INVALID_ID {
             return Err(RaftError::NotLeader { leader: None });
         }
-        self.raw.read_index(token.to_be_bytes().to_vec());
         self.reads_waiting.insert(token, self.ticks);
+        if self.raw.raft.state == StateRole::Leader && !self.raw.raft.commit_to_current_term() {
+            // raft-rs silently drops a leader's ReadIndex until an entry of
+            // its term is committed (its read point would not be safe);
+            // hold it and issue it then, instead of letting it time out.
+            self.reads_deferred.push(token);
+            return Ok(());
+        }
+        self.raw.read_index(token.to_be_bytes().to_vec());
         Ok(())
+    }
+
+    /// Issues the reads held back until this leader committed an entry of
+    /// its term; whether any was.
+    pub(crate) fn issue_deferred_reads(&mut self) -> bool {
+        if self.reads_deferred.is_empty()
+            || self.raw.raft.state != StateRole::Leader
+            || !self.raw.raft.commit_to_current_term()
+        {
+            return false;
+        }
+        for token in std::mem::take(&mut self.reads_deferred) {
+            // Reads that failed meanwhile (timeout, leader change) are gone.
+            if self.reads_waiting.contains_key(&token) {
+                self.raw.read_index(token.to_be_bytes().to_vec());
+            }
+        }
+        true
     }
 
     /// Starts an election now (pre-vote first) instead of waiting for the

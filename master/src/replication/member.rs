@@ -97,6 +97,7 @@ pub(crate) async fn lead_while_elected(
         route.send_replace(Route::Active(ActiveCore {
             tx: core.1.clone(),
             stopped: core.0.stopped.clone(),
+            abort: core.0.task.abort_handle(),
         }));
         let still_leading = wait_while_leading(&mut status, term, &shutdown).await;
         // Stop routing to the core first, then stop it.

@@ -35,6 +35,7 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
     }
 
     fn drive_into(&mut self, out: &mut Output) -> Result<(), RaftError> {
+        self.issue_deferred_reads();
         let mut rounds = 0;
         while self.raw.has_ready() && rounds < MAX_READY_ROUNDS {
             self.handle_ready(out)?;
@@ -42,6 +43,9 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
             if self.lifecycle != Lifecycle::Running {
                 break;
             }
+            // A leader's first commit of its term may have happened just
+            // now (a group of one commits when it persists).
+            self.issue_deferred_reads();
         }
         if self.lifecycle == Lifecycle::Running {
             self.maybe_snapshot()?;
@@ -182,6 +186,7 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
         if now.term != self.reported.term || now.leader != self.reported.leader {
             let dropped: Vec<Token> = self.reads_waiting.keys().copied().collect();
             self.reads_waiting.clear();
+            self.reads_deferred.clear();
             out.reads
                 .extend(dropped.into_iter().map(|token| ReadCompletion {
                     token,
