@@ -206,7 +206,9 @@ pub(crate) fn check_key(ops: &[KeyOp], stop: &Stop<'_>) -> KeyRun {
     };
     while events.next[HEAD] != NIL {
         steps += 1;
-        if steps.is_multiple_of(4096) && stop.now() {
+        // Every 4096 steps, starting with the first, so a spent budget
+        // stops even a small key.
+        if steps % 4096 == 1 && stop.now() {
             return run(Outcome::Stopped, steps, &memo);
         }
         if node != NIL && node % 2 == 1 {
