@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::history::{Call, History, Key, Operation, Outcome, Value};
-use crate::model::{Interner, step, why_not};
+use crate::model::{ABSENT, ICall, IRet, Interner, State, step, why_not};
 use crate::search::{self, KeyOp, KeyRun, Stop};
 
 /// How to run a check.
@@ -85,6 +85,9 @@ pub struct CheckStats {
     pub unknown: usize,
     /// Unknown reads, dropped because a read has no effect.
     pub dropped_unknown_reads: usize,
+    /// Unknown writes given a finite return time because a completed op
+    /// observed their value.
+    pub bounded_unknown_writes: usize,
     /// Distinct keys (independent sub-histories).
     pub keys: usize,
     /// Ops of the largest sub-history.
@@ -153,7 +156,58 @@ fn partition<'h>(history: &'h History, stats: &mut CheckStats) -> Vec<KeyHistory
         });
         kh.origin.push(idx);
     }
-    by_key.into_values().collect()
+    let mut keys: Vec<KeyHistory<'h>> = by_key.into_values().collect();
+    for kh in &mut keys {
+        stats.bounded_unknown_writes += bound_unknown_writes(&mut kh.ops);
+    }
+    keys
+}
+
+/// Gives an unknown write a finite return time when a completed op saw
+/// its value: if `v` is written by that op only, any op that read `v`
+/// (Get, prev_kv, a failed CAS's read) or compared equal to it (a
+/// successful CAS) proves the write took effect before that op returned.
+/// So no linearization is lost, and the search no longer carries the
+/// write as a candidate to the end of the history (the cost of unknown
+/// ops). Returns how many writes were bounded.
+fn bound_unknown_writes(ops: &mut [KeyOp]) -> usize {
+    use std::collections::HashMap;
+    let written = |op: &KeyOp| match op.call {
+        ICall::Put(v) | ICall::Cas { new: v, .. } => Some(v),
+        ICall::Get | ICall::Delete => None,
+    };
+    let mut writers: HashMap<State, usize> = HashMap::new();
+    for v in ops.iter().filter_map(written) {
+        *writers.entry(v).or_default() += 1;
+    }
+    // The earliest return of a completed op that observed each value.
+    let mut first_seen: HashMap<State, u64> = HashMap::new();
+    for op in ops.iter() {
+        let Some(returned) = op.returned_ns else {
+            continue;
+        };
+        let seen = match (op.call, op.ret) {
+            (_, IRet::Get(v) | IRet::PutPrev(v) | IRet::CasFailed(v)) => v,
+            (ICall::Cas { expected, .. }, IRet::CasOk) => expected,
+            _ => continue,
+        };
+        let t = first_seen.entry(seen).or_insert(returned);
+        *t = (*t).min(returned);
+    }
+    let mut bounded = 0;
+    for op in ops.iter_mut().filter(|op| op.returned_ns.is_none()) {
+        let Some(v) = written(op) else { continue };
+        if v == ABSENT || writers.get(&v) != Some(&1) {
+            continue;
+        }
+        if let Some(&t) = first_seen.get(&v) {
+            // A read before the write's invocation is an anomaly anyway;
+            // keep the interval well formed so the search reports it.
+            op.returned_ns = Some(t.max(op.invoked_ns));
+            bounded += 1;
+        }
+    }
+    bounded
 }
 
 /// Checks `history`: partitions it by key and searches the keys on

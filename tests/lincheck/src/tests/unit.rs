@@ -338,3 +338,38 @@ fn duplicate_values_are_compared_by_value() {
         ok(6, 7, cas("a", Some("1"), "3"), Ret::CasOk),
     ]));
 }
+
+#[test]
+fn an_observed_unknown_write_is_bounded_by_its_first_observer() {
+    let h = history(vec![
+        unknown(0, put("a", "1")),
+        unknown(0, put("a", "2")),
+        ok(5, 6, get("a"), Ret::Get(some("1"))),
+        ok(7, 8, put("a", "3"), Ret::Put),
+    ]);
+    let r = check(&h);
+    assert!(r.is_linearizable());
+    // "2" was never observed: it stays open-ended.
+    assert_eq!(r.stats.bounded_unknown_writes, 1);
+    // Bounded, the write can no longer land after the put of "3".
+    let mut late = h.clone();
+    late.ops.push(ok(9, 10, get("a"), Ret::Get(some("1"))));
+    assert!(!oracle(&late));
+    assert!(!check(&late).is_linearizable());
+}
+
+#[test]
+fn a_value_written_twice_does_not_bound_an_unknown_write() {
+    let h = history(vec![
+        unknown(0, put("a", "1")),
+        ok(0, 1, put("a", "1"), Ret::Put),
+        ok(2, 3, get("a"), Ret::Get(some("1"))),
+        ok(4, 5, put("a", "2"), Ret::Put),
+        // The unknown put of "1" may land after the put of "2".
+        ok(6, 7, get("a"), Ret::Get(some("1"))),
+    ]);
+    assert!(oracle(&h));
+    let r = check(&h);
+    assert!(r.is_linearizable());
+    assert_eq!(r.stats.bounded_unknown_writes, 0);
+}
