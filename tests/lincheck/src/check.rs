@@ -152,7 +152,9 @@ fn partition<'h>(history: &'h History, stats: &mut CheckStats) -> Vec<KeyHistory
             call,
             ret,
             invoked_ns: op.invoked_ns,
-            returned_ns: op.returned_ns(),
+            // A return before the invocation would break the event list's
+            // invariant (a call precedes its return); see the crate docs.
+            returned_ns: op.returned_ns().map(|r| r.max(op.invoked_ns)),
         });
         kh.origin.push(idx);
     }

@@ -28,7 +28,10 @@
 //! +∞ and accepts any result, as in Porcupine and Jepsen: it may take
 //! effect at any point after its invocation, or never (placed last). An
 //! unknown read is dropped (reads have no effect), as is an op that
-//! certainly failed.
+//! certainly failed. An unknown write whose value (written by it alone) a
+//! completed op observed gets that op's return time instead of +∞: it
+//! must have taken effect by then, and an open-ended op is what makes the
+//! search expensive.
 //!
 //! # Algorithm
 //! P-compositional Wing & Gong search with Lowe's just-in-time
@@ -54,6 +57,11 @@
 //! - Cost is exponential in the worst case (many concurrent ops, many
 //!   unknown writes on one key: an unknown write stays a candidate until
 //!   the end); [`CheckOptions::time_budget`] bounds it ([`Verdict::TimedOut`]).
+//! - Memory: one memo entry is a bitset over the key's ops, so a key with
+//!   n ops can cost O(n²/8) bytes; 2,500 ops per key use a few MB. Spread
+//!   larger runs over more keys.
+//! - Times must satisfy `invoked_ns <= returned_ns`; a return before its
+//!   invocation is taken as equal to it.
 //! - The explanation is the search's deepest linearization and the ops
 //!   none of which could extend it; it is not minimised further.
 //! - The recorder assumes its keys are absent at the start (fresh prefix)

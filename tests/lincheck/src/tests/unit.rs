@@ -373,3 +373,40 @@ fn a_value_written_twice_does_not_bound_an_unknown_write() {
     assert!(r.is_linearizable());
     assert_eq!(r.stats.bounded_unknown_writes, 0);
 }
+
+#[test]
+fn the_explanation_shows_the_deepest_linearization_and_the_stuck_ops() {
+    let h = history(vec![
+        ok(0, 1, put("a", "1"), Ret::Put),
+        ok(2, 3, put("a", "2"), Ret::Put),
+        ok(4, 9, put("a", "3"), Ret::Put),
+        ok(5, 6, get("a"), Ret::Get(some("1"))),
+    ]);
+    let Verdict::NotLinearizable(v) = check(&h).verdict else {
+        panic!("accepted")
+    };
+    // The search got furthest by placing the concurrent put of "3" too.
+    assert_eq!(v.linearized, 3);
+    assert_eq!(v.linearized_tail, h.ops[..3].to_vec());
+    assert_eq!(v.state, some("3"));
+    assert_eq!(v.stuck.len(), 1);
+    assert_eq!(v.stuck[0].0, h.ops[3]);
+    assert!(
+        v.stuck[0]
+            .1
+            .contains("read Some(\"1\") but the value is Some(\"3\")"),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_return_before_the_invocation_is_read_as_instantaneous() {
+    assert!(linearizable_unchecked(vec![
+        ok(5, 1, put("a", "1"), Ret::Put),
+        ok(6, 7, get("a"), Ret::Get(some("1")))
+    ]));
+}
+
+fn linearizable_unchecked(ops: Vec<Operation>) -> bool {
+    check(&history(ops)).is_linearizable()
+}
