@@ -40,8 +40,17 @@
 //! linearizable iff each key is); each key's call/return events form a
 //! time-ordered linked list; the search tries to linearize a pending call,
 //! backtracks at a return whose op it has not placed, and never revisits a
-//! (set of linearized ops, state) pair. Values are interned per key, so a
-//! state is a `u32` and the memo key a bitset plus a `u32`. Keys run in
+//! (set of linearized ops, state) pair. Open-ended ops cost the most (one
+//! can be placed anywhere after its invocation), so: the search succeeds
+//! once every op with a finite return is placed (open ones go last, where
+//! any result is fine); it tries finite candidates before open ones; and a
+//! pair is skipped if a visited pair has the same state and the same
+//! finite ops but a subset of the open ones (whatever completes the
+//! larger completes the smaller, with the extra open ops appended). With
+//! that, the 10 %-unknown rejection proptest runs 3,000 cases in ~8 s;
+//! with equality memoisation only, it did not finish in 15 minutes.
+//! Values are interned per key, so a state is a `u32` and the memo key
+//! bitsets plus a `u32`. Keys run in
 //! parallel on [`CheckOptions::threads`]. Ops touching in time (one's
 //! return time equals another's invocation) count as concurrent.
 //!
@@ -51,12 +60,13 @@
 //! partitioning: exponential, fine for model-checking small actor systems,
 //! not for 10,000 recorded ops. `todc-utils` 0.1.1 has a memoised WGL
 //! checker but no partitioning, only a bool (no explanation), and unwraps;
-//! one release. No Porcupine port was found. The core here is ~250 lines.
+//! one release. No Porcupine port was found. The search here is ~300 lines.
 //!
 //! # Limits
 //! - Cost is exponential in the worst case (many concurrent ops, many
-//!   unknown writes on one key: an unknown write stays a candidate until
-//!   the end); [`CheckOptions::time_budget`] bounds it ([`Verdict::TimedOut`]).
+//!   unknown writes on one key that no read observed: each stays a
+//!   candidate until the end); [`CheckOptions::time_budget`] bounds it
+//!   ([`Verdict::TimedOut`]).
 //! - Memory: one memo entry is a bitset over the key's ops, so a key with
 //!   n ops can cost O(n²/8) bytes; 2,500 ops per key use a few MB. Spread
 //!   larger runs over more keys.

@@ -9,9 +9,12 @@
 //! Linearizing an op lifts both of its events out of the list (dancing
 //! links); backtracking puts them back. A (linearized set, state) pair that
 //! was already explored is never explored again, which is what makes
-//! histories of thousands of ops per key tractable.
+//! histories of thousands of ops per key tractable. Open-ended ops (unknown
+//! outcome, return at +∞) get two more rules, see [`check_key`] and
+//! `Memo`: they need not be placed at all, and a pair that only adds
+//! open ops to a visited pair with the same state is skipped.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -144,6 +147,9 @@ impl Bits {
     fn clear(&mut self, i: usize) {
         self.0[i / 64] &= !(1 << (i % 64));
     }
+    fn is_subset(&self, of: &Bits) -> bool {
+        self.0.iter().zip(of.0.iter()).all(|(a, b)| a & !b == 0)
+    }
 }
 
 /// Stop conditions shared by all keys of one check.
@@ -185,63 +191,160 @@ impl DeepestTracker {
     }
 }
 
+/// The memo: every (linearized set, state) visited, with the set split
+/// into ops with a finite return and open-ended ops. A new pair is
+/// skipped if a visited pair has the same finite part and state and a
+/// subset of its open part: an open op can always be placed last instead
+/// (it returns at +∞ and accepts any result), so whatever completes the
+/// new pair completes the visited one too, and that one is (being)
+/// explored.
+#[derive(Default)]
+struct Memo {
+    seen: HashMap<(Bits, State), Vec<Bits>>,
+    entries: usize,
+}
+
+impl Memo {
+    /// True, and remembered, if no visited pair covers this one.
+    fn visit(&mut self, finite: Bits, open: &Bits, state: State) -> bool {
+        let opens = self.seen.entry((finite, state)).or_default();
+        if opens.iter().any(|o| o.is_subset(open)) {
+            return false;
+        }
+        opens.push(open.clone());
+        self.entries += 1;
+        true
+    }
+}
+
+/// The search's position: linearized ops, state and the undo stack.
+struct Search<'o> {
+    ops: &'o [KeyOp],
+    events: Events,
+    /// `slot[i]`: op i's index among the finite or among the open ops.
+    slot: Vec<usize>,
+    finite: Bits,
+    open: Bits,
+    finite_left: usize,
+    state: State,
+    /// (op linearized, state before it)
+    stack: Vec<(usize, State)>,
+    memo: Memo,
+}
+
+impl Search<'_> {
+    fn is_open(&self, i: usize) -> bool {
+        self.ops[i].returned_ns.is_none()
+    }
+
+    /// Linearizes op i next if the model allows it and the resulting
+    /// pair is not covered by the memo.
+    fn try_push(&mut self, i: usize) -> bool {
+        let Some(next) = step(self.state, self.ops[i].call, self.ops[i].ret) else {
+            return false;
+        };
+        let (mut finite, mut open) = (self.finite.clone(), self.open.clone());
+        if self.is_open(i) {
+            open.set(self.slot[i]);
+        } else {
+            finite.set(self.slot[i]);
+        }
+        if !self.memo.visit(finite.clone(), &open, next) {
+            return false;
+        }
+        (self.finite, self.open) = (finite, open);
+        self.finite_left -= usize::from(!self.is_open(i));
+        self.stack.push((i, self.state));
+        self.state = next;
+        self.events.lift(i);
+        true
+    }
+
+    /// Undoes the last push; returns its op.
+    fn pop(&mut self) -> Option<usize> {
+        let (i, before) = self.stack.pop()?;
+        if self.is_open(i) {
+            self.open.clear(self.slot[i]);
+        } else {
+            self.finite.clear(self.slot[i]);
+            self.finite_left += 1;
+        }
+        self.state = before;
+        self.events.unlift(i);
+        Some(i)
+    }
+}
+
 /// Checks one key's ops against the register model from [`ABSENT`].
+///
+/// Two changes to Porcupine's loop, both for open-ended ops: the search
+/// succeeds once every op with a finite return is placed (the open ones
+/// go last), and at each point it tries the finite candidates before the
+/// open ones, so that the memo sees the pair without an open op before
+/// the pairs with it, which it then skips.
 pub(crate) fn check_key(ops: &[KeyOp], stop: &Stop<'_>) -> KeyRun {
-    let mut events = Events::new(ops);
-    let mut linearized = Bits::new(ops.len());
-    let mut memo: HashSet<(Bits, State)> = HashSet::new();
-    // (op linearized, state before it)
-    let mut stack: Vec<(usize, State)> = Vec::new();
+    let mut counts = [0usize; 2];
+    let slot: Vec<usize> = ops
+        .iter()
+        .map(|op| {
+            let class = usize::from(op.returned_ns.is_none());
+            counts[class] += 1;
+            counts[class] - 1
+        })
+        .collect();
+    let mut s = Search {
+        ops,
+        events: Events::new(ops),
+        slot,
+        finite: Bits::new(counts[0]),
+        open: Bits::new(counts[1]),
+        finite_left: counts[0],
+        state: ABSENT,
+        stack: Vec::new(),
+        memo: Memo::default(),
+    };
     let mut deepest = DeepestTracker {
         best: Deepest::default(),
         low_water: 0,
     };
-    let mut state = ABSENT;
     let mut steps: u64 = 0;
-    let mut node = events.next[HEAD];
-    let run = |outcome, steps, memo: &HashSet<(Bits, State)>| KeyRun {
+    let mut node = s.events.next[HEAD];
+    // Which candidates this pass tries: finite ones, then open ones.
+    let mut open_pass = false;
+    let run = |outcome, steps, memo: &Memo| KeyRun {
         outcome,
         steps,
-        memo_entries: memo.len(),
+        memo_entries: memo.entries,
     };
-    while events.next[HEAD] != NIL {
+    while s.finite_left > 0 {
         steps += 1;
         // Every 4096 steps, starting with the first, so a spent budget
         // stops even a small key.
         if steps % 4096 == 1 && stop.now() {
-            return run(Outcome::Stopped, steps, &memo);
+            return run(Outcome::Stopped, steps, &s.memo);
         }
         if node != NIL && node % 2 == 1 {
             let i = (node - 1) / 2;
-            if let Some(next_state) = step(state, ops[i].call, ops[i].ret) {
-                let mut tried = linearized.clone();
-                tried.set(i);
-                if memo.insert((tried, next_state)) {
-                    stack.push((i, state));
-                    linearized.set(i);
-                    state = next_state;
-                    events.lift(i);
-                    deepest.pushed(&stack, state, &events);
-                    node = events.next[HEAD];
-                    continue;
-                }
+            if s.is_open(i) == open_pass && s.try_push(i) {
+                deepest.pushed(&s.stack, s.state, &s.events);
+                (node, open_pass) = (s.events.next[HEAD], false);
+            } else {
+                node = s.events.next[node];
             }
-            node = events.next[node];
+        } else if !open_pass {
+            (node, open_pass) = (s.events.next[HEAD], true);
         } else {
             // A return (or the end): its op must come before anything
             // later, and every candidate before it failed; backtrack.
-            let Some((i, before)) = stack.pop() else {
+            let Some(i) = s.pop() else {
                 if deepest.best.candidates.is_empty() {
-                    deepest.best.candidates = events.candidates();
+                    deepest.best.candidates = s.events.candidates();
                 }
-                return run(Outcome::NotLinearizable(deepest.best), steps, &memo);
+                return run(Outcome::NotLinearizable(deepest.best), steps, &s.memo);
             };
-            deepest.popped(stack.len());
-            linearized.clear(i);
-            state = before;
-            events.unlift(i);
-            node = events.next[1 + 2 * i];
+            deepest.popped(s.stack.len());
+            (node, open_pass) = (s.events.next[1 + 2 * i], s.is_open(i));
         }
     }
-    run(Outcome::Linearizable, steps, &memo)
+    run(Outcome::Linearizable, steps, &s.memo)
 }
