@@ -70,9 +70,12 @@ impl Shared<'_> {
 /// Records a history: `config.clients` closed-loop clients issue random
 /// single-key ops over `config.keys` keys, each through its own
 /// connection to one endpoint (round-robin by client; on an error the
-/// client reconnects to the next endpoint). Never fails: an unreachable
-/// cluster gives a short or empty history, which the caller can judge by
-/// its length.
+/// client reconnects to the next endpoint, after a Status probe). A
+/// request that times out or fails in a way that does not rule out its
+/// effect is recorded as [`Outcome::Unknown`], except a read, which is
+/// left out (it had no effect); one that certainly failed is left out.
+/// Never fails: an unreachable cluster gives a short or empty history,
+/// which the caller can judge by its length.
 pub async fn record(endpoints: &[String], config: RecordConfig) -> History {
     if endpoints.is_empty() || config.keys == 0 {
         return History::default();

@@ -257,7 +257,9 @@ async fn etcd_with_leader_kills_is_linearizable() {
     };
     let done = AtomicBool::new(false);
     let recording = async {
+        let started = Instant::now();
         let h = record(&endpoints, config).await;
+        eprintln!("recording took {:?}", started.elapsed());
         done.store(true, Ordering::Relaxed);
         h
     };
@@ -265,7 +267,7 @@ async fn etcd_with_leader_kills_is_linearizable() {
     let recorded = started.elapsed();
     let result = check(&history);
     eprintln!(
-        "etcd: {} ops ({} unknown) from 8 clients, {kills} leader kills, recorded by {:?}, checked in {:?}: {:?}",
+        "etcd: {} ops ({} unknown) from 8 clients, {kills} leader kills, {:?} since the cluster's start, checked in {:?}: {:?}",
         history.ops.len(),
         history.unknown(),
         recorded,
