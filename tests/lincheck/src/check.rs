@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::history::{Call, History, Key, Operation, Outcome, Value};
-use crate::model::{ABSENT, ICall, IRet, Interner, State, step, why_not};
+use crate::model::{ABSENT, ICall, IRet, Interner, State, UNREAD, step, why_not};
 use crate::search::{self, KeyOp, KeyRun, Stop};
 
 /// How to run a check.
@@ -88,6 +88,9 @@ pub struct CheckStats {
     /// Unknown writes given a finite return time because a completed op
     /// observed their value.
     pub bounded_unknown_writes: usize,
+    /// Writes of a value that no op read or compared with, merged into one
+    /// state.
+    pub unread_writes: usize,
     /// Distinct keys (independent sub-histories).
     pub keys: usize,
     /// Ops of the largest sub-history.
@@ -128,6 +131,8 @@ struct KeyHistory<'h> {
     // ops[i] came from history.ops[origin[i]]
     origin: Vec<usize>,
     names: Interner,
+    /// The calls before [`merge_unread`], to explain with real values.
+    real_calls: Vec<ICall>,
 }
 
 /// Splits the history by key. Keys are independent registers, so the
@@ -146,6 +151,7 @@ fn partition<'h>(history: &'h History, stats: &mut CheckStats) -> Vec<KeyHistory
             ops: Vec::new(),
             origin: Vec::new(),
             names: Interner::default(),
+            real_calls: Vec::new(),
         });
         let (call, ret) = kh.names.op(&op.call, &op.outcome);
         kh.ops.push(KeyOp {
@@ -161,6 +167,8 @@ fn partition<'h>(history: &'h History, stats: &mut CheckStats) -> Vec<KeyHistory
     let mut keys: Vec<KeyHistory<'h>> = by_key.into_values().collect();
     for kh in &mut keys {
         stats.bounded_unknown_writes += bound_unknown_writes(&mut kh.ops);
+        kh.real_calls = kh.ops.iter().map(|op| op.call).collect();
+        stats.unread_writes += merge_unread(&mut kh.ops);
     }
     keys
 }
@@ -210,6 +218,33 @@ fn bound_unknown_writes(ops: &mut [KeyOp]) -> usize {
         }
     }
     bounded
+}
+
+/// Rewrites every written value that no op read (Get, prev_kv, a failed
+/// CAS's read) or compared with (a CAS's expected value) to [`UNREAD`].
+/// Sound because the model looks at a value only to compare it with a
+/// read or an expected value. Runs after [`bound_unknown_writes`], which
+/// needs the real values. Returns how many writes changed.
+fn merge_unread(ops: &mut [KeyOp]) -> usize {
+    let mut read = std::collections::HashSet::new();
+    for op in ops.iter() {
+        if let ICall::Cas { expected, .. } = op.call {
+            read.insert(expected);
+        }
+        if let IRet::Get(v) | IRet::PutPrev(v) | IRet::CasFailed(v) = op.ret {
+            read.insert(v);
+        }
+    }
+    let mut merged = 0;
+    for op in ops.iter_mut() {
+        if let ICall::Put(v) | ICall::Cas { new: v, .. } = &mut op.call
+            && !read.contains(v)
+        {
+            *v = UNREAD;
+            merged += 1;
+        }
+    }
+    merged
 }
 
 /// Checks `history`: partitions it by key and searches the keys on
@@ -282,16 +317,22 @@ const TAIL: usize = 8;
 
 fn explain(history: &History, kh: &KeyHistory<'_>, deepest: search::Deepest) -> Violation {
     let original = |i: usize| history.ops[kh.origin[i]].clone();
+    // The search ran on merged values; replaying its path with the real
+    // ones gives the same steps (the merge hides nothing any op compares)
+    // and a state worth printing.
+    let state = deepest.path.iter().fold(ABSENT, |st, &i| {
+        step(st, kh.real_calls[i], kh.ops[i].ret).unwrap_or(st)
+    });
     let tail_from = deepest.path.len().saturating_sub(TAIL);
     let stuck = deepest
         .candidates
         .iter()
         .map(|&i| {
-            let op = &kh.ops[i];
-            let why = if step(deepest.state, op.call, op.ret).is_some() {
+            let (call, ret) = (kh.real_calls[i], kh.ops[i].ret);
+            let why = if step(state, call, ret).is_some() {
                 "it fits here, but no linearization of the rest follows it".to_string()
             } else {
-                why_not(deepest.state, op.call, op.ret, &kh.names)
+                why_not(state, call, ret, &kh.names)
             };
             (original(i), why)
         })
@@ -303,7 +344,7 @@ fn explain(history: &History, kh: &KeyHistory<'_>, deepest: search::Deepest) -> 
             .iter()
             .map(|&i| original(i))
             .collect(),
-        state: kh.names.name(deepest.state),
+        state: kh.names.name(state),
         stuck,
     }
 }

@@ -14,6 +14,11 @@ pub(crate) type State = u32;
 /// The key does not exist (the initial state of every key).
 pub(crate) const ABSENT: State = 0;
 
+/// Any value that no op read or compared with: such values cannot be told
+/// apart by any op, so one state stands for all of them, and states that
+/// differ only in which unread value the key holds merge in the memo.
+pub(crate) const UNREAD: State = State::MAX;
+
 /// A call with its values interned.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum ICall {
@@ -52,13 +57,16 @@ impl Interner {
         self.names.push(v.clone());
         // Ids start at 1; a key sees far fewer than u32::MAX values, since
         // a history of that size could not be checked anyway.
-        let id = State::try_from(self.names.len()).unwrap_or(State::MAX);
+        let id = State::try_from(self.names.len()).unwrap_or(UNREAD - 1);
         self.ids.insert(v.clone(), id);
         id
     }
 
     /// The value an id stands for (`None` for [`ABSENT`]).
     pub(crate) fn name(&self, id: State) -> Option<Value> {
+        if id == UNREAD {
+            return Some("<a value no op read>".to_string());
+        }
         let i = usize::try_from(id).ok()?.checked_sub(1)?;
         self.names.get(i).cloned()
     }

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use crate::model::{ABSENT, ICall, IRet, State, step};
+use crate::model::{ABSENT, ICall, IRet, State, UNREAD, step};
 
 const NIL: usize = usize::MAX;
 const HEAD: usize = 0;
@@ -38,8 +38,6 @@ pub(crate) struct KeyOp {
 pub(crate) struct Deepest {
     /// Indices of the ops linearized, in linearization order.
     pub(crate) path: Vec<usize>,
-    /// The key's state after them.
-    pub(crate) state: State,
     /// The ops that could have come next; none of them could.
     pub(crate) candidates: Vec<usize>,
 }
@@ -177,7 +175,7 @@ impl DeepestTracker {
         self.low_water = self.low_water.min(depth);
     }
 
-    fn pushed(&mut self, stack: &[(usize, State)], state: State, events: &Events) {
+    fn pushed(&mut self, stack: &[(usize, State)], events: &Events) {
         if stack.len() <= self.best.path.len() {
             return;
         }
@@ -186,7 +184,6 @@ impl DeepestTracker {
             .path
             .extend(stack[self.low_water..].iter().map(|(i, _)| *i));
         self.low_water = stack.len();
-        self.best.state = state;
         self.best.candidates = events.candidates();
     }
 }
@@ -235,6 +232,14 @@ struct Search<'o> {
 impl Search<'_> {
     fn is_open(&self, i: usize) -> bool {
         self.ops[i].returned_ns.is_none()
+    }
+
+    /// An open put of an unread value. All such puts are interchangeable
+    /// (same effect, any result, no return to respect), so at any point
+    /// only the earliest-invoked candidate among them needs trying: a
+    /// linearization that uses another can use that one instead.
+    fn is_unread_open_put(&self, i: usize) -> bool {
+        self.is_open(i) && matches!(self.ops[i].call, ICall::Put(UNREAD))
     }
 
     /// Linearizes op i next if the model allows it and the resulting
@@ -311,6 +316,8 @@ pub(crate) fn check_key(ops: &[KeyOp], stop: &Stop<'_>) -> KeyRun {
     let mut node = s.events.next[HEAD];
     // Which candidates this pass tries: finite ones, then open ones.
     let mut open_pass = false;
+    // Whether this open pass already tried an unread open put.
+    let mut unread_put_tried = false;
     let run = |outcome, steps, memo: &Memo| KeyRun {
         outcome,
         steps,
@@ -325,14 +332,16 @@ pub(crate) fn check_key(ops: &[KeyOp], stop: &Stop<'_>) -> KeyRun {
         }
         if node != NIL && node % 2 == 1 {
             let i = (node - 1) / 2;
-            if s.is_open(i) == open_pass && s.try_push(i) {
-                deepest.pushed(&s.stack, s.state, &s.events);
+            let skip = s.is_open(i) != open_pass || (s.is_unread_open_put(i) && unread_put_tried);
+            unread_put_tried |= open_pass && s.is_unread_open_put(i);
+            if !skip && s.try_push(i) {
+                deepest.pushed(&s.stack, &s.events);
                 (node, open_pass) = (s.events.next[HEAD], false);
             } else {
                 node = s.events.next[node];
             }
         } else if !open_pass {
-            (node, open_pass) = (s.events.next[HEAD], true);
+            (node, open_pass, unread_put_tried) = (s.events.next[HEAD], true, false);
         } else {
             // A return (or the end): its op must come before anything
             // later, and every candidate before it failed; backtrack.
@@ -343,6 +352,7 @@ pub(crate) fn check_key(ops: &[KeyOp], stop: &Stop<'_>) -> KeyRun {
                 return run(Outcome::NotLinearizable(deepest.best), steps, &s.memo);
             };
             deepest.popped(s.stack.len());
+            unread_put_tried = s.is_unread_open_put(i);
             (node, open_pass) = (s.events.next[1 + 2 * i], s.is_open(i));
         }
     }

@@ -295,3 +295,24 @@ fn a_violation_among_many_unknown_writes_is_found() {
         result.verdict
     );
 }
+
+#[test]
+fn ten_thousand_ops_with_3_percent_unknown_check_in_seconds() {
+    // Unknown writes that never took effect were the expensive case: 6 s
+    // before unread values were merged and unread open puts taken as
+    // interchangeable, ~0.3 s after (debug build).
+    let h = big_history(10_000, 7, 50);
+    let options = CheckOptions {
+        time_budget: Some(std::time::Duration::from_secs(30)),
+        ..CheckOptions::default()
+    };
+    let result = check_with(&h, &options);
+    eprintln!(
+        "10k ops, {} unknown: {:?} {:?}",
+        h.unknown(),
+        result.verdict,
+        result.stats
+    );
+    assert!(result.is_linearizable(), "{:?}", result.verdict);
+    assert!(result.stats.elapsed.as_secs() < 10, "{:?}", result.stats);
+}
