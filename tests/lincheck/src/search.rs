@@ -10,9 +10,10 @@
 //! links); backtracking puts them back. A (linearized set, state) pair that
 //! was already explored is never explored again, which is what makes
 //! histories of thousands of ops per key tractable. Open-ended ops (unknown
-//! outcome, return at +∞) get two more rules, see [`check_key`] and
-//! `Memo`: they need not be placed at all, and a pair that only adds
-//! open ops to a visited pair with the same state is skipped.
+//! outcome, return at +∞) get three more rules, see [`check_key`] and
+//! `Memo`: they need not be placed at all; a pair that only adds open ops
+//! to a visited pair with the same state is skipped; and of the open puts
+//! of unread values (interchangeable), only the earliest is tried.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -282,11 +283,12 @@ impl Search<'_> {
 
 /// Checks one key's ops against the register model from [`ABSENT`].
 ///
-/// Two changes to Porcupine's loop, both for open-ended ops: the search
+/// Three changes to Porcupine's loop, all for open-ended ops: the search
 /// succeeds once every op with a finite return is placed (the open ones
-/// go last), and at each point it tries the finite candidates before the
-/// open ones, so that the memo sees the pair without an open op before
-/// the pairs with it, which it then skips.
+/// go last); at each point it tries the finite candidates before the open
+/// ones, so that the memo sees the pair without an open op before the
+/// pairs with it, which it then skips; and it tries one unread open put
+/// per point (see `is_unread_open_put`).
 pub(crate) fn check_key(ops: &[KeyOp], stop: &Stop<'_>) -> KeyRun {
     let mut counts = [0usize; 2];
     let slot: Vec<usize> = ops
