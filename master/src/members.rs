@@ -6,9 +6,10 @@
 //! member can reach and list it), then the Raft membership change; one
 //! change at a time, as raft-rs allows. The new member must already be
 //! running with `--join`, so it can receive the leader's snapshot.
+use agora_raft::StateMachine;
 use agora_raft::runner::Access;
 use agora_raft::{MembershipChange, RaftError};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
@@ -17,7 +18,7 @@ use serde::Deserialize;
 use tokio::sync::oneshot;
 
 use crate::http::{HttpState, redirect, replication_json};
-use crate::replication::{GroupConfig, MasterEntry, MemberInfo};
+use crate::replication::{GroupConfig, MasterEntry, MasterMachine, MemberInfo};
 use crate::route;
 
 /// How long a membership change may take before the caller is told it is
@@ -42,8 +43,32 @@ struct AddMember {
     etcd_address: Option<String>,
 }
 
-async fn list(State(s): State<HttpState>) -> Response {
-    Json(replication_json(&s)).into_response()
+/// `GET /members?hash=true` adds this member's state hash and the index
+/// it was taken at (members at the same index must agree; computing it
+/// walks the whole state, so it is only on request).
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    hash: bool,
+}
+
+async fn list(State(s): State<HttpState>, Query(query): Query<ListQuery>) -> Response {
+    let mut body = replication_json(&s);
+    if query.hash
+        && let Some(access) = s.access.clone()
+    {
+        let (reply, answer) = oneshot::channel();
+        let read = Access::Local(Box::new(move |machine: &mut MasterMachine| {
+            let _ = reply.send((machine.applied_index(), machine.hash()));
+        }));
+        if access.send(read).await.is_ok()
+            && let Ok((index, hash)) = answer.await
+        {
+            body["state_hash"] = serde_json::json!(hash);
+            body["state_hash_index"] = serde_json::json!(index);
+        }
+    }
+    Json(body).into_response()
 }
 
 fn problem(status: StatusCode, message: impl Into<String>) -> Response {

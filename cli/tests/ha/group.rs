@@ -189,8 +189,13 @@ impl MasterGroup {
 
     /// `/members` of member `id`, if it answers.
     pub(crate) async fn members_view(&self, id: u64) -> Option<serde_json::Value> {
+        self.members_view_with(id, "/members").await
+    }
+
+    /// `path` (a `/members` view) of member `id`, if it answers.
+    pub(crate) async fn members_view_with(&self, id: u64, path: &str) -> Option<serde_json::Value> {
         let member = self.members.get(&id)?;
-        let (code, body) = get(member.api, "/members").await?;
+        let (code, body) = get(member.api, path).await?;
         if code != 200 {
             return None;
         }

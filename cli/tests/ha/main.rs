@@ -2,6 +2,7 @@
 //! pause, partitions (network namespaces), restarts; the etcd API and the
 //! masters' registry survive with nothing acknowledged lost.
 mod group;
+mod linearizable;
 mod netns;
 
 use std::time::{Duration, Instant};
@@ -199,4 +200,27 @@ async fn a_minority_cannot_commit_and_a_cut_off_leader_steps_down() -> anyhow::R
     let keys = keys_on(&format!("http://{}", old.etcd), "/part/", false).await?;
     assert_eq!(keys, vec!["/part/before", "/part/majority"]);
     Ok(())
+}
+
+#[tokio::test]
+async fn kv_histories_under_leader_kills_and_pauses_are_linearizable() -> anyhow::Result<()> {
+    use linearizable::Fault::{Kill, Pause};
+    let mut group = MasterGroup::loopback(3, EXTRA)?;
+    linearizable::run(&mut group, None, &[Kill, Pause, Kill, Pause, Kill], 11).await
+}
+
+#[tokio::test]
+async fn kv_histories_under_partitions_are_linearizable() -> anyhow::Result<()> {
+    use linearizable::Fault::{Cut, Kill};
+    if !netns::available() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "network namespaces need root and iproute2, and CI=true"
+        );
+        eprintln!("SKIPPED: network namespaces need root and iproute2");
+        return Ok(());
+    }
+    let hosts = netns::Hosts::new(3)?;
+    let mut group = MasterGroup::on_hosts(&hosts, EXTRA)?;
+    linearizable::run(&mut group, Some(&hosts), &[Cut, Kill, Cut, Cut], 12).await
 }

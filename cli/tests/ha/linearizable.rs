@@ -1,0 +1,148 @@
+//! Concurrent KV histories against the masters' etcd API while leaders are
+//! killed, paused and cut off, checked for linearizability (agora-lincheck);
+//! then every member holds the same keyspace.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use agora_lincheck::{RecordConfig, Verdict, check, record};
+use nix::sys::signal::Signal;
+
+use super::group::MasterGroup;
+use super::netns::Hosts;
+
+/// Operations per run: the issue asks for at least 10,000.
+const OPS: usize = 10_000;
+
+/// What the nemesis does to the leader of the moment.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Fault {
+    Kill,
+    Pause,
+    Cut,
+}
+
+fn config(seed: u64) -> RecordConfig {
+    RecordConfig {
+        clients: 8,
+        keys: 8,
+        max_ops: OPS,
+        max_duration: Duration::from_secs(90),
+        op_timeout: Duration::from_millis(1500),
+        seed,
+        ..RecordConfig::default()
+    }
+}
+
+/// Records a history while `faults` hit the leader one after another
+/// (each held ~1.5 s, then healed, then 1.5 s of calm); returns after
+/// checking it and the members' agreement.
+pub(crate) async fn run(
+    group: &mut MasterGroup,
+    hosts: Option<&Hosts>,
+    faults: &[Fault],
+    seed: u64,
+) -> anyhow::Result<()> {
+    let ids: Vec<u64> = group.members.keys().copied().collect();
+    group.agreed_leader(&ids, super::SETTLE).await?;
+    let endpoints = group.etcd_endpoints();
+    let done = AtomicBool::new(false);
+    let recording = async {
+        let history = record(&endpoints, config(seed)).await;
+        done.store(true, Ordering::Relaxed);
+        history
+    };
+    let nemesis = async {
+        let mut applied = 0;
+        for fault in faults {
+            if done.load(Ordering::Relaxed) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let leader = group.agreed_leader(&ids, super::SETTLE).await?;
+            inject(group, hosts, leader, *fault)?;
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            heal(group, hosts, leader, *fault)?;
+            applied += 1;
+        }
+        anyhow::Ok(applied)
+    };
+    // The nemesis needs `group` mutably only between awaits of its own.
+    let (history, applied) = tokio::join!(recording, nemesis);
+    let applied = applied?;
+    let result = check(&history);
+    eprintln!(
+        "agora seed {seed}: {} ops ({} unknown), {applied} faults {faults:?}, checked in {:?}",
+        history.ops.len(),
+        history.unknown(),
+        result.stats.elapsed
+    );
+    if let Verdict::NotLinearizable(v) = &result.verdict {
+        anyhow::bail!("not linearizable: {v}");
+    }
+    anyhow::ensure!(
+        result.verdict == Verdict::Linearizable,
+        "{:?}",
+        result.verdict
+    );
+    anyhow::ensure!(history.ops.len() >= OPS, "only {} ops", history.ops.len());
+    anyhow::ensure!(applied >= 1, "no fault was injected during the recording");
+    group.agreed_leader(&ids, super::SETTLE).await?;
+    same_keyspace_everywhere(group).await
+}
+
+fn inject(
+    group: &mut MasterGroup,
+    hosts: Option<&Hosts>,
+    leader: u64,
+    fault: Fault,
+) -> anyhow::Result<()> {
+    match (fault, hosts) {
+        (Fault::Kill, _) => group.kill9(leader),
+        (Fault::Pause, _) => group.signal(leader, Signal::SIGSTOP)?,
+        (Fault::Cut, Some(hosts)) => hosts.cut(usize::try_from(leader - 1)?)?,
+        (Fault::Cut, None) => anyhow::bail!("a cut needs network namespaces"),
+    }
+    Ok(())
+}
+
+fn heal(
+    group: &mut MasterGroup,
+    hosts: Option<&Hosts>,
+    leader: u64,
+    fault: Fault,
+) -> anyhow::Result<()> {
+    match (fault, hosts) {
+        (Fault::Kill, _) => group.start(leader)?,
+        (Fault::Pause, _) => group.signal(leader, Signal::SIGCONT)?,
+        (Fault::Cut, Some(hosts)) => hosts.heal(usize::try_from(leader - 1)?)?,
+        (Fault::Cut, None) => {}
+    }
+    Ok(())
+}
+
+/// Every member reaches the same applied index and state hash (the
+/// registry and the keyspace), as `/members` reports them.
+async fn same_keyspace_everywhere(group: &MasterGroup) -> anyhow::Result<()> {
+    let ids: Vec<u64> = group.members.keys().copied().collect();
+    agora_tests::eventually(
+        "equal state hashes on every member",
+        super::SETTLE,
+        || async {
+            let mut seen = None;
+            for id in &ids {
+                let view = group.members_view_with(*id, "/members?hash=true").await?;
+                let here = (
+                    view["state_hash_index"].as_u64()?,
+                    view["state_hash"].as_u64()?,
+                );
+                if seen.is_some_and(|s| s != here) {
+                    return None;
+                }
+                seen = Some(here);
+            }
+            seen
+        },
+    )
+    .await?;
+    Ok(())
+}
