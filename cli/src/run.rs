@@ -55,6 +55,12 @@ pub(crate) struct MasterArgs {
     /// after 10–20 ticks without a leader.
     #[arg(long)]
     pub(crate) raft_tick_ms: Option<u64>,
+    /// Log entries between Raft snapshots (the log is then compacted).
+    #[arg(long)]
+    pub(crate) raft_snapshot_entries: Option<u64>,
+    /// Log entries kept behind a snapshot for followers slightly behind.
+    #[arg(long)]
+    pub(crate) raft_log_tail_entries: Option<u64>,
     /// Address of the etcd v3 API (`off` to not serve it).
     #[arg(long, env = "AGORA_ETCD_LISTEN", default_value = "0.0.0.0:2379")]
     pub(crate) etcd_listen: String,
@@ -107,6 +113,12 @@ impl MasterArgs {
         }
         if self.join {
             cfg.group.join = true;
+        }
+        if let Some(n) = self.raft_snapshot_entries {
+            cfg.group.snapshot_entries = n;
+        }
+        if let Some(n) = self.raft_log_tail_entries {
+            cfg.group.log_tail_entries = n;
         }
         if let Some(ms) = self.raft_tick_ms {
             anyhow::ensure!(ms > 0, "--raft-tick-ms: must be positive");

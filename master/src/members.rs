@@ -116,7 +116,11 @@ async fn add(State(s): State<HttpState>, uri: Uri, body: axum::body::Bytes) -> R
     }
     s.directory.merge(&[(info.id, info)].into_iter().collect());
     match change(&s, MembershipChange::AddVoter(request.id)).await {
-        Ok(()) => Json(replication_json(&s)).into_response(),
+        Ok(()) => {
+            let id = request.id;
+            settled(&s, |voters| voters.contains(&id)).await;
+            Json(replication_json(&s)).into_response()
+        }
         Err(e) => change_failed(e),
     }
 }
@@ -144,9 +148,23 @@ async fn remove(State(s): State<HttpState>, uri: Uri, Path(id): Path<String>) ->
         );
     }
     match change(&s, MembershipChange::RemoveVoter(id)).await {
-        Ok(()) => Json(replication_json(&s)).into_response(),
+        Ok(()) => {
+            settled(&s, |voters| !voters.contains(&id)).await;
+            Json(replication_json(&s)).into_response()
+        }
         Err(e) => change_failed(e),
     }
+}
+
+/// Waits (briefly) until the replica's published status shows the applied
+/// change: it is published after the drive that answered the change.
+async fn settled(s: &HttpState, done: impl Fn(&[u64]) -> bool) {
+    let mut status = s.status.clone();
+    let _ = tokio::time::timeout(
+        CHANGE_TIMEOUT,
+        status.wait_for(|status| done(&status.voters)),
+    )
+    .await;
 }
 
 fn change_failed(error: RaftError) -> Response {

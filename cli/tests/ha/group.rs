@@ -24,6 +24,8 @@ pub(crate) struct Member {
     /// The network namespace it runs in, if any.
     pub(crate) netns: Option<String>,
     child: Option<Child>,
+    /// Started with `--join` (added at run time).
+    join: bool,
 }
 
 /// A group of masters under test.
@@ -99,6 +101,7 @@ impl MasterGroup {
                     data,
                     netns,
                     child: None,
+                    join: false,
                 };
                 (id, member)
             })
@@ -114,6 +117,26 @@ impl MasterGroup {
             group.start(id)?;
         }
         Ok(group)
+    }
+
+    /// Starts a new, empty master on loopback with `--join`: it waits for
+    /// `agora members add`. Returns its `(api, etcd)` addresses.
+    pub(crate) fn start_joining(&mut self, id: u64) -> anyhow::Result<(SocketAddr, SocketAddr)> {
+        let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
+        let etcd: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
+        let data = self._dir.path().join(format!("m{id}"));
+        let member = Member {
+            api,
+            etcd,
+            data,
+            netns: None,
+            child: None,
+            join: true,
+        };
+        self.members.insert(id, member);
+        self.peers = format!("{},{id}={api}/{}", self.peers, etcd.port());
+        self.start(id)?;
+        Ok((api, etcd))
     }
 
     /// Starts (or restarts) member `id` with its address and data.
@@ -135,6 +158,9 @@ impl MasterGroup {
             "--data-dir".into(),
             member.data.display().to_string(),
         ];
+        if member.join {
+            args.push("--join".into());
+        }
         args.extend(self.extra.iter().cloned());
         let mut command = match &member.netns {
             Some(ns) => {

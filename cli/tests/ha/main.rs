@@ -224,3 +224,96 @@ async fn kv_histories_under_partitions_are_linearizable() -> anyhow::Result<()> 
     let mut group = MasterGroup::on_hosts(&hosts, EXTRA)?;
     linearizable::run(&mut group, Some(&hosts), &[Cut, Kill, Cut, Cut], 12).await
 }
+
+#[tokio::test]
+async fn members_are_added_and_removed_at_run_time_and_catch_up_from_snapshots()
+-> anyhow::Result<()> {
+    // Snapshots every 50 entries with a tail of 10, so a member that missed
+    // 200 writes (or a new one) can only catch up from a snapshot.
+    let extra = [
+        "--allocation-interval",
+        "0.05",
+        "--raft-snapshot-entries",
+        "50",
+        "--raft-log-tail-entries",
+        "10",
+    ];
+    let mut group = MasterGroup::loopback(3, &extra)?;
+    let leader = group.agreed_leader(&[1, 2, 3], SETTLE).await?;
+    let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap_or(1);
+    group.kill9(follower);
+    let endpoints = group.etcd_endpoints();
+    for i in 0..200 {
+        put_acknowledged(&endpoints, &format!("/m/k{i:03}"), "v").await?;
+    }
+    group.start(follower)?;
+    let back = format!("http://{}", group.members[&follower].etcd);
+    agora_tests::eventually(
+        "the restarted follower catches up from a snapshot",
+        SETTLE,
+        || async { (keys_on(&back, "/m/", true).await.ok()?.len() == 200).then_some(()) },
+    )
+    .await?;
+
+    // A fourth master joins: started empty with --join, then added.
+    let (api4, etcd4) = group.start_joining(4)?;
+    let any = group.members[&leader].api.to_string();
+    let out = group::run_in_netns(
+        &group.members[&follower],
+        "agora",
+        &[
+            "members",
+            "add",
+            "4",
+            &api4.to_string(),
+            "--etcd-address",
+            &etcd4.to_string(),
+            "--master",
+            &any,
+        ],
+    )?;
+    assert!(out.contains("127.0.0.1"), "{out}");
+    let leader = group.agreed_leader(&[1, 2, 3, 4], SETTLE).await?;
+    let fourth = format!("http://{etcd4}");
+    agora_tests::eventually("the new member has the keyspace", SETTLE, || async {
+        (keys_on(&fourth, "/m/", true).await.ok()?.len() == 200).then_some(())
+    })
+    .await?;
+
+    // Remove a standby: the rest go on with three voters; it stops serving.
+    let gone = [1, 2, 3, 4]
+        .into_iter()
+        .find(|id| *id != leader)
+        .unwrap_or(1);
+    let view = group::run_in_netns(
+        &group.members[&leader],
+        "agora",
+        &[
+            "members",
+            "--json",
+            "remove",
+            &gone.to_string(),
+            "--master",
+            &any,
+        ],
+    )?;
+    let view: serde_json::Value = serde_json::from_str(&view)?;
+    assert_eq!(view["members"].as_array().map(Vec::len), Some(3), "{view}");
+    let rest: Vec<String> = [1, 2, 3, 4]
+        .into_iter()
+        .filter(|id| *id != gone)
+        .map(|id| format!("http://{}", group.members[&id].etcd))
+        .collect();
+    put_acknowledged(&rest, "/m/after-removal", "1").await?;
+    let removed = format!("http://{}", group.members[&gone].etcd);
+    agora_tests::eventually("the removed member refuses writes", SETTLE, || async {
+        let mut client = etcd(std::slice::from_ref(&removed)).await.ok()?;
+        client
+            .put("/m/to-removed", "1", None)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await?;
+    Ok(())
+}

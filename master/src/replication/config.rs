@@ -37,6 +37,12 @@ pub struct GroupConfig {
     pub etcd_listen: Option<SocketAddr>,
     /// The Raft tick: elections take 10–20 ticks, heartbeats one.
     pub tick: Duration,
+    /// Entries applied between snapshots (then the log is compacted); see
+    /// `agora_raft::SNAPSHOT_INTERVAL`.
+    pub snapshot_entries: u64,
+    /// Entries kept behind a snapshot for followers slightly behind; see
+    /// `agora_raft::LOG_TAIL_KEPT`.
+    pub log_tail_entries: u64,
 }
 
 impl Default for GroupConfig {
@@ -47,6 +53,8 @@ impl Default for GroupConfig {
             join: false,
             etcd_listen: None,
             tick: agora_raft::runner::TICK_INTERVAL,
+            snapshot_entries: agora_raft::SNAPSHOT_INTERVAL,
+            log_tail_entries: agora_raft::LOG_TAIL_KEPT,
         }
     }
 }

@@ -79,7 +79,12 @@ pub(crate) async fn lead_while_elected(
             route.send_replace(Route::Standby { leader });
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                changed = status.changed() => if changed.is_err() { return },
+                changed = status.changed() => if changed.is_err() {
+                    // The replica stopped (removed from the group, or a
+                    // storage failure): serve nobody, redirect nobody.
+                    route.send_replace(Route::Standby { leader: None });
+                    return;
+                },
             }
             continue;
         }

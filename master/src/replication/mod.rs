@@ -119,6 +119,8 @@ fn spawn<L: LogStore + Send + 'static>(
     };
     let config = ReplicaConfig {
         seed: rand::random(),
+        snapshot_interval: group.snapshot_entries,
+        log_tail_kept: group.log_tail_entries,
         ..ReplicaConfig::default()
     };
     let machine = MasterMachine::new();

@@ -221,7 +221,20 @@ impl<S: KvHost> Inner<S> {
     async fn leader(&self, deadline: Instant) -> Result<u64, ApiError> {
         let mut status = self.status.clone();
         loop {
-            if let Some(leader) = status.borrow_and_update().leadership.leader {
+            // A member whose replica has stopped (removed from the group, or
+            // failed) must not serve, not even by forwarding to the leader.
+            if status.has_changed().is_err() {
+                return Err(ApiError::Stopped);
+            }
+            let (member, leader) = {
+                let now = status.borrow_and_update();
+                let member = now.voters.is_empty() || now.voters.contains(&self.member_id);
+                (member, now.leadership.leader)
+            };
+            if !member {
+                return Err(ApiError::Stopped);
+            }
+            if let Some(leader) = leader {
                 return Ok(leader);
             }
             match tokio::time::timeout_at(deadline, status.changed()).await {
