@@ -1,7 +1,7 @@
 //! Concurrent KV histories against the masters' etcd API while leaders are
 //! killed, paused and cut off, checked for linearizability (agora-lincheck);
 //! then every member holds the same keyspace.
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use agora_lincheck::{RecordConfig, Verdict, check, record};
@@ -23,6 +23,7 @@ pub(crate) enum Fault {
 
 fn config(seed: u64) -> RecordConfig {
     RecordConfig {
+        key_prefix: prefix(seed),
         clients: 8,
         keys: 8,
         max_ops: OPS,
@@ -31,6 +32,25 @@ fn config(seed: u64) -> RecordConfig {
         seed,
         ..RecordConfig::default()
     }
+}
+
+fn prefix(seed: u64) -> String {
+    format!("/lin/{seed}/")
+}
+
+/// The store's revision now, through any member.
+async fn revision(endpoints: &[String]) -> anyhow::Result<i64> {
+    for endpoint in endpoints {
+        let Ok(mut client) = etcd_client::Client::connect([endpoint.as_str()], None).await else {
+            continue;
+        };
+        if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(3), client.get("/", None)).await
+            && let Some(header) = r.header()
+        {
+            return Ok(header.revision());
+        }
+    }
+    anyhow::bail!("no member answered")
 }
 
 /// Records a history while `faults` hit the leader one after another
@@ -45,12 +65,20 @@ pub(crate) async fn run(
     let ids: Vec<u64> = group.members.keys().copied().collect();
     group.agreed_leader(&ids, super::SETTLE).await?;
     let endpoints = group.etcd_endpoints();
+    let start = revision(&endpoints).await? + 1;
     let done = AtomicBool::new(false);
+    let until = AtomicI64::new(i64::MAX);
     let recording = async {
         let history = record(&endpoints, config(seed)).await;
+        until.store(
+            revision(&endpoints).await.unwrap_or(i64::MAX),
+            Ordering::Relaxed,
+        );
         done.store(true, Ordering::Relaxed);
         history
     };
+    let watched_prefix = prefix(seed);
+    let watching = super::watch_check::follow(&endpoints, &watched_prefix, start, &done, &until);
     let nemesis = async {
         let mut applied = 0;
         for fault in faults {
@@ -67,7 +95,7 @@ pub(crate) async fn run(
         anyhow::Ok(applied)
     };
     // The nemesis needs `group` mutably only between awaits of its own.
-    let (history, applied) = tokio::join!(recording, nemesis);
+    let (history, applied, watched) = tokio::join!(recording, nemesis, watching);
     let applied = applied?;
     let result = check(&history);
     eprintln!(
@@ -86,6 +114,19 @@ pub(crate) async fn run(
     );
     anyhow::ensure!(history.ops.len() >= OPS, "only {} ops", history.ops.len());
     anyhow::ensure!(applied >= 1, "no fault was injected during the recording");
+    watched.check()?;
+    let last = until.load(Ordering::Relaxed);
+    anyhow::ensure!(
+        watched.revisions.first() == Some(&start) && watched.revisions.last() == Some(&last),
+        "the watcher saw revisions {:?}..{:?}, the writes were {start}..{last}",
+        watched.revisions.first(),
+        watched.revisions.last()
+    );
+    eprintln!(
+        "watch: {} events {start}..{last} in order, no gap, no duplicate, over {} connections",
+        watched.revisions.len(),
+        watched.resumes
+    );
     group.agreed_leader(&ids, super::SETTLE).await?;
     same_keyspace_everywhere(group).await
 }

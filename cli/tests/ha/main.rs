@@ -4,6 +4,7 @@
 mod group;
 mod linearizable;
 mod netns;
+mod watch_check;
 
 use std::time::{Duration, Instant};
 

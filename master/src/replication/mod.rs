@@ -11,6 +11,8 @@
 mod config;
 mod directory;
 mod machine;
+#[cfg(test)]
+mod machine_tests;
 mod member;
 mod writer;
 
