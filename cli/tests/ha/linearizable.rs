@@ -30,7 +30,6 @@ fn config(seed: u64) -> RecordConfig {
         max_duration: Duration::from_secs(90),
         op_timeout: Duration::from_millis(1500),
         seed,
-        ..RecordConfig::default()
     }
 }
 
