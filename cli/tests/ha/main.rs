@@ -318,3 +318,66 @@ async fn members_are_added_and_removed_at_run_time_and_catch_up_from_snapshots()
     .await?;
     Ok(())
 }
+
+/// etcdctl 3.4 against the group of processes: member list, endpoint
+/// status of the whole cluster (through the member list's client URLs), a
+/// put on one member read on another, and a lock.
+#[tokio::test]
+async fn etcdctl_works_against_the_group() -> anyhow::Result<()> {
+    let found = std::process::Command::new("etcdctl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "etcdctl is missing and CI=true"
+        );
+        eprintln!("SKIPPED: etcdctl not installed (apt-get install etcd-client)");
+        return Ok(());
+    }
+    let group = MasterGroup::loopback(3, EXTRA)?;
+    group.agreed_leader(&[1, 2, 3], SETTLE).await?;
+    let endpoint = |id: u64| group.members[&id].etcd.to_string();
+    let etcdctl = |id: u64, args: &[&str]| {
+        let mut all = vec!["--endpoints", &endpoint(id) as &str, "--command-timeout=5s"]
+            .into_iter()
+            .map(str::to_string)
+            .collect::<Vec<_>>();
+        all.extend(args.iter().map(|s| s.to_string()));
+        let out = std::process::Command::new("etcdctl")
+            .args(&all)
+            .env("ETCDCTL_API", "3")
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "etcdctl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        anyhow::Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let members = etcdctl(1, &["member", "list"])?;
+    assert_eq!(members.lines().count(), 3, "{members}");
+    let status = etcdctl(2, &["endpoint", "status", "--cluster", "-w", "json"])?;
+    let status: serde_json::Value = serde_json::from_str(&status)?;
+    let statuses = status.as_array().map(Vec::len);
+    assert_eq!(statuses, Some(3), "{status}");
+    let leaders: std::collections::BTreeSet<u64> = status
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["Status"]["leader"].as_u64())
+        .collect();
+    assert_eq!(
+        leaders.len(),
+        1,
+        "every member names the same leader: {status}"
+    );
+    etcdctl(2, &["put", "/ctl/a", "1"])?;
+    let got = etcdctl(3, &["get", "--prefix", "/ctl/"])?;
+    assert_eq!(got.lines().collect::<Vec<_>>(), vec!["/ctl/a", "1"]);
+    let locked = etcdctl(3, &["lock", "/ctl/lock", "echo", "held"])?;
+    assert_eq!(locked.trim(), "held");
+    Ok(())
+}

@@ -59,7 +59,10 @@ impl agora_etcd::MemberDirectory for Directory {
             id: m.id,
             name: m.name,
             peer_urls: vec![format!("http://{}", m.api_addr)],
-            client_urls: vec![format!("http://{}", m.etcd_addr)],
+            // Bare `host:port`: etcdctl 3.4 turns a URL with a scheme into
+            // an HTTP/2 :authority of `http://host:port`, which Rust's h2
+            // rejects; etcd clients accept both forms.
+            client_urls: vec![m.etcd_addr],
             is_learner: false,
         })
     }
