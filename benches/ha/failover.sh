@@ -10,6 +10,7 @@
 #   KILLS     number of kills (default 20)
 #   TICK_MS   pass --raft-tick-ms TICK_MS (default: none, the product default)
 #   SETTLE_S  pause after the group agrees again, before the next kill (default 2)
+#   AGORA_LOG members' log filter (default info; logs end up in $OUT/logs)
 #   OUT       where kills.jsonl and summary.md go (default: a new dir under /var/tmp)
 #
 # Each kill: find the leader via /members (leader_id, agreed by all three
@@ -30,12 +31,16 @@ WORK=$(mktemp -d /var/tmp/failover.XXXXXX)
 
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$HERE/lib.sh"
+# the members' logs (kept in $OUT/logs) show when each core started
+export AGORA_LOG=${AGORA_LOG:-info}
 if [[ -n ${TICK_MS:-} ]]; then
   AGORA_EXTRA=(--raft-tick-ms "$TICK_MS")
 fi
 
 cleanup() {
   agora_stop_all
+  mkdir -p "$OUT/logs"
+  cp "$WORK"/agora/*.log "$OUT/logs/" 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT

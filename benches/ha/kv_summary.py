@@ -37,7 +37,8 @@ med = statistics.median
 
 
 def field(meta, key):
-    m = re.search(key + r"=(\S+(?: \S+ \S+)?)", meta)
+    pat = r"=(\S+ \S+ \S+)" if key.startswith("load") else r"=(\S+)"
+    m = re.search(key + pat, meta)
     return m.group(1) if m else "?"
 
 
