@@ -20,7 +20,6 @@ pub const MAX_REQUEST_BYTES: usize = 1536 * 1024;
 
 /// One change to the keyspace, as proposed to the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op")]
 pub enum Command {
     /// A linearizable read through the log (a txn with no writes does the same).
     Range(RangeRequest),
@@ -80,12 +79,12 @@ impl LogEntry {
     /// Encodes for the log.
     pub fn encode(&self) -> Vec<u8> {
         // Serializing plain data with string keys cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        postcard::to_stdvec(self).unwrap_or_default()
     }
 
     /// Decodes a log entry written by [`LogEntry::encode`].
     pub fn decode(bytes: &[u8]) -> Result<Self, KvError> {
-        serde_json::from_slice(bytes).map_err(|e| KvError::Corrupt {
+        postcard::from_bytes(bytes).map_err(|e| KvError::Corrupt {
             what: "command",
             reason: e.to_string(),
         })

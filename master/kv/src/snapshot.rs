@@ -45,7 +45,7 @@ impl KvState {
             highest_lease_id: self.leases.highest_id(),
         };
         // Plain data with string keys: serializing cannot fail.
-        serde_json::to_vec(&snapshot).unwrap_or_default()
+        postcard::to_stdvec(&snapshot).unwrap_or_default()
     }
 
     /// Rebuilds a state from [`KvState::snapshot`] output.
@@ -54,8 +54,7 @@ impl KvState {
             what: "snapshot",
             reason,
         };
-        let snapshot: Snapshot =
-            serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+        let snapshot: Snapshot = postcard::from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
         if snapshot.format != SNAPSHOT_FORMAT {
             return Err(corrupt(format!("unknown format {}", snapshot.format)));
         }

@@ -184,7 +184,7 @@ impl KvMachine {
     /// Decodes an answer produced by [`StateMachine::apply`]; `None` for
     /// bytes that are not one (empty for a leader's no-op).
     pub fn decode_answer(bytes: &[u8]) -> Option<KvAnswer> {
-        let answer = match serde_json::from_slice(bytes).ok()? {
+        let answer = match postcard::from_bytes(bytes).ok()? {
             WireAnswer::Done(response) => KvAnswer::Done(response),
             WireAnswer::Failed {
                 category,
@@ -216,7 +216,7 @@ impl KvMachine {
             },
         };
         // Plain data with string keys: serializing cannot fail.
-        serde_json::to_vec(&wire).unwrap_or_default()
+        postcard::to_stdvec(&wire).unwrap_or_default()
     }
 }
 

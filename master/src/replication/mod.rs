@@ -154,11 +154,14 @@ fn spawn<L: LogStore + Send + 'static>(
     let stopped = stop.clone();
     let id = group.member_id;
     let resolver = directory.clone();
+    // The peer tasks run on the master's runtime, not the replica's thread:
+    // messages then leave while the replica waits for its fsync.
+    let runtime = tokio::runtime::Handle::current();
     let thread = runner::spawn_replica_thread(
         replica,
         move || {
             let resolve = move |peer: u64| resolver.api_addr(peer);
-            GrpcTransport::with_resolver(id, &addresses, Arc::new(resolve))
+            GrpcTransport::with_resolver(runtime, id, &addresses, Arc::new(resolve))
         },
         inputs,
         group.tick,

@@ -1,6 +1,6 @@
 //! The follower → leader hop: what a backend sends over the internal
 //! `agora.etcd.internal.v1.Forward` service, what comes back, and the
-//! client side. JSON inside the protobuf bytes: both ends are this crate,
+//! client side. postcard (compact binary serde) inside the protobuf bytes: both ends are this crate,
 //! and agora-kv's commands and responses are already serde types.
 //!
 //! Retry rules: a request is retried only when it is known not to have
@@ -44,7 +44,7 @@ pub(super) enum Forwarded {
 impl Forwarded {
     /// Decodes a forwarded request; garbage is `InvalidArgument`.
     pub(super) fn decode(bytes: &[u8]) -> Result<Forwarded, tonic::Status> {
-        serde_json::from_slice(bytes).map_err(|error| {
+        postcard::from_bytes(bytes).map_err(|error| {
             tonic::Status::invalid_argument(format!("agora: bad forwarded request: {error}"))
         })
     }
@@ -91,7 +91,7 @@ impl ForwardAnswer {
 
     pub(super) fn encode(&self) -> Vec<u8> {
         // Plain data with string keys: serializing cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        postcard::to_stdvec(self).unwrap_or_default()
     }
 
     fn into_attempt(self) -> Attempt<Answer> {
@@ -130,7 +130,7 @@ impl<S: KvHost> Inner<S> {
     /// Sends `request` to `leader`'s Forward service.
     pub(super) async fn forward(&self, leader: u64, request: &Forwarded) -> Attempt<Answer> {
         let mut client = self.client(leader).await?;
-        let command = serde_json::to_vec(request).unwrap_or_default();
+        let command = postcard::to_stdvec(request).unwrap_or_default();
         let call = client.apply(ForwardRequest { command });
         let reply = match tokio::time::timeout(self.timings.forward_timeout, call).await {
             Ok(Ok(reply)) => reply.into_inner(),
@@ -150,7 +150,7 @@ impl<S: KvHost> Inner<S> {
                 return Ok(Err(ApiError::Timeout));
             }
         };
-        match serde_json::from_slice::<ForwardAnswer>(&reply.answer) {
+        match postcard::from_bytes::<ForwardAnswer>(&reply.answer) {
             Ok(answer) => answer.into_attempt(),
             Err(_) => Ok(Err(ApiError::WrongResponse("a forwarded request"))),
         }

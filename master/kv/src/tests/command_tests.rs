@@ -156,14 +156,24 @@ fn snapshot_restore_keeps_state_hash_and_lease_keys() {
 
 #[test]
 fn corrupt_snapshots_are_refused() {
-    let good = String::from_utf8(KvState::new().snapshot()).unwrap();
+    // postcard: the format (varint) first, then the current revision
+    // (zigzag varint: 1 is 0x02).
+    let good = KvState::new().snapshot();
+    assert_eq!(&good[..2], &[1, 2], "format 1, current revision 1");
+    let with = |at: usize, byte: u8| {
+        let mut bytes = good.clone();
+        bytes[at] = byte;
+        bytes
+    };
     let bad = [
-        String::from("[]"),
-        good.replace("\"format\":1", "\"format\":2"),
-        good.replace("\"current_revision\":1", "\"current_revision\":0"),
+        b"[]".to_vec(),
+        Vec::new(),
+        with(0, 2),
+        with(1, 0),
+        good[..good.len() - 1].to_vec(),
     ];
     for text in bad {
-        let error = KvState::restore(text.as_bytes()).unwrap_err();
+        let error = KvState::restore(&text).unwrap_err();
         assert!(
             matches!(
                 error,
@@ -172,7 +182,7 @@ fn corrupt_snapshots_are_refused() {
                     ..
                 }
             ),
-            "{text}: {error:?}"
+            "{text:?}: {error:?}"
         );
     }
 }
