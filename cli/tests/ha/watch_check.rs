@@ -45,7 +45,7 @@ pub(crate) async fn follow(
     let mut watched = Watched::default();
     let mut next = start;
     let mut endpoint = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(400);
     while tokio::time::Instant::now() < deadline {
         if done.load(Ordering::Relaxed) && next > until.load(Ordering::Relaxed) {
             break;
