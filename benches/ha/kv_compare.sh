@@ -61,7 +61,7 @@ leader_first() {
 }
 
 run_agora() {
-  local rep=$1 leader eps
+  local rep=$1 leader eps i
   rm -rf "$WORK/agora"
   agora_group_init 3
   agora_start 1; agora_start 2; agora_start 3
@@ -75,6 +75,7 @@ run_agora() {
     echo "# end=$(date -u +%FT%TZ) load_end=$(load_avg)"
   } >"$OUT/rep$rep-agora.txt"
   agora_stop_all
+  for i in 1 2 3; do cp "$WORK/agora/m$i.log" "$OUT/rep$rep-agora-m$i.log" 2>/dev/null || true; done
   rm -rf "$WORK/agora"
 }
 
