@@ -71,7 +71,8 @@ run_agora() {
   log "rep $rep agora: leader m$leader, endpoints $eps, load $(load_avg)"
   {
     echo "# system=agora rep=$rep leader=m$leader start=$(date -u +%FT%TZ) load_start=$(load_avg)"
-    "$KVBENCH" --endpoints "$eps" "${kv_args[@]}" --json 2>&1
+    "$KVBENCH" --endpoints "$eps" "${kv_args[@]}" --json 2>&1 ||
+      echo "# kvbench FAILED (exit $?); the runs above are kept"
     echo "# end=$(date -u +%FT%TZ) load_end=$(load_avg)"
   } >"$OUT/rep$rep-agora.txt"
   agora_stop_all
@@ -89,7 +90,8 @@ run_etcd() {
   log "rep $rep etcd: leader m$leader, endpoints $eps, load $(load_avg)"
   {
     echo "# system=etcd rep=$rep leader=m$leader start=$(date -u +%FT%TZ) load_start=$(load_avg)"
-    "$KVBENCH" --endpoints "$eps" "${kv_args[@]}" --json 2>&1
+    "$KVBENCH" --endpoints "$eps" "${kv_args[@]}" --json 2>&1 ||
+      echo "# kvbench FAILED (exit $?); the runs above are kept"
     echo "# end=$(date -u +%FT%TZ) load_end=$(load_avg)"
   } >"$OUT/rep$rep-etcd.txt"
   etcd_stop_cluster
