@@ -26,9 +26,11 @@ for path in sorted(glob.glob(os.path.join(out, "rep*-*.txt"))):
                 d["meta"] = line
             elif line.startswith("# end="):
                 d["end"] = line
-            elif line.startswith("{"):
-                j = json.loads(line)
-                d[j["kind"]].append(j)
+            else:
+                # one object per line; tolerate lines run together
+                for obj in re.findall(r'\{"kind":[^{}]*\}', line):
+                    j = json.loads(obj)
+                    d[j["kind"]].append(j)
     runs[(system, rep)] = d
 
 reps = sorted({r for _, r in runs})
