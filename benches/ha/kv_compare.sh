@@ -61,7 +61,7 @@ leader_first() {
 }
 
 run_agora() {
-  local rep=$1 leader eps
+  local rep=$1 leader eps i
   rm -rf "$WORK/agora"
   agora_group_init 3
   agora_start 1; agora_start 2; agora_start 3
@@ -71,10 +71,12 @@ run_agora() {
   log "rep $rep agora: leader m$leader, endpoints $eps, load $(load_avg)"
   {
     echo "# system=agora rep=$rep leader=m$leader start=$(date -u +%FT%TZ) load_start=$(load_avg)"
-    "$KVBENCH" --endpoints "$eps" "${kv_args[@]}" --json 2>&1
+    "$KVBENCH" --endpoints "$eps" "${kv_args[@]}" --json 2>&1 ||
+      echo "# kvbench FAILED (exit $?); the runs above are kept"
     echo "# end=$(date -u +%FT%TZ) load_end=$(load_avg)"
   } >"$OUT/rep$rep-agora.txt"
   agora_stop_all
+  for i in 1 2 3; do cp "$WORK/agora/m$i.log" "$OUT/rep$rep-agora-m$i.log" 2>/dev/null || true; done
   rm -rf "$WORK/agora"
 }
 
@@ -88,7 +90,8 @@ run_etcd() {
   log "rep $rep etcd: leader m$leader, endpoints $eps, load $(load_avg)"
   {
     echo "# system=etcd rep=$rep leader=m$leader start=$(date -u +%FT%TZ) load_start=$(load_avg)"
-    "$KVBENCH" --endpoints "$eps" "${kv_args[@]}" --json 2>&1
+    "$KVBENCH" --endpoints "$eps" "${kv_args[@]}" --json 2>&1 ||
+      echo "# kvbench FAILED (exit $?); the runs above are kept"
     echo "# end=$(date -u +%FT%TZ) load_end=$(load_avg)"
   } >"$OUT/rep$rep-etcd.txt"
   etcd_stop_cluster

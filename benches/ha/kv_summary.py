@@ -26,9 +26,11 @@ for path in sorted(glob.glob(os.path.join(out, "rep*-*.txt"))):
                 d["meta"] = line
             elif line.startswith("# end="):
                 d["end"] = line
-            elif line.startswith("{"):
-                j = json.loads(line)
-                d[j["kind"]].append(j)
+            else:
+                # one object per line; tolerate lines run together
+                for obj in re.findall(r'\{"kind":[^{}]*\}', line):
+                    j = json.loads(obj)
+                    d[j["kind"]].append(j)
     runs[(system, rep)] = d
 
 reps = sorted({r for _, r in runs})
@@ -136,3 +138,14 @@ print(f"\nwatch correctness (sums over all runs): Agora lost {wsum('agora', 'los
       f"out-of-order {wsum('etcd', 'out_of_order')}, dup {wsum('etcd', 'duplicates')}")
 errs = {s: sum(p["errors"] for (sy, _), d in runs.items() if sy == s for p in d["put"]) for s in systems}
 print(f"put errors (sums): Agora {errs['agora']}, etcd {errs['etcd']}")
+
+# Leader changes inside the Agora runs (the members' logs, kept by kv_compare.sh).
+for rep in reps:
+    logs = sorted(glob.glob(os.path.join(out, f"rep{rep}-agora-m*.log")))
+    if not logs:
+        continue
+    down = 0
+    for p in logs:
+        with open(p, errors="replace") as f:
+            down += sum("stepped down to follower since quorum is not active" in line for line in f)
+    print(f"rep {rep}: Agora leader stepped down (check-quorum) {down} time(s) during the run")

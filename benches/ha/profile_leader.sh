@@ -5,7 +5,9 @@
 #   benches/ha/profile_leader.sh
 #
 # Environment: AGORA, KVBENCH, ETCD as in kv_compare.sh; CLIENTS (64),
-# SECS (measurement window, 10), OUT (default: a new dir under /var/tmp).
+# SECS (measurement window, 10), OUT (default: a new dir under /var/tmp),
+# SYSTEMS ("agora etcd"), CALLGRAPH=1 to record DWARF call graphs too
+# (perf-children-<sys>.txt: inclusive time per function; heavier).
 #
 # For each system: a fresh 3-member cluster, kvbench --mode put at CLIENTS
 # clients for SECS+6 s, and during SECS seconds of it, on the leader's PID:
@@ -94,23 +96,33 @@ measure() { # SYSTEM LEADER_PID ENDPOINTS ALL_PIDS...
   perf stat -e 'syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync,syscalls:sys_enter_sync_file_range,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_sendmsg,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,context-switches,task-clock' \
     -p "$lpid" -o "$OUT/perf-stat-$sys.txt" -- sleep "$SECS" &
   local stat_pid=$!
-  perf record -F 999 -p "$lpid" -o "$WORK/perf-$sys.data" -- sleep "$SECS" >/dev/null 2>&1
+  local -a cg=(-F 999)
+  [[ ${CALLGRAPH:-} == 1 ]] && cg=(-F 199 --call-graph "dwarf,16384")
+  perf record "${cg[@]}" -p "$lpid" -o "$WORK/perf-$sys.data" -- sleep "$SECS" >/dev/null 2>&1
   wait "$stat_pid" || true
   thread_cpu "$@" >"$WORK/after"
   thread_delta "$WORK/before" "$WORK/after" >"$OUT/threads-$sys.txt"
   wait "$KV_PID" || true
   KV_PID=""
   {
+    set +o pipefail
     echo "## by thread"
     perf report -i "$WORK/perf-$sys.data" --sort comm --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -20
     echo "## by shared object"
     perf report -i "$WORK/perf-$sys.data" --sort dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -20
     echo "## by symbol"
-    perf report -i "$WORK/perf-$sys.data" --sort comm,sym --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -80
+    perf report -i "$WORK/perf-$sys.data" --sort comm,sym --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -150
+    set -o pipefail
   } >"$OUT/perf-report-$sys.txt"
+  if [[ ${CALLGRAPH:-} == 1 ]]; then
+    perf report -i "$WORK/perf-$sys.data" --children --sort sym --stdio -g none --percent-limit 1.5 \
+      2>/dev/null | grep -v '^#' | grep -v '^$' >"$OUT/perf-children-$sys.txt" || true
+  fi
   log "$sys done: $(grep -E '^run' "$OUT/kvbench-$sys.txt" || true)"
 }
 
+SYSTEMS=${SYSTEMS:-agora etcd}
+if [[ " $SYSTEMS " == *" agora "* ]]; then
 agora_group_init 3
 agora_start 1; agora_start 2; agora_start 3
 leader=$(agora_wait_agreed 60 1 2 3)
@@ -119,7 +131,9 @@ for i in 1 2 3; do ((i == leader)) || eps+=",127.0.0.1:${AGORA_ETCD[i]}"; done
 sleep 1
 measure agora "${AGORA_PIDS[leader]}" "$eps" "${AGORA_PIDS[1]}" "${AGORA_PIDS[2]}" "${AGORA_PIDS[3]}"
 agora_stop_all
+fi
 
+if [[ " $SYSTEMS " == *" etcd "* ]]; then
 etcd_start_cluster
 leader=$(etcd_wait_leader 60)
 IFS=, read -r -a e <<<"$(etcd_endpoints)"
@@ -128,4 +142,5 @@ for i in 0 1 2; do ((i == leader - 1)) || eps+=",${e[i]}"; done
 sleep 1
 measure etcd "${ETCD_PIDS[leader]}" "$eps" "${ETCD_PIDS[1]}" "${ETCD_PIDS[2]}" "${ETCD_PIDS[3]}"
 etcd_stop_cluster
+fi
 log "outputs in $OUT"
