@@ -1,10 +1,10 @@
 //! The replica's tunables, with the reasoning behind each default.
 
 /// Ticks without hearing from a leader before a follower campaigns. At the
-/// master's 100 ms tick this is 1 s, etcd's default election timeout.
+/// master's 50 ms tick this is 0.5 s (etcd's default is 1 s at 100 ms).
 pub const ELECTION_TICKS: usize = 10;
 
-/// Ticks between a leader's heartbeats: 100 ms, etcd's default.
+/// Ticks between a leader's heartbeats: 50 ms at the master's tick.
 pub const HEARTBEAT_TICKS: usize = 1;
 
 /// Entries applied between two state-machine snapshots (then the log is
