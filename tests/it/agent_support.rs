@@ -20,7 +20,9 @@ use tonic::transport::Channel;
 pub(crate) const WAIT: Duration = Duration::from_secs(15);
 
 /// Each agent gets its own 20 ports so tests running in parallel never
-/// fight over a port a task binds.
+/// fight over a port a task binds. They sit below Linux's ephemeral range
+/// (32768-60999), where every test's outgoing connections and `:0` binds
+/// could take one first.
 static NEXT_PORTS: AtomicU64 = AtomicU64::new(0);
 
 /// An agent configuration for tests: the given master, fixed resources
@@ -28,7 +30,7 @@ static NEXT_PORTS: AtomicU64 = AtomicU64::new(0);
 /// 200 ms..2 s, registration backoff 50..500 ms).
 pub(crate) fn agent_config(master: &TestMaster, work_dir: &Path) -> AgentConfig {
     let n = NEXT_PORTS.fetch_add(1, Ordering::SeqCst);
-    let base = 41000 + n * 20;
+    let base = 21000 + n * 20;
     let resources = Resources::parse(&format!(
         "cpus:2;mem:1024;disk:2048;ports:[{base}-{}]",
         base + 19
