@@ -62,7 +62,7 @@ async fn agent_process_exit_codes_env_and_http() -> anyhow::Result<()> {
     assert_eq!(code, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body)?;
     let out = v["data"].as_str().unwrap_or_default();
-    assert!(out.starts_with("id=bad ports=4"), "{out}");
+    assert!(out.starts_with("id=bad ports=21"), "{out}");
     assert!(out.contains("x=42"), "{out}");
     let p0 = out
         .split("p0=")
