@@ -93,7 +93,8 @@ fn print_members(v: &Value) {
         };
         println!(
             "{:<6} {:<28} {:<28} {}",
-            m["id"],
+            // serde_json's Display ignores widths: pad a string instead.
+            m["id"].to_string(),
             m["address"].as_str().unwrap_or("-"),
             m["etcd_address"].as_str().unwrap_or("-"),
             role
