@@ -41,28 +41,27 @@ impl TestMaster {
 
     /// Starts a master with the given configuration on 127.0.0.1:0.
     pub async fn start_with(config: MasterConfig) -> TestMaster {
-        crate::init_tracing();
         let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
             Ok(l) => l,
             Err(e) => panic!("bind 127.0.0.1:0: {e}"),
         };
-        let addr = match listener.local_addr() {
-            Ok(a) => a,
-            Err(e) => panic!("local_addr: {e}"),
-        };
-        let handle = match agora_master::start(config.clone(), listener).await {
-            Ok(h) => h,
+        let master = match TestMaster::start_member(config, listener).await {
+            Ok(m) => m,
             Err(e) => panic!("master start: {e}"),
         };
         // A group of one elects itself at once; wait for its core.
         assert!(
-            handle.wait_active(ACTIVE_TIMEOUT).await,
+            master.wait_active().await,
             "the master did not become active"
         );
-        TestMaster {
-            addr,
-            config,
-            handle: Some(handle),
+        master
+    }
+
+    /// Whether its core runs within [`ACTIVE_TIMEOUT`].
+    async fn wait_active(&self) -> bool {
+        match &self.handle {
+            Some(handle) => handle.wait_active(ACTIVE_TIMEOUT).await,
+            None => false,
         }
     }
 
@@ -138,30 +137,12 @@ impl TestMaster {
     /// frameworks, plus the registry from the Raft log if `config.data_dir`
     /// is set).
     pub async fn restart(&mut self) -> anyhow::Result<()> {
-        self.stop().await;
-        let mut last = None;
-        for _ in 0..100 {
-            match tokio::net::TcpListener::bind(self.addr).await {
-                Ok(l) => {
-                    let handle = agora_master::start(self.config.clone(), l).await?;
-                    anyhow::ensure!(
-                        handle.wait_active(ACTIVE_TIMEOUT).await,
-                        "the restarted master did not become active"
-                    );
-                    self.handle = Some(handle);
-                    return Ok(());
-                }
-                Err(e) => {
-                    last = Some(e);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-        Err(anyhow::anyhow!(
-            "could not rebind {}: {:?}",
-            self.addr,
-            last
-        ))
+        self.restart_member().await?;
+        anyhow::ensure!(
+            self.wait_active().await,
+            "the restarted master did not become active"
+        );
+        Ok(())
     }
 }
 
