@@ -1,6 +1,7 @@
 //! `agora dev`: a whole one-machine cluster in one process, with embedded
 //! defaults and all data under one directory. The master listens on
-//! 127.0.0.1:5050 and the agent on 127.0.0.1:5051 unless told otherwise.
+//! 127.0.0.1:5050 (etcd API on 2379), the agent on 127.0.0.1:5051 and
+//! Marathon on 127.0.0.1:8080 unless told otherwise.
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -23,9 +24,12 @@ pub(crate) struct DevArgs {
     /// Agent address.
     #[arg(long, default_value = "127.0.0.1:5051")]
     pub(crate) agent_listen: SocketAddr,
-    /// The etcd v3 API (`off` to not serve it).
+    /// The etcd v3 API (`off` to not serve it, and no Marathon).
     #[arg(long, default_value = "127.0.0.1:2379")]
     pub(crate) etcd_listen: String,
+    /// Marathon's REST API (`off` for none).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub(crate) marathon_listen: String,
     /// Agent resources (default: detected from this machine).
     #[arg(long)]
     pub(crate) resources: Option<String>,
@@ -44,6 +48,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         ..MasterConfig::default()
     };
     master_cfg.group.etcd_listen = crate::run::parse_etcd_listen(&args.etcd_listen)?;
+    let master_cfg_etcd = master_cfg.group.etcd_listen;
     let listener = tokio::net::TcpListener::bind(master_cfg.listen)
         .await
         .with_context(|| format!("binding the master to {}", master_cfg.listen))?;
@@ -70,6 +75,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the agent to {}", args.agent_listen))?;
     let agent = agora_agent::start(agent_cfg, listener).await?;
+    let marathon = start_marathon(&args, master.addr(), master_cfg_etcd).await?;
     info!(
         master = %master.addr(),
         agent = %agent.addr(),
@@ -78,7 +84,37 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         master.addr()
     );
     stop_signal().await;
+    if let Some(m) = marathon {
+        m.shutdown().await;
+    }
     agent.shutdown().await;
     master.shutdown().await;
     Ok(())
+}
+
+/// Marathon on the dev cluster's master and its etcd API (none when either
+/// is off).
+async fn start_marathon(
+    args: &DevArgs,
+    master: SocketAddr,
+    etcd: Option<SocketAddr>,
+) -> anyhow::Result<Option<agora_marathon::MarathonHandle>> {
+    let (Some(etcd), false) = (etcd, args.marathon_listen == "off") else {
+        return Ok(None);
+    };
+    let listen: SocketAddr = args
+        .marathon_listen
+        .parse()
+        .with_context(|| format!("--marathon-listen {:?}", args.marathon_listen))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding Marathon to {listen}"))?;
+    let cfg = agora_marathon::MarathonConfig {
+        masters: vec![master.to_string()],
+        etcd: vec![etcd.to_string()],
+        ..agora_marathon::MarathonConfig::default()
+    };
+    let handle = agora_marathon::start(cfg, listener).await?;
+    info!(marathon = %handle.addr(), "Marathon at http://{}/v2/apps", handle.addr());
+    Ok(Some(handle))
 }

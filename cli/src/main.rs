@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 mod client;
 mod dev;
+mod marathon;
 mod members;
 mod run;
 
@@ -24,8 +25,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a master, an agent and (later) Marathon together, data under one directory.
+    /// Run a master, an agent and Marathon together, data under one directory.
     Dev(dev::DevArgs),
+    /// Run a Marathon process (the v2 REST API for long-running apps).
+    Marathon(marathon::MarathonArgs),
     /// Run a master.
     Master(run::MasterArgs),
     /// Run an agent.
@@ -65,6 +68,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         match cli.command {
             Command::Dev(a) => dev::run(a).await,
+            Command::Marathon(a) => marathon::run(a).await,
             Command::Master(a) => run::master(a).await,
             Command::Agent(a) => run::agent(a).await,
             Command::State(a) => client::state(a).await,

@@ -5,6 +5,8 @@ mod agent_process;
 mod agent_recovery;
 mod agent_redirect;
 mod agent_support;
+mod marathon_apps;
+mod marathon_support;
 mod master_agent_link;
 mod master_failover;
 mod master_offers;

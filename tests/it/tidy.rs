@@ -136,6 +136,9 @@ fn one_vocabulary_agent_not_slave() {
             continue;
         }
         let text = read(&p).to_lowercase();
+        // Marathon 1.x's wire key `slaveId` is kept for its clients, named
+        // once as a constant (`marathon/src/api/json/mod.rs`).
+        let text = text.replace(r#"pub const agent_id_key: &str = "slaveid";"#, "");
         assert!(!text.contains("slave"), "{}: say agent", p.display());
     }
 }

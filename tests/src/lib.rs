@@ -7,6 +7,7 @@
 pub mod burst;
 pub mod group;
 pub mod http;
+pub mod marathon;
 pub mod master;
 pub mod promtool;
 pub mod proxy;
@@ -14,7 +15,8 @@ pub mod raw_framework;
 pub mod sim_agent;
 
 pub use group::TestGroup;
-pub use http::http_get;
+pub use http::{http_get, http_request};
+pub use marathon::TestMarathon;
 pub use master::TestMaster;
 pub use proxy::TcpProxy;
 pub use raw_framework::{RawFramework, shell_task};

@@ -95,6 +95,11 @@ impl TestMaster {
         Ok(())
     }
 
+    /// Where it serves the etcd v3 API, if it does.
+    pub fn etcd_addr(&self) -> Option<SocketAddr> {
+        self.handle.as_ref().and_then(MasterHandle::etcd_addr)
+    }
+
     /// `http://127.0.0.1:PORT`, for gRPC clients.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)

@@ -30,6 +30,25 @@ pub enum ApiError {
     /// 409: running deployments touch the app (and `force` was not given).
     #[error("App is locked by deployments {0:?}")]
     AppLocked(Vec<DeploymentId>),
+    /// 404: no such deployment.
+    #[error("DeploymentPlan {0} does not exist")]
+    DeploymentNotFound(String),
+    /// 404: no such task (of that app).
+    #[error("Task '{0}' does not exist")]
+    TaskNotFound(String),
+    /// 404: the app has no such version.
+    #[error("App '{0}' does not exist in version {1}")]
+    VersionNotFound(PathId, String),
+    /// 404: no such group.
+    #[error("Group '{0}' does not exist")]
+    GroupNotFound(PathId),
+    /// 422: the deployment cannot be planned (dependency cycle, unknown
+    /// dependency).
+    #[error("{0}")]
+    Unplannable(String),
+    /// 503: no leader is known, or the leader cannot be reached.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl ApiError {
@@ -38,8 +57,14 @@ impl ApiError {
         match self {
             ApiError::MalformedJson { .. } => 400,
             ApiError::Invalid(_) => 422,
-            ApiError::AppNotFound(_) => 404,
+            ApiError::AppNotFound(_)
+            | ApiError::DeploymentNotFound(_)
+            | ApiError::TaskNotFound(_)
+            | ApiError::VersionNotFound(..)
+            | ApiError::GroupNotFound(_) => 404,
             ApiError::AppExists(_) | ApiError::AppLocked(_) => 409,
+            ApiError::Unplannable(_) => 422,
+            ApiError::Unavailable(_) => 503,
         }
     }
 
@@ -58,6 +83,12 @@ impl ApiError {
             ApiError::AppExists(id) => {
                 json!({"message": format!("An app with id [{id}] already exists.")})
             }
+            ApiError::DeploymentNotFound(_)
+            | ApiError::TaskNotFound(_)
+            | ApiError::VersionNotFound(..)
+            | ApiError::GroupNotFound(_)
+            | ApiError::Unplannable(_)
+            | ApiError::Unavailable(_) => json!({"message": self.to_string()}),
             ApiError::AppLocked(ids) => json!({
                 "message": "App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/<DEPLOYMENT_ID>'.",
                 "deployments": ids.iter().map(|d| json!({"id": d.0})).collect::<Vec<_>>(),

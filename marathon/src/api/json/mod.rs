@@ -10,3 +10,8 @@ pub use app::{
     UnreachableStrategyJson, UpgradeStrategyJson, VersionInfoJson,
 };
 pub use time::{format_version, parse_version};
+
+/// Marathon 1.x's wire key for a task's agent id (Mesos' old word for an
+/// agent). Clients parse it, so the key stays; it is the only place the
+/// word appears (`tests/it/tidy.rs` allows exactly this line).
+pub const AGENT_ID_KEY: &str = "slaveId";

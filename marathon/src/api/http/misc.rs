@@ -1,0 +1,233 @@
+//! `/v2/info`, `/v2/leader` (GET; DELETE abdicates), `/ping`, `/metrics`
+//! (Prometheus text) and `/v2/groups` (the app tree, read-only for now).
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use agora_marathon_planner::PathId;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use serde_json::{Value, json};
+
+use super::{error, json, read};
+use crate::api::error::ApiError;
+use crate::api::json::format_version;
+use crate::api::render::{Embed, app_json};
+use crate::config::FAILOVER_TIMEOUT;
+use crate::leader::{Route, Shared};
+
+/// The Marathon version Agora's API follows.
+pub(crate) const MARATHON_VERSION: &str = "1.11.24";
+
+fn leader_of(shared: &Shared) -> Option<String> {
+    match &*shared.route.borrow() {
+        Route::Leading(_) => Some(shared.me.clone()),
+        Route::Following(l) => l.clone(),
+    }
+}
+
+pub(crate) async fn info(State(shared): State<Arc<Shared>>) -> Response {
+    let elected = matches!(&*shared.route.borrow(), Route::Leading(_));
+    let cfg = &shared.config;
+    let body = json!({
+        "name": "marathon",
+        "version": MARATHON_VERSION,
+        "buildref": concat!("agora-", env!("CARGO_PKG_VERSION")),
+        "elected": elected,
+        "leader": leader_of(&shared),
+        "frameworkId": shared.framework_id.borrow().clone(),
+        "marathon_config": {
+            "checkpoint": true,
+            "executor": "//cmd",
+            "failover_timeout": FAILOVER_TIMEOUT.as_secs(),
+            "framework_name": cfg.framework_name,
+            "ha": true,
+            "hostname": shared.me,
+            "leader_proxy_connection_timeout_ms": 5000,
+            "leader_proxy_read_timeout_ms": 10000,
+            "local_port_min": 10000,
+            "local_port_max": 20000,
+            "master": cfg.masters.join(","),
+            "mesos_role": cfg.role,
+            "mesos_user": "root",
+            "reconciliation_initial_delay": 15000,
+            "reconciliation_interval": crate::state::RECONCILE_INTERVAL.as_millis() as u64,
+            "task_launch_timeout": 300000,
+            "decline_offer_duration": crate::state::DECLINE_FILTER.as_millis() as u64,
+            "max_instances_per_offer": crate::state::MAX_INSTANCES_PER_OFFER,
+        },
+        "zookeeper_config": {
+            "zk": format!("etcd://{}{}", cfg.etcd.join(","), cfg.prefix),
+            "zk_max_versions": crate::state::MAX_VERSIONS,
+        },
+        "http_config": {"http_port": shared.me.rsplit(':').next().and_then(|p| p.parse::<u16>().ok())},
+        "event_subscriber": Value::Null,
+    });
+    json(StatusCode::OK, body)
+}
+
+pub(crate) async fn leader(State(shared): State<Arc<Shared>>) -> Response {
+    match leader_of(&shared) {
+        Some(l) => json(StatusCode::OK, json!({"leader": l})),
+        None => json(
+            StatusCode::NOT_FOUND,
+            json!({"message": "There is no leader"}),
+        ),
+    }
+}
+
+/// `DELETE /v2/leader`: this process, if it leads, gives up leadership and
+/// pauses before campaigning again.
+pub(crate) async fn abdicate(State(shared): State<Arc<Shared>>) -> Response {
+    if matches!(&*shared.route.borrow(), Route::Leading(_)) {
+        shared.abdicate.notify_one();
+        json(StatusCode::OK, json!({"message": "Leadership abdicted"}))
+    } else {
+        json(
+            StatusCode::NOT_FOUND,
+            json!({"message": "There is no leader"}),
+        )
+    }
+}
+
+pub(crate) async fn ping() -> Response {
+    ([(header::CONTENT_TYPE, "text/plain")], "pong").into_response()
+}
+
+/// Prometheus text, read from the state at scrape time.
+pub(crate) async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let leading = matches!(&*shared.route.borrow(), Route::Leading(_));
+    let counts = if leading {
+        read(&shared, |state, _| {
+            let mut by_state: BTreeMap<&'static str, i64> = BTreeMap::new();
+            for i in state.instances.values() {
+                *by_state.entry(condition_word(i.condition)).or_default() += 1;
+            }
+            (
+                state.apps.len() as i64,
+                state.deployments.len() as i64,
+                by_state,
+            )
+        })
+        .await
+        .ok()
+    } else {
+        None
+    };
+    match render_metrics(leading, counts) {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Err(e) => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"message": e.to_string()}),
+        ),
+    }
+}
+
+fn condition_word(c: agora_marathon_planner::Condition) -> &'static str {
+    use agora_marathon_planner::Condition as C;
+    match c {
+        C::Scheduled => "scheduled",
+        C::Staging => "staging",
+        C::Running => "running",
+        C::Unreachable => "unreachable",
+        C::UnreachableInactive => "unreachable_inactive",
+        C::Killing => "killing",
+        C::Terminal => "terminal",
+    }
+}
+
+type Counts = (i64, i64, BTreeMap<&'static str, i64>);
+
+fn render_metrics(leading: bool, counts: Option<Counts>) -> Result<String, prometheus::Error> {
+    let reg = Registry::new();
+    let leader = IntGauge::new(
+        "marathon_leader",
+        "1 if this Marathon process is the leader",
+    )?;
+    leader.set(i64::from(leading));
+    reg.register(Box::new(leader.clone()))?;
+    if let Some((apps, deployments, by_state)) = counts {
+        let a = IntGauge::new("marathon_apps", "Apps defined")?;
+        a.set(apps);
+        reg.register(Box::new(a))?;
+        let d = IntGauge::new("marathon_deployments", "Deployments in progress")?;
+        d.set(deployments);
+        reg.register(Box::new(d))?;
+        let i = IntGaugeVec::new(
+            Opts::new("marathon_instances", "Instances by condition"),
+            &["condition"],
+        )?;
+        for (k, v) in by_state {
+            i.with_label_values(&[k]).set(v);
+        }
+        reg.register(Box::new(i))?;
+    }
+    let mut buf = Vec::new();
+    TextEncoder::new().encode(&reg.gather(), &mut buf)?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// The group tree under `root`: apps by their parent path.
+fn group_json(apps: &[(PathId, Value)], root: &PathId, version: &str) -> Value {
+    let direct: Vec<Value> = apps
+        .iter()
+        .filter(|(id, _)| id.parent() == *root)
+        .map(|(_, v)| v.clone())
+        .collect();
+    let mut children: Vec<PathId> = apps
+        .iter()
+        .filter(|(id, _)| id.is_within(root) && id.parent() != *root)
+        .filter_map(|(id, _)| {
+            let depth = root.segments().len() + 1;
+            PathId::from_segments(&id.segments()[..depth])
+                .ok()
+                .map(|p| p.canonical(&PathId::root()))
+        })
+        .collect();
+    children.dedup();
+    let groups: Vec<Value> = children
+        .iter()
+        .map(|g| group_json(apps, g, version))
+        .collect();
+    json!({"id": root.to_string(), "apps": direct, "groups": groups, "pods": [], "dependencies": [], "version": version})
+}
+
+async fn tree(shared: &Shared, root: PathId) -> Response {
+    let r = read(shared, move |state, now| {
+        let apps: Vec<(PathId, Value)> = state
+            .apps
+            .values()
+            .filter(|a| !a.removing)
+            .map(|a| (a.app.id.clone(), app_json(state, a, Embed::default())))
+            .collect();
+        let known = root.is_root()
+            || apps
+                .iter()
+                .any(|(id, _)| id.is_within(&root) && *id != root);
+        known.then(|| {
+            group_json(
+                &apps,
+                &root,
+                &format_version(agora_marathon_planner::Version(now.wall_ms)),
+            )
+        })
+    })
+    .await;
+    match r {
+        Ok(Some(v)) => json(StatusCode::OK, v),
+        Ok(None) => error(ApiError::GroupNotFound(PathId::root())),
+        Err(e) => error(e),
+    }
+}
+
+pub(crate) async fn groups(State(shared): State<Arc<Shared>>) -> Response {
+    tree(&shared, PathId::root()).await
+}
+
+pub(crate) async fn group(State(shared): State<Arc<Shared>>, Path(rest): Path<String>) -> Response {
+    match PathId::parse(&format!("/{}", rest.trim_matches('/'))) {
+        Ok(id) => tree(&shared, id).await,
+        Err(_) => error(ApiError::GroupNotFound(PathId::root())),
+    }
+}

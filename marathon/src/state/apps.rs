@@ -1,0 +1,395 @@
+//! The API's mutations: deploy new or changed definitions (POST, PUT, PATCH,
+//! DELETE of apps, restarts, rollbacks to a version), kill tasks, cancel or
+//! revert deployments, reset a launch delay. Each checks, plans with the
+//! planner, records new versions and the deployment, and returns the
+//! effects; the deployment itself advances in `drive.rs`.
+use std::collections::BTreeMap;
+
+use agora_marathon_planner::{
+    App, AppChange, DeploymentId, DeploymentPlan, Goal, InstanceId, PathId, Version, change,
+    plan_with_kills,
+};
+use serde_json::json;
+
+use crate::api::error::ApiError;
+use crate::state::records::{app_key, deployment_key, encode_app, encode_deployment};
+use crate::state::{AppState, Deployment, Effects, LaunchDelay, MAX_VERSIONS, Now, State};
+
+/// The API layer's error is the state's: every refusal is an answer to a
+/// caller.
+pub(crate) type StateError = ApiError;
+
+/// A change to deploy.
+#[derive(Debug, Default)]
+pub(crate) struct DeployRequest {
+    /// New or changed definitions (their version is assigned here).
+    pub(crate) apps: Vec<App>,
+    /// Apps to remove.
+    pub(crate) remove: Vec<PathId>,
+    /// Cancel deployments that lock these apps instead of answering 409.
+    pub(crate) force: bool,
+    /// Instances to kill first while scaling down (`scale=true` kills).
+    pub(crate) kills: BTreeMap<PathId, Vec<InstanceId>>,
+    /// A restart: bump the config version of these apps even if unchanged.
+    pub(crate) restart: Vec<PathId>,
+    /// Keep the given apps' version info (a rollback to a stored version).
+    pub(crate) keep_version_info: bool,
+    /// POST: refuse (409) if an app exists already.
+    pub(crate) create_only: bool,
+}
+
+/// What a deploy answered.
+#[derive(Debug, Clone)]
+pub(crate) struct Deployed {
+    pub(crate) deployment: DeploymentId,
+    pub(crate) version: Version,
+}
+
+impl AppState {
+    pub(crate) fn new(app: App) -> AppState {
+        let counters = agora_marathon_planner::PlacementCounters::for_constraints(&app.constraints);
+        AppState {
+            versions: BTreeMap::from([(app.version, app.clone())]),
+            app,
+            removing: false,
+            counters,
+            delay: LaunchDelay::default(),
+            offer_stats: Default::default(),
+            last_offer_wall_ms: None,
+            last_failure: None,
+        }
+    }
+}
+
+impl State {
+    /// A version for a new definition of `id`: now, or later than any it
+    /// had (versions of one app strictly increase, even if the clock steps
+    /// back).
+    fn next_version(&self, id: &PathId, now: Now) -> Version {
+        let last = self
+            .apps
+            .get(id)
+            .and_then(|a| a.versions.keys().next_back().copied())
+            .unwrap_or_default();
+        Version(now.wall_ms.max(last.0 + 1))
+    }
+
+    /// Versions a definition for `target`, given what runs now.
+    fn versioned(&self, mut target: App, now: Now, restart: bool, keep_info: bool) -> App {
+        let v = self.next_version(&target.id, now);
+        target.version = v;
+        if keep_info {
+            return target;
+        }
+        match self.apps.get(&target.id).filter(|a| !a.removing) {
+            None => {
+                target.version_info.last_config_change_at = v;
+                target.version_info.last_scaling_at = v;
+            }
+            Some(cur) => {
+                target.version_info = cur.app.version_info;
+                match change(&cur.app, &target) {
+                    AppChange::Restart => {
+                        target.version_info.last_config_change_at = v;
+                        target.version_info.last_scaling_at = v;
+                    }
+                    AppChange::ScaleOnly { .. } => target.version_info.last_scaling_at = v,
+                    AppChange::Unchanged if restart => {
+                        target.version_info.last_config_change_at = v;
+                        target.version_info.last_scaling_at = v;
+                    }
+                    AppChange::Unchanged => {}
+                }
+            }
+        }
+        target
+    }
+
+    /// Plans and starts a deployment.
+    pub(crate) fn deploy(
+        &mut self,
+        req: DeployRequest,
+        now: Now,
+        deployment_id: DeploymentId,
+    ) -> Result<(Deployed, Effects), StateError> {
+        let current = self.current_apps();
+        if req.create_only {
+            if let Some(a) = req.apps.iter().find(|a| current.contains_key(&a.id)) {
+                return Err(ApiError::AppExists(a.id.clone()));
+            }
+        }
+        let mut target = current.clone();
+        let mut version = Version::default();
+        for app in req.apps {
+            let restart = req.restart.contains(&app.id);
+            let app = self.versioned(app, now, restart, req.keep_version_info);
+            version = app.version;
+            target.insert(app.id.clone(), app);
+        }
+        for id in &req.remove {
+            if target.remove(id).is_none() {
+                return Err(ApiError::AppNotFound(id.clone()));
+            }
+            version = Version(now.wall_ms);
+        }
+        let plan = plan_with_kills(&current, &target, &req.kills)
+            .map_err(|e| ApiError::Unplannable(e.to_string()))?;
+        let blocked = plan.blocked_by(self.deployments.iter().map(|(id, d)| (id, &d.plan)));
+        if !blocked.is_empty() && !req.force {
+            return Err(ApiError::AppLocked(blocked));
+        }
+        let mut fx = Effects::default();
+        for id in blocked {
+            self.drop_deployment(&id, now, &mut fx, "deployment_failed");
+        }
+        self.record_targets(&current, &target, &mut fx);
+        let deployment = Deployment {
+            id: deployment_id.clone(),
+            plan,
+            version: Version(now.wall_ms),
+            current_step: 0,
+            last_progress: now.mono,
+            revert_of: None,
+        };
+        self.start_deployment(deployment, now, &mut fx);
+        Ok((
+            Deployed {
+                deployment: deployment_id,
+                version: if version == Version::default() {
+                    Version(now.wall_ms)
+                } else {
+                    version
+                },
+            },
+            fx,
+        ))
+    }
+
+    /// Stores every target definition that differs from the current one,
+    /// marks removed apps, and trims old versions.
+    fn record_targets(
+        &mut self,
+        current: &BTreeMap<PathId, App>,
+        target: &BTreeMap<PathId, App>,
+        fx: &mut Effects,
+    ) {
+        for (id, app) in target {
+            if current.get(id).is_some_and(|c| c.version == app.version) {
+                continue;
+            }
+            fx.write(app_key(id, app.version), encode_app(app));
+            let config_changed = current
+                .get(id)
+                .is_none_or(|c| c.config_version() != app.config_version());
+            let entry = self
+                .apps
+                .entry(id.clone())
+                .or_insert_with(|| AppState::new(app.clone()));
+            if entry.removing || config_changed {
+                // A new config starts from a clean launch queue (Marathon
+                // resets the backoff on a new version).
+                entry.delay = LaunchDelay::default();
+                entry.offer_stats = Default::default();
+            }
+            entry.removing = false;
+            if entry.app.constraints != app.constraints {
+                entry.counters =
+                    agora_marathon_planner::PlacementCounters::for_constraints(&app.constraints);
+                for i in self.instances.values_mut().filter(|i| &i.app == id) {
+                    i.counted = false;
+                }
+            }
+            entry.app = app.clone();
+            entry.versions.insert(app.version, app.clone());
+            while entry.versions.len() > MAX_VERSIONS {
+                if let Some((v, _)) = entry.versions.pop_first() {
+                    fx.delete(app_key(id, v));
+                }
+            }
+        }
+        let recount: Vec<InstanceId> = self.instances.keys().cloned().collect();
+        for i in recount {
+            self.recount(&i);
+        }
+        for id in current.keys().filter(|id| !target.contains_key(*id)) {
+            if let Some(a) = self.apps.get_mut(id) {
+                a.removing = true;
+            }
+        }
+    }
+
+    fn start_deployment(&mut self, d: Deployment, now: Now, fx: &mut Effects) {
+        fx.write(deployment_key(&d.id), encode_deployment(&d));
+        let body = json!({
+            "plan": crate::api::render::plan_json(&d),
+            "currentStep": crate::api::render::step_json(&d, 0),
+        });
+        fx.event("deployment_info", body, &now.stamp());
+        fx.event(
+            "group_change_success",
+            json!({"groupId": "/", "version": now.stamp()}),
+            &now.stamp(),
+        );
+        self.deployments.insert(d.id.clone(), d);
+    }
+
+    /// Forgets a deployment without undoing anything (`force=true`).
+    pub(crate) fn drop_deployment(
+        &mut self,
+        id: &DeploymentId,
+        now: Now,
+        fx: &mut Effects,
+        event: &'static str,
+    ) {
+        if let Some(d) = self.deployments.remove(id) {
+            fx.delete(deployment_key(id));
+            fx.event(
+                event,
+                json!({"id": d.id.0, "plan": crate::api::render::plan_json(&d)}),
+                &now.stamp(),
+            );
+        }
+    }
+
+    /// `DELETE /v2/deployments/{id}`: with `force` only forget it; without,
+    /// start a deployment back to the original definitions (stored as new
+    /// versions so a new leader loads them as current).
+    pub(crate) fn cancel_deployment(
+        &mut self,
+        id: &DeploymentId,
+        force: bool,
+        now: Now,
+        revert_id: DeploymentId,
+    ) -> Result<(Option<Deployed>, Effects), StateError> {
+        let Some(d) = self.deployments.get(id) else {
+            return Err(ApiError::DeploymentNotFound(id.0.clone()));
+        };
+        let original = d.plan.original.clone();
+        let affected = d.plan.affected_apps();
+        let mut fx = Effects::default();
+        self.drop_deployment(id, now, &mut fx, "deployment_failed");
+        if force {
+            return Ok((None, fx));
+        }
+        let current = self.current_apps();
+        let mut target = current.clone();
+        for app_id in &affected {
+            match original.get(app_id) {
+                Some(app) => {
+                    let mut back = app.clone();
+                    back.version = self.next_version(app_id, now);
+                    target.insert(app_id.clone(), back);
+                }
+                None => {
+                    target.remove(app_id);
+                }
+            }
+        }
+        let plan: DeploymentPlan = agora_marathon_planner::plan(&current, &target)
+            .map_err(|e| ApiError::Unplannable(e.to_string()))?;
+        self.record_targets(&current, &target, &mut fx);
+        let back = Deployment {
+            id: revert_id.clone(),
+            plan,
+            version: Version(now.wall_ms),
+            current_step: 0,
+            last_progress: now.mono,
+            revert_of: Some(id.clone()),
+        };
+        self.start_deployment(back, now, &mut fx);
+        Ok((
+            Some(Deployed {
+                deployment: revert_id,
+                version: Version(now.wall_ms),
+            }),
+            fx,
+        ))
+    }
+
+    /// Kills tasks without scaling: each is replaced (Marathon's `DELETE
+    /// /v2/apps/{id}/tasks/{taskId}` without `scale`).
+    pub(crate) fn kill_instances(&mut self, ids: &[InstanceId], now: Now) -> Effects {
+        let mut fx = Effects::default();
+        for id in ids {
+            self.kill_instance(id, Goal::Stopped, now, &mut fx);
+        }
+        fx
+    }
+
+    /// `DELETE /v2/queue/{id}/delay`.
+    pub(crate) fn reset_delay(&mut self, id: &PathId) -> Result<Effects, StateError> {
+        let app = self
+            .apps
+            .get_mut(id)
+            .filter(|a| !a.removing)
+            .ok_or_else(|| ApiError::AppNotFound(id.clone()))?;
+        app.delay = LaunchDelay::default();
+        let mut fx = Effects::default();
+        if self.anything_waits() {
+            fx.call(crate::state::Call::Revive);
+            self.suppressed = false;
+        }
+        Ok(fx)
+    }
+}
+
+impl State {
+    /// `DELETE /v2/apps/{id}/tasks`, `POST /v2/tasks/delete`: kill tasks;
+    /// with `scale`, lower each app's instance count by as many (a
+    /// deployment that kills exactly those), else they are replaced.
+    pub(crate) fn kill_tasks(
+        &mut self,
+        ids: &[InstanceId],
+        scale: bool,
+        force: bool,
+        now: Now,
+        deployment_id: DeploymentId,
+    ) -> Result<(Option<Deployed>, Effects), StateError> {
+        let mut by_app: BTreeMap<PathId, Vec<InstanceId>> = BTreeMap::new();
+        for id in ids {
+            let inst = self
+                .instances
+                .get(id)
+                .ok_or_else(|| ApiError::TaskNotFound(id.to_string()))?;
+            by_app.entry(inst.app.clone()).or_default().push(id.clone());
+        }
+        if !scale {
+            return Ok((None, self.kill_instances(ids, now)));
+        }
+        let mut req = DeployRequest {
+            force,
+            ..DeployRequest::default()
+        };
+        for (app_id, kill) in by_app {
+            let Some(a) = self.apps.get(&app_id).filter(|a| !a.removing) else {
+                return Err(ApiError::AppNotFound(app_id));
+            };
+            let mut target = a.app.clone();
+            target.instances = target.instances.saturating_sub(kill.len() as u32);
+            req.apps.push(target);
+            req.kills.insert(app_id, kill);
+        }
+        let (d, fx) = self.deploy(req, now, deployment_id)?;
+        Ok((Some(d), fx))
+    }
+
+    /// Launches the master refused: the instances wait for offers again.
+    pub(crate) fn unplace(&mut self, ids: &[InstanceId]) -> Effects {
+        let mut fx = Effects::default();
+        for id in ids {
+            if let Some(inst) = self.instances.get_mut(id) {
+                if inst.task_state == Some(agora_model::TaskState::Staging) {
+                    inst.placed = None;
+                    inst.task_state = None;
+                    inst.condition = agora_marathon_planner::Condition::Scheduled;
+                    fx.write(
+                        crate::state::records::instance_key(id),
+                        crate::state::records::encode_instance(inst),
+                    );
+                }
+            }
+            self.recount(id);
+        }
+        fx
+    }
+}
