@@ -27,6 +27,8 @@ mod drive;
 pub(crate) mod effects;
 mod offers;
 pub(crate) mod records;
+#[cfg(test)]
+mod tests;
 mod updates;
 
 pub(crate) use apps::DeployRequest;

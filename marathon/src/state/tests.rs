@@ -1,0 +1,233 @@
+//! The state without IO: deployments, offers, status updates and the
+//! records a new leader loads, driven by hand with explicit time and ids.
+use agora_marathon_planner::{App, Condition, PathId, Version};
+use agora_model::{
+    AgentId, Attributes, FrameworkId, MonoTime, Offer, OfferId, Resources, StatusSource, TaskId,
+    TaskState, TaskStatus,
+};
+
+use crate::state::records::{all_records, load_state};
+use crate::state::{Call, DeployRequest, Effects, Now, State};
+
+struct Harness {
+    state: State,
+    now: Now,
+    next: u64,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness {
+            state: State::default(),
+            now: Now { mono: MonoTime(1_000), wall_ms: 1_700_000_000_000 },
+            next: 0,
+        }
+    }
+
+    fn advance(&mut self, ms: u64) {
+        self.now.mono = MonoTime(self.now.mono.0 + ms);
+        self.now.wall_ms += ms;
+    }
+
+    fn drive(&mut self) -> Effects {
+        let mut n = self.next;
+        let fx = self.state.drive(self.now, &mut || {
+            n += 1;
+            format!("{n:08}")
+        });
+        self.next = n;
+        fx
+    }
+
+    fn deploy(&mut self, app: App) -> Effects {
+        self.next += 1;
+        let id = agora_marathon_planner::DeploymentId(format!("d{}", self.next));
+        let req = DeployRequest { apps: vec![app], ..DeployRequest::default() };
+        let (_, mut fx) = self.state.deploy(req, self.now, id).expect("deploy");
+        fx.absorb(self.drive());
+        fx
+    }
+
+    fn offer(&mut self, agent: &str) -> Effects {
+        self.next += 1;
+        let offer = Offer {
+            id: OfferId::parse(format!("o{}", self.next)).expect("offer id"),
+            framework_id: FrameworkId::parse("fw").expect("fw"),
+            agent_id: AgentId::parse(agent).expect("agent"),
+            hostname: agent.to_string(),
+            resources: Resources::parse("cpus:8;mem:8192;disk:1000;ports:[31000-31099]").expect("res"),
+            attributes: Attributes::default(),
+            role: agora_model::Role::parse("*").expect("role"),
+        };
+        let mut fx = self.state.offers(vec![offer], self.now);
+        fx.absorb(self.drive());
+        fx
+    }
+
+    fn report(&mut self, task: &str, state: TaskState) -> Effects {
+        let status = TaskStatus::new(TaskId::parse(task).expect("task"), state, StatusSource::Executor, 0.0);
+        let mut fx = self.state.status_update(&status, self.now);
+        fx.absorb(self.drive());
+        fx
+    }
+
+    fn launched(fx: &Effects) -> Vec<String> {
+        fx.calls
+            .iter()
+            .filter_map(|c| match c {
+                Call::Launch { tasks, .. } => Some(tasks.iter().map(|t| t.id.to_string()).collect::<Vec<_>>()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    fn killed(fx: &Effects) -> Vec<String> {
+        fx.calls
+            .iter()
+            .filter_map(|c| match c {
+                Call::Kill { task, .. } => Some(task.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn app(instances: u32, cmd: &str) -> App {
+    let mut a = App::new(PathId::parse("/web").expect("id"));
+    a.cmd = Some(cmd.into());
+    a.instances = instances;
+    a.resources.cpus = agora_model::Scalar::from_milli(100);
+    a.resources.mem = agora_model::Scalar::from_units(32);
+    a
+}
+
+#[test]
+fn create_launch_run_then_scale_never_restarts() {
+    let mut h = Harness::new();
+    let fx = h.deploy(app(3, "sleep 100"));
+    assert_eq!(h.state.instances.len(), 3);
+    assert!(fx.events.iter().any(|e| e.kind == "deployment_info"));
+    let fx = h.offer("agent-1");
+    let first = Harness::launched(&fx);
+    assert_eq!(first.len(), 3, "{:?}", fx.calls);
+    for t in &first {
+        h.report(t, TaskState::Running);
+    }
+    assert!(h.state.deployments.is_empty(), "the deployment should be done");
+
+    h.advance(1000);
+    h.deploy(app(5, "sleep 100"));
+    let fx = h.offer("agent-2");
+    assert_eq!(Harness::launched(&fx).len(), 2);
+    assert!(Harness::killed(&fx).is_empty());
+    for t in &first {
+        assert!(h.state.instances.keys().any(|k| k.as_str() == t), "{t} was restarted");
+    }
+}
+
+#[test]
+fn a_new_command_rolls_every_instance_and_keeps_the_floor() {
+    let mut h = Harness::new();
+    let mut a = app(2, "sleep 100");
+    a.upgrade_strategy.minimum_health_capacity = agora_model::Scalar::from_units(1);
+    a.upgrade_strategy.maximum_over_capacity = agora_model::Scalar::ZERO;
+    h.deploy(a.clone());
+    let old = Harness::launched(&h.offer("agent-1"));
+    for t in &old {
+        h.report(t, TaskState::Running);
+    }
+    h.advance(1000);
+    a.cmd = Some("sleep 200".into());
+    h.deploy(a);
+    // {1.0, 0}: one extra instance at a time, an old one killed only once
+    // its replacement runs.
+    let new1 = Harness::launched(&h.offer("agent-1"));
+    assert_eq!(new1.len(), 1);
+    let fx = h.report(&new1[0], TaskState::Running);
+    let killed = Harness::killed(&fx);
+    assert_eq!(killed.len(), 1);
+    assert!(old.contains(&killed[0]));
+    h.report(&killed[0], TaskState::Killed);
+    let new2 = Harness::launched(&h.offer("agent-1"));
+    assert_eq!(new2.len(), 1);
+    let fx = h.report(&new2[0], TaskState::Running);
+    let killed2 = Harness::killed(&fx);
+    assert_eq!(killed2.len(), 1);
+    h.report(&killed2[0], TaskState::Killed);
+    assert!(h.state.deployments.is_empty());
+    let cv = h.state.apps.values().next().expect("app").app.config_version();
+    assert!(h.state.instances.values().all(|i| i.config_version == cv && i.condition == Condition::Running));
+}
+
+#[test]
+fn a_failed_task_is_replaced_after_its_backoff() {
+    let mut h = Harness::new();
+    h.deploy(app(1, "false"));
+    let t = Harness::launched(&h.offer("agent-1"));
+    h.report(&t[0], TaskState::Running);
+    h.report(&t[0], TaskState::Failed);
+    let a = h.state.apps.values().next().expect("app");
+    assert_eq!(a.delay.failures, 1);
+    assert!(a.last_failure.is_some());
+    // The replacement waits out the 1 s backoff.
+    assert!(Harness::launched(&h.offer("agent-1")).is_empty());
+    h.advance(1100);
+    assert_eq!(Harness::launched(&h.offer("agent-1")).len(), 1);
+}
+
+#[test]
+fn unknown_tasks_are_killed_and_repeats_change_nothing() {
+    let mut h = Harness::new();
+    let fx = h.report("stranger.1", TaskState::Running);
+    assert_eq!(Harness::killed(&fx), vec!["stranger.1".to_string()]);
+    h.deploy(app(1, "sleep 1"));
+    let t = Harness::launched(&h.offer("agent-1"));
+    let fx = h.report(&t[0], TaskState::Running);
+    assert!(!fx.writes.is_empty());
+    let again = h.report(&t[0], TaskState::Running);
+    assert!(again.writes.is_empty() && again.events.is_empty());
+}
+
+#[test]
+fn a_new_leader_loads_what_was_written() {
+    let mut h = Harness::new();
+    h.deploy(app(2, "sleep 100"));
+    let t = Harness::launched(&h.offer("agent-1"));
+    h.report(&t[0], TaskState::Running);
+    // Mid-deployment: one running, one staging.
+    let loaded = load_state(all_records(&h.state), MonoTime(0)).expect("load");
+    assert_eq!(loaded.apps.len(), 1);
+    let (a, b) = (&h.state.apps[&PathId::parse("/web").expect("id")], &loaded.apps[&PathId::parse("/web").expect("id")]);
+    assert_eq!(a.app, b.app);
+    assert_eq!(a.versions.keys().collect::<Vec<&Version>>(), b.versions.keys().collect::<Vec<&Version>>());
+    assert_eq!(loaded.instances.len(), 2);
+    for (id, i) in &h.state.instances {
+        let j = &loaded.instances[id];
+        assert_eq!((i.goal, i.condition, i.config_version, &i.placed), (j.goal, j.condition, j.config_version, &j.placed));
+        assert_eq!(i.counted, j.counted);
+    }
+    assert_eq!(loaded.deployments.len(), 1);
+    let (da, db) = (h.state.deployments.values().next().expect("d"), loaded.deployments.values().next().expect("d"));
+    assert_eq!((da.current_step, &da.plan.steps), (db.current_step, &db.plan.steps));
+}
+
+#[test]
+fn deleting_an_app_kills_its_tasks_then_forgets_it() {
+    let mut h = Harness::new();
+    h.deploy(app(2, "sleep 100"));
+    let t = Harness::launched(&h.offer("agent-1"));
+    for x in &t {
+        h.report(x, TaskState::Running);
+    }
+    let req = DeployRequest { remove: vec![PathId::parse("/web").expect("id")], ..DeployRequest::default() };
+    let (_, mut fx) = h.state.deploy(req, h.now, agora_marathon_planner::DeploymentId("del".into())).expect("delete");
+    fx.absorb(h.drive());
+    let mut killed = Harness::killed(&fx);
+    killed.sort();
+    assert_eq!(killed, t);
+    for x in &t {
+        h.report(x, TaskState::Killed);
+    }
+    assert!(h.state.apps.is_empty() && h.state.instances.is_empty() && h.state.deployments.is_empty());
+}
