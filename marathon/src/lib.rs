@@ -25,3 +25,5 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod election;
+pub mod store;
