@@ -231,7 +231,9 @@ pub async fn campaign(
                 }));
             }
             Ok(None) => tracing::warn!("elected, but the campaign key is gone; campaigning again"),
-            Err(err) => tracing::warn!(error = %err, "could not confirm the election; campaigning again"),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not confirm the election; campaigning again")
+            }
         }
         keeper.abort();
         revoke_quietly(client.clone(), lease_id).await;
@@ -272,7 +274,10 @@ async fn confirm(
     lease_id: i64,
 ) -> Result<Option<i64>, StoreError> {
     let answer = within(REQUEST_TIMEOUT, client.kv_client().get(leader.key(), None)).await?;
-    let held = answer.kvs().first().is_some_and(|kv| kv.lease() == lease_id);
+    let held = answer
+        .kvs()
+        .first()
+        .is_some_and(|kv| kv.lease() == lease_id);
     Ok(held.then(|| answer.header().map_or(0, |h| h.revision())))
 }
 

@@ -227,10 +227,17 @@ async fn store_load_paginates_over_1200_keys_sorted_and_relative() -> anyhow::Re
     let etcd = etcd_or_skip!();
     let store = etcd.store().await?;
     // Written in a scrambled order, in Txns of 100.
-    let mut keys: Vec<String> = (0..1200).map(|i| format!("tasks/{:05}", (i * 7919) % 1200)).collect();
+    let mut keys: Vec<String> = (0..1200)
+        .map(|i| format!("tasks/{:05}", (i * 7919) % 1200))
+        .collect();
     for chunk in keys.chunks(100) {
         store
-            .write(chunk.iter().map(|k| Write::put(k.clone(), k.as_bytes())).collect())
+            .write(
+                chunk
+                    .iter()
+                    .map(|k| Write::put(k.clone(), k.as_bytes()))
+                    .collect(),
+            )
             .await?;
     }
     // A key just outside the range must not leak in.
@@ -247,7 +254,9 @@ async fn store_load_paginates_over_1200_keys_sorted_and_relative() -> anyhow::Re
 async fn store_batch_of_300_writes_lands_fully() -> anyhow::Result<()> {
     let etcd = etcd_or_skip!();
     let store = etcd.store().await?;
-    let batch: Vec<Write> = (0..300).map(|i| Write::put(format!("b/{i:03}"), vec![1; 100])).collect();
+    let batch: Vec<Write> = (0..300)
+        .map(|i| Write::put(format!("b/{i:03}"), vec![1; 100]))
+        .collect();
     store.write(batch).await?;
     assert_eq!(store.load("b/").await?.len(), 300);
     Ok(())
@@ -281,7 +290,10 @@ async fn store_too_large_value_is_refused_with_nothing_written() -> anyhow::Resu
     store
         .write(vec![Write::put("max", vec![0; MAX_VALUE_BYTES])])
         .await?;
-    assert_eq!(store.get("max").await?.map(|v| v.len()), Some(MAX_VALUE_BYTES));
+    assert_eq!(
+        store.get("max").await?.map(|v| v.len()),
+        Some(MAX_VALUE_BYTES)
+    );
     Ok(())
 }
 
@@ -342,7 +354,10 @@ async fn writer_queue_of_one_returns_busy_under_a_burst() -> anyhow::Result<()> 
         tokio::time::timeout(Duration::from_secs(30), outcome).await???;
     }
     let stored = store.load("burst/").await?;
-    let expected: Vec<String> = accepted.iter().map(|(i, _)| format!("burst/{i:03}")).collect();
+    let expected: Vec<String> = accepted
+        .iter()
+        .map(|(i, _)| format!("burst/{i:03}"))
+        .collect();
     let got: Vec<String> = stored.into_iter().map(|(k, _)| k).collect();
     assert_eq!(got, expected, "exactly the accepted batches were written");
     Ok(())
@@ -371,8 +386,14 @@ async fn writer_fails_unavailable_when_etcd_dies_and_keeps_every_acknowledged_wr
         "got {outcome:?}"
     );
     // Retries up to the deadline, plus at most one request timeout.
-    assert!(took >= deadline, "gave up after {took:?}, before the deadline");
-    assert!(took < deadline + Duration::from_secs(2) + SLACK, "took {took:?}");
+    assert!(
+        took >= deadline,
+        "gave up after {took:?}, before the deadline"
+    );
+    assert!(
+        took < deadline + Duration::from_secs(2) + SLACK,
+        "took {took:?}"
+    );
     if let Ok(behind) = queued_behind {
         assert!(matches!(behind.await?, Err(StoreError::Unavailable(_))));
     }
@@ -553,7 +574,10 @@ async fn election_stop_cancels_a_waiting_campaign() -> anyhow::Result<()> {
         let mut client = client.clone();
         async move {
             let keys = client
-                .get("/marathon/leader/", Some(etcd_client::GetOptions::new().with_prefix()))
+                .get(
+                    "/marathon/leader/",
+                    Some(etcd_client::GetOptions::new().with_prefix()),
+                )
                 .await?;
             Ok(keys.kvs().len() == 1)
         }

@@ -207,7 +207,11 @@ impl Store {
     /// The value at `key`, or `None` when there is none.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let full = self.full_key(key)?;
-        let answer = within(self.request_timeout, self.client.kv_client().get(full, None)).await?;
+        let answer = within(
+            self.request_timeout,
+            self.client.kv_client().get(full, None),
+        )
+        .await?;
         Ok(answer.kvs().first().map(|kv| kv.value().to_vec()))
     }
 

@@ -12,7 +12,11 @@ fn put(key: &str, bytes: usize) -> Op {
 
 #[test]
 fn plan_txns_keeps_a_small_batch_in_one_txn() {
-    let txns = plan_txns((0..MAX_TXN_OPS).map(|i| put(&format!("k{i}"), 10)).collect());
+    let txns = plan_txns(
+        (0..MAX_TXN_OPS)
+            .map(|i| put(&format!("k{i}"), 10))
+            .collect(),
+    );
     assert_eq!(txns.len(), 1);
     assert_eq!(txns[0].len(), MAX_TXN_OPS);
 }
@@ -30,7 +34,11 @@ fn plan_txns_splits_by_operation_count_in_order() {
 
 #[test]
 fn plan_txns_splits_by_bytes() {
-    let txns = plan_txns((0..3).map(|i| put(&format!("k{i}"), MAX_VALUE_BYTES)).collect());
+    let txns = plan_txns(
+        (0..3)
+            .map(|i| put(&format!("k{i}"), MAX_VALUE_BYTES))
+            .collect(),
+    );
     assert_eq!(txns.len(), 3, "two 1 MiB values never share a Txn");
 }
 
