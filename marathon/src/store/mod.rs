@@ -163,7 +163,9 @@ impl Store {
 
     /// Every key under `{prefix}/{under}` with its value, keys relative to
     /// the prefix and sorted. Read in pages of [`LOAD_PAGE_KEYS`], all at
-    /// the revision of the first page, so the result is one consistent snapshot.
+    /// the revision of the first page, so the result is one consistent snapshot
+    /// (if etcd compacts past that revision mid-load, the load fails with
+    /// [`StoreError::Rejected`] and can be retried).
     pub async fn load(&self, under: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         if under.starts_with('/') {
             return Err(StoreError::InvalidKey {
@@ -358,3 +360,6 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     // Every byte was 0xff: "\0" means "to the end of the keyspace" to etcd.
     vec![0]
 }
+
+#[cfg(test)]
+mod tests;
