@@ -77,10 +77,10 @@ fn watch_events(
         }
         let mut lines = BufReader::new(s).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(kind) = line.strip_prefix("event: ") {
-                if let Ok(mut v) = out.lock() {
-                    v.push(kind.trim().to_string());
-                }
+            if let Some(kind) = line.strip_prefix("event: ")
+                && let Ok(mut v) = out.lock()
+            {
+                v.push(kind.trim().to_string());
             }
         }
     });
@@ -137,12 +137,10 @@ async fn marathon_docker_app_scales_upgrades_by_image_tag_and_is_deleted() -> an
             loop {
                 if let Ok((200, _, body)) =
                     agora_tests::http_request(addr, "GET", "/v2/apps/prod/web", None).await
+                    && let Ok(v) = serde_json::from_str::<Value>(&body)
+                    && let Some(h) = v["app"]["tasksHealthy"].as_u64()
                 {
-                    if let Ok(v) = serde_json::from_str::<Value>(&body) {
-                        if let Some(h) = v["app"]["tasksHealthy"].as_u64() {
-                            lowest.fetch_min(h, Ordering::SeqCst);
-                        }
-                    }
+                    lowest.fetch_min(h, Ordering::SeqCst);
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

@@ -209,26 +209,24 @@ pub(crate) fn app_json(state: &State, a: &AppState, embed: Embed) -> Value {
             .collect();
         m.insert("tasks".into(), json!(tasks));
     }
-    if embed.last_task_failure {
-        if let Some(f) = &a.last_failure {
-            let mut fm = Map::new();
-            fm.insert("appId".into(), json!(a.app.id.to_string()));
-            fm.insert("host".into(), json!(f.host));
-            fm.insert("message".into(), json!(f.message));
-            fm.insert(
-                "state".into(),
-                serde_json::to_value(f.state).unwrap_or(Value::Null),
-            );
-            fm.insert("taskId".into(), json!(f.task_id));
-            fm.insert("instanceId".into(), json!(f.task_id));
-            fm.insert("timestamp".into(), json!(f.timestamp));
-            fm.insert("version".into(), json!(format_version(f.version)));
-            fm.insert(
-                crate::api::json::AGENT_ID_KEY.into(),
-                json!(f.agent_id.clone().unwrap_or_default()),
-            );
-            m.insert("lastTaskFailure".into(), Value::Object(fm));
-        }
+    if let (true, Some(f)) = (embed.last_task_failure, &a.last_failure) {
+        let mut fm = Map::new();
+        fm.insert("appId".into(), json!(a.app.id.to_string()));
+        fm.insert("host".into(), json!(f.host));
+        fm.insert("message".into(), json!(f.message));
+        fm.insert(
+            "state".into(),
+            serde_json::to_value(f.state).unwrap_or(Value::Null),
+        );
+        fm.insert("taskId".into(), json!(f.task_id));
+        fm.insert("instanceId".into(), json!(f.task_id));
+        fm.insert("timestamp".into(), json!(f.timestamp));
+        fm.insert("version".into(), json!(format_version(f.version)));
+        fm.insert(
+            crate::api::json::AGENT_ID_KEY.into(),
+            json!(f.agent_id.clone().unwrap_or_default()),
+        );
+        m.insert("lastTaskFailure".into(), Value::Object(fm));
     }
     v
 }

@@ -113,10 +113,9 @@ impl State {
         deployment_id: DeploymentId,
     ) -> Result<(Deployed, Effects), StateError> {
         let current = self.current_apps();
-        if req.create_only {
-            if let Some(a) = req.apps.iter().find(|a| current.contains_key(&a.id)) {
-                return Err(ApiError::AppExists(a.id.clone()));
-            }
+        let exists = req.apps.iter().find(|a| current.contains_key(&a.id));
+        if let (true, Some(a)) = (req.create_only, exists) {
+            return Err(ApiError::AppExists(a.id.clone()));
         }
         let mut target = current.clone();
         let mut version = Version::default();
@@ -377,8 +376,12 @@ impl State {
     pub(crate) fn unplace(&mut self, ids: &[InstanceId]) -> Effects {
         let mut fx = Effects::default();
         for id in ids {
-            if let Some(inst) = self.instances.get_mut(id) {
-                if inst.task_state == Some(agora_model::TaskState::Staging) {
+            if let Some(inst) = self
+                .instances
+                .get_mut(id)
+                .filter(|i| i.task_state == Some(agora_model::TaskState::Staging))
+            {
+                {
                     inst.placed = None;
                     inst.task_state = None;
                     inst.condition = agora_marathon_planner::Condition::Scheduled;

@@ -19,7 +19,10 @@ impl Harness {
     fn new() -> Harness {
         Harness {
             state: State::default(),
-            now: Now { mono: MonoTime(1_000), wall_ms: 1_700_000_000_000 },
+            now: Now {
+                mono: MonoTime(1_000),
+                wall_ms: 1_700_000_000_000,
+            },
             next: 0,
         }
     }
@@ -42,7 +45,10 @@ impl Harness {
     fn deploy(&mut self, app: App) -> Effects {
         self.next += 1;
         let id = agora_marathon_planner::DeploymentId(format!("d{}", self.next));
-        let req = DeployRequest { apps: vec![app], ..DeployRequest::default() };
+        let req = DeployRequest {
+            apps: vec![app],
+            ..DeployRequest::default()
+        };
         let (_, mut fx) = self.state.deploy(req, self.now, id).expect("deploy");
         fx.absorb(self.drive());
         fx
@@ -55,7 +61,8 @@ impl Harness {
             framework_id: FrameworkId::parse("fw").expect("fw"),
             agent_id: AgentId::parse(agent).expect("agent"),
             hostname: agent.to_string(),
-            resources: Resources::parse("cpus:8;mem:8192;disk:1000;ports:[31000-31099]").expect("res"),
+            resources: Resources::parse("cpus:8;mem:8192;disk:1000;ports:[31000-31099]")
+                .expect("res"),
             attributes: Attributes::default(),
             role: agora_model::Role::parse("*").expect("role"),
         };
@@ -65,7 +72,12 @@ impl Harness {
     }
 
     fn report(&mut self, task: &str, state: TaskState) -> Effects {
-        let status = TaskStatus::new(TaskId::parse(task).expect("task"), state, StatusSource::Executor, 0.0);
+        let status = TaskStatus::new(
+            TaskId::parse(task).expect("task"),
+            state,
+            StatusSource::Executor,
+            0.0,
+        );
         let mut fx = self.state.status_update(&status, self.now);
         fx.absorb(self.drive());
         fx
@@ -75,7 +87,9 @@ impl Harness {
         fx.calls
             .iter()
             .filter_map(|c| match c {
-                Call::Launch { tasks, .. } => Some(tasks.iter().map(|t| t.id.to_string()).collect::<Vec<_>>()),
+                Call::Launch { tasks, .. } => {
+                    Some(tasks.iter().map(|t| t.id.to_string()).collect::<Vec<_>>())
+                }
                 _ => None,
             })
             .flatten()
@@ -114,7 +128,10 @@ fn create_launch_run_then_scale_never_restarts() {
     for t in &first {
         h.report(t, TaskState::Running);
     }
-    assert!(h.state.deployments.is_empty(), "the deployment should be done");
+    assert!(
+        h.state.deployments.is_empty(),
+        "the deployment should be done"
+    );
 
     h.advance(1000);
     h.deploy(app(5, "sleep 100"));
@@ -122,7 +139,10 @@ fn create_launch_run_then_scale_never_restarts() {
     assert_eq!(Harness::launched(&fx).len(), 2);
     assert!(Harness::killed(&fx).is_empty());
     for t in &first {
-        assert!(h.state.instances.keys().any(|k| k.as_str() == t), "{t} was restarted");
+        assert!(
+            h.state.instances.keys().any(|k| k.as_str() == t),
+            "{t} was restarted"
+        );
     }
 }
 
@@ -156,8 +176,20 @@ fn a_new_command_rolls_every_instance_and_keeps_the_floor() {
     assert_eq!(killed2.len(), 1);
     h.report(&killed2[0], TaskState::Killed);
     assert!(h.state.deployments.is_empty());
-    let cv = h.state.apps.values().next().expect("app").app.config_version();
-    assert!(h.state.instances.values().all(|i| i.config_version == cv && i.condition == Condition::Running));
+    let cv = h
+        .state
+        .apps
+        .values()
+        .next()
+        .expect("app")
+        .app
+        .config_version();
+    assert!(
+        h.state
+            .instances
+            .values()
+            .all(|i| i.config_version == cv && i.condition == Condition::Running)
+    );
 }
 
 #[test]
@@ -198,18 +230,33 @@ fn a_new_leader_loads_what_was_written() {
     // Mid-deployment: one running, one staging.
     let loaded = load_state(all_records(&h.state), MonoTime(0)).expect("load");
     assert_eq!(loaded.apps.len(), 1);
-    let (a, b) = (&h.state.apps[&PathId::parse("/web").expect("id")], &loaded.apps[&PathId::parse("/web").expect("id")]);
+    let (a, b) = (
+        &h.state.apps[&PathId::parse("/web").expect("id")],
+        &loaded.apps[&PathId::parse("/web").expect("id")],
+    );
     assert_eq!(a.app, b.app);
-    assert_eq!(a.versions.keys().collect::<Vec<&Version>>(), b.versions.keys().collect::<Vec<&Version>>());
+    assert_eq!(
+        a.versions.keys().collect::<Vec<&Version>>(),
+        b.versions.keys().collect::<Vec<&Version>>()
+    );
     assert_eq!(loaded.instances.len(), 2);
     for (id, i) in &h.state.instances {
         let j = &loaded.instances[id];
-        assert_eq!((i.goal, i.condition, i.config_version, &i.placed), (j.goal, j.condition, j.config_version, &j.placed));
+        assert_eq!(
+            (i.goal, i.condition, i.config_version, &i.placed),
+            (j.goal, j.condition, j.config_version, &j.placed)
+        );
         assert_eq!(i.counted, j.counted);
     }
     assert_eq!(loaded.deployments.len(), 1);
-    let (da, db) = (h.state.deployments.values().next().expect("d"), loaded.deployments.values().next().expect("d"));
-    assert_eq!((da.current_step, &da.plan.steps), (db.current_step, &db.plan.steps));
+    let (da, db) = (
+        h.state.deployments.values().next().expect("d"),
+        loaded.deployments.values().next().expect("d"),
+    );
+    assert_eq!(
+        (da.current_step, &da.plan.steps),
+        (db.current_step, &db.plan.steps)
+    );
 }
 
 #[test]
@@ -220,8 +267,18 @@ fn deleting_an_app_kills_its_tasks_then_forgets_it() {
     for x in &t {
         h.report(x, TaskState::Running);
     }
-    let req = DeployRequest { remove: vec![PathId::parse("/web").expect("id")], ..DeployRequest::default() };
-    let (_, mut fx) = h.state.deploy(req, h.now, agora_marathon_planner::DeploymentId("del".into())).expect("delete");
+    let req = DeployRequest {
+        remove: vec![PathId::parse("/web").expect("id")],
+        ..DeployRequest::default()
+    };
+    let (_, mut fx) = h
+        .state
+        .deploy(
+            req,
+            h.now,
+            agora_marathon_planner::DeploymentId("del".into()),
+        )
+        .expect("delete");
     fx.absorb(h.drive());
     let mut killed = Harness::killed(&fx);
     killed.sort();
@@ -229,5 +286,7 @@ fn deleting_an_app_kills_its_tasks_then_forgets_it() {
     for x in &t {
         h.report(x, TaskState::Killed);
     }
-    assert!(h.state.apps.is_empty() && h.state.instances.is_empty() && h.state.deployments.is_empty());
+    assert!(
+        h.state.apps.is_empty() && h.state.instances.is_empty() && h.state.deployments.is_empty()
+    );
 }

@@ -76,10 +76,8 @@ impl State {
         self.recount(&id);
         if condition.is_terminal() {
             self.terminal(&id, status, now, &mut fx);
-        } else if state_changed {
-            if let Some(inst) = self.instances.get(&id) {
-                fx.write(instance_key(&id), encode_instance(inst));
-            }
+        } else if let (true, Some(inst)) = (state_changed, self.instances.get(&id)) {
+            fx.write(instance_key(&id), encode_instance(inst));
         }
         fx
     }
