@@ -53,10 +53,13 @@ async fn start_dev(
     let data = dir.join("data").display().to_string();
     let (ml, al) = (m.to_string(), format!("127.0.0.1:{ap}"));
     let etcd = format!("127.0.0.1:{}", free_port());
+    let marathon = format!("127.0.0.1:{}", free_port());
     let mut args = vec![
         "dev",
         "--etcd-listen",
         &etcd,
+        "--marathon-listen",
+        &marathon,
         "--data-dir",
         &data,
         "--master-listen",

@@ -148,6 +148,9 @@ pub(crate) fn condition_of(state: Option<TaskState>) -> Condition {
         Some(TaskState::Running) => Condition::Running,
         Some(TaskState::Killing) => Condition::Killing,
         Some(TaskState::Unreachable) => Condition::Unreachable,
+        // The master does not know the task (a launch lost with its
+        // leader, or an agent that forgot it): gone, as Marathon treats it.
+        Some(TaskState::Unknown) => Condition::Terminal,
         Some(s) if s.is_terminal() => Condition::Terminal,
         Some(_) => Condition::Staging,
     }

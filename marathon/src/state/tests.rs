@@ -290,3 +290,18 @@ fn deleting_an_app_kills_its_tasks_then_forgets_it() {
         h.state.apps.is_empty() && h.state.instances.is_empty() && h.state.deployments.is_empty()
     );
 }
+
+#[test]
+fn a_launch_the_master_never_saw_is_replaced_after_reconciliation() {
+    let mut h = Harness::new();
+    h.deploy(app(1, "sleep 100"));
+    let t = Harness::launched(&h.offer("agent-1"));
+    // The leader died before the launch reached the master; the next one
+    // reconciles and hears TASK_UNKNOWN.
+    let mut loaded = load_state(all_records(&h.state), MonoTime(0)).expect("load");
+    std::mem::swap(&mut h.state, &mut loaded);
+    h.report(&t[0], TaskState::Unknown);
+    assert!(!h.state.instances.keys().any(|k| k.as_str() == t[0]));
+    h.advance(2000);
+    assert_eq!(Harness::launched(&h.offer("agent-1")).len(), 1);
+}

@@ -222,22 +222,22 @@ async fn put_app(shared: &Shared, id: PathId, body: &[u8], q: &Query, patch: boo
             Err(e) => error(e),
         };
     }
-    let app = if patch || q.get("partialUpdate") == Some("true") {
-        match merged(shared, &id, body).await {
-            Ok(a) => a,
-            Err(e) => return error(e),
-        }
-    } else {
-        match parse_for(&id, body) {
-            Ok(a) => a,
-            Err(e) => return error(e),
-        }
-    };
     let id2 = id.clone();
     let existed = read(shared, move |state, _| {
         state.apps.get(&id2).is_some_and(|a| !a.removing)
     })
     .await;
+    // Marathon 1.x: PUT on an existing app merges the body into it unless
+    // `partialUpdate=false`; PATCH always merges.
+    let merge = patch || q.flag_or_true("partialUpdate");
+    let app = match (&existed, merge) {
+        (Ok(true), true) => merged(shared, &id, body).await,
+        _ => parse_for(&id, body),
+    };
+    let app = match app {
+        Ok(a) => a,
+        Err(e) => return error(e),
+    };
     let req = DeployRequest {
         apps: vec![app],
         force,

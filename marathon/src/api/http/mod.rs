@@ -168,9 +168,18 @@ impl Query {
         self.all(key).next()
     }
 
-    /// `force=true` and friends (Marathon accepts only `true`/`false`).
+    /// `force=true` and friends, in any case (clients send Python's
+    /// `True`; Marathon's JAX-RS booleans ignore case).
     pub(crate) fn flag(&self, key: &str) -> bool {
-        self.get(key) == Some("true")
+        self.get(key)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
+    /// A flag that defaults to true unless given as `false` (any case).
+    pub(crate) fn flag_or_true(&self, key: &str) -> bool {
+        !self
+            .get(key)
+            .is_some_and(|v| v.eq_ignore_ascii_case("false"))
     }
 }
 
