@@ -6,6 +6,7 @@ mod agent_recovery;
 mod agent_redirect;
 mod agent_support;
 mod marathon_apps;
+mod marathon_flows;
 mod marathon_python;
 mod marathon_support;
 mod master_agent_link;

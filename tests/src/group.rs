@@ -21,16 +21,37 @@ impl TestGroup {
     /// `n` members on 127.0.0.1 with `config`'s timings (its group settings
     /// are replaced). Returns once they are started, not once one leads.
     pub async fn start(n: u64, config: MasterConfig) -> anyhow::Result<TestGroup> {
+        Self::start_inner(n, config, false).await
+    }
+
+    /// Like [`TestGroup::start`], and every member serves the etcd API on a
+    /// port of its own, known to the others (followers forward writes to
+    /// the leader's etcd port).
+    pub async fn start_with_etcd(n: u64, config: MasterConfig) -> anyhow::Result<TestGroup> {
+        Self::start_inner(n, config, true).await
+    }
+
+    async fn start_inner(n: u64, config: MasterConfig, etcd: bool) -> anyhow::Result<TestGroup> {
         let mut listeners = BTreeMap::new();
         for id in 1..=n {
             listeners.insert(id, tokio::net::TcpListener::bind("127.0.0.1:0").await?);
         }
         let mut peers = BTreeMap::new();
+        let mut etcd_listen = BTreeMap::new();
         for (id, listener) in &listeners {
             let addr = listener.local_addr()?.to_string();
+            let etcd_addr = if etcd {
+                // A free port, released for the member to bind.
+                let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+                let a = probe.local_addr()?;
+                etcd_listen.insert(*id, a);
+                a.to_string()
+            } else {
+                addr.clone()
+            };
             let spec = PeerSpec {
-                api_addr: addr.clone(),
-                etcd_addr: addr,
+                api_addr: addr,
+                etcd_addr,
             };
             peers.insert(*id, spec);
         }
@@ -42,6 +63,9 @@ impl TestGroup {
                 peers: peers.clone(),
                 ..config.group.clone()
             };
+            if let Some(a) = etcd_listen.get(&id) {
+                member_config.group.etcd_listen = Some(*a);
+            }
             masters.insert(id, TestMaster::start_member(member_config, listener).await?);
         }
         Ok(TestGroup { masters })
