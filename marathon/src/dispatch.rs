@@ -88,6 +88,7 @@ pub(crate) async fn sequence(
     writer: StoreWriter,
     calls: mpsc::Sender<Call>,
     events: broadcast::Sender<Event>,
+    probes: mpsc::Sender<crate::readiness::Probe>,
 ) {
     while let Some(p) = rx.recv().await {
         if !p.effects.writes.is_empty() {
@@ -107,6 +108,11 @@ pub(crate) async fn sequence(
         }
         for call in p.effects.calls {
             if calls.send(call).await.is_err() {
+                return;
+            }
+        }
+        for probe in p.effects.probes {
+            if probes.send(probe).await.is_err() {
                 return;
             }
         }

@@ -58,6 +58,8 @@ pub(crate) enum Command {
     Update(Box<TaskStatus>),
     /// A launch the master refused: these instances wait again.
     LaunchFailed(Vec<InstanceId>),
+    /// A readiness check passed.
+    Ready(InstanceId),
 }
 
 /// Clock readings for the state.
@@ -137,6 +139,7 @@ fn handle(state: &mut State, cmd: Command, now: Now) -> (Effects, Reply) {
         Command::Offers(offers) => (state.offers(offers, now), Reply::None),
         Command::Update(status) => (state.status_update(&status, now), Reply::None),
         Command::LaunchFailed(ids) => (state.unplace(&ids), Reply::None),
+        Command::Ready(id) => (state.mark_ready(&id), Reply::None),
     }
 }
 

@@ -158,7 +158,15 @@ async fn lead(
     let (call_tx, call_rx) = mpsc::channel(CALL_QUEUE);
     let writer = store.writer(WRITER_QUEUE);
     let mut loop_task = tokio::spawn(run(state, cmd_rx, seq_tx));
-    let seq_task = tokio::spawn(sequence(seq_rx, writer, call_tx, shared.events.clone()));
+    let (probe_tx, probe_rx) = mpsc::channel(crate::readiness::PROBE_QUEUE);
+    let probe_task = tokio::spawn(crate::readiness::run(probe_rx, cmd_tx.clone()));
+    let seq_task = tokio::spawn(sequence(
+        seq_rx,
+        writer,
+        call_tx,
+        shared.events.clone(),
+        probe_tx,
+    ));
     let calls_task = tokio::spawn(make_calls(call_rx, handle.clone(), cmd_tx.clone()));
     let forwarder = crate::framework::Forwarder { tx: cmd_tx.clone() };
     let driver_task = tokio::spawn(async move {
@@ -188,6 +196,7 @@ async fn lead(
     loop_task.abort();
     seq_task.abort();
     calls_task.abort();
+    probe_task.abort();
     let _ = tokio::time::timeout(Duration::from_secs(5), driver_task).await;
     let _ = leadership.resign().await;
     abdicated

@@ -9,7 +9,8 @@
 //!   run the loop), step down; standbys track the leader.
 //! - `event_loop.rs`: the loop that owns the state; `dispatch.rs`: the
 //!   sequencer (writes durable before calls, events and answers) and the
-//!   SDK calls task; `framework.rs`: SDK callbacks → loop commands.
+//!   SDK calls task; `framework.rs`: SDK callbacks → loop commands;
+//!   `readiness.rs`: readiness-check probes, results back to the loop.
 //! - `state/`: the sans-IO state (apps, instances, deployments, launch
 //!   queue) and its records.
 //! - `store/`: persistence on an etcd v3 keyspace; `election.rs`: the
@@ -36,6 +37,7 @@ pub mod election;
 mod event_loop;
 mod framework;
 mod leader;
+mod readiness;
 mod state;
 pub mod store;
 

@@ -51,6 +51,10 @@ fn web_app(tag: &str, instances: u32) -> Value {
             "gracePeriodSeconds": 10, "intervalSeconds": 1, "timeoutSeconds": 1,
             "maxConsecutiveFailures": 3, "delaySeconds": 0
         }],
+        "readinessChecks": [{
+            "name": "ready", "protocol": "HTTP", "path": "/index.html", "portName": "http",
+            "intervalSeconds": 2, "timeoutSeconds": 1, "httpStatusCodesForReady": [200]
+        }],
         "upgradeStrategy": {"minimumHealthCapacity": 0.6, "maximumOverCapacity": 0.2}
     })
 }
@@ -95,8 +99,9 @@ async fn marathon_docker_app_scales_upgrades_by_image_tag_and_is_deleted() -> an
     tag_test_images()?;
     let (master, etcd) = master_with_etcd().await?;
     let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
-    let _a = agent_on(&master, dirs[0].path(), "host-a", "r1", true).await?;
-    let _b = agent_on(&master, dirs[1].path(), "host-b", "r2", true).await?;
+    // Hostnames Marathon's readiness probes can reach.
+    let _a = agent_on(&master, dirs[0].path(), "localhost", "r1", true).await?;
+    let _b = agent_on(&master, dirs[1].path(), "127.0.0.1", "r2", true).await?;
     let m = TestMarathon::start(vec![master.host_port()], etcd, "/marathon-docker").await?;
     m.wait_leader(Duration::from_secs(20)).await?;
     let (events, events_task) = watch_events(&m);

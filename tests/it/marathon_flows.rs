@@ -247,3 +247,56 @@ async fn marathon_survives_the_leading_master_killed_mid_deployment() -> anyhow:
     assert!(task_ids(&after).iter().all(|t| !before.contains(t)));
     Ok(())
 }
+
+#[tokio::test]
+async fn marathon_groups_create_scale_replace_and_delete() -> anyhow::Result<()> {
+    let (master, etcd) = master_with_etcd().await?;
+    let dir = tempfile::tempdir()?;
+    let _a = agent_on(&master, dir.path(), "host-r1-a", "r1", false).await?;
+    let m = TestMarathon::start(vec![master.host_port()], etcd, "/marathon-groups").await?;
+    m.wait_leader(Duration::from_secs(20)).await?;
+    let shop = json!({"id": "/shop",
+        "apps": [sleeper("cart", 1, "sleep 1000"), sleeper("db", 1, "sleep 1000")],
+        "groups": [{"id": "back", "apps": [sleeper("api", 1, "sleep 1000")]}]});
+    let (code, body) = m.call("POST", "/v2/groups", Some(&shop)).await?;
+    assert_eq!(code, 201, "{body}");
+    wait_no_deployments(&m).await?;
+    let (code, tree) = m.get("/v2/groups/shop").await?;
+    assert_eq!(code, 200);
+    let ids = |v: &Value| -> Vec<String> {
+        v["apps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["id"].as_str().map(str::to_string))
+            .collect()
+    };
+    assert_eq!(ids(&tree), vec!["/shop/cart", "/shop/db"], "{tree}");
+    assert_eq!(tree["groups"][0]["id"], "/shop/back");
+    assert_eq!(ids(&tree["groups"][0]), vec!["/shop/back/api"]);
+    let (code, _) = m.call("POST", "/v2/groups", Some(&shop)).await?;
+    assert_eq!(code, 409);
+
+    let (code, body) = m
+        .call("PUT", "/v2/groups/shop", Some(&json!({"scaleBy": 2})))
+        .await?;
+    assert_eq!(code, 200, "{body}");
+    wait_no_deployments(&m).await?;
+    wait_app(&m, "/shop/back/api", "scaled by 2", |a| serving(a, 2)).await?;
+
+    let only_cart = json!({"apps": [sleeper("cart", 1, "sleep 1000")]});
+    let (code, body) = m.call("PUT", "/v2/groups/shop", Some(&only_cart)).await?;
+    assert_eq!(code, 200, "{body}");
+    wait_no_deployments(&m).await?;
+    let (_, tree) = m.get("/v2/groups/shop").await?;
+    assert_eq!(ids(&tree), vec!["/shop/cart"], "{tree}");
+    assert_eq!(m.get("/v2/apps/shop/db").await?.0, 404);
+
+    let (code, body) = m.call("DELETE", "/v2/groups/shop", None).await?;
+    assert_eq!(code, 200, "{body}");
+    wait_no_deployments(&m).await?;
+    assert_eq!(m.get("/v2/groups/shop").await?.0, 404);
+    let (_, tasks) = m.get("/v2/tasks").await?;
+    assert_eq!(tasks["tasks"], json!([]));
+    Ok(())
+}

@@ -265,8 +265,24 @@ pub(crate) fn step_json(d: &Deployment, index: usize) -> Value {
     json!({"actions": actions})
 }
 
+/// Readiness of an app's new instances, as a deployment's current action
+/// shows it.
+fn readiness_results(state: &State, app: &agora_marathon_planner::PathId) -> Vec<Value> {
+    let Some(a) = state.apps.get(app) else {
+        return Vec::new();
+    };
+    let Some(check) = a.app.readiness_checks.first() else {
+        return Vec::new();
+    };
+    state
+        .instances_of(app)
+        .filter(|i| i.config_version == a.app.config_version() && i.condition == Condition::Running)
+        .map(|i| json!({"name": check.name, "taskId": i.id.to_string(), "ready": i.ready, "lastResponse": Value::Null}))
+        .collect()
+}
+
 /// One deployment, as `/v2/deployments` shows it.
-pub(crate) fn deployment_json(d: &Deployment) -> Value {
+pub(crate) fn deployment_json(state: &State, d: &Deployment) -> Value {
     let current: Vec<Value> = d
         .plan
         .steps
@@ -274,7 +290,13 @@ pub(crate) fn deployment_json(d: &Deployment) -> Value {
         .map(|s| {
             s.actions
                 .iter()
-                .map(|a| json!({"action": a.name(), "app": a.app().to_string(), "readinessCheckResults": []}))
+                .map(|a| {
+                    json!({
+                        "action": a.name(),
+                        "app": a.app().to_string(),
+                        "readinessCheckResults": readiness_results(state, a.app()),
+                    })
+                })
                 .collect()
         })
         .unwrap_or_default();

@@ -171,6 +171,7 @@ impl State {
                 condition: Condition::Scheduled,
                 task_state: None,
                 healthy: None,
+                ready: false,
                 placed: None,
                 staged_at_ms: now.wall_ms,
                 started_at_ms: None,
@@ -215,6 +216,13 @@ impl State {
     /// Forgets an instance and its record.
     pub(crate) fn expunge(&mut self, id: &InstanceId, fx: &mut Effects) {
         if let Some(mut inst) = self.instances.remove(id) {
+            let probed = self
+                .apps
+                .get(&inst.app)
+                .is_some_and(|a| !a.app.readiness_checks.is_empty());
+            if probed && !inst.ready {
+                fx.probes.push(crate::readiness::Probe::Stop(id.clone()));
+            }
             if inst.counted {
                 inst.goal = agora_marathon_planner::Goal::Decommissioned;
                 self.instances.insert(id.clone(), inst);
@@ -303,6 +311,11 @@ impl State {
             })
             .collect();
         fx.call(Call::Reconcile(tasks));
+        // A new leader probes readiness again where it is still unknown.
+        let ids: Vec<InstanceId> = self.instances.keys().cloned().collect();
+        for id in ids {
+            fx.probes.extend(self.readiness_probe(&id));
+        }
         // An implicit reconciliation too: tasks we do not know are reported
         // and killed (`updates.rs`).
         fx.call(Call::Reconcile(Vec::new()));

@@ -7,6 +7,7 @@ use std::time::Duration;
 use agora_model::{AgentId, Offer, OfferId, TaskId, TaskSpec};
 use serde_json::Value;
 
+use crate::readiness::Probe;
 use crate::store::Write;
 
 /// A call to the master through the scheduler SDK.
@@ -49,6 +50,7 @@ pub(crate) struct Effects {
     pub(crate) writes: Vec<Write>,
     pub(crate) calls: Vec<Call>,
     pub(crate) events: Vec<Event>,
+    pub(crate) probes: Vec<Probe>,
 }
 
 impl Effects {
@@ -79,5 +81,6 @@ impl Effects {
         self.writes.extend(other.writes);
         self.calls.extend(other.calls);
         self.events.extend(other.events);
+        self.probes.extend(other.probes);
     }
 }

@@ -130,6 +130,8 @@ pub(crate) struct Instance {
     pub(crate) task_state: Option<TaskState>,
     /// Health from the agent's checks; None while unknown.
     pub(crate) healthy: Option<bool>,
+    /// A readiness check answered with a ready status (apps with checks).
+    pub(crate) ready: bool,
     pub(crate) placed: Option<Placed>,
     /// When it was created (wall ms) and when it started running.
     pub(crate) staged_at_ms: u64,
@@ -155,8 +157,7 @@ impl Instance {
             goal: self.goal,
             condition: self.condition,
             healthy,
-            // Readiness checks are not run yet: ready once healthy.
-            ready: healthy,
+            ready: healthy && (app.readiness_checks.is_empty() || self.ready),
             started_at: MonoTime(self.staged_at_ms),
             agent: self
                 .placed

@@ -190,6 +190,7 @@ fn decode_instance(key: &str, bytes: &[u8]) -> Result<Instance, RecordError> {
         condition: condition_of(rec.state),
         task_state: rec.state,
         healthy: None,
+        ready: false,
         placed,
         staged_at_ms: rec.staged_at_ms,
         started_at_ms: rec.started_at_ms,

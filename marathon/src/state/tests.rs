@@ -305,3 +305,52 @@ fn a_launch_the_master_never_saw_is_replaced_after_reconciliation() {
     h.advance(2000);
     assert_eq!(Harness::launched(&h.offer("agent-1")).len(), 1);
 }
+
+#[test]
+fn a_restart_waits_for_readiness_before_killing_the_old_instance() {
+    let mut h = Harness::new();
+    let mut a = app(1, "sleep 100");
+    a.ports = vec![agora_marathon_planner::PortSpec {
+        port: 0,
+        host_port: None,
+        service_port: 0,
+        protocol: "tcp".into(),
+        name: Some("http".into()),
+        labels: Default::default(),
+    }];
+    a.readiness_checks = vec![agora_marathon_planner::ReadinessCheck {
+        port_name: "http".into(),
+        ..agora_marathon_planner::ReadinessCheck::default()
+    }];
+    a.upgrade_strategy.minimum_health_capacity = agora_model::Scalar::from_units(1);
+    h.deploy(a.clone());
+    let old = Harness::launched(&h.offer("agent-1"));
+    let fx = h.report(&old[0], TaskState::Running);
+    let started = fx.probes.iter().any(|p| {
+        matches!(p, crate::readiness::Probe::Start { instance, url, .. }
+        if instance.as_str() == old[0] && url.starts_with("http://agent-1:310"))
+    });
+    assert!(started, "{:?}", fx.probes);
+    h.state
+        .mark_ready(&agora_marathon_planner::InstanceId::from_string(
+            old[0].clone(),
+        ));
+    h.drive();
+    assert!(h.state.deployments.is_empty());
+
+    h.advance(1000);
+    a.cmd = Some("sleep 200".into());
+    h.deploy(a);
+    let new = Harness::launched(&h.offer("agent-1"));
+    assert_eq!(new.len(), 1);
+    let fx = h.report(&new[0], TaskState::Running);
+    assert!(
+        Harness::killed(&fx).is_empty(),
+        "killed before the new one was ready"
+    );
+    assert_eq!(fx.probes.len(), 1);
+    let id = agora_marathon_planner::InstanceId::from_string(new[0].clone());
+    let mut fx = h.state.mark_ready(&id);
+    fx.absorb(h.drive());
+    assert_eq!(Harness::killed(&fx), old);
+}

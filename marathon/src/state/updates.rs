@@ -7,6 +7,7 @@ use agora_marathon_planner::{Condition, Goal, InstanceId};
 use agora_model::{TaskState, TaskStatus};
 use serde_json::json;
 
+use crate::readiness::Probe;
 use crate::state::records::{condition_of, encode_instance, instance_key};
 use crate::state::{Call, Effects, Now, State, TaskFailure};
 
@@ -74,6 +75,9 @@ impl State {
             }
         }
         self.recount(&id);
+        if state_changed && condition == Condition::Running {
+            fx.probes.extend(self.readiness_probe(&id));
+        }
         if condition.is_terminal() {
             self.terminal(&id, status, now, &mut fx);
         } else if let (true, Some(inst)) = (state_changed, self.instances.get(&id)) {
@@ -110,6 +114,41 @@ impl State {
             }
         }
         self.expunge(id, fx);
+    }
+
+    /// The readiness probe a running, not yet ready instance needs, if its
+    /// app has a readiness check (the first; Marathon allows one).
+    pub(crate) fn readiness_probe(&self, id: &InstanceId) -> Option<Probe> {
+        let inst = self.instances.get(id)?;
+        let app = &self.apps.get(&inst.app)?.app;
+        let check = app.readiness_checks.first()?;
+        if inst.ready || inst.condition != Condition::Running {
+            return None;
+        }
+        let placed = inst.placed.as_ref()?;
+        let index = app
+            .ports
+            .iter()
+            .position(|p| p.name.as_deref() == Some(check.port_name.as_str()))?;
+        let port = placed.host_ports.get(index)?;
+        let scheme = if check.https { "https" } else { "http" };
+        Some(Probe::Start {
+            instance: id.clone(),
+            url: format!("{scheme}://{}:{port}{}", placed.facts.hostname, check.path),
+            interval: check.interval,
+            timeout: check.timeout,
+            ready_codes: check.http_status_codes_for_ready.clone(),
+        })
+    }
+
+    /// A readiness check passed.
+    pub(crate) fn mark_ready(&mut self, id: &InstanceId) -> Effects {
+        let mut fx = Effects::default();
+        if let Some(inst) = self.instances.get_mut(id) {
+            inst.ready = true;
+        }
+        fx.probes.push(Probe::Stop(id.clone()));
+        fx
     }
 
     /// After a load: count placed instances and learn their agents.

@@ -19,7 +19,7 @@ pub(crate) async fn list(State(shared): State<Arc<Shared>>) -> Response {
         state
             .deployments
             .values()
-            .map(deployment_json)
+            .map(|d| deployment_json(state, d))
             .collect::<Vec<Value>>()
     })
     .await

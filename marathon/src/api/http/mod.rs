@@ -5,7 +5,8 @@
 //!
 //! Files: `apps.rs` (`/v2/apps`, its tasks, versions, restart),
 //! `deployments.rs`, `tasks.rs` (`/v2/tasks`, `/v2/queue`), `misc.rs`
-//! (`/v2/info`, `/v2/leader`, `/ping`, `/metrics`, `/v2/groups`),
+//! (`/v2/info`, `/v2/leader`, `/ping`, `/metrics`, `GET /v2/groups`),
+//! `groups.rs` (POST/PUT/DELETE of groups),
 //! `events.rs` (`/v2/events`, Server-Sent Events).
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,7 @@ use crate::state::{Now, State};
 mod apps;
 mod deployments;
 mod events;
+mod groups;
 mod misc;
 mod proxy;
 mod tasks;
@@ -64,8 +66,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/v2/queue/{*rest}",
             axum::routing::delete(tasks::reset_delay),
         )
-        .route("/v2/groups", get(misc::groups))
-        .route("/v2/groups/{*rest}", get(misc::group))
+        .route("/v2/groups", get(misc::groups).post(groups::create))
+        .route(
+            "/v2/groups/{*rest}",
+            get(misc::group).put(groups::update).delete(groups::delete),
+        )
         .route("/v2/events", get(events::stream))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
