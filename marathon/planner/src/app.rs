@@ -61,6 +61,9 @@ pub struct App {
     /// Agora addition (not in Marathon): a deployment step for this app
     /// fails when it makes no progress for this long. Off by default.
     pub progress_deadline: Option<Duration>,
+    /// Agora addition: when the progress deadline fails a deployment, roll
+    /// the app back to the definition it had before (off by default).
+    pub rollback_on_deadline: bool,
     /// This definition's version (every change makes a new one).
     pub version: Version,
     /// When the instance count and the rest of the config last changed.
@@ -95,6 +98,7 @@ impl App {
             task_kill_grace_period: None,
             dependencies: Vec::new(),
             progress_deadline: None,
+            rollback_on_deadline: false,
             version: Version::default(),
             version_info: VersionInfo::default(),
         }

@@ -595,6 +595,10 @@ impl Cx {
             .progress_deadline_seconds
             .as_ref()
             .map(|n| self.seconds(Some(n), "/progressDeadlineSeconds", Duration::ZERO));
+        app.rollback_on_deadline = json.progress_deadline_rollback.unwrap_or(false);
+        if app.rollback_on_deadline && app.progress_deadline.is_none() {
+            self.err("/progressDeadlineRollback", "needs progressDeadlineSeconds");
+        }
     }
 
     fn unreachable(&mut self, d: &UnreachableDelaysJson) -> UnreachableStrategy {

@@ -19,9 +19,17 @@ impl State {
     /// for new instances.
     pub(crate) fn drive(&mut self, now: Now, fresh: &mut dyn FnMut() -> String) -> Effects {
         let mut fx = Effects::default();
-        let ids: Vec<DeploymentId> = self.deployments.keys().cloned().collect();
-        for id in ids {
+        // A deployment may start another (a rollback at its deadline): drive
+        // each one present once.
+        let mut driven = std::collections::BTreeSet::new();
+        while let Some(id) = self
+            .deployments
+            .keys()
+            .find(|k| !driven.contains(*k))
+            .cloned()
+        {
             self.drive_deployment(&id, now, fresh, &mut fx);
+            driven.insert(id);
         }
         self.replace_lost(now, fresh, &mut fx);
         self.check_unreachable(now, &mut fx);
@@ -51,7 +59,7 @@ impl State {
                     StepStatus::Done => {}
                     StepStatus::InProgress => done = false,
                     StepStatus::DeadlineExceeded => {
-                        self.drop_deployment(id, now, fx, "deployment_failed");
+                        self.deadline_exceeded(id, action.app(), now, fresh, fx);
                         return;
                     }
                 }
@@ -110,6 +118,32 @@ impl State {
             }
         }
         outcome.status
+    }
+
+    /// A step made no progress within its app's deadline: the deployment
+    /// fails, and rolls back when the app asks for it (an Agora addition:
+    /// Marathon waited forever).
+    fn deadline_exceeded(
+        &mut self,
+        id: &DeploymentId,
+        app: &PathId,
+        now: Now,
+        fresh: &mut dyn FnMut() -> String,
+        fx: &mut Effects,
+    ) {
+        let rollback = self
+            .apps
+            .get(app)
+            .is_some_and(|a| a.app.rollback_on_deadline);
+        tracing::warn!(deployment = %id, %app, rollback, "a deployment step passed its progress deadline");
+        if !rollback {
+            self.drop_deployment(id, now, fx, "deployment_failed");
+            return;
+        }
+        match self.cancel_deployment(id, false, now, DeploymentId(fresh())) {
+            Ok((_, more)) => fx.absorb(more),
+            Err(e) => tracing::error!(error = %e, "the rollback could not be planned"),
+        }
     }
 
     fn finish_deployment(&mut self, id: &DeploymentId, now: Now, fx: &mut Effects) {

@@ -46,6 +46,46 @@ pub(crate) const MAX_INSTANCES_PER_OFFER: u32 = 5;
 /// Launch at most this many instances per offers event, so a burst of
 /// launches cannot starve status updates in the loop.
 pub(crate) const MAX_LAUNCHES_PER_ROUND: u32 = 1000;
+/// Launch rate limit: at most this many launches per second on average,
+/// with bursts up to [`LAUNCH_BURST`] (Marathon's launch tokens, which it
+/// hands out 100 per 30 s by default; ours are sized for fast deploys while
+/// still keeping a runaway app from flooding the master).
+pub(crate) const LAUNCH_RATE_PER_SEC: u64 = 500;
+/// See [`LAUNCH_RATE_PER_SEC`].
+pub(crate) const LAUNCH_BURST: u64 = 1000;
+
+/// A token bucket for launches; time comes in as data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LaunchTokens {
+    /// Tokens in thousandths.
+    milli: u64,
+    last: MonoTime,
+}
+
+impl Default for LaunchTokens {
+    fn default() -> Self {
+        LaunchTokens {
+            milli: LAUNCH_BURST * 1000,
+            last: MonoTime(0),
+        }
+    }
+}
+
+impl LaunchTokens {
+    /// Whole tokens available at `now`.
+    pub(crate) fn available(&mut self, now: MonoTime) -> u32 {
+        let ms = now.since(self.last).as_millis() as u64;
+        self.milli = (self.milli + ms * LAUNCH_RATE_PER_SEC).min(LAUNCH_BURST * 1000);
+        self.last = now;
+        u32::try_from(self.milli / 1000).unwrap_or(u32::MAX)
+    }
+
+    /// Spends `n` tokens.
+    pub(crate) fn spend(&mut self, n: u32) {
+        self.milli = self.milli.saturating_sub(u64::from(n) * 1000);
+    }
+}
+
 /// Reconcile every task this often (Marathon's `--reconciliation_interval`,
 /// 600 s).
 pub(crate) const RECONCILE_INTERVAL: Duration = Duration::from_secs(600);
@@ -198,6 +238,8 @@ pub(crate) struct State {
     pub(crate) suppressed: bool,
     /// Wall ms of the last explicit reconciliation.
     pub(crate) last_reconcile: Option<MonoTime>,
+    /// The launch rate limit.
+    pub(crate) launch_tokens: LaunchTokens,
 }
 
 impl State {

@@ -43,7 +43,9 @@ impl State {
         }
         let mut left: Vec<Resources> = offers.iter().map(|o| o.resources.clone()).collect();
         let mut tasks: BTreeMap<usize, Vec<TaskSpec>> = BTreeMap::new();
-        let mut budget = MAX_LAUNCHES_PER_ROUND;
+        let tokens = self.launch_tokens.available(now.mono);
+        let mut budget = MAX_LAUNCHES_PER_ROUND.min(tokens);
+        let start_budget = budget;
         for (app_id, waiting) in self.waiting(now) {
             if budget == 0 {
                 break;
@@ -88,6 +90,7 @@ impl State {
                 self.mark_placed(&inst_id, view, &p.host_ports, &mut fx);
             }
         }
+        self.launch_tokens.spend(start_budget - budget);
         let waits = self.anything_waits();
         let mut unused = Vec::new();
         for (i, offer) in offers.into_iter().enumerate() {

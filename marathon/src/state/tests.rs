@@ -354,3 +354,64 @@ fn a_restart_waits_for_readiness_before_killing_the_old_instance() {
     fx.absorb(h.drive());
     assert_eq!(Harness::killed(&fx), old);
 }
+
+#[test]
+fn a_stuck_deployment_rolls_back_at_its_progress_deadline() {
+    let mut h = Harness::new();
+    let mut a = app(1, "sleep 100");
+    h.deploy(a.clone());
+    let first = Harness::launched(&h.offer("agent-1"));
+    h.report(&first[0], TaskState::Running);
+    h.advance(1000);
+    a.cmd = Some("sleep 200".into());
+    a.resources.cpus = agora_model::Scalar::from_units(100); // never fits
+    a.progress_deadline = Some(std::time::Duration::from_secs(30));
+    a.rollback_on_deadline = true;
+    h.deploy(a);
+    assert!(Harness::launched(&h.offer("agent-1")).is_empty());
+    h.advance(31_000);
+    let fx = h.drive();
+    assert!(fx.events.iter().any(|e| e.kind == "deployment_failed"));
+    // The revert kills the waiting new instance, and is done at the next
+    // drive (the loop drives after every command and each second): the
+    // old instance never stopped.
+    h.drive();
+    let current = &h.state.apps.values().next().expect("app").app;
+    assert_eq!(current.cmd.as_deref(), Some("sleep 100"));
+    assert!(
+        h.state.deployments.is_empty(),
+        "{:?} {:?}",
+        h.state
+            .deployments
+            .values()
+            .map(|d| (&d.plan.steps, d.current_step))
+            .collect::<Vec<_>>(),
+        h.state
+            .instances
+            .values()
+            .map(|i| (&i.id, i.condition, i.goal, i.config_version))
+            .collect::<Vec<_>>()
+    );
+    assert!(h.state.instances.keys().any(|k| k.as_str() == first[0]));
+    assert!(
+        !h.state
+            .instances
+            .values()
+            .any(|i| i.condition == Condition::Scheduled)
+    );
+}
+
+#[test]
+fn launches_are_rate_limited_by_a_token_bucket() {
+    let mut t = crate::state::LaunchTokens::default();
+    let now = MonoTime(10_000);
+    let burst = t.available(now);
+    assert_eq!(u64::from(burst), crate::state::LAUNCH_BURST);
+    t.spend(burst);
+    assert_eq!(t.available(now), 0);
+    let later = MonoTime(10_100);
+    assert_eq!(
+        u64::from(t.available(later)),
+        crate::state::LAUNCH_RATE_PER_SEC / 10
+    );
+}

@@ -131,6 +131,7 @@ pub fn app_to_json(app: &App) -> AppJson {
         labels: Some(app.labels.clone()),
         dependencies: Some(app.dependencies.iter().map(PathId::to_string).collect()),
         progress_deadline_seconds: app.progress_deadline.map(seconds_number),
+        progress_deadline_rollback: app.rollback_on_deadline.then_some(true),
         version: Some(format_version(app.version)),
         version_info: Some(VersionInfoJson {
             last_scaling_at: Some(format_version(app.version_info.last_scaling_at)),

@@ -102,6 +102,10 @@ pub struct AppJson {
     /// Agora addition: fail a deployment step that makes no progress this long.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress_deadline_seconds: Option<Number>,
+    /// Agora addition: roll back when the progress deadline fails a
+    /// deployment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress_deadline_rollback: Option<bool>,
     /// Read-only: ISO-8601 version timestamp, assigned by the server.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
