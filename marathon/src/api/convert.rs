@@ -41,6 +41,10 @@ pub use render::{app_to_json, render_app};
 /// Longest duration accepted, in seconds (about 31,700 years).
 const MAX_SECONDS: f64 = 1e12;
 
+/// `docker run` flags Agora's agents apply (as container labels and
+/// environment); any other is refused with a 422 rather than ignored.
+pub const SUPPORTED_DOCKER_PARAMETERS: [&str; 3] = ["label", "env", "e"];
+
 /// Reads an app definition from a request body; relative ids (the app's
 /// and, against the app's group, its dependencies') resolve against `base`.
 pub fn parse_app(body: &[u8], base: &PathId) -> Result<App, ApiError> {
@@ -371,6 +375,23 @@ impl Cx {
         // An absent `container` reads as the default one: no image.
         match (c.kind.as_deref().unwrap_or("DOCKER"), c.docker.as_ref()) {
             ("DOCKER", Some(d)) => {
+                for (i, p) in d.parameters.iter().flatten().enumerate() {
+                    if !SUPPORTED_DOCKER_PARAMETERS.contains(&p.key.as_str()) {
+                        self.err(
+                            format!("/container/docker/parameters({i})/key"),
+                            format!(
+                                "{:?} is not supported yet; supported: {}",
+                                p.key,
+                                SUPPORTED_DOCKER_PARAMETERS.join(", ")
+                            ),
+                        );
+                    } else if !p.value.contains('=') {
+                        self.err(
+                            format!("/container/docker/parameters({i})/value"),
+                            "must be KEY=VALUE",
+                        );
+                    }
+                }
                 app.docker = Some(DockerContainer {
                     image: d.image.clone().unwrap_or_default(),
                     force_pull_image: d.force_pull_image.unwrap_or(false),

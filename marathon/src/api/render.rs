@@ -35,7 +35,13 @@ pub(crate) fn task_json(i: &Instance, app: Option<&AppState>) -> Value {
         .map(|p| p.host_ports.clone())
         .unwrap_or_default();
     let service_ports: Vec<u16> = app
-        .map(|a| a.app.ports.iter().map(|p| p.service_port).collect())
+        .map(|a| {
+            a.app
+                .ports
+                .iter()
+                .map(|p| crate::state::apps::service_port(&a.app, p))
+                .collect()
+        })
         .unwrap_or_default();
     let has_checks = app.is_some_and(|a| !a.app.health_checks.is_empty());
     let checks = match (has_checks, i.healthy) {

@@ -3,17 +3,29 @@
 //! revert deployments, reset a launch delay. Each checks, plans with the
 //! planner, records new versions and the deployment, and returns the
 //! effects; the deployment itself advances in `drive.rs`.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use agora_marathon_planner::{
-    App, AppChange, DeploymentId, DeploymentPlan, Goal, InstanceId, PathId, Version, change,
-    plan_with_kills,
+    App, AppChange, DeploymentId, DeploymentPlan, Goal, InstanceId, NetworkMode, PathId, Version,
+    change, plan_with_kills,
 };
 use serde_json::json;
 
 use crate::api::error::ApiError;
 use crate::state::records::{app_key, deployment_key, encode_app, encode_deployment};
 use crate::state::{AppState, Deployment, Effects, LaunchDelay, MAX_VERSIONS, Now, State};
+
+/// Where Marathon assigns service ports from.
+const SERVICE_PORTS: std::ops::RangeInclusive<u16> = 10000..=20000;
+
+/// An app port's service port: in host networking, the port definition's
+/// `port`; else the mapping's `servicePort`.
+pub(crate) fn service_port(app: &App, p: &agora_marathon_planner::PortSpec) -> u16 {
+    match app.network {
+        NetworkMode::Host => p.port,
+        NetworkMode::Bridge | NetworkMode::Container => p.service_port,
+    }
+}
 
 /// The API layer's error is the state's: every refusal is an answer to a
 /// caller.
@@ -74,8 +86,46 @@ impl State {
         Version(now.wall_ms.max(last.0 + 1))
     }
 
+    /// Marathon assigns service ports from 10000-20000 (its
+    /// `--local_port_min/max`) where a definition leaves them 0; an app keeps
+    /// the ones it has across versions, so a new version is no change.
+    fn assign_service_ports(&self, app: &mut App) {
+        let current = self
+            .apps
+            .get(&app.id)
+            .filter(|a| !a.removing)
+            .map(|a| &a.app);
+        let mut used: BTreeSet<u16> = self
+            .apps
+            .values()
+            .filter(|a| a.app.id != app.id && !a.removing)
+            .flat_map(|a| a.app.ports.iter().map(|p| service_port(&a.app, p)))
+            .collect();
+        used.extend(app.ports.iter().map(|p| service_port(app, p)));
+        let host = app.network == NetworkMode::Host;
+        for (i, p) in app.ports.iter_mut().enumerate() {
+            let slot = if host {
+                &mut p.port
+            } else {
+                &mut p.service_port
+            };
+            if *slot != 0 {
+                continue;
+            }
+            let kept = current
+                .and_then(|c| c.ports.get(i).map(|cp| service_port(c, cp)))
+                .filter(|v| *v != 0);
+            let next = kept.or_else(|| SERVICE_PORTS.clone().find(|v| !used.contains(v)));
+            if let Some(v) = next {
+                *slot = v;
+                used.insert(v);
+            }
+        }
+    }
+
     /// Versions a definition for `target`, given what runs now.
     fn versioned(&self, mut target: App, now: Now, restart: bool, keep_info: bool) -> App {
+        self.assign_service_ports(&mut target);
         let v = self.next_version(&target.id, now);
         target.version = v;
         if keep_info {

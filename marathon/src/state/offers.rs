@@ -224,6 +224,11 @@ fn task_env(id: &InstanceId, app: &App, host: &str, host_ports: &[u64]) -> Vec<(
             EnvValue::Secret(_) => None,
         })
         .collect();
+    for (k, v) in app.docker.iter().flat_map(|d| &d.parameters) {
+        if let ("env" | "e", Some((name, value))) = (k.as_str(), v.split_once('=')) {
+            env.push((name.to_string(), value.to_string()));
+        }
+    }
     env.push(("HOST".into(), host.into()));
     env.push(("MARATHON_APP_ID".into(), app.id.to_string()));
     env.push((
@@ -268,6 +273,15 @@ fn docker_spec(
             });
         }
     }
+    // `label` parameters (validated as KEY=VALUE); `env`/`e` go to the
+    // task's environment (`task_env`).
+    let labels = d
+        .parameters
+        .iter()
+        .filter(|(k, _)| k == "label")
+        .filter_map(|(_, v)| v.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     DockerSpec {
         image: d.image.clone(),
         network,
@@ -275,7 +289,7 @@ fn docker_spec(
         force_pull: d.force_pull_image,
         privileged: d.privileged,
         entrypoint: Vec::new(),
-        labels: Default::default(),
+        labels,
     }
 }
 

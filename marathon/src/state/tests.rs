@@ -415,3 +415,43 @@ fn launches_are_rate_limited_by_a_token_bucket() {
         crate::state::LAUNCH_RATE_PER_SEC / 10
     );
 }
+
+#[test]
+fn service_ports_are_assigned_once_and_kept() {
+    let mut h = Harness::new();
+    let port = |name: &str| agora_marathon_planner::PortSpec {
+        name: Some(name.into()),
+        protocol: "tcp".into(),
+        ..Default::default()
+    };
+    let mut a = app(0, "sleep 1");
+    a.ports = vec![port("a"), port("b")];
+    h.deploy(a.clone());
+    let ports = |h: &Harness, id: &str| -> Vec<u16> {
+        h.state.apps[&PathId::parse(id).expect("id")]
+            .app
+            .ports
+            .iter()
+            .map(|p| p.port)
+            .collect()
+    };
+    assert_eq!(ports(&h, "/web"), vec![10000, 10001]);
+    let mut other = a.clone();
+    other.id = PathId::parse("/other").expect("id");
+    h.deploy(other);
+    assert_eq!(ports(&h, "/other"), vec![10002, 10003]);
+    // A new version that leaves them 0 keeps them: a scale, not a restart.
+    h.advance(1000);
+    a.instances = 2;
+    let before = h.state.apps[&PathId::parse("/web").expect("id")]
+        .app
+        .config_version();
+    h.deploy(a);
+    assert_eq!(ports(&h, "/web"), vec![10000, 10001]);
+    assert_eq!(
+        h.state.apps[&PathId::parse("/web").expect("id")]
+            .app
+            .config_version(),
+        before
+    );
+}

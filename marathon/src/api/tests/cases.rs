@@ -401,6 +401,17 @@ fn every_invalid_field_names_its_path() {
             &["/container/volumes"],
         ),
         (
+            with(
+                json!({"container": {"docker": {"image": "x", "parameters": [
+                {"key": "label", "value": "a=b"}, {"key": "volume", "value": "/x:/y"},
+                {"key": "env", "value": "NOEQUALS"}]}}}),
+            ),
+            &[
+                "/container/docker/parameters(1)/key",
+                "/container/docker/parameters(2)/value",
+            ],
+        ),
+        (
             with(json!({"container": {"type": "MESOS", "docker": {"network": "OVERLAY"}}})),
             &["/container/docker/network"],
         ),

@@ -155,7 +155,7 @@ prop_compose! {
 prop_compose! {
     fn command()(kind in 0..3u8, cmd in "[ -~]{1,12}", args in prop::collection::vec("[ -~]{0,6}", 1..3),
                  image in "[a-z]{1,8}(:[0-9]{1,2})?", pull in any::<bool>(), privileged in any::<bool>(),
-                 params in prop::collection::vec(("[a-z]{1,5}", "[ -~]{0,5}"), 0..3))
+                 params in prop::collection::vec(("label|env|e", "[a-z]{1,3}=[ -~]{0,5}"), 0..3))
         -> (Option<String>, Vec<String>, Option<DockerContainer>) {
         let docker = DockerContainer { image, force_pull_image: pull, privileged, parameters: params };
         match kind {
