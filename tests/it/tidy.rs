@@ -173,6 +173,13 @@ fn the_decision_cores_are_sans_io() {
         "master/src/registry/mod.rs",
         "agent/src/status_updates.rs",
         "agent/src/outcome.rs",
+        "marathon/src/state/mod.rs",
+        "marathon/src/state/apps.rs",
+        "marathon/src/state/drive.rs",
+        "marathon/src/state/effects.rs",
+        "marathon/src/state/offers.rs",
+        "marathon/src/state/records.rs",
+        "marathon/src/state/updates.rs",
     ];
     for c in cores {
         let text = read(&root.join(c));
