@@ -82,6 +82,17 @@ async fn start_dev(
         },
     )
     .await?;
+    // Marathon runs in `agora dev` too, and elects itself.
+    let marathon_addr: SocketAddr = marathon.parse()?;
+    eventually(
+        "agora dev's Marathon leads",
+        Duration::from_secs(30),
+        || async {
+            let (code, body) = http_get(marathon_addr, "/v2/leader").await.ok()?;
+            (code == 200 && body.contains(&marathon)).then_some(())
+        },
+    )
+    .await?;
     Ok((dev, m))
 }
 
