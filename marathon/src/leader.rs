@@ -156,7 +156,9 @@ async fn lead(
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (seq_tx, seq_rx) = mpsc::channel(SEQUENCER_QUEUE);
     let (call_tx, call_rx) = mpsc::channel(CALL_QUEUE);
-    let writer = store.writer(WRITER_QUEUE);
+    // Fenced by the election key: once the lease is gone, nothing this
+    // process still sends can land, whatever it believes.
+    let writer = store.fenced(leadership.key()).writer(WRITER_QUEUE);
     let mut loop_task = tokio::spawn(run(state, cmd_rx, seq_tx));
     let (probe_tx, probe_rx) = mpsc::channel(crate::readiness::PROBE_QUEUE);
     let probe_task = tokio::spawn(crate::readiness::run(probe_rx, cmd_tx.clone()));

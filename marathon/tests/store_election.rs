@@ -594,3 +594,32 @@ async fn election_stop_cancels_a_waiting_campaign() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_store_stops_writing_once_its_leadership_is_gone() -> anyhow::Result<()> {
+    let etcd = etcd_or_skip!();
+    let store = etcd.store().await?;
+    let mut client = etcd.client().await?;
+    let leader = election::campaign(
+        client.clone(),
+        &election_config("a:8080"),
+        std::future::pending::<()>(),
+    )
+    .await?
+    .context("elected")?;
+    let fenced = store.fenced(leader.key());
+    fenced.write(vec![Write::put("apps/x", "1")]).await?;
+    client.lease_revoke(leader.lease_id()).await?;
+    let refused = fenced.write(vec![Write::put("apps/x", "2")]).await;
+    assert_eq!(refused, Err(marathon_store_fenced()));
+    // Through the writer too, and the value is the one written while leading.
+    let writer = fenced.writer(4);
+    let outcome = writer.submit(vec![Write::put("apps/x", "3")])?.await?;
+    assert_eq!(outcome, Err(marathon_store_fenced()));
+    assert_eq!(store.get("apps/x").await?, Some(b"1".to_vec()));
+    Ok(())
+}
+
+fn marathon_store_fenced() -> agora_marathon::store::StoreError {
+    agora_marathon::store::StoreError::Fenced
+}

@@ -24,6 +24,10 @@ pub enum StoreError {
     /// etcd answered and refused the request; retrying the same request will not help.
     #[error("etcd refused the request: {0}")]
     Rejected(String),
+    /// A fenced write found its fence key gone: this process no longer
+    /// leads (not retried).
+    #[error("fenced: the election key is gone, this process no longer leads")]
+    Fenced,
     /// The configuration cannot work (no endpoints, a malformed endpoint URL).
     #[error("invalid store configuration: {0}")]
     Config(String),

@@ -24,7 +24,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions, GetOptions, Txn, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp};
 
 /// Operations per Txn: etcd's default `--max-txn-ops`; a larger Txn is refused.
 pub const MAX_TXN_OPS: usize = 128;
@@ -102,6 +102,9 @@ pub struct Store {
     /// Without a trailing slash.
     prefix: Arc<str>,
     request_timeout: Duration,
+    /// Writes land only while this key exists (a leader's election key,
+    /// which goes with its lease): a deposed leader cannot write.
+    fence: Option<Arc<[u8]>>,
 }
 
 /// A validated write with its full key: what goes into a Txn.
@@ -137,6 +140,7 @@ impl Store {
             client,
             prefix: Arc::from(cfg.prefix.trim_end_matches('/')),
             request_timeout: cfg.request_timeout,
+            fence: None,
         };
         let probe = GetOptions::new().with_prefix().with_count_only();
         within(
@@ -230,6 +234,17 @@ impl Store {
         Ok(())
     }
 
+    /// This store, writing only while `key` exists: every Txn compares it
+    /// first and fails with [`StoreError::Fenced`] once it is gone. A leader
+    /// fences its writes with its election key, so that after its lease
+    /// expired (and another process may lead) nothing it still sends lands.
+    pub fn fenced(&self, key: &[u8]) -> Store {
+        Store {
+            fence: Some(Arc::from(key)),
+            ..self.clone()
+        }
+    }
+
     /// Starts the writer task with a queue of `queue` batches and the default
     /// retry deadline [`WRITE_RETRY_DEADLINE`]. Needs a Tokio runtime.
     pub fn writer(&self, queue: usize) -> StoreWriter {
@@ -300,7 +315,11 @@ impl Store {
     }
 
     async fn commit_within(&self, ops: Vec<Op>, timeout: Duration) -> Result<(), StoreError> {
-        let txn = Txn::new().and_then(
+        let mut txn = Txn::new();
+        if let Some(key) = &self.fence {
+            txn = txn.when([Compare::version(key.to_vec(), CompareOp::Greater, 0)]);
+        }
+        let txn = txn.and_then(
             ops.into_iter()
                 .map(|op| match op.value {
                     Some(value) => TxnOp::put(op.key, value, None),
@@ -308,7 +327,10 @@ impl Store {
                 })
                 .collect::<Vec<_>>(),
         );
-        within(timeout, self.client.kv_client().txn(txn)).await?;
+        let resp = within(timeout, self.client.kv_client().txn(txn)).await?;
+        if !resp.succeeded() {
+            return Err(StoreError::Fenced);
+        }
         Ok(())
     }
 }
