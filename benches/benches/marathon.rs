@@ -80,8 +80,9 @@ async fn deploy_once(m: SocketAddr, n: usize) -> anyhow::Result<f64> {
     let secs = start.elapsed().as_secs_f64();
     let (code, body) = call(m, "DELETE", "/v2/apps/bench", None).await?;
     anyhow::ensure!(code == 200, "DELETE: {code} {body}");
+    // Gone once its stop deployment is over (the app hides at once).
     until("the app gone", Duration::from_secs(600), async || {
-        matches!(call(m, "GET", "/v2/apps/bench", None).await, Ok((404, _)))
+        matches!(call(m, "GET", "/v2/deployments", None).await, Ok((200, v)) if v.as_array().is_some_and(Vec::is_empty))
     })
     .await?;
     Ok(secs)

@@ -133,12 +133,16 @@ pub(crate) async fn make_calls(
 ) {
     while let Some(call) = rx.recv().await {
         let result = match call {
-            Call::Launch { offer, tasks } => {
+            Call::Launch {
+                offer,
+                tasks,
+                refuse,
+            } => {
                 let ids: Vec<agora_marathon_planner::InstanceId> = tasks
                     .iter()
                     .map(|t| agora_marathon_planner::InstanceId::from_string(t.id.to_string()))
                     .collect();
-                let r = driver.launch(&offer, tasks).await;
+                let r = driver.accept(vec![offer.id.clone()], tasks, refuse).await;
                 if r.is_err() {
                     let _ = back
                         .send(crate::event_loop::Command::LaunchFailed(ids))

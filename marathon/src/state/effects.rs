@@ -13,10 +13,12 @@ use crate::store::Write;
 /// A call to the master through the scheduler SDK.
 #[derive(Debug, Clone)]
 pub(crate) enum Call {
-    /// Launch tasks on one offer.
+    /// Launch tasks on one offer; what is left of it comes back to the
+    /// master with `refuse` as its filter (None: the master's default).
     Launch {
         offer: Box<Offer>,
         tasks: Vec<TaskSpec>,
+        refuse: Option<Duration>,
     },
     /// Decline offers with a filter.
     Decline {

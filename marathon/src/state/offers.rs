@@ -93,11 +93,15 @@ impl State {
         self.launch_tokens.spend(start_budget - budget);
         let waits = self.anything_waits();
         let mut unused = Vec::new();
+        // While instances still wait (the per-offer cap or the rate limit
+        // stopped us), the rest of a used offer comes back at once.
+        let refuse = waits.then_some(Duration::ZERO);
         for (i, offer) in offers.into_iter().enumerate() {
             match tasks.remove(&i) {
                 Some(t) => fx.call(Call::Launch {
                     offer: Box::new(offer),
                     tasks: t,
+                    refuse,
                 }),
                 None => unused.push(offer.id),
             }
