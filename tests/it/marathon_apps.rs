@@ -208,9 +208,12 @@ async fn marathon_docker_app_scales_upgrades_by_image_tag_and_is_deleted() -> an
     let seen = events.lock().map(|v| v.clone()).unwrap_or_default();
     for kind in [
         "event_stream_attached",
+        "api_post_event",
         "deployment_info",
+        "deployment_step_success",
         "deployment_success",
         "status_update_event",
+        "instance_changed_event",
         "health_status_changed_event",
         "app_terminated_event",
     ] {
@@ -299,6 +302,19 @@ async fn marathon_unique_waits_with_reasons_and_refuses_bad_input() -> anyhow::R
     assert_eq!(code, 404);
     let (code, _) = m.call("DELETE", "/v2/deployments/nope", None).await?;
     assert_eq!(code, 404);
+
+    // /metrics is clean Prometheus text.
+    let (code, text) = agora_tests::http_get(m.addr, "/metrics").await?;
+    assert_eq!(code, 200);
+    assert!(
+        text.contains("marathon_leader 1")
+            && text.contains("marathon_instances{condition=\"running\"}"),
+        "{text}"
+    );
+    if agora_tests::promtool::available("marathon metrics") {
+        let (ok, said) = agora_tests::promtool::check_metrics(&text).await?;
+        assert!(ok, "promtool: {said}");
+    }
     Ok(())
 }
 
@@ -364,5 +380,67 @@ async fn marathon_leader_killed_mid_deployment_standby_finishes_it() -> anyhow::
         })
         .unwrap_or(0);
     assert_eq!(live, 4, "{state}");
+
+    // DELETE /v2/leader: the leader abdicates and another process leads.
+    let three = TestMarathon::start(vec![master.host_port()], etcd, "/marathon-ha").await?;
+    three.wait_leader(Duration::from_secs(20)).await?;
+    let (code, body) = two.call("DELETE", "/v2/leader", None).await?;
+    assert_eq!(code, 200, "{body}");
+    agora_tests::eventually(
+        "the third process to lead",
+        Duration::from_secs(30),
+        || async {
+            let (_, l) = three.get("/v2/leader").await.ok()?;
+            (l["leader"] == three.addr.to_string().as_str()).then_some(())
+        },
+    )
+    .await?;
+    let app = wait_app(&three, "/ha", "the app under the new leader", |a| {
+        serving(a, 4)
+    })
+    .await?;
+    assert_eq!(task_ids(&app), now, "abdication restarted tasks");
+    Ok(())
+}
+
+#[tokio::test]
+async fn marathon_bridge_app_publishes_its_port_and_passes_health_checks() -> anyhow::Result<()> {
+    if docker_or_skip("marathon_bridge_app").await.is_none() {
+        return Ok(());
+    }
+    tag_test_images()?;
+    let (master, etcd) = master_with_etcd().await?;
+    let dir = tempfile::tempdir()?;
+    let _a = agent_on(&master, dir.path(), "localhost", "r1", true).await?;
+    let m = TestMarathon::start(vec![master.host_port()], etcd, "/marathon-bridge").await?;
+    m.wait_leader(Duration::from_secs(20)).await?;
+    // The README's shape: bridge networking, a container port mapped to any
+    // host port, an agent-side HTTP check on it.
+    let app = json!({
+        "id": "/bridged", "instances": 1, "cpus": 0.1, "mem": 32,
+        "cmd": "mkdir -p /tmp/www && echo bridged > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www",
+        "networks": [{"mode": "container/bridge"}],
+        "container": {"type": "DOCKER", "docker": {"image": format!("{IMAGE_REPO}:v1")},
+                      "portMappings": [{"containerPort": 8080, "hostPort": 0, "name": "http"}]},
+        "healthChecks": [{"protocol": "MESOS_HTTP", "path": "/index.html", "portIndex": 0,
+                          "gracePeriodSeconds": 10, "intervalSeconds": 1, "timeoutSeconds": 1}]
+    });
+    let (code, body) = m.call("POST", "/v2/apps", Some(&app)).await?;
+    assert_eq!(code, 201, "{body}");
+    let up = wait_app(&m, "/bridged", "1 healthy", |a| serving(a, 1)).await?;
+    let port = up["tasks"][0]["ports"][0].as_u64().unwrap_or(0);
+    assert!(port > 0, "{up}");
+    assert!(
+        up["container"]["portMappings"][0]["servicePort"]
+            .as_u64()
+            .is_some_and(|p| (10000..=20000).contains(&p)),
+        "{up}"
+    );
+    let (code, text) =
+        agora_tests::http_get(format!("127.0.0.1:{port}").parse()?, "/index.html").await?;
+    assert_eq!((code, text.trim()), (200, "bridged"));
+    let (code, _) = m.call("DELETE", "/v2/apps/bridged", None).await?;
+    assert_eq!(code, 200);
+    wait_no_deployments(&m).await?;
     Ok(())
 }

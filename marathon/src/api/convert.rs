@@ -461,11 +461,35 @@ impl Cx {
 
     fn checks(&mut self, json: &AppJson, app: &mut App) {
         for (i, h) in json.health_checks.iter().flatten().enumerate() {
-            let hc = self.health_check(h, &format!("/healthChecks({i})"));
+            let path = format!("/healthChecks({i})");
+            let hc = self.health_check(h, &path);
+            // What Agora's agents cannot run is refused, never dropped.
+            if i > 0 {
+                self.err(
+                    &path,
+                    "Agora's agents run one health check per task; more are not supported yet",
+                );
+            }
+            if matches!(
+                hc.protocol,
+                HealthProtocol::Https | HealthProtocol::MesosHttps
+            ) {
+                self.err(
+                    format!("{path}/protocol"),
+                    "HTTPS health checks are not supported yet",
+                );
+            }
             app.health_checks.push(hc);
         }
         for (i, r) in json.readiness_checks.iter().flatten().enumerate() {
-            let rc = self.readiness_check(r, &format!("/readinessChecks({i})"));
+            let path = format!("/readinessChecks({i})");
+            let rc = self.readiness_check(r, &path);
+            if rc.https {
+                self.err(
+                    format!("{path}/protocol"),
+                    "HTTPS readiness checks are not supported yet",
+                );
+            }
             app.readiness_checks.push(rc);
         }
     }

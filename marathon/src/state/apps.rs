@@ -9,7 +9,7 @@ use agora_marathon_planner::{
     App, AppChange, DeploymentId, DeploymentPlan, Goal, InstanceId, NetworkMode, PathId, Version,
     change, plan_with_kills,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::api::error::ApiError;
 use crate::state::records::{app_key, deployment_key, encode_app, encode_deployment};
@@ -192,6 +192,20 @@ impl State {
             self.drop_deployment(&id, now, &mut fx, "deployment_failed");
         }
         self.record_targets(&current, &target, &mut fx);
+        for app in target
+            .values()
+            .filter(|a| current.get(&a.id).is_none_or(|c| c.version != a.version))
+        {
+            fx.event(
+                "api_post_event",
+                json!({
+                    "clientIp": Value::Null,
+                    "uri": format!("/v2/apps{}", app.id),
+                    "appDefinition": crate::api::convert::render_app(app),
+                }),
+                &now.stamp(),
+            );
+        }
         let deployment = Deployment {
             id: deployment_id.clone(),
             plan,

@@ -56,6 +56,15 @@ impl State {
         if state_changed {
             fx.event("status_update_event", body, &now.stamp());
         }
+        if was.2 != condition
+            && let Some(inst) = self.instances.get(&id)
+        {
+            fx.event(
+                "instance_changed_event",
+                instance_changed(inst, status),
+                &now.stamp(),
+            );
+        }
         if health_changed {
             fx.event(
                 "health_status_changed_event",
@@ -170,4 +179,36 @@ impl State {
             self.recount(&id);
         }
     }
+}
+
+/// Marathon's `instance_changed_event` body.
+fn instance_changed(inst: &crate::state::Instance, status: &TaskStatus) -> serde_json::Value {
+    let condition = match status.state {
+        TaskState::Staging => "Staging",
+        TaskState::Starting => "Starting",
+        TaskState::Running => "Running",
+        TaskState::Killing => "Killing",
+        TaskState::Finished => "Finished",
+        TaskState::Failed => "Failed",
+        TaskState::Killed => "Killed",
+        TaskState::Error => "Error",
+        TaskState::Lost | TaskState::Gone | TaskState::GoneByOperator => "Gone",
+        TaskState::Dropped => "Dropped",
+        TaskState::Unreachable => "Unreachable",
+        TaskState::Unknown => "Unknown",
+    };
+    let goal = match inst.goal {
+        Goal::Running => "Running",
+        Goal::Stopped => "Stopped",
+        Goal::Decommissioned => "Decommissioned",
+    };
+    json!({
+        "instanceId": inst.id.to_string(),
+        "condition": condition,
+        "runSpecId": inst.app.to_string(),
+        "agentId": inst.placed.as_ref().map(|p| p.agent_id.to_string()),
+        "host": inst.placed.as_ref().map(|p| p.facts.hostname.clone()),
+        "runSpecVersion": crate::api::json::format_version(inst.version),
+        "goal": goal,
+    })
 }

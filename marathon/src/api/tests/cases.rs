@@ -268,7 +268,7 @@ fn every_other_field_is_read() {
         "portDefinitions": [{"port": 10000, "name": "http-api", "labels": {"x": "y"}}],
         "requirePorts": true,
         "healthChecks": [{"protocol": "COMMAND", "command": {"value": "true"}}],
-        "readinessChecks": [{"protocol": "HTTPS", "intervalSeconds": 5, "timeoutSeconds": 1,
+        "readinessChecks": [{"protocol": "HTTP", "intervalSeconds": 5, "timeoutSeconds": 1,
                              "httpStatusCodesForReady": [200, 204]}],
         "backoffSeconds": 2, "backoffFactor": 2, "maxLaunchDelaySeconds": 60,
         "killSelection": "OLDEST_FIRST", "unreachableStrategy": "disabled",
@@ -297,7 +297,7 @@ fn every_other_field_is_read() {
     assert_eq!(app.ports[0].port, 10000);
     assert_eq!(app.health_checks[0].port_index, None);
     assert_eq!(app.health_checks[0].command.as_deref(), Some("true"));
-    assert!(app.readiness_checks[0].https);
+    assert!(!app.readiness_checks[0].https);
     assert_eq!(
         app.readiness_checks[0].http_status_codes_for_ready,
         [200, 204]
@@ -490,7 +490,7 @@ fn every_invalid_field_names_its_path() {
             with(
                 json!({"healthChecks": [{"protocol": "MESOS_TCP"}, {"protocol": "MESOS_HTTP", "portIndex": 1}]}),
             ),
-            &["/healthChecks(1)/portIndex"],
+            &["/healthChecks(1)"],
         ),
         (
             with(json!({"healthChecks": [{"protocol": "COMMAND"}]})),
@@ -514,7 +514,17 @@ fn every_invalid_field_names_its_path() {
         ),
         (
             with(json!({"healthChecks": [{"protocol": "HTTP"}, {"protocol": "MESOS_TCP"}]})),
-            &["/healthChecks"],
+            &["/healthChecks(1)"],
+        ),
+        (
+            with(json!({"healthChecks": [{"protocol": "MESOS_HTTPS"}]})),
+            &["/healthChecks(0)/protocol"],
+        ),
+        (
+            with(
+                json!({"portDefinitions": [{"name": "web"}], "readinessChecks": [{"protocol": "HTTPS", "portName": "web"}]}),
+            ),
+            &["/readinessChecks(0)/protocol"],
         ),
         (
             with(
@@ -653,10 +663,12 @@ fn all_errors_come_back_at_once_as_one_422() {
             "/instances",
             "/cpus",
             "/constraints(1)",
+            // Agora's agents run one health check: the second is refused
+            // (and its portIndex no longer looked at).
+            "/healthChecks(1)",
             "/container/docker/image",
             "/upgradeStrategy/minimumHealthCapacity",
             "/healthChecks(0)/portIndex",
-            "/healthChecks(1)/portIndex",
         ]
     );
     assert_eq!(
