@@ -5,7 +5,7 @@
 //! so each change is reacted to at once.
 use agora_marathon_planner::{
     Action, Condition, DeploymentAction, DeploymentId, Goal, InstanceId, PathId, StepInput,
-    StepStatus, UnreachableDecision, step, unreachable_decision,
+    StepStatus, UnreachableDecision, select_to_kill, step, unreachable_decision,
 };
 use serde_json::json;
 
@@ -31,8 +31,8 @@ impl State {
             self.drive_deployment(&id, now, fresh, &mut fx);
             driven.insert(id);
         }
-        self.replace_lost(now, fresh, &mut fx);
         self.check_unreachable(now, &mut fx);
+        self.replace_lost(now, fresh, &mut fx);
         self.suppress_or_revive(&mut fx);
         fx
     }
@@ -268,23 +268,38 @@ impl State {
     }
 
     /// Apps no deployment works on keep their instance count: a lost
-    /// instance is replaced (after the app's launch delay).
+    /// instance is replaced (after the app's launch delay), and a surplus
+    /// (an unreachable original that came back after its replacement, or
+    /// what a forced cancel left) is killed as a scale-down would
+    /// (Marathon's scale check).
     fn replace_lost(&mut self, now: Now, fresh: &mut dyn FnMut() -> String, fx: &mut Effects) {
         let locked = self.locked_apps();
-        let short: Vec<(PathId, u32)> = self
+        let mut short: Vec<(PathId, u32)> = Vec::new();
+        let mut surplus: Vec<InstanceId> = Vec::new();
+        for (id, a) in self
             .apps
             .iter()
             .filter(|(id, a)| !a.removing && !locked.contains(*id))
-            .filter_map(|(id, a)| {
-                let active = self
-                    .instances_of(id)
-                    .filter(|i| i.view(&a.app).is_active())
-                    .count() as u32;
-                (active < a.app.instances).then(|| (id.clone(), a.app.instances - active))
-            })
-            .collect();
+        {
+            let views = self.views_of(&a.app);
+            let active = views.iter().filter(|v| v.is_active()).count() as u32;
+            if active < a.app.instances {
+                short.push((id.clone(), a.app.instances - active));
+            } else if active > a.app.instances {
+                let k = (active - a.app.instances) as usize;
+                surplus.extend(select_to_kill(
+                    &views,
+                    k,
+                    &a.app.constraints,
+                    a.app.kill_selection,
+                ));
+            }
+        }
         for (id, missing) in short {
             self.launch_instances(&id, missing, now, fresh, fx);
+        }
+        for id in surplus {
+            self.kill_instance(&id, Goal::Decommissioned, now, fx);
         }
     }
 

@@ -455,3 +455,29 @@ fn service_ports_are_assigned_once_and_kept() {
         before
     );
 }
+
+#[test]
+fn an_unreachable_instance_is_replaced_and_the_surplus_killed_when_it_returns() {
+    let mut h = Harness::new();
+    let mut a = app(1, "sleep 100");
+    a.unreachable_strategy = agora_marathon_planner::UnreachableStrategy::Enabled {
+        inactive_after: std::time::Duration::from_secs(10),
+        expunge_after: std::time::Duration::from_secs(600),
+    };
+    h.deploy(a);
+    let first = Harness::launched(&h.offer("agent-1"));
+    h.report(&first[0], TaskState::Running);
+    h.report(&first[0], TaskState::Unreachable);
+    // Within inactiveAfterSeconds nothing is replaced.
+    h.advance(5_000);
+    h.drive();
+    assert!(Harness::launched(&h.offer("agent-2")).is_empty());
+    h.advance(6_000);
+    h.drive();
+    let second = Harness::launched(&h.offer("agent-2"));
+    assert_eq!(second.len(), 1, "a replacement after inactiveAfterSeconds");
+    h.report(&second[0], TaskState::Running);
+    // The original comes back: one of the two goes.
+    let fx = h.report(&first[0], TaskState::Running);
+    assert_eq!(Harness::killed(&fx).len(), 1);
+}
