@@ -404,3 +404,110 @@ mod dev_cluster_runs_the_sdk_example {
         Ok(())
     }
 }
+
+/// `agora dev` killed with SIGKILL and started again on the same data dir:
+/// Marathon's apps come back from the masters' etcd keyspace, and their
+/// process tasks, which kept running, are the same ones (nothing doubled,
+/// nothing restarted).
+#[tokio::test]
+async fn dev_kill_9_keeps_marathon_apps_and_their_tasks() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data").display().to_string();
+    let addr = |p: u16| format!("127.0.0.1:{p}");
+    let (ml, al, el, mal) = (
+        addr(free_port()),
+        addr(free_port()),
+        addr(free_port()),
+        addr(free_port()),
+    );
+    let args = [
+        "dev",
+        "--data-dir",
+        &data,
+        "--master-listen",
+        &ml,
+        "--agent-listen",
+        &al,
+        "--etcd-listen",
+        &el,
+        "--marathon-listen",
+        &mal,
+        "--no-docker",
+        "--resources",
+        "cpus:2;mem:1024;disk:1024;ports:[33040-33050]",
+    ];
+    let marathon: SocketAddr = mal.parse()?;
+    let get_app = || async move {
+        let (code, _, body) = agora_tests::http_request(marathon, "GET", "/v2/apps/survivor", None)
+            .await
+            .ok()?;
+        (code == 200).then(|| serde_json::from_str::<serde_json::Value>(&body).ok())?
+    };
+    let running_ids = |v: &serde_json::Value| -> Option<Vec<String>> {
+        let app = &v["app"];
+        let tasks = app["tasks"].as_array()?;
+        let mut ids: Vec<String> = tasks
+            .iter()
+            .filter(|t| t["state"] == "TASK_RUNNING")
+            .filter_map(|t| t["id"].as_str().map(str::to_string))
+            .collect();
+        ids.sort();
+        (app["tasksRunning"] == 2 && ids.len() == 2).then_some(ids)
+    };
+    let mut dev = spawn(&args);
+    eventually("Marathon leads", Duration::from_secs(60), || async {
+        let (code, _) = http_get(marathon, "/v2/leader").await.ok()?;
+        (code == 200).then_some(())
+    })
+    .await?;
+    let app = r#"{"id": "/survivor", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 2}"#;
+    let (code, _, body) =
+        agora_tests::http_request(marathon, "POST", "/v2/apps", Some(app)).await?;
+    assert_eq!(code, 201, "{body}");
+    let before = eventually("2 tasks running", Duration::from_secs(60), || async {
+        running_ids(&get_app().await?)
+    })
+    .await?;
+
+    dev.0.kill()?;
+    dev.0.wait()?;
+    let _dev = spawn(&args);
+    let after = eventually(
+        "the same 2 tasks, running, after the restart",
+        Duration::from_secs(90),
+        || async { running_ids(&get_app().await?).filter(|ids| *ids == before) },
+    )
+    .await?;
+    assert_eq!(after, before);
+    let master: SocketAddr = ml.parse()?;
+    let live = eventually("the master's view", Duration::from_secs(30), || async {
+        let st = state(master).await?;
+        let n: usize = st["frameworks"]
+            .as_array()?
+            .iter()
+            .map(|f| {
+                f["tasks"].as_array().map_or(0, |t| {
+                    t.iter().filter(|t| t["state"] == "TASK_RUNNING").count()
+                })
+            })
+            .sum();
+        (n == 2).then_some(n)
+    })
+    .await?;
+    assert_eq!(live, 2);
+    let (code, _, body) =
+        agora_tests::http_request(marathon, "DELETE", "/v2/apps/survivor", None).await?;
+    assert_eq!(code, 200, "{body}");
+    // Its tasks are killed before the processes go (no leftover sleeps).
+    eventually("the tasks killed", Duration::from_secs(30), || async {
+        let st = state(master).await?;
+        let running = st["frameworks"].as_array()?.iter().any(|f| {
+            f["tasks"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t["state"] == "TASK_RUNNING"))
+        });
+        (!running).then_some(())
+    })
+    .await?;
+    Ok(())
+}

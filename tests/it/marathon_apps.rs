@@ -234,7 +234,7 @@ async fn marathon_unique_waits_with_reasons_and_refuses_bad_input() -> anyhow::R
     let m = TestMarathon::start(vec![master.host_port()], etcd, "/marathon-unique").await?;
     m.wait_leader(Duration::from_secs(20)).await?;
 
-    let app = json!({"id": "/spread", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 3,
+    let app = json!({"id": "/spread", "cmd": "sleep 300", "cpus": 0.1, "mem": 16, "instances": 3,
                      "constraints": [["hostname", "UNIQUE"]]});
     let (code, body) = m.call("POST", "/v2/apps", Some(&app)).await?;
     assert_eq!(code, 201, "{body}");
@@ -331,7 +331,7 @@ async fn marathon_leader_killed_mid_deployment_standby_finishes_it() -> anyhow::
     assert_eq!(leader, one.addr.to_string());
 
     // Through the standby (proxied to the leader).
-    let app = json!({"id": "/ha", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 2});
+    let app = json!({"id": "/ha", "cmd": "sleep 300", "cpus": 0.1, "mem": 16, "instances": 2});
     let (code, body) = two.call("POST", "/v2/apps", Some(&app)).await?;
     assert_eq!(code, 201, "{body}");
     let before = wait_app(&two, "/ha", "2 running", |a| a["tasksRunning"] == 2).await?;
@@ -341,7 +341,7 @@ async fn marathon_leader_killed_mid_deployment_standby_finishes_it() -> anyhow::
     // A restart needing more capacity than a step gives; kill the leader
     // while it runs.
     let mut upgraded = app.clone();
-    upgraded["cmd"] = json!("sleep 2000");
+    upgraded["cmd"] = json!("sleep 301");
     upgraded["instances"] = json!(4);
     let (code, body) = two.call("PUT", "/v2/apps/ha", Some(&upgraded)).await?;
     assert_eq!(code, 200, "{body}");
@@ -355,7 +355,7 @@ async fn marathon_leader_killed_mid_deployment_standby_finishes_it() -> anyhow::
     let _ = new_leader;
     let after = wait_app(&two, "/ha", "4 running on the new definition", |a| {
         a["tasksRunning"] == 4
-            && a["cmd"] == "sleep 2000"
+            && a["cmd"] == "sleep 301"
             && a["tasks"].as_array().is_some_and(|t| t.len() == 4)
     })
     .await?;

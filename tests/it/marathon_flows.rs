@@ -67,7 +67,7 @@ async fn marathon_group_by_blue_green_rollbacks_kills_and_backoff() -> anyhow::R
     m.wait_leader(Duration::from_secs(20)).await?;
 
     // GROUP_BY rack: 4 instances over 2 racks of unequal size → 2 and 2.
-    let mut grouped = sleeper("/racks", 4, "sleep 1000");
+    let mut grouped = sleeper("/racks", 4, "sleep 300");
     grouped["constraints"] = json!([["rack", "GROUP_BY"]]);
     assert_eq!(m.call("POST", "/v2/apps", Some(&grouped)).await?.0, 201);
     let app = wait_app(&m, "/racks", "4 running", |a| serving(a, 4)).await?;
@@ -78,17 +78,17 @@ async fn marathon_group_by_blue_green_rollbacks_kills_and_backoff() -> anyhow::R
     );
 
     // Blue-green ({1.0, 1.0}): never fewer than 2 running, then only new ones.
-    let mut bg = sleeper("/bg", 2, "sleep 1000");
+    let mut bg = sleeper("/bg", 2, "sleep 300");
     bg["upgradeStrategy"] = json!({"minimumHealthCapacity": 1.0, "maximumOverCapacity": 1.0});
     assert_eq!(m.call("POST", "/v2/apps", Some(&bg)).await?.0, 201);
     let before = task_ids(&wait_app(&m, "/bg", "2 running", |a| serving(a, 2)).await?);
     wait_no_deployments(&m).await?;
     let (lowest, probe) = running_floor_probe(&m, "/bg");
-    bg["cmd"] = json!("sleep 2000");
+    bg["cmd"] = json!("sleep 301");
     assert_eq!(m.call("PUT", "/v2/apps/bg", Some(&bg)).await?.0, 200);
     wait_no_deployments(&m).await?;
     let after = wait_app(&m, "/bg", "2 new running", |a| {
-        serving(a, 2) && a["cmd"] == "sleep 2000"
+        serving(a, 2) && a["cmd"] == "sleep 301"
     })
     .await?;
     probe.abort();
@@ -131,7 +131,7 @@ async fn marathon_group_by_blue_green_rollbacks_kills_and_backoff() -> anyhow::R
     assert_eq!(code, 200, "{body}");
     wait_no_deployments(&m).await?;
     wait_app(&m, "/bg", "back on the first command", |a| {
-        a["cmd"] == "sleep 1000" && serving(a, 2)
+        a["cmd"] == "sleep 300" && serving(a, 2)
     })
     .await?;
 
@@ -224,14 +224,14 @@ async fn marathon_survives_the_leading_master_killed_mid_deployment() -> anyhow:
     let _ = etcd;
     let m = TestMarathon::start(masters, follower_etcd, "/marathon-group").await?;
     m.wait_leader(Duration::from_secs(30)).await?;
-    let app = sleeper("/steady", 2, "sleep 1000");
+    let app = sleeper("/steady", 2, "sleep 300");
     assert_eq!(m.call("POST", "/v2/apps", Some(&app)).await?.0, 201);
     let before = task_ids(&wait_app(&m, "/steady", "2 running", |a| serving(a, 2)).await?);
     wait_no_deployments(&m).await?;
 
     let mut scaled = app.clone();
     scaled["instances"] = json!(4);
-    scaled["cmd"] = json!("sleep 1001");
+    scaled["cmd"] = json!("sleep 302");
     assert_eq!(
         m.call("PUT", "/v2/apps/steady", Some(&scaled)).await?.0,
         200
@@ -240,7 +240,7 @@ async fn marathon_survives_the_leading_master_killed_mid_deployment() -> anyhow:
         dead.crash();
     }
     let after = wait_app(&m, "/steady", "4 running on the new command", |a| {
-        serving(a, 4) && a["cmd"] == "sleep 1001"
+        serving(a, 4) && a["cmd"] == "sleep 302"
     })
     .await?;
     wait_no_deployments(&m).await?;
@@ -256,8 +256,8 @@ async fn marathon_groups_create_scale_replace_and_delete() -> anyhow::Result<()>
     let m = TestMarathon::start(vec![master.host_port()], etcd, "/marathon-groups").await?;
     m.wait_leader(Duration::from_secs(20)).await?;
     let shop = json!({"id": "/shop",
-        "apps": [sleeper("cart", 1, "sleep 1000"), sleeper("db", 1, "sleep 1000")],
-        "groups": [{"id": "back", "apps": [sleeper("api", 1, "sleep 1000")]}]});
+        "apps": [sleeper("cart", 1, "sleep 300"), sleeper("db", 1, "sleep 300")],
+        "groups": [{"id": "back", "apps": [sleeper("api", 1, "sleep 300")]}]});
     let (code, body) = m.call("POST", "/v2/groups", Some(&shop)).await?;
     assert_eq!(code, 201, "{body}");
     wait_no_deployments(&m).await?;
@@ -284,7 +284,7 @@ async fn marathon_groups_create_scale_replace_and_delete() -> anyhow::Result<()>
     wait_no_deployments(&m).await?;
     wait_app(&m, "/shop/back/api", "scaled by 2", |a| serving(a, 2)).await?;
 
-    let only_cart = json!({"apps": [sleeper("cart", 1, "sleep 1000")]});
+    let only_cart = json!({"apps": [sleeper("cart", 1, "sleep 300")]});
     let (code, body) = m.call("PUT", "/v2/groups/shop", Some(&only_cart)).await?;
     assert_eq!(code, 200, "{body}");
     wait_no_deployments(&m).await?;

@@ -30,7 +30,7 @@ def settled():
     return not c.list_deployments()
 
 
-app = c.create_app("pyapp", MarathonApp(cmd="sleep 1000", cpus=0.1, mem=16, instances=2))
+app = c.create_app("pyapp", MarathonApp(cmd="sleep 300", cpus=0.1, mem=16, instances=2))
 assert app.id == "/pyapp", app.id
 wait("2 running", lambda: c.get_app("pyapp").tasks_running == 2 and settled())
 assert any(a.id == "/pyapp" for a in c.list_apps(embed_tasks=True, embed_counts=True))
@@ -43,7 +43,7 @@ assert "deploymentId" in d, d
 wait("3 running", lambda: c.get_app("pyapp").tasks_running == 3 and settled())
 assert set(first) <= {t.id for t in c.list_tasks("pyapp")}, "a scale restarted tasks"
 
-c.update_app("pyapp", MarathonApp(cmd="sleep 2000", cpus=0.1, mem=16, instances=3))
+c.update_app("pyapp", MarathonApp(cmd="sleep 301", cpus=0.1, mem=16, instances=3))
 
 
 def rolled():
@@ -56,7 +56,7 @@ def rolled():
 
 wait("the rolling update", rolled)
 a = c.get_app("pyapp")
-assert a.cmd == "sleep 2000"
+assert a.cmd == "sleep 301"
 assert len(c.list_versions("pyapp")) == 3
 
 victim = c.list_tasks("pyapp")[0].id
