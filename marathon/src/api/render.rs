@@ -188,10 +188,23 @@ impl Embed {
 
 /// One app with what `embed` asks for.
 pub(crate) fn app_json(state: &State, a: &AppState, embed: Embed) -> Value {
-    let mut v = render_app(&a.app);
-    let Value::Object(m) = &mut v else {
-        return v;
-    };
+    with_extras(render_app(&a.app), app_extras(state, a, embed))
+}
+
+/// An app's rendering plus what `app_extras` computed.
+pub(crate) fn with_extras(mut v: Value, extras: Map<String, Value>) -> Value {
+    if let Value::Object(m) = &mut v {
+        m.extend(extras);
+    }
+    v
+}
+
+/// What `embed` adds to an app (counts, deployments, tasks, last failure):
+/// cheap to compute inside the loop, while the app itself can be rendered
+/// outside it from a clone (`http/apps.rs`).
+pub(crate) fn app_extras(state: &State, a: &AppState, embed: Embed) -> Map<String, Value> {
+    let mut extras = Map::new();
+    let m = &mut extras;
     if embed.counts || embed.tasks {
         let c = counts(state, a);
         m.insert("tasksStaged".into(), json!(c.staged));
@@ -234,7 +247,7 @@ pub(crate) fn app_json(state: &State, a: &AppState, embed: Embed) -> Value {
         );
         m.insert("lastTaskFailure".into(), Value::Object(fm));
     }
-    v
+    extras
 }
 
 fn action_json(a: &DeploymentAction) -> Value {

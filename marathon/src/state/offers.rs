@@ -25,6 +25,8 @@ use crate::state::{
 
 /// Decline filter while instances wait but these offers did not fit them.
 const SHORT_DECLINE_FILTER: Duration = Duration::from_secs(5);
+/// Decline filter while instances wait for launch tokens.
+const RATE_LIMITED_DECLINE_FILTER: Duration = Duration::from_secs(1);
 
 impl State {
     /// Places waiting instances on `offers` and launches them.
@@ -107,10 +109,13 @@ impl State {
             }
         }
         if !unused.is_empty() {
-            let filter = if waits {
-                SHORT_DECLINE_FILTER
-            } else {
-                DECLINE_FILTER
+            // Out of launch tokens: they refill within a second, so the
+            // offers should come back about then.
+            let rate_limited = budget == 0 && waits;
+            let filter = match (rate_limited, waits) {
+                (true, _) => RATE_LIMITED_DECLINE_FILTER,
+                (false, true) => SHORT_DECLINE_FILTER,
+                (false, false) => DECLINE_FILTER,
             };
             fx.call(Call::Decline {
                 offers: unused,

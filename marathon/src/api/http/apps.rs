@@ -16,7 +16,7 @@ use super::{Query, ask, error, json, read, with_deployment};
 use crate::api::convert::{parse_app, render_app};
 use crate::api::error::ApiError;
 use crate::api::json::{format_version, parse_version};
-use crate::api::render::{Embed, app_json, task_json};
+use crate::api::render::{Embed, app_extras, app_json, task_json, with_extras};
 use crate::event_loop::ApiCall;
 use crate::leader::Shared;
 use crate::state::DeployRequest;
@@ -66,8 +66,10 @@ pub(crate) async fn list(State(shared): S, RawQuery(q): RawQuery) -> Response {
     let embed = Embed::parse(q.all("embed"));
     let id_filter = q.get("id").map(str::to_string);
     let label = q.get("label").map(str::to_string);
+    // Clones and the cheap extras inside the loop; the rendering (most of
+    // the cost) out here, so a big listing does not hold the loop up.
     let r = read(&shared, move |state, _| {
-        let apps: Vec<Value> = state
+        state
             .apps
             .values()
             .filter(|a| !a.removing)
@@ -81,11 +83,17 @@ pub(crate) async fn list(State(shared): S, RawQuery(q): RawQuery) -> Response {
                     .as_ref()
                     .is_none_or(|l| label_matches(&a.app.labels, l))
             })
-            .map(|a| app_json(state, a, embed))
+            .map(|a| (a.app.clone(), app_extras(state, a, embed)))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map(|apps| {
+        let apps: Vec<Value> = apps
+            .into_iter()
+            .map(|(app, extras)| with_extras(render_app(&app), extras))
             .collect();
         json!({"apps": apps})
-    })
-    .await;
+    });
     match r {
         Ok(v) => json(StatusCode::OK, v),
         Err(e) => error(e),
