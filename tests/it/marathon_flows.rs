@@ -84,6 +84,8 @@ async fn marathon_group_by_blue_green_rollbacks_kills_and_backoff() -> anyhow::R
     let before = task_ids(&wait_app(&m, "/bg", "2 running", |a| serving(a, 2)).await?);
     wait_no_deployments(&m).await?;
     let (lowest, probe) = running_floor_probe(&m, "/bg");
+    let (log, events) = watch_status_events(&m);
+    tokio::time::sleep(Duration::from_millis(200)).await;
     bg["cmd"] = json!("sleep 301");
     assert_eq!(m.call("PUT", "/v2/apps/bg", Some(&bg)).await?.0, 200);
     wait_no_deployments(&m).await?;
@@ -92,10 +94,33 @@ async fn marathon_group_by_blue_green_rollbacks_kills_and_backoff() -> anyhow::R
     })
     .await?;
     probe.abort();
-    assert!(task_ids(&after).iter().all(|t| !before.contains(t)));
+    let new_ids = task_ids(&after);
+    assert!(new_ids.iter().all(|t| !before.contains(t)));
     assert!(
         lowest.load(Ordering::SeqCst) >= 2,
         "blue-green dropped below 2 running"
+    );
+    // The whole new version ran before any old instance was killed.
+    let killed_old = || -> Option<usize> {
+        let l = log.lock().ok()?;
+        l.iter()
+            .position(|(id, st)| before.contains(id) && st == "TASK_KILLED")
+    };
+    agora_tests::eventually("the old tasks' kills reported", DEPLOY_WAIT, || async {
+        killed_old()
+    })
+    .await?;
+    events.abort();
+    let l = log.lock().map(|l| l.clone()).unwrap_or_default();
+    let first_kill = l
+        .iter()
+        .position(|(id, st)| before.contains(id) && st == "TASK_KILLED");
+    let last_new_running = l
+        .iter()
+        .rposition(|(id, st)| new_ids.contains(id) && st == "TASK_RUNNING");
+    assert!(
+        matches!((last_new_running, first_kill), (Some(r), Some(k)) if r < k),
+        "an old task died before the new version was up: {l:?}"
     );
 
     // Rollback by DELETE /v2/deployments/{id}: a definition that cannot be

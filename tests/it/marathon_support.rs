@@ -92,3 +92,38 @@ pub(crate) fn serving(app: &Value, n: u64) -> bool {
     let healthy = !checks || app["tasksHealthy"].as_u64() == Some(n);
     running && healthy && app["tasks"].as_array().is_some_and(|t| t.len() as u64 == n)
 }
+
+/// Task status events, in the order `/v2/events` sent them: (task id,
+/// state). Runs until the handle is aborted.
+pub(crate) type StatusLog = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+pub(crate) fn watch_status_events(m: &TestMarathon) -> (StatusLog, tokio::task::JoinHandle<()>) {
+    let log: StatusLog = Default::default();
+    let out = log.clone();
+    let addr = m.addr;
+    let task = tokio::spawn(async move {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+            return;
+        };
+        let req = format!(
+            "GET /v2/events?event_type=status_update_event HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+        );
+        if s.write_all(req.as_bytes()).await.is_err() {
+            return;
+        }
+        let mut lines = BufReader::new(s).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let Some(data) = line.strip_prefix("data: ") else {
+                continue;
+            };
+            if let Ok(v) = serde_json::from_str::<Value>(data)
+                && let (Some(id), Some(state)) = (v["taskId"].as_str(), v["taskStatus"].as_str())
+                && let Ok(mut l) = out.lock()
+            {
+                l.push((id.to_string(), state.to_string()));
+            }
+        }
+    });
+    (log, task)
+}

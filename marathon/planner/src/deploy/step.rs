@@ -18,6 +18,8 @@
 //!   are killed at once; healthy old instances are killed only while the
 //!   healthy total (old healthy + new healthy-and-ready) stays ≥ `min_healthy`;
 //! - new instances are launched while old + new ≤ the capacity;
+//! - blue-green ({1.0, 1.0}, capacity 2n): no healthy old instance is killed
+//!   until all `n` new ones are healthy and ready;
 //! - done when no old instance is left and `n` new ones are healthy and ready.
 use agora_model::MonoTime;
 
@@ -171,7 +173,15 @@ fn restart(app: &App, instances: &[InstanceView]) -> StepOutcome {
         old.iter().copied().partition(|i| i.is_healthy());
     let min_healthy = app.upgrade_strategy.min_healthy(n);
     let healthy_now = count(old_healthy.iter()) + new_ready;
-    let surplus = usize::try_from(healthy_now.saturating_sub(min_healthy)).unwrap_or(0);
+    // Blue-green ({1.0, 1.0}): the whole new version runs beside the old
+    // one, and no healthy old instance stops until all of it is healthy and
+    // ready.
+    let blue_green = min_healthy >= n && app.upgrade_strategy.max_capacity(n) >= 2 * n;
+    let surplus = if blue_green && new_ready < n {
+        0
+    } else {
+        usize::try_from(healthy_now.saturating_sub(min_healthy)).unwrap_or(0)
+    };
     // Old instances that do not serve go at once (unhealthy ones here,
     // inactive unreachable ones below); healthy ones only above the floor.
     let old_kill = old_unhealthy

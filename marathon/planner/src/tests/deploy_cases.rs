@@ -170,6 +170,13 @@ fn default_strategy_starts_all_new_alongside_the_old() {
         seen.iter()
             .all(|(healthy, active)| *healthy >= 10 && *active <= 20)
     );
+    // Blue-green: all 20 stay up until the 10 new are healthy and ready,
+    // then the 10 old go together.
+    let cut = seen
+        .iter()
+        .position(|(_, active)| *active < 20)
+        .expect("the old ones go");
+    assert!(seen[cut..].iter().all(|s| *s == (10, 10)), "{seen:?}");
 }
 
 #[test]
