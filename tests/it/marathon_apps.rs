@@ -204,9 +204,8 @@ async fn marathon_docker_app_scales_upgrades_by_image_tag_and_is_deleted() -> an
     let (_, tasks) = m.get("/v2/tasks").await?;
     assert_eq!(tasks["tasks"], json!([]));
 
-    events_task.abort();
-    let seen = events.lock().map(|v| v.clone()).unwrap_or_default();
-    for kind in [
+    // The stream may trail the state a little: wait for the last events.
+    let kinds = [
         "event_stream_attached",
         "api_post_event",
         "deployment_info",
@@ -216,12 +215,21 @@ async fn marathon_docker_app_scales_upgrades_by_image_tag_and_is_deleted() -> an
         "instance_changed_event",
         "health_status_changed_event",
         "app_terminated_event",
-    ] {
-        assert!(
-            seen.iter().any(|k| k == kind),
-            "no {kind} event in {seen:?}"
-        );
-    }
+    ];
+    let all_seen = agora_tests::eventually("every event type", Duration::from_secs(15), || async {
+        let seen = events.lock().ok()?;
+        kinds
+            .iter()
+            .all(|k| seen.iter().any(|s| s == k))
+            .then_some(())
+    })
+    .await;
+    events_task.abort();
+    let seen = events.lock().map(|v| v.clone()).unwrap_or_default();
+    assert!(
+        all_seen.is_ok(),
+        "missing event types: want {kinds:?}, saw {seen:?}"
+    );
     Ok(())
 }
 
