@@ -113,6 +113,10 @@ pub(crate) enum Command {
     GetMetrics {
         reply: oneshot::Sender<String>,
     },
+    /// A copy of what the capacity model needs (`/api/v1/capacity`).
+    GetCapacity {
+        reply: oneshot::Sender<agora_capacity::Snapshot>,
+    },
 }
 
 /// A caller waiting for the core's answer.
@@ -317,6 +321,10 @@ impl Loop {
             }
             Command::GetMetrics { reply } => {
                 let _ = reply.send(self.master.metrics_text(unix_now()));
+                return;
+            }
+            Command::GetCapacity { reply } => {
+                let _ = reply.send(self.master.capacity_snapshot());
                 return;
             }
         };

@@ -33,6 +33,8 @@ pub(crate) fn router(state: HttpState) -> Router {
         .route("/health", get(health))
         .route("/state", get(state_handler))
         .route("/metrics", get(metrics))
+        .route("/api/v1/capacity", get(crate::capacity::capacity))
+        .route("/api/v1/capacity/fit", get(crate::capacity::capacity_fit))
         .merge(crate::members::router())
         .with_state(state)
 }
@@ -116,7 +118,7 @@ async fn health() -> Response {
         .into_response()
 }
 
-fn unavailable() -> Response {
+pub(crate) fn unavailable() -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
         "the master is shutting down\n",

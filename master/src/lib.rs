@@ -14,6 +14,7 @@
 
 mod agents;
 mod api;
+mod capacity;
 mod clock;
 mod config;
 mod core;

@@ -200,6 +200,7 @@ fn the_keyspace_replica_and_planner_are_sans_io() {
     let root = root();
     let mut files = rust_files(&root.join("master/kv/src"));
     files.extend(rust_files(&root.join("marathon/planner/src")));
+    files.extend(rust_files(&root.join("master/capacity/src")));
     for f in [
         "node.rs",
         "node/ready.rs",

@@ -1,0 +1,148 @@
+//! `/api/v1/capacity` and `/api/v1/capacity/fit`: the loop copies a
+//! [`agora_capacity::Snapshot`] out (`Master::capacity_snapshot`), and the
+//! handlers run the pure capacity model on it outside the loop.
+use agora_capacity::{AgentSnapshot, FitRequest, Snapshot, breakdown, fit};
+use agora_marathon_planner::parse_constraints;
+use agora_model::{Role, Scalar};
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use crate::event_loop::Command;
+use crate::http::HttpState;
+use crate::route;
+use crate::state::{AgentStatus, Master};
+
+impl Master {
+    /// What the capacity model needs, copied at one instant.
+    pub(crate) fn capacity_snapshot(&self) -> Snapshot {
+        Snapshot {
+            agents: self
+                .agents
+                .values()
+                .map(|a| AgentSnapshot {
+                    id: a.id.clone(),
+                    hostname: a.hostname.clone(),
+                    attributes: a.attributes.clone(),
+                    total: a.total.clone(),
+                    allocated: a.used.clone(),
+                    offered: a.offered.clone(),
+                    active: a.conn.status() == AgentStatus::Connected,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The leader's snapshot, or a redirect/503 answer.
+async fn snapshot(s: &HttpState, path: &str) -> Result<Snapshot, Response> {
+    let current = route::current(&s.route);
+    let Ok(core) = current.core() else {
+        return Err(crate::http::redirect(current.leader(), path));
+    };
+    let (reply, rx) = oneshot::channel();
+    if core.tx.send(Command::GetCapacity { reply }).await.is_err() {
+        return Err(crate::http::unavailable());
+    }
+    rx.await.map_err(|_| crate::http::unavailable())
+}
+
+/// `GET /api/v1/capacity`.
+pub(crate) async fn capacity(State(s): State<HttpState>) -> Response {
+    match snapshot(&s, "/api/v1/capacity").await {
+        Ok(snap) => axum::Json(breakdown(&snap)).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// A query field that cannot be read: a 400 naming it.
+struct QueryError {
+    path: String,
+    error: String,
+}
+
+impl QueryError {
+    fn response(self) -> Response {
+        let body = json!({"message": "invalid query", "details": [{"path": self.path, "errors": [self.error]}]});
+        (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+    }
+}
+
+fn bad(path: &str, error: impl ToString) -> QueryError {
+    QueryError {
+        path: path.to_string(),
+        error: error.to_string(),
+    }
+}
+
+/// The fit request from `cpus=&mem=&disk=&gpus=&ports=&role=&count=` and
+/// repeated `constraint=FIELD:OPERATOR[:VALUE]`.
+fn fit_request(query: Option<&str>) -> Result<FitRequest, QueryError> {
+    let pairs: Vec<(String, String)> = query
+        .map(serde_urlencoded::from_str)
+        .transpose()
+        .map_err(|e| bad("/", e))?
+        .unwrap_or_default();
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let scalar = |k: &str, default: f64| -> Result<Scalar, QueryError> {
+        let v = match get(k) {
+            Some(t) => t.parse::<f64>().map_err(|e| bad(&format!("/{k}"), e))?,
+            None => default,
+        };
+        Scalar::from_f64(v)
+            .ok()
+            .filter(|s| *s >= Scalar::ZERO)
+            .ok_or_else(|| bad(&format!("/{k}"), "must be a number ≥ 0"))
+    };
+    let int = |k: &str| -> Result<Option<u32>, QueryError> {
+        get(k)
+            .map(|t| t.parse::<u32>().map_err(|e| bad(&format!("/{k}"), e)))
+            .transpose()
+    };
+    let raw: Vec<Vec<String>> = pairs
+        .iter()
+        .filter(|(k, _)| k == "constraint")
+        .map(|(_, v)| v.splitn(3, ':').map(str::to_string).collect())
+        .collect();
+    let constraints = parse_constraints(&raw).map_err(|v| {
+        let errors: Vec<String> = v.iter().flat_map(|x| x.errors.clone()).collect();
+        bad(
+            v.first().map_or("/constraint", |x| x.path.as_str()),
+            errors.join("; "),
+        )
+    })?;
+    let role = Role::parse(get("role").unwrap_or("*")).map_err(|e| bad("/role", e))?;
+    Ok(FitRequest {
+        cpus: scalar("cpus", 0.1)?,
+        mem: scalar("mem", 128.0)?,
+        disk: scalar("disk", 0.0)?,
+        gpus: int("gpus")?.unwrap_or(0),
+        ports: int("ports")?.unwrap_or(0),
+        role,
+        constraints,
+        count: int("count")?,
+    })
+}
+
+/// `GET /api/v1/capacity/fit?...`: how many more of this shape fit.
+pub(crate) async fn capacity_fit(State(s): State<HttpState>, RawQuery(q): RawQuery) -> Response {
+    let req = match fit_request(q.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return e.response(),
+    };
+    let path = match &q {
+        Some(q) => format!("/api/v1/capacity/fit?{q}"),
+        None => "/api/v1/capacity/fit".into(),
+    };
+    match snapshot(&s, &path).await {
+        Ok(snap) => axum::Json(fit(&snap, &req)).into_response(),
+        Err(r) => r,
+    }
+}

@@ -1,0 +1,108 @@
+//! The capacity API (issue 9 §1) on a real master with simulated agents:
+//! the breakdown adds up and groups by attribute, "what fits" answers with
+//! the Marathon planner's rules (UNIQUE, LIKE), names each agent's
+//! bottleneck and the funnel, and bad queries are 400s with the field.
+use std::time::Duration;
+
+use agora_model::{AttributeValue, Attributes, Resources};
+use agora_tests::{SimAgent, SimAgentConfig, TestMaster, http_get};
+use serde_json::Value;
+
+async fn get_json(master: &TestMaster, path: &str) -> anyhow::Result<(u16, Value)> {
+    let (code, body) = http_get(master.addr, path).await?;
+    Ok((code, serde_json::from_str(&body)?))
+}
+
+#[tokio::test]
+async fn capacity_breakdown_and_what_fits() -> anyhow::Result<()> {
+    let master = TestMaster::start().await;
+    let mut sims = Vec::new();
+    for (i, rack) in ["r1", "r1", "r2"].iter().enumerate() {
+        let c = SimAgentConfig {
+            resources: Resources::parse("cpus:4;mem:4096;disk:100;ports:[31000-31009]")?,
+            attributes: Attributes(
+                [("rack".to_string(), AttributeValue::Text((*rack).into()))]
+                    .into_iter()
+                    .collect(),
+            ),
+            hostname: format!("sim-{i}"),
+            ..SimAgentConfig::default()
+        };
+        sims.push(SimAgent::start(&master.endpoint(), c).await);
+    }
+    let cap = agora_tests::eventually(
+        "3 agents in the capacity",
+        Duration::from_secs(15),
+        || async {
+            let (code, v) = get_json(&master, "/api/v1/capacity").await.ok()?;
+            (code == 200 && v["agents"].as_array().map(Vec::len) == Some(3)).then_some(v)
+        },
+    )
+    .await?;
+    let cluster = &cap["cluster"];
+    assert_eq!(cluster["total"]["cpus"].as_f64(), Some(12.0), "{cap}");
+    assert_eq!(cluster["total"]["ports"], 30);
+    assert_eq!(cluster["free"]["mem"].as_f64(), Some(12288.0));
+    assert_eq!(
+        cap["by_attribute"]["rack"]["r1"]["total"]["cpus"].as_f64(),
+        Some(8.0)
+    );
+    assert_eq!(
+        cap["by_attribute"]["rack"]["r2"]["total"]["cpus"].as_f64(),
+        Some(4.0)
+    );
+
+    let (code, all) = get_json(&master, "/api/v1/capacity/fit?cpus=1&mem=512").await?;
+    assert_eq!(code, 200, "{all}");
+    assert_eq!(all["placeable"], 12);
+    assert!(
+        all["agents"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|x| x["bottleneck"] == "cpus")),
+        "{all}"
+    );
+    let (_, unique) = get_json(
+        &master,
+        "/api/v1/capacity/fit?cpus=1&mem=512&constraint=hostname:UNIQUE&count=5",
+    )
+    .await?;
+    assert_eq!(
+        (unique["placeable"].as_u64(), unique["fits"].as_bool()),
+        (Some(3), Some(false)),
+        "{unique}"
+    );
+    let (_, like) = get_json(
+        &master,
+        "/api/v1/capacity/fit?cpus=1&constraint=rack:LIKE:r2",
+    )
+    .await?;
+    assert_eq!(like["placeable"], 4);
+    let constraints = like["funnel"]
+        .as_array()
+        .and_then(|f| f.iter().find(|s| s["stage"] == "constraints"))
+        .cloned();
+    assert_eq!(
+        constraints.map(|c| (c["rejected"].clone(), c["remaining"].clone())),
+        Some((2.into(), 1.into()))
+    );
+    let (_, mem) = get_json(&master, "/api/v1/capacity/fit?cpus=0.5&mem=3000").await?;
+    assert_eq!(mem["placeable"], 3);
+    assert_eq!(mem["agents"][0]["bottleneck"], "mem");
+
+    for bad in [
+        "/api/v1/capacity/fit?cpus=lots",
+        "/api/v1/capacity/fit?mem=-1",
+        "/api/v1/capacity/fit?constraint=rack:NOPE",
+        "/api/v1/capacity/fit?count=x",
+    ] {
+        let (code, v) = get_json(&master, bad).await?;
+        assert_eq!(code, 400, "{bad}: {v}");
+        assert!(
+            v["details"][0]["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with('/')),
+            "{v}"
+        );
+    }
+    Ok(())
+}
