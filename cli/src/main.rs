@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod capacity;
 mod client;
 mod dev;
 mod marathon;
@@ -43,6 +44,10 @@ enum Command {
     Tasks(client::ClientArgs),
     /// List, add or remove the masters of a group.
     Members(members::MembersArgs),
+    /// What is free, allocated, offered and reserved, per agent or attribute (cluster first).
+    Capacity(capacity::CapacityArgs),
+    /// How many more instances of a shape fit, where, and why not (exit 2 if not all).
+    Fit(capacity::FitArgs),
 }
 
 fn init_logging(filter: &str, json: bool) {
@@ -76,6 +81,14 @@ fn main() -> anyhow::Result<()> {
             Command::Frameworks(a) => client::frameworks(a).await,
             Command::Tasks(a) => client::tasks(a).await,
             Command::Members(a) => members::run(a).await,
+            Command::Capacity(a) => capacity::capacity(a).await,
+            Command::Fit(a) => {
+                let code = capacity::fit(a).await?;
+                if code != 0 {
+                    std::process::exit(code);
+                }
+                Ok(())
+            }
         }
     })
 }

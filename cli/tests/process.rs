@@ -511,3 +511,58 @@ async fn dev_kill_9_keeps_marathon_apps_and_their_tasks() -> anyhow::Result<()> 
     .await?;
     Ok(())
 }
+
+/// `agora capacity` and `agora fit` against `agora dev`: the cluster row
+/// first, and fit's exit codes (0 when the count fits, 2 when it does not).
+#[tokio::test]
+async fn capacity_and_fit_commands_against_agora_dev() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_dev, m) = start_dev(
+        dir.path(),
+        "cpus:2;mem:1024;disk:1024;ports:[33060-33069]",
+        false,
+    )
+    .await?;
+    let master = m.to_string();
+    let run = |args: &[&str]| {
+        Command::new(AGORA)
+            .args(args)
+            .args(["--master", &master])
+            .output()
+    };
+    let out = run(&["capacity"])?;
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = text.lines().collect();
+    assert!(rows.len() >= 3, "{text}");
+    assert!(
+        rows[1].starts_with("* (cluster)") && rows[1].contains("2/2"),
+        "{text}"
+    );
+    let json = run(&["capacity", "-o", "json"])?;
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout)?;
+    assert_eq!(v["cluster"]["total"]["ports"], 10);
+
+    let fits = run(&["fit", "--cpus", "0.5", "--mem", "256", "--count", "4"])?;
+    assert_eq!(fits.status.code(), Some(0), "{fits:?}");
+    assert!(String::from_utf8_lossy(&fits.stdout).starts_with("4 instance(s) of 4 wanted"));
+    let too_many = run(&["fit", "--cpus", "0.5", "--mem", "256", "--count", "5"])?;
+    assert_eq!(too_many.status.code(), Some(2), "{too_many:?}");
+    let text = String::from_utf8_lossy(&too_many.stdout);
+    assert!(text.contains("cpus"), "the bottleneck is named: {text}");
+    let unique = run(&[
+        "fit",
+        "--constraint",
+        "hostname:UNIQUE",
+        "--count",
+        "2",
+        "-o",
+        "json",
+    ])?;
+    assert_eq!(unique.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&unique.stdout)?;
+    assert_eq!(v["placeable"], 1);
+    let bad = run(&["fit", "--constraint", "hostname:NOPE"])?;
+    assert_eq!(bad.status.code(), Some(1), "{bad:?}");
+    Ok(())
+}
