@@ -57,6 +57,13 @@ pub(crate) struct FitArgs {
     /// How many are wanted (exit 2 if they do not all fit).
     #[arg(long)]
     pub(crate) count: Option<u32>,
+    /// What if an agent with these resources joined, e.g.
+    /// 'cpus:16;mem:65536@rack=r3' (repeatable).
+    #[arg(long)]
+    pub(crate) add_agent: Vec<String>,
+    /// What if this agent were drained (repeatable).
+    #[arg(long)]
+    pub(crate) drain: Vec<String>,
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub(crate) output: Output,
 }
@@ -155,6 +162,8 @@ pub(crate) async fn fit(a: FitArgs) -> anyhow::Result<i32> {
         ("role", a.role.clone()),
     ];
     q.extend(a.constraint.iter().map(|c| ("constraint", c.clone())));
+    q.extend(a.add_agent.iter().map(|c| ("add_agent", c.clone())));
+    q.extend(a.drain.iter().map(|c| ("drain", c.clone())));
     if let Some(n) = a.count {
         q.push(("count", n.to_string()));
     }

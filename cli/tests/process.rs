@@ -562,6 +562,18 @@ async fn capacity_and_fit_commands_against_agora_dev() -> anyhow::Result<()> {
     assert_eq!(unique.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&unique.stdout)?;
     assert_eq!(v["placeable"], 1);
+    let what_if = run(&[
+        "fit",
+        "--cpus",
+        "0.5",
+        "--mem",
+        "256",
+        "--count",
+        "5",
+        "--add-agent",
+        "cpus:2;mem:1024@rack=r9",
+    ])?;
+    assert_eq!(what_if.status.code(), Some(0), "{what_if:?}");
     let bad = run(&["fit", "--constraint", "hostname:NOPE"])?;
     assert_eq!(bad.status.code(), Some(1), "{bad:?}");
     Ok(())

@@ -1,7 +1,10 @@
 //! `/api/v1/capacity` and `/api/v1/capacity/fit`: the loop copies a
 //! [`agora_capacity::Snapshot`] out (`Master::capacity_snapshot`), and the
 //! handlers run the pure capacity model on it outside the loop.
-use agora_capacity::{AgentSnapshot, FitRequest, Snapshot, breakdown, fit};
+use agora_capacity::{
+    AgentSnapshot, FitRequest, Snapshot, WhatIf, breakdown, default_shapes, fit, fragmentation,
+    what_if,
+};
 use agora_marathon_planner::parse_constraints;
 use agora_model::{Role, Scalar};
 use axum::extract::{RawQuery, State};
@@ -52,7 +55,17 @@ async fn snapshot(s: &HttpState, path: &str) -> Result<Snapshot, Response> {
 /// `GET /api/v1/capacity`.
 pub(crate) async fn capacity(State(s): State<HttpState>) -> Response {
     match snapshot(&s, "/api/v1/capacity").await {
-        Ok(snap) => axum::Json(breakdown(&snap)).into_response(),
+        Ok(snap) => {
+            let mut v = serde_json::to_value(breakdown(&snap)).unwrap_or_default();
+            if let serde_json::Value::Object(m) = &mut v {
+                let frag = fragmentation(&snap, &default_shapes());
+                m.insert(
+                    "fragmentation".into(),
+                    serde_json::to_value(frag).unwrap_or_default(),
+                );
+            }
+            axum::Json(v).into_response()
+        }
         Err(r) => r,
     }
 }
@@ -131,18 +144,52 @@ fn fit_request(query: Option<&str>) -> Result<FitRequest, QueryError> {
     })
 }
 
-/// `GET /api/v1/capacity/fit?...`: how many more of this shape fit.
+/// "What if" changes from `add_agent=RESOURCES[@ATTR=VALUE,...]` and
+/// `drain=AGENT_ID`, both repeatable.
+fn what_ifs(query: Option<&str>) -> Result<Vec<WhatIf>, QueryError> {
+    let pairs: Vec<(String, String)> = query
+        .map(serde_urlencoded::from_str)
+        .transpose()
+        .map_err(|e| bad("/", e))?
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (k, v) in pairs {
+        match k.as_str() {
+            "add_agent" => {
+                let (res, attrs) = v.split_once('@').unwrap_or((v.as_str(), ""));
+                let resources =
+                    agora_model::Resources::parse(res).map_err(|e| bad("/add_agent", e))?;
+                let text = attrs.replace(',', ";").replace('=', ":");
+                let attributes =
+                    agora_model::Attributes::parse(&text).map_err(|e| bad("/add_agent", e))?;
+                out.push(WhatIf::AddAgent {
+                    resources,
+                    attributes,
+                });
+            }
+            "drain" => {
+                let id = agora_model::AgentId::parse(v).map_err(|e| bad("/drain", e))?;
+                out.push(WhatIf::Drain(id));
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// `GET /api/v1/capacity/fit?...`: how many more of this shape fit (after
+/// the "what if" changes, if any).
 pub(crate) async fn capacity_fit(State(s): State<HttpState>, RawQuery(q): RawQuery) -> Response {
-    let req = match fit_request(q.as_deref()) {
-        Ok(r) => r,
-        Err(e) => return e.response(),
+    let (req, changes) = match (fit_request(q.as_deref()), what_ifs(q.as_deref())) {
+        (Ok(r), Ok(w)) => (r, w),
+        (Err(e), _) | (_, Err(e)) => return e.response(),
     };
     let path = match &q {
         Some(q) => format!("/api/v1/capacity/fit?{q}"),
         None => "/api/v1/capacity/fit".into(),
     };
     match snapshot(&s, &path).await {
-        Ok(snap) => axum::Json(fit(&snap, &req)).into_response(),
+        Ok(snap) => axum::Json(fit(&what_if(&snap, &changes), &req)).into_response(),
         Err(r) => r,
     }
 }

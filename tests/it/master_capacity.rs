@@ -89,6 +89,30 @@ async fn capacity_breakdown_and_what_fits() -> anyhow::Result<()> {
     assert_eq!(mem["placeable"], 3);
     assert_eq!(mem["agents"][0]["bottleneck"], "mem");
 
+    // Fragmentation for the reference shapes, and "what if".
+    let small = &cap["fragmentation"]["shapes"][0];
+    assert_eq!(
+        (small["name"].as_str(), small["cluster"].as_u64()),
+        (Some("small"), Some(24)),
+        "{cap}"
+    );
+    let (_, more) = get_json(
+        &master,
+        "/api/v1/capacity/fit?cpus=1&mem=512&add_agent=cpus:8%3Bmem:8192%40rack%3Dr3",
+    )
+    .await?;
+    assert_eq!(more["placeable"], 20, "{more}");
+    let id = all["agents"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (_, less) = get_json(
+        &master,
+        &format!("/api/v1/capacity/fit?cpus=1&mem=512&drain={id}"),
+    )
+    .await?;
+    assert_eq!(less["placeable"], 8, "{less}");
+
     for bad in [
         "/api/v1/capacity/fit?cpus=lots",
         "/api/v1/capacity/fit?mem=-1",

@@ -13,6 +13,9 @@
 //! - `breakdown.rs`: [`Snapshot`] in, [`Capacity`] out.
 //! - `fit.rs`: [`fit`] — [`FitRequest`] in, [`FitAnswer`] (count, per-agent
 //!   placements and bottlenecks, the rejection funnel) out.
+//! - `shapes.rs`: [`fragmentation`] for reference shapes (placeable per
+//!   agent and cluster, largest task per agent, stranded resources) and
+//!   [`what_if`] (add an agent, drain one).
 //!
 //! Architecture invariant: no IO, clock or threads; plain data in and out
 //! (the master's loop copies a [`Snapshot`] out; HTTP handlers call these
@@ -24,10 +27,15 @@
 mod amount;
 mod breakdown;
 mod fit;
+mod shapes;
 
 pub use amount::Amount;
 pub use breakdown::{AgentCapacity, AgentSnapshot, Breakdown, Capacity, Snapshot, breakdown};
 pub use fit::{AgentFit, FitAnswer, FitRequest, FunnelStep, MAX_FIT, fit};
+pub use shapes::{
+    AgentFragment, Fragmentation, ReferenceShape, ShapeCount, WhatIf, default_shapes,
+    fragmentation, what_if,
+};
 
 #[cfg(test)]
 mod tests;

@@ -184,3 +184,42 @@ proptest! {
         prop_assert_eq!(sum.unwrap_or_default(), c.cluster.total);
     }
 }
+
+#[test]
+fn fragmentation_counts_shapes_and_finds_stranded_resources() {
+    let f = crate::fragmentation(&cluster(), &crate::default_shapes());
+    let small = &f.shapes[0];
+    assert_eq!(small.shape.name, "small");
+    // a1: 3 cpus, 3584 MB → 6 small; a2: 4 cpus, 4096 → 8; a3: 8 cpus but
+    // 1024 MB → 2; a4 drained → 0.
+    assert_eq!(small.agents["a1"], 6);
+    assert_eq!(small.agents["a3"], 2);
+    assert_eq!(small.cluster, 16);
+    let large = &f.shapes[2];
+    assert_eq!(large.cluster, 0);
+    assert_eq!(f.agents[2].largest.cpus, Scalar::from_units(8));
+    assert_eq!(f.agents[2].stranded, crate::Amount::default());
+    // An agent whose memory is gone strands its cpus.
+    let mut s = cluster();
+    s.agents[2].allocated = Resources::parse("mem:1000").expect("r");
+    let f = crate::fragmentation(&s, &crate::default_shapes());
+    assert_eq!(f.agents[2].stranded.cpus, Scalar::from_units(8));
+    assert_eq!(f.agents[2].exhausted.as_deref(), Some("mem"));
+}
+
+#[test]
+fn what_if_adds_an_agent_or_drains_one() {
+    let more = crate::what_if(
+        &cluster(),
+        &[crate::WhatIf::AddAgent {
+            resources: Resources::parse("cpus:16;mem:16384").expect("r"),
+            attributes: Attributes::default(),
+        }],
+    );
+    assert_eq!(fit(&more, &request(2, &[])).placeable, 7 + 8);
+    let less = crate::what_if(
+        &cluster(),
+        &[crate::WhatIf::Drain(AgentId::parse("a2").expect("id"))],
+    );
+    assert_eq!(fit(&less, &request(2, &[])).placeable, 5);
+}
