@@ -193,3 +193,56 @@ pub(crate) async fn capacity_fit(State(s): State<HttpState>, RawQuery(q): RawQue
         Err(r) => r,
     }
 }
+
+/// Prometheus text for the capacity model, in base units: per agent and
+/// state (`allocated`, `offered`, `free`: the three sum to the agent's
+/// total), and instances placeable per reference shape.
+pub(crate) fn metrics_text(snap: &Snapshot) -> String {
+    const MB: f64 = 1024.0 * 1024.0;
+    let cap = breakdown(snap);
+    let mut out = String::new();
+    let dims: [(&str, &str, f64, fn(&agora_capacity::Amount) -> f64); 5] = [
+        ("cpus", "CPUs", 1.0, |a| a.cpus.as_f64()),
+        ("memory_bytes", "Memory, bytes", MB, |a| a.mem.as_f64()),
+        ("disk_bytes", "Disk, bytes", MB, |a| a.disk.as_f64()),
+        ("gpus", "GPUs", 1.0, |a| a.gpus.as_f64()),
+        ("ports", "Host ports", 1.0, |a| a.ports as f64),
+    ];
+    for (name, what, scale, get) in dims {
+        out.push_str(&format!(
+            "# HELP agora_capacity_{name} {what} per agent by state (allocated, offered, free: they sum to the agent's total).\n# TYPE agora_capacity_{name} gauge\n"
+        ));
+        for a in &cap.agents {
+            let c = &a.capacity;
+            for (state, amount) in [
+                ("allocated", &c.allocated),
+                ("offered", &c.offered),
+                ("free", &c.free),
+            ] {
+                out.push_str(&format!(
+                    "agora_capacity_{name}{{agent=\"{}\",hostname=\"{}\",state=\"{state}\"}} {}\n",
+                    escape(&a.id),
+                    escape(&a.hostname),
+                    get(amount) * scale
+                ));
+            }
+        }
+    }
+    let frag = fragmentation(snap, &default_shapes());
+    out.push_str("# HELP agora_capacity_placeable_instances Instances of each reference shape that fit now, cluster-wide.\n# TYPE agora_capacity_placeable_instances gauge\n");
+    for s in &frag.shapes {
+        out.push_str(&format!(
+            "agora_capacity_placeable_instances{{shape=\"{}\"}} {}\n",
+            escape(&s.shape.name),
+            s.cluster
+        ));
+    }
+    out
+}
+
+/// A Prometheus label value, escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

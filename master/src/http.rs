@@ -179,6 +179,13 @@ async fn metrics(State(s): State<HttpState>) -> Response {
             Ok(core_text) => text = core_text,
             Err(_) => return unavailable(),
         }
+        // Capacity, computed here from a copy, not in the loop.
+        let (reply, rx) = oneshot::channel();
+        if core.tx.send(Command::GetCapacity { reply }).await.is_ok()
+            && let Ok(snap) = rx.await
+        {
+            text.push_str(&crate::capacity::metrics_text(&snap));
+        }
     }
     text.push_str(&crate::metrics::replication_text(
         &s.status.borrow(),

@@ -113,6 +113,31 @@ async fn capacity_breakdown_and_what_fits() -> anyhow::Result<()> {
     .await?;
     assert_eq!(less["placeable"], 8, "{less}");
 
+    // /metrics: per agent and state, in base units, summing to the total;
+    // placeable per shape; clean under promtool.
+    let (code, text) = http_get(master.addr, "/metrics").await?;
+    assert_eq!(code, 200);
+    let cpu_sum: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("agora_capacity_cpus{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(cpu_sum, 12.0, "{text}");
+    let mem_free: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("agora_capacity_memory_bytes{") && l.contains("state=\"free\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(mem_free, 3.0 * 4096.0 * 1024.0 * 1024.0);
+    assert!(
+        text.contains("agora_capacity_placeable_instances{shape=\"small\"} 24"),
+        "{text}"
+    );
+    if agora_tests::promtool::available("capacity metrics") {
+        let (ok, said) = agora_tests::promtool::check_metrics(&text).await?;
+        assert!(ok, "promtool: {said}");
+    }
+
     for bad in [
         "/api/v1/capacity/fit?cpus=lots",
         "/api/v1/capacity/fit?mem=-1",
