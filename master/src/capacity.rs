@@ -194,6 +194,14 @@ pub(crate) async fn capacity_fit(State(s): State<HttpState>, RawQuery(q): RawQue
     }
 }
 
+/// One exported dimension: metric suffix, help, unit scale, and reader.
+type Dimension = (
+    &'static str,
+    &'static str,
+    f64,
+    fn(&agora_capacity::Amount) -> f64,
+);
+
 /// Prometheus text for the capacity model, in base units: per agent and
 /// state (`allocated`, `offered`, `free`: the three sum to the agent's
 /// total), and instances placeable per reference shape.
@@ -201,7 +209,7 @@ pub(crate) fn metrics_text(snap: &Snapshot) -> String {
     const MB: f64 = 1024.0 * 1024.0;
     let cap = breakdown(snap);
     let mut out = String::new();
-    let dims: [(&str, &str, f64, fn(&agora_capacity::Amount) -> f64); 5] = [
+    let dims: [Dimension; 5] = [
         ("cpus", "CPUs", 1.0, |a| a.cpus.as_f64()),
         ("memory_bytes", "Memory, bytes", MB, |a| a.mem.as_f64()),
         ("disk_bytes", "Disk, bytes", MB, |a| a.disk.as_f64()),
