@@ -271,6 +271,18 @@ async fn marathon_unique_waits_with_reasons_and_refuses_bad_input() -> anyhow::R
     .await?;
     assert_eq!(queue["count"], 1);
     assert_eq!(queue["app"]["id"], "/spread");
+    // The same answer in /metrics: waiting instances and declines by reason.
+    let (_, text) = agora_tests::http_get(m.addr, "/metrics").await?;
+    assert!(
+        text.contains("marathon_queue_waiting_instances{app=\"/spread\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "marathon_queue_declined_offers{app=\"/spread\",reason=\"UnfulfilledConstraint\"}"
+        ),
+        "{text}"
+    );
 
     // Locked while the deployment waits: 409 with its id, unless force.
     let mut more = app.clone();

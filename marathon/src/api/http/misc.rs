@@ -99,19 +99,7 @@ pub(crate) async fn ping() -> Response {
 pub(crate) async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let leading = matches!(&*shared.route.borrow(), Route::Leading(_));
     let counts = if leading {
-        read(&shared, |state, _| {
-            let mut by_state: BTreeMap<&'static str, i64> = BTreeMap::new();
-            for i in state.instances.values() {
-                *by_state.entry(condition_word(i.condition)).or_default() += 1;
-            }
-            (
-                state.apps.len() as i64,
-                state.deployments.len() as i64,
-                by_state,
-            )
-        })
-        .await
-        .ok()
+        read(&shared, |state, _| scrape(state)).await.ok()
     } else {
         None
     };
@@ -137,7 +125,47 @@ fn condition_word(c: agora_marathon_planner::Condition) -> &'static str {
     }
 }
 
-type Counts = (i64, i64, BTreeMap<&'static str, i64>);
+/// What a scrape reads from the state.
+struct Counts {
+    apps: i64,
+    deployments: i64,
+    by_condition: BTreeMap<&'static str, i64>,
+    /// Instances waiting for offers, per app.
+    waiting: BTreeMap<String, i64>,
+    /// Offers declined for a waiting app, per app and first reason (the
+    /// `/v2/queue` funnel).
+    declined: BTreeMap<(String, &'static str), i64>,
+}
+
+fn scrape(state: &crate::state::State) -> Counts {
+    let mut by_condition: BTreeMap<&'static str, i64> = BTreeMap::new();
+    let mut waiting: BTreeMap<String, i64> = BTreeMap::new();
+    for i in state.instances.values() {
+        *by_condition.entry(condition_word(i.condition)).or_default() += 1;
+        if i.condition == agora_marathon_planner::Condition::Scheduled
+            && i.goal == agora_marathon_planner::Goal::Running
+        {
+            *waiting.entry(i.app.to_string()).or_default() += 1;
+        }
+    }
+    let mut declined = BTreeMap::new();
+    for a in state.apps.values() {
+        let id = a.app.id.to_string();
+        if !waiting.contains_key(&id) {
+            continue;
+        }
+        for (reason, n) in &a.offer_stats.declined {
+            declined.insert((id.clone(), reason.as_str()), i64::from(*n));
+        }
+    }
+    Counts {
+        apps: state.apps.len() as i64,
+        deployments: state.deployments.len() as i64,
+        by_condition,
+        waiting,
+        declined,
+    }
+}
 
 fn render_metrics(leading: bool, counts: Option<Counts>) -> Result<String, prometheus::Error> {
     let reg = Registry::new();
@@ -147,21 +175,43 @@ fn render_metrics(leading: bool, counts: Option<Counts>) -> Result<String, prome
     )?;
     leader.set(i64::from(leading));
     reg.register(Box::new(leader.clone()))?;
-    if let Some((apps, deployments, by_state)) = counts {
+    if let Some(c) = counts {
         let a = IntGauge::new("marathon_apps", "Apps defined")?;
-        a.set(apps);
+        a.set(c.apps);
         reg.register(Box::new(a))?;
         let d = IntGauge::new("marathon_deployments", "Deployments in progress")?;
-        d.set(deployments);
+        d.set(c.deployments);
         reg.register(Box::new(d))?;
         let i = IntGaugeVec::new(
             Opts::new("marathon_instances", "Instances by condition"),
             &["condition"],
         )?;
-        for (k, v) in by_state {
+        for (k, v) in c.by_condition {
             i.with_label_values(&[k]).set(v);
         }
         reg.register(Box::new(i))?;
+        let w = IntGaugeVec::new(
+            Opts::new(
+                "marathon_queue_waiting_instances",
+                "Instances waiting for offers, per app",
+            ),
+            &["app"],
+        )?;
+        for (app, n) in &c.waiting {
+            w.with_label_values(&[app.as_str()]).set(*n);
+        }
+        reg.register(Box::new(w))?;
+        let r = IntGaugeVec::new(
+            Opts::new(
+                "marathon_queue_declined_offers",
+                "Offers declined for a waiting app since it started waiting, by first reason",
+            ),
+            &["app", "reason"],
+        )?;
+        for ((app, reason), n) in &c.declined {
+            r.with_label_values(&[app.as_str(), reason]).set(*n);
+        }
+        reg.register(Box::new(r))?;
     }
     let mut buf = Vec::new();
     TextEncoder::new().encode(&reg.gather(), &mut buf)?;
