@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod app;
 mod capacity;
 mod client;
 mod dev;
@@ -48,6 +49,8 @@ enum Command {
     Capacity(capacity::CapacityArgs),
     /// How many more instances of a shape fit, where, and why not (exit 2 if not all).
     Fit(capacity::FitArgs),
+    /// Marathon apps: deploy a definition and follow the deployment to its end.
+    App(app::AppArgs),
 }
 
 fn init_logging(filter: &str, json: bool) {
@@ -82,6 +85,14 @@ fn main() -> anyhow::Result<()> {
             Command::Tasks(a) => client::tasks(a).await,
             Command::Members(a) => members::run(a).await,
             Command::Capacity(a) => capacity::capacity(a).await,
+            Command::App(a) => {
+                let app::AppCommand::Deploy(d) = a.command;
+                let code = tokio::task::spawn_blocking(move || app::deploy(&d)).await??;
+                if code != 0 {
+                    std::process::exit(code);
+                }
+                Ok(())
+            }
             Command::Fit(a) => {
                 let code = capacity::fit(a).await?;
                 if code != 0 {

@@ -47,7 +47,7 @@ async fn start_dev(
     dir: &std::path::Path,
     resources: &str,
     docker: bool,
-) -> anyhow::Result<(Proc, SocketAddr)> {
+) -> anyhow::Result<(Proc, SocketAddr, SocketAddr)> {
     let (mp, ap) = (free_port(), free_port());
     let m: SocketAddr = format!("127.0.0.1:{mp}").parse()?;
     let data = dir.join("data").display().to_string();
@@ -93,7 +93,7 @@ async fn start_dev(
         },
     )
     .await?;
-    Ok((dev, m))
+    Ok((dev, m, marathon_addr))
 }
 
 #[tokio::test]
@@ -155,7 +155,7 @@ async fn master_kill_9_keeps_its_registry_and_agents_come_back() -> anyhow::Resu
 #[tokio::test]
 async fn dev_runs_a_cluster_and_stops_on_sigterm() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (mut dev, _) = start_dev(
+    let (mut dev, _, _) = start_dev(
         dir.path(),
         "cpus:2;mem:1024;disk:1024;ports:[32000-32010]",
         false,
@@ -383,7 +383,7 @@ mod dev_cluster_runs_the_sdk_example {
             None => None,
         };
         let dir = tempfile::tempdir()?;
-        let (_dev, m) = start_dev(
+        let (_dev, m, _) = start_dev(
             dir.path(),
             "cpus:2;mem:2048;disk:2048;ports:[34000-34010]",
             true,
@@ -517,7 +517,7 @@ async fn dev_kill_9_keeps_marathon_apps_and_their_tasks() -> anyhow::Result<()> 
 #[tokio::test]
 async fn capacity_and_fit_commands_against_agora_dev() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (_dev, m) = start_dev(
+    let (_dev, m, marathon) = start_dev(
         dir.path(),
         "cpus:2;mem:1024;disk:1024;ports:[33060-33069]",
         false,
@@ -576,5 +576,70 @@ async fn capacity_and_fit_commands_against_agora_dev() -> anyhow::Result<()> {
     assert_eq!(what_if.status.code(), Some(0), "{what_if:?}");
     let bad = run(&["fit", "--constraint", "hostname:NOPE"])?;
     assert_eq!(bad.status.code(), Some(1), "{bad:?}");
+    Ok(())
+}
+
+/// `agora app deploy -f` follows the deployment: ✓ and exit 0 when the app
+/// runs; exit 2 with the waiting reason when it cannot be placed in time.
+#[tokio::test]
+async fn app_deploy_follows_the_deployment_and_exits_by_outcome() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_dev, _, marathon) = start_dev(
+        dir.path(),
+        "cpus:2;mem:1024;disk:1024;ports:[33070-33079]",
+        false,
+    )
+    .await?;
+    let marathon = marathon.to_string();
+    let file = dir.path().join("app.json");
+    let deploy = |def: &str| -> anyhow::Result<std::process::Output> {
+        std::fs::write(&file, def)?;
+        let path = file.display().to_string();
+        Ok(Command::new(AGORA)
+            .args([
+                "app",
+                "deploy",
+                "-f",
+                &path,
+                "--marathon",
+                &marathon,
+                "--timeout",
+                "5",
+            ])
+            .output()?)
+    };
+    let ok = deploy(
+        r#"{"id": "/cli/web", "cmd": "sleep 300", "cpus": 0.1, "mem": 16, "instances": 2}"#,
+    )?;
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{text} {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        text.lines()
+            .last()
+            .is_some_and(|l| l.starts_with("✓ /cli/web deployed")),
+        "{text}"
+    );
+    assert!(
+        text.lines().count() >= 2,
+        "progress lines before the end: {text}"
+    );
+    let big =
+        deploy(r#"{"id": "/cli/big", "cmd": "sleep 300", "cpus": 50, "mem": 16, "instances": 1}"#)?;
+    let text = String::from_utf8_lossy(&big.stdout);
+    assert_eq!(big.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("not placeable") && text.contains("InsufficientCpus"),
+        "{text}"
+    );
+    for id in ["/cli/web", "/cli/big"] {
+        let m: SocketAddr = marathon.parse()?;
+        let _ = agora_tests::http_request(m, "DELETE", &format!("/v2/apps{id}?force=true"), None)
+            .await?;
+    }
     Ok(())
 }
