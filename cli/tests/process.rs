@@ -517,7 +517,7 @@ async fn dev_kill_9_keeps_marathon_apps_and_their_tasks() -> anyhow::Result<()> 
 #[tokio::test]
 async fn capacity_and_fit_commands_against_agora_dev() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (_dev, m, marathon) = start_dev(
+    let (_dev, m, _) = start_dev(
         dir.path(),
         "cpus:2;mem:1024;disk:1024;ports:[33060-33069]",
         false,
