@@ -7,6 +7,7 @@ mod app;
 mod capacity;
 mod client;
 mod dev;
+mod get;
 mod marathon;
 mod members;
 mod run;
@@ -51,6 +52,8 @@ enum Command {
     Fit(capacity::FitArgs),
     /// Marathon apps: deploy a definition and follow the deployment to its end.
     App(app::AppArgs),
+    /// List agents, frameworks, tasks, offers, roles, apps or deployments (-o table|wide|json, --watch).
+    Get(get::GetArgs),
 }
 
 fn init_logging(filter: &str, json: bool) {
@@ -85,6 +88,7 @@ fn main() -> anyhow::Result<()> {
             Command::Tasks(a) => client::tasks(a).await,
             Command::Members(a) => members::run(a).await,
             Command::Capacity(a) => capacity::capacity(a).await,
+            Command::Get(a) => tokio::task::spawn_blocking(move || get::get(&a)).await?,
             Command::App(a) => {
                 let app::AppCommand::Deploy(d) = a.command;
                 let code = tokio::task::spawn_blocking(move || app::deploy(&d)).await??;

@@ -584,7 +584,7 @@ async fn capacity_and_fit_commands_against_agora_dev() -> anyhow::Result<()> {
 #[tokio::test]
 async fn app_deploy_follows_the_deployment_and_exits_by_outcome() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (_dev, _, marathon) = start_dev(
+    let (_dev, m, marathon) = start_dev(
         dir.path(),
         "cpus:2;mem:1024;disk:1024;ports:[33070-33079]",
         false,
@@ -628,6 +628,61 @@ async fn app_deploy_follows_the_deployment_and_exits_by_outcome() -> anyhow::Res
         text.lines().count() >= 2,
         "progress lines before the end: {text}"
     );
+    // kubectl-style listings of what runs.
+    let master = m.to_string();
+    let get = |args: &[&str]| -> anyhow::Result<String> {
+        let out = Command::new(AGORA)
+            .arg("get")
+            .args(args)
+            .args(["--master", &master, "--marathon", &marathon])
+            .output()?;
+        anyhow::ensure!(out.status.success(), "agora get {args:?}: {out:?}");
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let apps = get(&["apps"])?;
+    let row = apps
+        .lines()
+        .find(|l| l.starts_with("/cli/web"))
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        row.split_whitespace().take(4).collect::<Vec<_>>(),
+        vec!["/cli/web", "2", "2", "0"],
+        "{apps}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&get(&["apps", "-o", "json"])?)?;
+    assert!(
+        json.as_array()
+            .is_some_and(|a| a.iter().any(|x| x["id"] == "/cli/web"))
+    );
+    assert!(
+        get(&["apps", "-o", "wide"])?
+            .lines()
+            .next()
+            .is_some_and(|h| h.contains("IMAGE OR CMD"))
+    );
+    let tasks = get(&["tasks"])?;
+    assert_eq!(
+        tasks.lines().filter(|l| l.contains("cli_web.")).count(),
+        2,
+        "{tasks}"
+    );
+    assert_eq!(get(&["agents"])?.lines().count(), 2);
+    assert!(get(&["roles"])?.contains('*'));
+    assert_eq!(get(&["deployments"])?.lines().count(), 1, "only the header");
+    let mut watch = Command::new(AGORA)
+        .args(["get", "agents", "--watch", "--master", &master])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    watch.kill()?;
+    let out = watch.wait_with_output()?;
+    let refreshes = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("# "))
+        .count();
+    assert!(refreshes >= 2, "--watch refreshes: {out:?}");
+
     let big =
         deploy(r#"{"id": "/cli/big", "cmd": "sleep 300", "cpus": 50, "mem": 16, "instances": 1}"#)?;
     let text = String::from_utf8_lossy(&big.stdout);
