@@ -11,6 +11,7 @@ mod get;
 mod marathon;
 mod members;
 mod run;
+mod why;
 
 /// Agora: a two-level cluster scheduler in the Mesos tradition.
 #[derive(Parser)]
@@ -54,6 +55,8 @@ enum Command {
     App(app::AppArgs),
     /// List agents, frameworks, tasks, offers, roles, apps or deployments (-o table|wide|json, --watch).
     Get(get::GetArgs),
+    /// Why an app's instances wait: Marathon's queue reasons and where its shape fits now (exit 2 if some wait).
+    Why(why::WhyArgs),
 }
 
 fn init_logging(filter: &str, json: bool) {
@@ -89,6 +92,13 @@ fn main() -> anyhow::Result<()> {
             Command::Members(a) => members::run(a).await,
             Command::Capacity(a) => capacity::capacity(a).await,
             Command::Get(a) => tokio::task::spawn_blocking(move || get::get(&a)).await?,
+            Command::Why(a) => {
+                let code = tokio::task::spawn_blocking(move || why::why(&a)).await??;
+                if code != 0 {
+                    std::process::exit(code);
+                }
+                Ok(())
+            }
             Command::App(a) => {
                 let app::AppCommand::Deploy(d) = a.command;
                 let code = tokio::task::spawn_blocking(move || app::deploy(&d)).await??;

@@ -691,6 +691,28 @@ async fn app_deploy_follows_the_deployment_and_exits_by_outcome() -> anyhow::Res
         text.contains("not placeable") && text.contains("InsufficientCpus"),
         "{text}"
     );
+    // `agora why`: the queue's reasons and where the shape fits now.
+    let why = |app: &str| {
+        Command::new(AGORA)
+            .args(["why", app, "--master", &master, "--marathon", &marathon])
+            .output()
+    };
+    let waiting = why("/cli/big")?;
+    let text = String::from_utf8_lossy(&waiting.stdout);
+    assert_eq!(
+        waiting.status.code(),
+        Some(2),
+        "{text} {}",
+        String::from_utf8_lossy(&waiting.stderr)
+    );
+    assert!(
+        text.contains("declined for InsufficientCpus") && text.contains("right now 0 more"),
+        "{text}"
+    );
+    assert!(text.contains("cpus"), "the bottleneck per agent: {text}");
+    let fine = why("cli/web")?;
+    assert_eq!(fine.status.code(), Some(0), "{fine:?}");
+    assert!(String::from_utf8_lossy(&fine.stdout).contains("nothing waits"));
     for id in ["/cli/web", "/cli/big"] {
         let m: SocketAddr = marathon.parse()?;
         let _ = agora_tests::http_request(m, "DELETE", &format!("/v2/apps{id}?force=true"), None)
