@@ -535,8 +535,9 @@ async fn capacity_and_fit_commands_against_agora_dev() -> anyhow::Result<()> {
     let text = String::from_utf8_lossy(&out.stdout);
     let rows: Vec<&str> = text.lines().collect();
     assert!(rows.len() >= 3, "{text}");
+    // Totals (free may be offered to Marathon at this moment).
     assert!(
-        rows[1].starts_with("* (cluster)") && rows[1].contains("2/2"),
+        rows[1].starts_with("* (cluster)") && rows[1].contains("/2 ") && rows[1].contains("/1024"),
         "{text}"
     );
     let json = run(&["capacity", "-o", "json"])?;

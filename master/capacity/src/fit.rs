@@ -123,12 +123,13 @@ fn shape_app(req: &FitRequest, count: u32) -> App {
     app
 }
 
-/// An agent's free resources as an offer (agent ids are valid offer id
-/// characters, so the id always parses).
+/// What an agent could still take, as an offer: everything not allocated
+/// to tasks. Outstanding offers count as available: an offer is not a
+/// commitment, and what its framework does not launch comes back (agent
+/// ids are valid offer id characters, so the id always parses).
 fn offer_of(a: &AgentSnapshot) -> Option<OfferView> {
     let mut free: Resources = a.total.clone();
     free.subtract(&a.allocated);
-    free.subtract(&a.offered);
     Some(OfferView {
         id: OfferId::parse(format!("fit-{}", a.id)).ok()?,
         agent_id: a.id.clone(),

@@ -223,3 +223,14 @@ fn what_if_adds_an_agent_or_drains_one() {
     );
     assert_eq!(fit(&less, &request(2, &[])).placeable, 5);
 }
+
+#[test]
+fn offered_resources_still_count_as_placeable() {
+    let mut s = cluster();
+    s.agents[1].offered = Resources::parse("cpus:6;mem:5120").expect("r");
+    let c = breakdown(&s);
+    assert_eq!(c.agents[1].capacity.free.cpus, Scalar::ZERO);
+    assert_eq!(c.agents[1].capacity.offered.cpus, Scalar::from_units(6));
+    // An offer is not a commitment: the shape still fits there.
+    assert_eq!(fit(&s, &request(2, &[])).agents[1].placeable, 2);
+}
