@@ -207,6 +207,7 @@ async fn agent_docker_bridge_port_and_http_health_checks() -> anyhow::Result<()>
 
 #[tokio::test]
 async fn agent_docker_task_survives_agent_crash() -> anyhow::Result<()> {
+    let _turn = DOCKER_HEAVY.lock().await;
     if docker_or_skip("agent_docker_task_survives_agent_crash")
         .await
         .is_none()
@@ -272,6 +273,7 @@ async fn agent_docker_task_survives_agent_crash() -> anyhow::Result<()> {
 /// launched just before a crash that lost the record) is killed on recovery.
 #[tokio::test]
 async fn agent_kills_unknown_docker_containers_on_recovery() -> anyhow::Result<()> {
+    let _turn = DOCKER_HEAVY.lock().await;
     let Some(docker) = docker_or_skip("agent_kills_unknown_docker_containers_on_recovery").await
     else {
         return Ok(());

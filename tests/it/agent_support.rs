@@ -98,6 +98,12 @@ pub(crate) async fn restart_agent(
     anyhow::bail!("could not rebind {addr}: {last:?}")
 }
 
+/// Taken in turn by the Docker tests that crash and restart an agent around
+/// Docker calls and by Marathon's Docker tests (dozens of containers):
+/// together they loaded the daemon enough for a recovery to miss its
+/// window. Held for the whole test.
+pub(crate) static DOCKER_HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The Docker daemon, with the test image built; `None` (with a note) when
 /// there is no daemon, unless `CI=true`, where that is a failure.
 pub(crate) async fn docker_or_skip(test: &str) -> Option<agora_runtime::DockerRuntime> {

@@ -93,6 +93,7 @@ fn watch_events(
 
 #[tokio::test]
 async fn marathon_docker_app_scales_upgrades_by_image_tag_and_is_deleted() -> anyhow::Result<()> {
+    let _turn = crate::agent_support::DOCKER_HEAVY.lock().await;
     if docker_or_skip("marathon_docker_app").await.is_none() {
         return Ok(());
     }
@@ -425,6 +426,7 @@ async fn marathon_leader_killed_mid_deployment_standby_finishes_it() -> anyhow::
 
 #[tokio::test]
 async fn marathon_bridge_app_publishes_its_port_and_passes_health_checks() -> anyhow::Result<()> {
+    let _turn = crate::agent_support::DOCKER_HEAVY.lock().await;
     if docker_or_skip("marathon_bridge_app").await.is_none() {
         return Ok(());
     }
