@@ -6,8 +6,6 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
-use crate::client::request;
-
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Output {
     /// A table.
@@ -70,15 +68,7 @@ pub(crate) struct FitArgs {
 
 async fn get_json(master: &str, path: String) -> anyhow::Result<Value> {
     let master = master.to_string();
-    let p = path.clone();
-    let reply = tokio::task::spawn_blocking(move || request(&master, "GET", &p, "")).await??;
-    anyhow::ensure!(
-        reply.status == 200,
-        "{path}: HTTP {}: {}",
-        reply.status,
-        reply.body.trim()
-    );
-    serde_json::from_str(&reply.body).with_context(|| format!("{path} is not JSON"))
+    tokio::task::spawn_blocking(move || crate::client::get_json(&master, &path)).await?
 }
 
 fn num(v: &Value) -> f64 {

@@ -90,6 +90,12 @@ fn get(master: &str, path: &str) -> anyhow::Result<String> {
     Ok(reply.body)
 }
 
+/// GET `path` from `addr` (following a standby's redirect) as JSON; any
+/// status but 200 is an error carrying the body.
+pub(crate) fn get_json(addr: &str, path: &str) -> anyhow::Result<Value> {
+    serde_json::from_str(&get(addr, path)?).with_context(|| format!("{path} is not JSON"))
+}
+
 async fn fetch_state(master: &str) -> anyhow::Result<Value> {
     let master = master.to_string();
     let body = tokio::task::spawn_blocking(move || get(&master, "/state")).await??;

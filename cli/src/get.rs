@@ -6,11 +6,10 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
-use crate::client::request;
+use crate::client::get_json as fetch;
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -50,17 +49,6 @@ pub(crate) struct GetArgs {
 
 /// Between two refreshes of `--watch`.
 const WATCH_INTERVAL: Duration = Duration::from_secs(2);
-
-fn fetch(addr: &str, path: &str) -> anyhow::Result<Value> {
-    let r = request(addr, "GET", path, "")?;
-    anyhow::ensure!(
-        r.status == 200,
-        "{path}: HTTP {}: {}",
-        r.status,
-        r.body.trim()
-    );
-    serde_json::from_str(&r.body).with_context(|| format!("{path} is not JSON"))
-}
 
 fn s(v: &Value) -> String {
     match v {

@@ -3,11 +3,10 @@
 //! declined; the master's capacity model then says where the app's shape
 //! could go right now, under its constraints, and what blocks it on each
 //! agent. Exit 0 when nothing waits, 2 when instances wait.
-use anyhow::Context;
 use clap::Args;
 use serde_json::Value;
 
-use crate::client::request;
+use crate::client::get_json as fetch;
 
 #[derive(Args, Debug, Clone)]
 pub(crate) struct WhyArgs {
@@ -19,17 +18,6 @@ pub(crate) struct WhyArgs {
     /// Marathon `host:port`.
     #[arg(long, env = "AGORA_MARATHON", default_value = "127.0.0.1:8080")]
     pub(crate) marathon: String,
-}
-
-fn fetch(addr: &str, path: &str) -> anyhow::Result<Value> {
-    let r = request(addr, "GET", path, "")?;
-    anyhow::ensure!(
-        r.status == 200,
-        "{path}: HTTP {}: {}",
-        r.status,
-        r.body.trim()
-    );
-    serde_json::from_str(&r.body).with_context(|| format!("{path} is not JSON"))
 }
 
 /// The capacity model's query for an app's shape and constraints.

@@ -4,7 +4,6 @@
 //! durable, so nothing is launched, announced or acknowledged that a new
 //! leader would not find in the store. A failed write ends the sequencer,
 //! which ends the loop: leadership is given up.
-use agora_model::TaskId;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::api::error::ApiError;
@@ -151,7 +150,7 @@ pub(crate) async fn make_calls(
                 r
             }
             Call::Decline { offers, filter } => driver.decline(offers, Some(filter)).await,
-            Call::Kill { task, agent } => kill(&driver, task, agent).await,
+            Call::Kill { task, agent } => driver.kill(&task, agent.as_ref(), None).await,
             Call::Reconcile(tasks) => driver.reconcile(tasks).await,
             Call::Suppress => driver.suppress(Vec::new()).await,
             Call::Revive => driver.revive(Vec::new()).await,
@@ -160,12 +159,4 @@ pub(crate) async fn make_calls(
             tracing::debug!(error = %e, "scheduler call failed");
         }
     }
-}
-
-async fn kill(
-    driver: &agora_scheduler_sdk::Driver,
-    task: TaskId,
-    agent: Option<agora_model::AgentId>,
-) -> Result<(), agora_scheduler_sdk::SdkError> {
-    driver.kill(&task, agent.as_ref(), None).await
 }

@@ -33,7 +33,8 @@ const LEADER_POLL: Duration = Duration::from_millis(500);
 /// Wait this long after abdicating before campaigning again, so another
 /// process can take over.
 const ABDICATE_PAUSE: Duration = Duration::from_secs(3);
-/// Store records loaded per page when a leader starts.
+/// Write batches the store writer queues at most (the sequencer waits
+/// beyond).
 const WRITER_QUEUE: usize = 1024;
 
 /// Shared between the API and the leadership task.
@@ -45,6 +46,8 @@ pub(crate) struct Shared {
     pub(crate) me: String,
     pub(crate) config: MarathonConfig,
     pub(crate) framework_id: watch::Sender<Option<String>>,
+    /// What standbys forward API calls to the leader with.
+    pub(crate) proxy: crate::api::http::proxy::Proxy,
 }
 
 /// Campaigns, leads, and campaigns again, until `stop` fires.

@@ -101,6 +101,7 @@ pub async fn start(
         me,
         config,
         framework_id,
+        proxy: api::http::proxy::client(),
     });
     let (stop, stop_rx) = watch::channel(false);
     let app = api::http::router(shared.clone());

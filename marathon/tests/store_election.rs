@@ -160,6 +160,17 @@ fn election_config(value: &str) -> ElectionConfig {
 }
 
 /// Polls `check` every 100 ms until it holds or `within` has passed.
+/// Campaigns with no way out and expects to win (a test's only candidate).
+async fn elect(client: &etcd_client::Client, value: &str) -> anyhow::Result<election::Leadership> {
+    election::campaign(
+        client.clone(),
+        &election_config(value),
+        std::future::pending::<()>(),
+    )
+    .await?
+    .context("elected")
+}
+
 async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
@@ -471,13 +482,7 @@ async fn election_first_leads_second_waits_and_takes_over_on_resign() -> anyhow:
 async fn election_lease_revoked_from_outside_sets_lost_within_ttl() -> anyhow::Result<()> {
     let etcd = etcd_or_skip!();
     let mut client = etcd.client().await?;
-    let leader = election::campaign(
-        client.clone(),
-        &election_config("a:8080"),
-        std::future::pending::<()>(),
-    )
-    .await?
-    .context("elected")?;
+    let leader = elect(&client, "a:8080").await?;
     let mut lost = leader.lost();
     client.lease_revoke(leader.lease_id()).await?;
     let revoked_at = Instant::now();
@@ -496,13 +501,7 @@ async fn election_lease_revoked_from_outside_sets_lost_within_ttl() -> anyhow::R
 async fn election_key_deleted_from_outside_sets_lost() -> anyhow::Result<()> {
     let etcd = etcd_or_skip!();
     let mut client = etcd.client().await?;
-    let leader = election::campaign(
-        client.clone(),
-        &election_config("a:8080"),
-        std::future::pending::<()>(),
-    )
-    .await?
-    .context("elected")?;
+    let leader = elect(&client, "a:8080").await?;
     let mut lost = leader.lost();
     client.delete(leader.key(), None).await?;
     tokio::time::timeout(SLACK, lost.wait_for(|l| *l)).await??;
@@ -513,13 +512,7 @@ async fn election_key_deleted_from_outside_sets_lost() -> anyhow::Result<()> {
 async fn election_frozen_etcd_makes_the_leader_observe_lost() -> anyhow::Result<()> {
     let etcd = etcd_or_skip!();
     let client = etcd.client().await?;
-    let leader = election::campaign(
-        client.clone(),
-        &election_config("a:8080"),
-        std::future::pending::<()>(),
-    )
-    .await?
-    .context("elected")?;
+    let leader = elect(&client, "a:8080").await?;
     let mut lost = leader.lost();
     // Keep-alives work while etcd runs.
     tokio::time::sleep(TTL * 2).await;
@@ -554,13 +547,7 @@ async fn election_frozen_etcd_makes_the_leader_observe_lost() -> anyhow::Result<
 async fn election_stop_cancels_a_waiting_campaign() -> anyhow::Result<()> {
     let etcd = etcd_or_skip!();
     let client = etcd.client().await?;
-    let first = election::campaign(
-        client.clone(),
-        &election_config("a:8080"),
-        std::future::pending::<()>(),
-    )
-    .await?
-    .context("elected")?;
+    let first = elect(&client, "a:8080").await?;
     let started = Instant::now();
     let second = tokio::time::timeout(
         Duration::from_secs(20),
@@ -600,13 +587,7 @@ async fn a_fenced_store_stops_writing_once_its_leadership_is_gone() -> anyhow::R
     let etcd = etcd_or_skip!();
     let store = etcd.store().await?;
     let mut client = etcd.client().await?;
-    let leader = election::campaign(
-        client.clone(),
-        &election_config("a:8080"),
-        std::future::pending::<()>(),
-    )
-    .await?
-    .context("elected")?;
+    let leader = elect(&client, "a:8080").await?;
     let fenced = store.fenced(leader.key());
     fenced.write(vec![Write::put("apps/x", "1")]).await?;
     client.lease_revoke(leader.lease_id()).await?;

@@ -59,7 +59,7 @@ fn web_app(tag: &str, instances: u32) -> Value {
     })
 }
 
-/// Collects `/v2/events` into a shared list until dropped.
+/// Event types `/v2/events` sends, in order, until the task is aborted.
 fn watch_events(
     m: &TestMarathon,
 ) -> (
@@ -67,25 +67,12 @@ fn watch_events(
     tokio::task::JoinHandle<()>,
 ) {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let addr = m.addr;
     let out = seen.clone();
-    let task = tokio::spawn(async move {
-        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-        let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
-            return;
-        };
-        let req =
-            format!("GET /v2/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
-        if s.write_all(req.as_bytes()).await.is_err() {
-            return;
-        }
-        let mut lines = BufReader::new(s).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(kind) = line.strip_prefix("event: ")
-                && let Ok(mut v) = out.lock()
-            {
-                v.push(kind.trim().to_string());
-            }
+    let task = follow_events(m, "/v2/events", move |line| {
+        if let Some(kind) = line.strip_prefix("event: ")
+            && let Ok(mut v) = out.lock()
+        {
+            v.push(kind.trim().to_string());
         }
     });
     (seen, task)

@@ -97,25 +97,39 @@ pub(crate) fn serving(app: &Value, n: u64) -> bool {
 /// state). Runs until the handle is aborted.
 pub(crate) type StatusLog = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
 
-pub(crate) fn watch_status_events(m: &TestMarathon) -> (StatusLog, tokio::task::JoinHandle<()>) {
-    let log: StatusLog = Default::default();
-    let out = log.clone();
+/// Reads the Server-Sent Events of `path` line by line into `on_line`
+/// until the task is aborted (or the stream ends).
+pub(crate) fn follow_events(
+    m: &TestMarathon,
+    path: &str,
+    mut on_line: impl FnMut(&str) + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
     let addr = m.addr;
-    let task = tokio::spawn(async move {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
+    tokio::spawn(async move {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
         let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
             return;
         };
-        let req = format!(
-            "GET /v2/events?event_type=status_update_event HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
-        );
         if s.write_all(req.as_bytes()).await.is_err() {
             return;
         }
         let mut lines = BufReader::new(s).lines();
         while let Ok(Some(line)) = lines.next_line().await {
+            on_line(&line);
+        }
+    })
+}
+
+pub(crate) fn watch_status_events(m: &TestMarathon) -> (StatusLog, tokio::task::JoinHandle<()>) {
+    let log: StatusLog = Default::default();
+    let out = log.clone();
+    let task = follow_events(
+        m,
+        "/v2/events?event_type=status_update_event",
+        move |line| {
             let Some(data) = line.strip_prefix("data: ") else {
-                continue;
+                return;
             };
             if let Ok(v) = serde_json::from_str::<Value>(data)
                 && let (Some(id), Some(state)) = (v["taskId"].as_str(), v["taskStatus"].as_str())
@@ -123,7 +137,7 @@ pub(crate) fn watch_status_events(m: &TestMarathon) -> (StatusLog, tokio::task::
             {
                 l.push((id.to_string(), state.to_string()));
             }
-        }
-    });
+        },
+    );
     (log, task)
 }

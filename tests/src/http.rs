@@ -1,4 +1,5 @@
-//! A minimal HTTP/1.1 GET over a TcpStream, so tests need no HTTP client crate.
+//! Minimal HTTP/1.1 exchanges over a TcpStream, so tests need no HTTP
+//! client crate.
 use std::net::SocketAddr;
 
 use anyhow::Context;
@@ -7,31 +8,7 @@ use tokio::net::TcpStream;
 
 /// GETs `path` from `addr`; returns the status code and the body.
 pub async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connect {addr}"))?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .context("no header/body separator")?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .context("no status code")?
-        .parse()
-        .context("bad status code")?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)?
-    } else {
-        body.to_string()
-    };
+    let (status, _, body) = http_request(addr, "GET", path, None).await?;
     Ok((status, body))
 }
 

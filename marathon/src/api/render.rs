@@ -254,14 +254,14 @@ fn action_json(a: &DeploymentAction) -> Value {
     json!({"action": a.name(), "app": a.app().to_string()})
 }
 
+/// Every step of a deployment with its actions.
+fn steps_json(d: &Deployment) -> Vec<Value> {
+    (0..d.plan.steps.len()).map(|i| step_json(d, i)).collect()
+}
+
 /// A deployment's steps, for events.
 pub(crate) fn plan_json(d: &Deployment) -> Value {
-    let steps: Vec<Value> = d
-        .plan
-        .steps
-        .iter()
-        .map(|s| json!({"actions": s.actions.iter().map(action_json).collect::<Vec<_>>()}))
-        .collect();
+    let steps = steps_json(d);
     let apps =
         |m: &agora_marathon_planner::Apps| -> Vec<Value> { m.values().map(render_app).collect() };
     json!({
@@ -319,12 +319,7 @@ pub(crate) fn deployment_json(state: &State, d: &Deployment) -> Value {
                 .collect()
         })
         .unwrap_or_default();
-    let steps: Vec<Value> = d
-        .plan
-        .steps
-        .iter()
-        .map(|s| json!({"actions": s.actions.iter().map(action_json).collect::<Vec<_>>()}))
-        .collect();
+    let steps = steps_json(d);
     json!({
         "id": d.id.0,
         "version": format_version(d.version),

@@ -236,6 +236,7 @@ impl State {
         target: &BTreeMap<PathId, App>,
         fx: &mut Effects,
     ) {
+        let mut recount: Vec<PathId> = Vec::new();
         for (id, app) in target {
             if current.get(id).is_some_and(|c| c.version == app.version) {
                 continue;
@@ -258,9 +259,7 @@ impl State {
             if entry.app.constraints != app.constraints {
                 entry.counters =
                     agora_marathon_planner::PlacementCounters::for_constraints(&app.constraints);
-                for i in self.instances.values_mut().filter(|i| &i.app == id) {
-                    i.counted = false;
-                }
+                recount.push(id.clone());
             }
             entry.app = app.clone();
             entry.versions.insert(app.version, app.clone());
@@ -270,9 +269,15 @@ impl State {
                 }
             }
         }
-        let recount: Vec<InstanceId> = self.instances.keys().cloned().collect();
-        for i in recount {
-            self.recount(&i);
+        // Only apps whose constraints changed have fresh counters to fill.
+        for app in recount {
+            let ids: Vec<InstanceId> = self.instances_of(&app).map(|i| i.id.clone()).collect();
+            for i in &ids {
+                if let Some(inst) = self.instances.get_mut(i) {
+                    inst.counted = false;
+                }
+                self.recount(i);
+            }
         }
         for id in current.keys().filter(|id| !target.contains_key(*id)) {
             if let Some(a) = self.apps.get_mut(id) {

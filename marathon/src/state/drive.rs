@@ -281,14 +281,14 @@ impl State {
             .iter()
             .filter(|(id, a)| !a.removing && !locked.contains(*id))
         {
-            let views = self.views_of(&a.app);
-            let active = views.iter().filter(|v| v.is_active()).count() as u32;
+            // Counted without building views: this runs after every command.
+            let active = self.instances_of(id).filter(|i| i.is_active()).count() as u32;
             if active < a.app.instances {
                 short.push((id.clone(), a.app.instances - active));
             } else if active > a.app.instances {
                 let k = (active - a.app.instances) as usize;
                 surplus.extend(select_to_kill(
-                    &views,
+                    &self.views_of(&a.app),
                     k,
                     &a.app.constraints,
                     a.app.kill_selection,

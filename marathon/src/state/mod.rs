@@ -183,6 +183,14 @@ pub(crate) struct Instance {
 }
 
 impl Instance {
+    /// Counts toward its app (the planner's `InstanceView::is_active`):
+    /// wanted, not terminal, not given up on as unreachable.
+    pub(crate) fn is_active(&self) -> bool {
+        self.goal == Goal::Running
+            && !self.condition.is_terminal()
+            && self.condition != Condition::UnreachableInactive
+    }
+
     /// What the planner sees.
     pub(crate) fn view(&self, app: &App) -> InstanceView {
         let has_checks = !app.health_checks.is_empty();
@@ -304,10 +312,7 @@ impl State {
         let Some(app) = self.apps.get_mut(&inst.app) else {
             return;
         };
-        let should = inst.placed.is_some()
-            && inst.goal == Goal::Running
-            && !inst.condition.is_terminal()
-            && inst.condition != Condition::UnreachableInactive;
+        let should = inst.placed.is_some() && inst.is_active();
         if should == inst.counted {
             return;
         }

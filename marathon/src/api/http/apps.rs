@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{Query, ask, error, json, read, with_deployment};
+use super::{Query, ask, deployed, error, json, read, with_deployment};
 use crate::api::convert::{parse_app, render_app};
 use crate::api::error::ApiError;
 use crate::api::json::{format_version, parse_version};
@@ -50,14 +50,6 @@ fn split(rest: &str) -> Result<(PathId, Tail), ApiError> {
         )])
     })?;
     Ok((id, tail))
-}
-
-fn deployed_body(d: &Deployed) -> Value {
-    json!({"version": format_version(d.version), "deploymentId": d.deployment.0})
-}
-
-fn deployed(status: StatusCode, d: &Deployed) -> Response {
-    with_deployment(json(status, deployed_body(d)), &d.deployment.0)
 }
 
 /// `GET /v2/apps?embed=..&id=..&label=..`

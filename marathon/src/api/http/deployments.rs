@@ -6,10 +6,9 @@ use agora_marathon_planner::DeploymentId;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{Query, ask, error, json, read, with_deployment};
-use crate::api::json::format_version;
+use super::{Query, ask, deployed, error, json, read};
 use crate::api::render::deployment_json;
 use crate::event_loop::ApiCall;
 use crate::leader::Shared;
@@ -37,13 +36,7 @@ pub(crate) async fn cancel(
     let force = Query::parse(q.as_deref()).flag("force");
     let id = DeploymentId(id);
     match ask(&shared, |reply| ApiCall::Cancel { id, force, reply }).await {
-        Ok(Some(d)) => with_deployment(
-            json(
-                StatusCode::OK,
-                json!({"version": format_version(d.version), "deploymentId": d.deployment.0}),
-            ),
-            &d.deployment.0,
-        ),
+        Ok(Some(d)) => deployed(StatusCode::OK, &d),
         Ok(None) => StatusCode::ACCEPTED.into_response(),
         Err(e) => error(e),
     }

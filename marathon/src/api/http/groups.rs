@@ -11,12 +11,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{Query, ask, error, json, read, with_deployment};
+use super::{Query, ask, deployed, error, read};
 use crate::api::convert::parse_app;
 use crate::api::error::ApiError;
-use crate::api::json::format_version;
 use crate::event_loop::ApiCall;
 use crate::leader::Shared;
 use crate::state::DeployRequest;
@@ -81,13 +80,7 @@ async fn apps_under(shared: &Shared, group: PathId) -> Result<Vec<App>, ApiError
 
 async fn deploy(shared: &Shared, req: DeployRequest) -> Response {
     match ask(shared, |reply| ApiCall::Deploy { req, reply }).await {
-        Ok(d) => with_deployment(
-            json(
-                StatusCode::OK,
-                json!({"version": format_version(d.version), "deploymentId": d.deployment.0}),
-            ),
-            &d.deployment.0,
-        ),
+        Ok(d) => deployed(StatusCode::OK, &d),
         Err(e) => error(e),
     }
 }

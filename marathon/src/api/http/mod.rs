@@ -28,7 +28,7 @@ mod deployments;
 mod events;
 mod groups;
 mod misc;
-mod proxy;
+pub(crate) mod proxy;
 mod tasks;
 
 /// The longest an API call waits for the loop (and its store write).
@@ -97,6 +97,16 @@ pub(crate) fn error(e: ApiError) -> Response {
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         body,
     )
+}
+
+/// Marathon's answer to a change that started a deployment:
+/// `{"version", "deploymentId"}` and the `Marathon-Deployment-Id` header.
+pub(crate) fn deployed(status: StatusCode, d: &crate::state::apps::Deployed) -> Response {
+    let body = serde_json::json!({
+        "version": crate::api::json::format_version(d.version),
+        "deploymentId": d.deployment.0,
+    });
+    with_deployment(json(status, body), &d.deployment.0)
 }
 
 /// Adds `Marathon-Deployment-Id`.

@@ -12,6 +12,7 @@ use axum::http::{StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::{error, json};
@@ -21,6 +22,18 @@ use crate::leader::{Route, Shared};
 const VIA: &str = "X-Marathon-Via";
 /// Connecting to the leader takes at most this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The client proxied calls go through: one per process (in [`Shared`]),
+/// so connections to the leader are pooled and reused, not opened per
+/// request.
+pub(crate) type Proxy = Client<HttpConnector, Body>;
+
+/// A new proxy client.
+pub(crate) fn client() -> Proxy {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    Client::builder(TokioExecutor::new()).build(connector)
+}
 
 pub(crate) async fn to_leader(
     State(shared): State<Arc<Shared>>,
@@ -66,10 +79,7 @@ async fn forward(shared: &Shared, leader: &str, mut req: Request) -> Response {
         req.headers_mut().insert(VIA, v);
     }
     req.headers_mut().remove(axum::http::header::HOST);
-    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    let client: Client<_, Body> = Client::builder(TokioExecutor::new()).build(connector);
-    match client.request(req).await {
+    match shared.proxy.request(req).await {
         Ok(resp) => resp.map(Body::new).into_response(),
         Err(e) => json(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -10,9 +10,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{Query, ask, error, json, read, with_deployment};
+use super::{Query, ask, deployed, error, json, read};
 use crate::api::error::ApiError;
-use crate::api::json::format_version;
 use crate::api::render::{queue_json, task_json};
 use crate::event_loop::ApiCall;
 use crate::leader::Shared;
@@ -105,13 +104,7 @@ pub(crate) async fn delete(
     })
     .await
     {
-        Ok(Some(d)) => with_deployment(
-            json(
-                StatusCode::OK,
-                json!({"version": format_version(d.version), "deploymentId": d.deployment.0}),
-            ),
-            &d.deployment.0,
-        ),
+        Ok(Some(d)) => deployed(StatusCode::OK, &d),
         Ok(None) => json(StatusCode::OK, json!({"tasks": []})),
         Err(e) => error(e),
     }
