@@ -147,6 +147,9 @@ async fn lead(
         info.roles = vec![role];
     }
     info.hostname = shared.me.clone();
+    // Where the masters' /ui/apps page finds this Marathon's API.
+    info.labels
+        .insert("webui_url".into(), format!("http://{}", shared.me));
     let driver = match SchedulerDriver::builder(shared.config.masters.clone(), info).build() {
         Ok(d) => d,
         Err(e) => {

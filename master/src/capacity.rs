@@ -2,8 +2,8 @@
 //! [`agora_capacity::Snapshot`] out (`Master::capacity_snapshot`), and the
 //! handlers run the pure capacity model on it outside the loop.
 use agora_capacity::{
-    AgentSnapshot, FitRequest, Snapshot, WhatIf, breakdown, default_shapes, fit, fragmentation,
-    what_if,
+    AgentSnapshot, FitRequest, HistoryQuery, Snapshot, WhatIf, breakdown, default_shapes, fit,
+    fragmentation, sample, what_if,
 };
 use agora_marathon_planner::parse_constraints;
 use agora_model::{Role, Scalar};
@@ -15,8 +15,9 @@ use tokio::sync::oneshot;
 
 use crate::event_loop::Command;
 use crate::http::HttpState;
+use crate::registry::RegistryCommand;
 use crate::route;
-use crate::state::{AgentStatus, Master};
+use crate::state::{AfterCommit, AgentStatus, Master};
 
 impl Master {
     /// What the capacity model needs, copied at one instant.
@@ -36,6 +37,21 @@ impl Master {
                 })
                 .collect(),
         }
+    }
+}
+
+impl Master {
+    /// Proposes one capacity sample for the replicated utilisation history.
+    pub(crate) fn sample_capacity(&mut self) {
+        let snap = self.capacity_snapshot();
+        let cap = breakdown(&snap);
+        let frag = fragmentation(&snap, &default_shapes());
+        let at_unix_ms = (self.now_unix.max(0.0) * 1000.0) as u64;
+        let cmd = RegistryCommand::RecordCapacity {
+            sample: Box::new(sample(&cap, &frag, at_unix_ms)),
+        };
+        // Nothing waits for it; a failed write only loses one sample.
+        let _ = self.propose(vec![cmd], AfterCommit::Nothing);
     }
 }
 
@@ -71,13 +87,13 @@ pub(crate) async fn capacity(State(s): State<HttpState>) -> Response {
 }
 
 /// A query field that cannot be read: a 400 naming it.
-struct QueryError {
-    path: String,
-    error: String,
+pub(crate) struct QueryError {
+    pub(crate) path: String,
+    pub(crate) error: String,
 }
 
 impl QueryError {
-    fn response(self) -> Response {
+    pub(crate) fn response(self) -> Response {
         let body = json!({"message": "invalid query", "details": [{"path": self.path, "errors": [self.error]}]});
         (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
     }
@@ -92,7 +108,7 @@ fn bad(path: &str, error: impl ToString) -> QueryError {
 
 /// The fit request from `cpus=&mem=&disk=&gpus=&ports=&role=&count=` and
 /// repeated `constraint=FIELD:OPERATOR[:VALUE]`.
-fn fit_request(query: Option<&str>) -> Result<FitRequest, QueryError> {
+pub(crate) fn fit_request(query: Option<&str>) -> Result<FitRequest, QueryError> {
     let pairs: Vec<(String, String)> = query
         .map(serde_urlencoded::from_str)
         .transpose()
@@ -146,7 +162,7 @@ fn fit_request(query: Option<&str>) -> Result<FitRequest, QueryError> {
 
 /// "What if" changes from `add_agent=RESOURCES[@ATTR=VALUE,...]` and
 /// `drain=AGENT_ID`, both repeatable.
-fn what_ifs(query: Option<&str>) -> Result<Vec<WhatIf>, QueryError> {
+pub(crate) fn what_ifs(query: Option<&str>) -> Result<Vec<WhatIf>, QueryError> {
     let pairs: Vec<(String, String)> = query
         .map(serde_urlencoded::from_str)
         .transpose()
@@ -253,4 +269,97 @@ fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// The history query from `scope=&from=&to=&step=` (Unix seconds, step in
+/// seconds) or `range=1h|24h|30d|SECONDS` (from that long before now).
+fn history_query(query: Option<&str>, now_unix_ms: u64) -> Result<HistoryQuery, QueryError> {
+    let pairs: Vec<(String, String)> = query
+        .map(serde_urlencoded::from_str)
+        .transpose()
+        .map_err(|e| bad("/", e))?
+        .unwrap_or_default();
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let seconds = |k: &str| -> Result<Option<u64>, QueryError> {
+        get(k)
+            .map(|t| {
+                t.parse::<u64>()
+                    .map_err(|e| bad(&format!("/{k}"), e))
+                    .map(|s| s.saturating_mul(1000))
+            })
+            .transpose()
+    };
+    let mut from_ms = seconds("from")?;
+    if let Some(range) = get("range") {
+        let span = parse_span(range).ok_or_else(|| {
+            bad(
+                "/range",
+                "expected seconds or a number with s, m, h or d (1h, 30d)",
+            )
+        })?;
+        from_ms = Some(now_unix_ms.saturating_sub(span.saturating_mul(1000)));
+    }
+    Ok(HistoryQuery {
+        scope: get("scope").unwrap_or(agora_capacity::CLUSTER_SCOPE).into(),
+        from_ms,
+        to_ms: seconds("to")?,
+        step_ms: seconds("step")?,
+    })
+}
+
+/// `90`, `90s`, `15m`, `1h`, `30d` → seconds.
+pub(crate) fn parse_span(text: &str) -> Option<u64> {
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
+/// `GET /api/v1/capacity/history?...`: the replicated utilisation history.
+pub(crate) async fn capacity_history(
+    State(s): State<HttpState>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let query = match history_query(q.as_deref(), now_ms) {
+        Ok(query) => query,
+        Err(e) => return e.response(),
+    };
+    let current = route::current(&s.route);
+    let Ok(core) = current.core() else {
+        let path = match &q {
+            Some(q) => format!("/api/v1/capacity/history?{q}"),
+            None => "/api/v1/capacity/history".into(),
+        };
+        return crate::http::redirect(current.leader(), &path);
+    };
+    let (reply, rx) = oneshot::channel();
+    if core
+        .tx
+        .send(Command::GetHistory { query, reply })
+        .await
+        .is_err()
+    {
+        return crate::http::unavailable();
+    }
+    match rx.await {
+        Ok(series) => axum::Json(series).into_response(),
+        Err(_) => crate::http::unavailable(),
+    }
 }

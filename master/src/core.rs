@@ -177,6 +177,8 @@ pub(crate) enum Input {
     PingAgents,
     HeartbeatFrameworks,
     Housekeeping,
+    /// Take a capacity sample for the replicated history.
+    SampleCapacity,
     /// Proposals up to this sequence number are durable.
     Durable {
         up_to: u64,
@@ -322,6 +324,7 @@ impl Master {
             }
             Input::HeartbeatFrameworks => self.heartbeat_frameworks(),
             Input::Housekeeping => self.housekeeping(now),
+            Input::SampleCapacity => self.sample_capacity(),
             Input::Durable { up_to } => self.on_durable(up_to, now),
             Input::WriteFailed { seqs, reason } => self.on_write_failed(&seqs, &reason),
         }

@@ -13,7 +13,7 @@ use agora_proto::v1;
 use bytes::Bytes;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{MissedTickBehavior, interval, sleep_until};
+use tokio::time::{MissedTickBehavior, interval, interval_at, sleep_until};
 use tonic::Status;
 use tracing::info;
 
@@ -50,6 +50,8 @@ const MIN_ALLOCATION_GAP: Duration = Duration::from_millis(5);
 /// How often deadlines (framework failover, offer timeout, agent re-register)
 /// are checked. Small enough for tests that use sub-second timeouts.
 const HOUSEKEEPING_PERIOD: Duration = Duration::from_millis(100);
+/// How often the leader samples capacity into the replicated history.
+const HISTORY_SAMPLE_PERIOD: Duration = Duration::from_millis(agora_capacity::SAMPLE_PERIOD_MS);
 /// /state requests wait until the loop has drained its queue (or this
 /// long, or [`STATE_BATCH_MAX`] of them), and then share one document:
 /// serializing takes the loop tens of milliseconds at 10,000 agents, so
@@ -117,6 +119,15 @@ pub(crate) enum Command {
     GetCapacity {
         reply: oneshot::Sender<agora_capacity::Snapshot>,
     },
+    /// What the web pages show (`/ui`).
+    GetUi {
+        reply: oneshot::Sender<crate::ui::UiSnapshot>,
+    },
+    /// Points of the utilisation history (`/api/v1/capacity/history`).
+    GetHistory {
+        query: agora_capacity::HistoryQuery,
+        reply: oneshot::Sender<agora_capacity::HistorySeries>,
+    },
 }
 
 /// A caller waiting for the core's answer.
@@ -182,6 +193,10 @@ pub(crate) async fn run(
     heartbeats.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut housekeeping = interval(HOUSEKEEPING_PERIOD);
     housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // The first sample one period after taking over, not at once: agents
+    // are still re-registering then.
+    let mut history = interval_at(instant_now() + HISTORY_SAMPLE_PERIOD, HISTORY_SAMPLE_PERIOD);
+    history.set_missed_tick_behavior(MissedTickBehavior::Skip);
     info!(master_id = %lp.master.master_id, "master event loop started");
     loop {
         let alloc_at = if lp.master.allocation_wanted {
@@ -216,6 +231,7 @@ pub(crate) async fn run(
             _ = pings.tick() => lp.input(Input::PingAgents).await,
             _ = heartbeats.tick() => lp.input(Input::HeartbeatFrameworks).await,
             _ = housekeeping.tick() => lp.input(Input::Housekeeping).await,
+            _ = history.tick() => lp.input(Input::SampleCapacity).await,
         }
         lp.master.metrics.queue_depth.set(rx.len() as i64);
         lp.answer_state_requests(rx.is_empty());
@@ -325,6 +341,16 @@ impl Loop {
             }
             Command::GetCapacity { reply } => {
                 let _ = reply.send(self.master.capacity_snapshot());
+                return;
+            }
+            Command::GetUi { reply } => {
+                let mut snap = self.master.ui_snapshot();
+                snap.at_unix = unix_now();
+                let _ = reply.send(snap);
+                return;
+            }
+            Command::GetHistory { query, reply } => {
+                let _ = reply.send(self.master.registry.history.query(&query));
                 return;
             }
         };

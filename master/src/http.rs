@@ -1,5 +1,5 @@
 //! Operator HTTP endpoints, served on the gRPC port: /health, /state,
-//! /metrics and /members. A standby answers /state with a 307 to the
+//! /metrics, /members, /api/v1/capacity[/fit|/history] and the /ui pages. A standby answers /state with a 307 to the
 //! leader (503 while none is known); /health, /metrics and /members are
 //! answered by every member.
 use std::sync::Arc;
@@ -35,7 +35,12 @@ pub(crate) fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/capacity", get(crate::capacity::capacity))
         .route("/api/v1/capacity/fit", get(crate::capacity::capacity_fit))
+        .route(
+            "/api/v1/capacity/history",
+            get(crate::capacity::capacity_history),
+        )
         .merge(crate::members::router())
+        .merge(crate::ui::router())
         .with_state(state)
 }
 

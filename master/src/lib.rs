@@ -37,6 +37,7 @@ mod snapshot;
 mod state;
 mod state_json;
 mod tasks;
+mod ui;
 
 use std::net::SocketAddr;
 use std::time::Duration;

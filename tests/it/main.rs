@@ -25,3 +25,4 @@ mod scheduler_redirect;
 mod scheduler_support;
 mod scheduler_tasks;
 mod tidy;
+mod ui_browser;

@@ -155,3 +155,75 @@ async fn capacity_breakdown_and_what_fits() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The utilisation history is sampled by the leader every 10 s, replicated,
+/// and still there (the same points) at the next leader after a crash.
+#[tokio::test]
+async fn capacity_history_survives_a_leader_crash() -> anyhow::Result<()> {
+    let settle = Duration::from_secs(40);
+    let mut group = agora_tests::TestGroup::start(3, TestMaster::fast_config()).await?;
+    let leader = group.leader(settle).await?;
+    let config = SimAgentConfig {
+        resources: Resources::parse("cpus:4;mem:4096")?,
+        ..SimAgentConfig::default()
+    };
+    let _agent = SimAgent::start(&group.addresses(), config).await;
+    let path = "/api/v1/capacity/history?scope=cluster&range=1h";
+    let before = agora_tests::eventually("two samples with the agent", settle, || async {
+        let (code, v) = get_json(&group.masters[&leader], path).await.ok()?;
+        let totals = v["series"]["cpus.total"].as_array()?;
+        let with_agent = totals.iter().filter(|x| x.as_f64() == Some(4.0)).count();
+        (code == 200 && with_agent >= 2).then_some(v)
+    })
+    .await?;
+    assert_eq!(before["step_seconds"], 10, "{before}");
+    assert_eq!(
+        before["times"].as_array().map(Vec::len),
+        before["series"]["cpus.total"].as_array().map(Vec::len)
+    );
+    assert!(
+        before["scopes"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|x| x == "cluster")),
+        "{before}"
+    );
+
+    // A standby sends the caller to the leader.
+    let standby = group.masters.keys().find(|id| **id != leader).copied();
+    if let Some(id) = standby {
+        let (code, _) = http_get(group.masters[&id].addr, path).await?;
+        assert_eq!(code, 307);
+    }
+    let (code, bad) = get_json(
+        &group.masters[&leader],
+        "/api/v1/capacity/history?range=soon",
+    )
+    .await?;
+    assert_eq!(code, 400, "{bad}");
+    assert_eq!(bad["details"][0]["path"], "/range");
+
+    if let Some(m) = group.masters.get_mut(&leader) {
+        m.crash();
+    }
+    let new_leader = group.leader(settle).await?;
+    assert_ne!(new_leader, leader);
+    let (code, after) = get_json(&group.masters[&new_leader], path).await?;
+    assert_eq!(code, 200, "{after}");
+    // Every closed point the old leader served is served again, unchanged
+    // (the last one was still filling and may have grown since).
+    let times_before = before["times"].as_array().cloned().unwrap_or_default();
+    let totals_before = before["series"]["cpus.total"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let times_after = after["times"].as_array().cloned().unwrap_or_default();
+    let totals_after = after["series"]["cpus.total"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let closed = times_before.len() - 1;
+    assert!(times_after.len() >= closed, "{before}\n{after}");
+    assert_eq!(times_after[..closed], times_before[..closed]);
+    assert_eq!(totals_after[..closed], totals_before[..closed]);
+    Ok(())
+}

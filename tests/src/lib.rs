@@ -4,6 +4,7 @@
 //! and small helpers (HTTP GET, polling).
 //!
 //! Everything runs on real sockets; nothing is mocked.
+pub mod browser;
 pub mod burst;
 pub mod group;
 pub mod http;

@@ -16,6 +16,9 @@
 //! - `shapes.rs`: [`fragmentation`] for reference shapes (placeable per
 //!   agent and cluster, largest task per agent, stranded resources) and
 //!   [`what_if`] (add an agent, drain one).
+//! - `history.rs`: [`History`], the downsampled utilisation rings the
+//!   masters replicate (10 s × 1 h, 1 min × 1 day, 1 h × 30 days), and
+//!   [`sample`], one sample of a capacity answer.
 //!
 //! Architecture invariant: no IO, clock or threads; plain data in and out
 //! (the master's loop copies a [`Snapshot`] out; HTTP handlers call these
@@ -27,11 +30,16 @@
 mod amount;
 mod breakdown;
 mod fit;
+mod history;
 mod shapes;
 
 pub use amount::Amount;
 pub use breakdown::{AgentCapacity, AgentSnapshot, Breakdown, Capacity, Snapshot, breakdown};
 pub use fit::{AgentFit, FitAnswer, FitRequest, FunnelStep, MAX_FIT, fit};
+pub use history::{
+    CLUSTER_SCOPE, History, HistoryQuery, HistorySample, HistorySeries, MAX_HISTORY_SCOPES,
+    SAMPLE_PERIOD_MS, TIERS, milli, sample,
+};
 pub use shapes::{
     AgentFragment, Fragmentation, ReferenceShape, ShapeCount, WhatIf, default_shapes,
     fragmentation, what_if,

@@ -234,3 +234,154 @@ fn offered_resources_still_count_as_placeable() {
     // An offer is not a commitment: the shape still fits there.
     assert_eq!(fit(&s, &request(2, &[])).agents[1].placeable, 2);
 }
+
+// ---- history ----
+
+mod history {
+    use std::collections::BTreeMap;
+
+    use crate::{
+        CLUSTER_SCOPE, History, HistoryQuery, HistorySample, MAX_HISTORY_SCOPES, breakdown,
+        default_shapes, fragmentation, milli, sample,
+    };
+
+    fn at(ms: u64, cpus_allocated: f64) -> HistorySample {
+        let series: BTreeMap<String, i64> = [("cpus.allocated".to_string(), milli(cpus_allocated))]
+            .into_iter()
+            .collect();
+        HistorySample {
+            at_unix_ms: ms,
+            scopes: [(CLUSTER_SCOPE.to_string(), series)].into_iter().collect(),
+        }
+    }
+
+    fn cluster_query() -> HistoryQuery {
+        HistoryQuery {
+            scope: CLUSTER_SCOPE.into(),
+            ..HistoryQuery::default()
+        }
+    }
+
+    #[test]
+    fn n_samples_give_n_points_of_ten_seconds() {
+        let mut h = History::default();
+        let start = 1_700_000_000_000;
+        for i in 0..30u64 {
+            assert!(h.record(&at(start + i * 10_000, i as f64)));
+        }
+        let q = h.query(&cluster_query());
+        assert_eq!(q.step_seconds, 10);
+        assert_eq!(q.times.len(), 30);
+        assert!(q.times.windows(2).all(|w| w[1] - w[0] == 10));
+        let values = &q.series["cpus.allocated"];
+        assert_eq!(values.len(), 30);
+        assert_eq!(values[7], Some(7.0));
+        assert_eq!(
+            values[29],
+            Some(29.0),
+            "the bucket still filling is the last point"
+        );
+    }
+
+    #[test]
+    fn the_minute_ring_averages_its_samples() {
+        let mut h = History::default();
+        let minute = 1_700_000_040_000; // a whole minute
+        for i in 0..6u64 {
+            h.record(&at(minute + i * 10_000, i as f64));
+        }
+        h.record(&at(minute + 60_000, 100.0));
+        let q = h.query(&HistoryQuery {
+            step_ms: Some(60_000),
+            ..cluster_query()
+        });
+        assert_eq!(q.step_seconds, 60);
+        assert_eq!(q.times, vec![minute / 1000, minute / 1000 + 60]);
+        assert_eq!(q.series["cpus.allocated"], vec![Some(2.5), Some(100.0)]);
+    }
+
+    #[test]
+    fn the_ten_second_ring_keeps_an_hour_and_older_queries_go_coarser() {
+        let mut h = History::default();
+        let start = 1_700_000_000_000 - 1_700_000_000_000 % 3_600_000;
+        for i in 0..500u64 {
+            h.record(&at(start + i * 10_000, 1.0));
+        }
+        let fine = h.query(&cluster_query());
+        // 360 closed buckets plus the one filling.
+        assert_eq!(
+            fine.step_seconds, 60,
+            "everything kept reaches back past the 10 s ring"
+        );
+        let recent = h.query(&HistoryQuery {
+            from_ms: Some(start + 400 * 10_000),
+            ..cluster_query()
+        });
+        assert_eq!(recent.step_seconds, 10);
+        assert_eq!(recent.times.len(), 100);
+        let old = h.query(&HistoryQuery {
+            from_ms: Some(start),
+            ..cluster_query()
+        });
+        assert_eq!(old.step_seconds, 60);
+        assert_eq!(old.times.first(), Some(&(start / 1000)));
+    }
+
+    #[test]
+    fn an_older_sample_is_refused_and_changes_nothing() {
+        let mut h = History::default();
+        h.record(&at(1_700_000_100_000, 1.0));
+        let before = h.clone();
+        assert!(!h.record(&at(1_700_000_050_000, 9.0)));
+        assert_eq!(h, before);
+    }
+
+    #[test]
+    fn a_gap_leaves_no_invented_points_and_a_new_series_is_padded() {
+        let mut h = History::default();
+        let t = 1_700_000_000_000;
+        h.record(&at(t, 1.0));
+        let mut s = at(t + 100_000, 2.0);
+        s.scopes
+            .get_mut(CLUSTER_SCOPE)
+            .expect("cluster")
+            .insert("mem.free".into(), 5000);
+        h.record(&s);
+        h.record(&at(t + 110_000, 3.0));
+        let q = h.query(&cluster_query());
+        assert_eq!(q.times.len(), 3, "no points for the 90 s without samples");
+        assert_eq!(q.series["mem.free"], vec![None, Some(5.0), None]);
+    }
+
+    #[test]
+    fn replicas_that_apply_the_same_samples_hold_the_same_bytes() {
+        let mut a = History::default();
+        for i in 0..200u64 {
+            a.record(&at(1_700_000_000_000 + i * 7_000, (i % 13) as f64 / 3.0));
+        }
+        let bytes = serde_json::to_vec(&a).expect("serialize");
+        let b: History = serde_json::from_slice(&bytes).expect("deserialize");
+        assert_eq!(a, b);
+        assert_eq!(bytes, serde_json::to_vec(&b).expect("serialize again"));
+    }
+
+    #[test]
+    fn a_sample_covers_cluster_roles_and_attribute_values_within_the_limit() {
+        let snap = super::cluster();
+        let cap = breakdown(&snap);
+        let frag = fragmentation(&snap, &default_shapes());
+        let s = sample(&cap, &frag, 1);
+        let c = &s.scopes[CLUSTER_SCOPE];
+        assert_eq!(c["cpus.total"], milli(cap.cluster.total.cpus.as_f64()));
+        assert_eq!(
+            c["cpus.allocated"] + c["cpus.offered"] + c["cpus.free"],
+            c["cpus.total"]
+        );
+        assert_eq!(
+            c["placeable.small"],
+            milli(f64::from(frag.shapes[0].cluster))
+        );
+        assert!(s.scopes.keys().any(|k| k.starts_with("attr:rack=")));
+        assert!(s.scopes.len() <= MAX_HISTORY_SCOPES);
+    }
+}

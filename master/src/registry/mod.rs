@@ -1,6 +1,7 @@
 //! The registry: the part of the master's state that must survive a change
 //! of master (Mesos keeps the same in its replicated log): admitted agents,
-//! unreachable agents, frameworks and removed frameworks, role weights. Tasks
+//! unreachable agents, frameworks and removed frameworks, role weights, and
+//! the utilisation history (downsampled capacity samples). Tasks
 //! and offers are rebuilt from re-registering agents and re-subscribing
 //! frameworks.
 //!
@@ -14,6 +15,7 @@ mod writer;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use agora_capacity::{History, HistorySample};
 use agora_model::{AgentId, Attributes, FrameworkId, FrameworkInfo, Resources, Role};
 
 #[cfg(test)]
@@ -95,6 +97,12 @@ pub enum RegistryCommand {
         /// Wall-clock time, ms since the Unix epoch.
         at_unix_ms: u64,
     },
+    /// A capacity sample for the utilisation history (taken by the leader
+    /// every 10 s; replicated so the history survives a change of leader).
+    RecordCapacity {
+        /// The sample.
+        sample: Box<HistorySample>,
+    },
 }
 
 /// One entry of the registry's log. Versioned so that a newer master can read
@@ -115,6 +123,8 @@ pub enum RecordKey {
     Framework(FrameworkId),
     /// A role's weight.
     Weight(Role),
+    /// The utilisation history.
+    History,
 }
 
 impl RegistryCommand {
@@ -128,6 +138,7 @@ impl RegistryCommand {
             RegistryCommand::PutFramework { id, .. }
             | RegistryCommand::RemoveFramework { id, .. } => RecordKey::Framework(id.clone()),
             RegistryCommand::SetWeight { role, .. } => RecordKey::Weight(role.clone()),
+            RegistryCommand::RecordCapacity { .. } => RecordKey::History,
         }
     }
 }
@@ -158,6 +169,9 @@ pub struct Registry {
     /// Removed frameworks and when (Unix ms); bounded by `MAX_REMOVED_FRAMEWORKS`.
     #[serde(default)]
     pub removed_frameworks: BTreeMap<FrameworkId, u64>,
+    /// Downsampled capacity samples (`/api/v1/capacity/history`).
+    #[serde(default)]
+    pub history: History,
 }
 
 impl Registry {
@@ -208,6 +222,11 @@ impl Registry {
                     self.removed_frameworks.remove(&oldest);
                 }
             }
+            RegistryCommand::RecordCapacity { sample } => {
+                // An older sample (a new leader's clock behind the old
+                // one's) is dropped by the history itself, alike everywhere.
+                self.history.record(sample);
+            }
         }
         Ok(())
     }
@@ -230,6 +249,7 @@ impl Registry {
             RegistryCommand::RemoveFramework { id, .. } => {
                 self.frameworks.contains_key(id) || !self.removed_frameworks.contains_key(id)
             }
+            RegistryCommand::RecordCapacity { .. } => true,
         }
     }
 
