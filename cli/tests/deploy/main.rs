@@ -4,8 +4,10 @@
 //! deployed and upgraded by image tag through Marathon's REST API; the
 //! leading master's container killed (SIGKILL); then nothing may be lost:
 //! the app and its tasks at Marathon, the same running tasks at the new
-//! leading master, an etcd key written before the kill. Teardown (compose
-//! down -v, the task containers, the images) runs on every outcome.
+//! leading master, an etcd key written before the kill. Then the agents,
+//! which share the host's Docker daemon, are restarted together and must
+//! each recover only their own containers. Teardown (compose down -v, the
+//! task containers, the images) runs on every outcome.
 //!
 //! Needs a Docker daemon and a compose tool; without them the test skips
 //! with a note, unless `CI=true`, where that is a failure.
@@ -13,6 +15,7 @@ mod api;
 mod compose;
 mod images;
 mod net;
+mod restart;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -113,7 +116,37 @@ async fn scenario(cluster: &mut Cluster, addrs: &Addrs, image: &str) -> anyhow::
     eprintln!("master {leader} killed, {new_leader} leads");
     nothing_lost(cluster, addrs, (leader, new_leader), &before).await?;
     eprintln!("checked after the kill, {:?} since the build", t.elapsed());
+    agents_recover_their_own(cluster, addrs, new_leader, &before).await?;
+    eprintln!("agents restarted, {:?} since the build", t.elapsed());
     Ok(())
+}
+
+/// The agents restarted together recover exactly the two running tasks
+/// between them, take none of each other's for orphans, and the app goes
+/// on with the same tasks.
+async fn agents_recover_their_own(
+    cluster: &Cluster,
+    addrs: &Addrs,
+    leader: u64,
+    before: &BTreeSet<String>,
+) -> anyhow::Result<()> {
+    let reports = restart::restart_agents(cluster, SETTLE).await?;
+    assert!(
+        reports.iter().all(|r| r.orphans == 0),
+        "an agent took another's container for an orphan: {reports:?}"
+    );
+    let alive: u64 = reports.iter().map(|r| r.alive).sum();
+    assert_eq!(alive, 2, "recovered tasks: {reports:?}");
+    agents_connected(addrs, leader).await?;
+    let app = wait_app(
+        addrs,
+        APP,
+        "the app after the agents' restart",
+        SETTLE,
+        |a| settled(a, 2) && task_ids(a) == *before,
+    )
+    .await?;
+    check_serving(&app, "v2").await
 }
 
 /// Waits for an agreed leader, all three agents registered with it and a
