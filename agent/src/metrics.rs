@@ -11,11 +11,11 @@ const MB: f64 = 1024.0 * 1024.0;
 pub(crate) struct Metrics {
     registry: Registry,
     cpus_total: Gauge,
-    cpus_used: Gauge,
+    cpus_allocated: Gauge,
     mem_total: Gauge,
-    mem_used: Gauge,
+    mem_allocated: Gauge,
     disk_total: Gauge,
-    disk_used: Gauge,
+    disk_allocated: Gauge,
     /// Tasks held, by state.
     pub(crate) tasks: IntGaugeVec,
     /// Launches that failed before the task ran.
@@ -45,21 +45,29 @@ impl Metrics {
             Ok(c)
         };
         // Names follow Prometheus conventions (`promtool check metrics`):
-        // base units (bytes), and `_total` only on counters.
-        let cpus_total = gauge("agent_cpus_capacity", "CPUs this agent offers")?;
-        let cpus_used = gauge("agent_cpus_used", "CPUs held by live tasks")?;
+        // the one `agora_` prefix, base units (bytes), `_total` only on
+        // counters; "allocated" (to tasks), never "used", which would read
+        // as measured usage.
+        let cpus_total = gauge("agora_agent_cpus_capacity", "CPUs this agent offers")?;
+        let cpus_allocated = gauge("agora_agent_cpus_allocated", "CPUs allocated to live tasks")?;
         let mem_total = gauge(
-            "agent_memory_capacity_bytes",
+            "agora_agent_memory_capacity_bytes",
             "Memory this agent offers, bytes",
         )?;
-        let mem_used = gauge(
-            "agent_memory_used_bytes",
-            "Memory held by live tasks, bytes",
+        let mem_allocated = gauge(
+            "agora_agent_memory_allocated_bytes",
+            "Memory allocated to live tasks, bytes",
         )?;
-        let disk_total = gauge("agent_disk_capacity_bytes", "Disk this agent offers, bytes")?;
-        let disk_used = gauge("agent_disk_used_bytes", "Disk held by live tasks, bytes")?;
+        let disk_total = gauge(
+            "agora_agent_disk_capacity_bytes",
+            "Disk this agent offers, bytes",
+        )?;
+        let disk_allocated = gauge(
+            "agora_agent_disk_allocated_bytes",
+            "Disk allocated to live tasks, bytes",
+        )?;
         let tasks = IntGaugeVec::new(
-            Opts::new("agent_tasks", "Tasks held by this agent, by state"),
+            Opts::new("agora_agent_tasks", "Tasks held by this agent, by state"),
             &["state"],
         )?;
         registry.register(Box::new(tasks.clone()))?;
@@ -68,12 +76,13 @@ impl Metrics {
         for state in agora_model::TaskState::ALL {
             tasks.with_label_values(&[state.as_str()]).set(0);
         }
-        let registered = IntGauge::new("agent_registered", "1 while registered with a master")?;
+        let registered =
+            IntGauge::new("agora_agent_registered", "1 while registered with a master")?;
         registry.register(Box::new(registered.clone()))?;
         // Buckets span a process spawn (~10 ms) to a slow image start (~10 s).
         let task_launch_seconds = prometheus::HistogramVec::new(
             prometheus::HistogramOpts::new(
-                "agent_task_launch_seconds",
+                "agora_agent_task_launch_seconds",
                 "Time from receiving LAUNCH to reporting TASK_RUNNING, by runtime",
             )
             .buckets(vec![
@@ -84,22 +93,22 @@ impl Metrics {
         registry.register(Box::new(task_launch_seconds.clone()))?;
         Ok(Metrics {
             cpus_total,
-            cpus_used,
+            cpus_allocated,
             mem_total,
-            mem_used,
+            mem_allocated,
             disk_total,
-            disk_used,
+            disk_allocated,
             tasks,
             container_launch_errors_total: counter(
-                "agent_container_launch_errors_total",
+                "agora_agent_container_launch_errors_total",
                 "Task launches that failed before the task ran",
             )?,
             health_check_failures_total: counter(
-                "agent_health_check_failures_total",
+                "agora_agent_health_check_failures_total",
                 "Failed health probes",
             )?,
             status_update_retries_total: counter(
-                "agent_status_update_retries_total",
+                "agora_agent_status_update_retries_total",
                 "Status updates resent because no acknowledgement arrived",
             )?,
             registered,
@@ -111,11 +120,11 @@ impl Metrics {
     /// Sets the resource gauges.
     pub(crate) fn set_resources(&self, total: &Resources, used: &Resources) {
         self.cpus_total.set(total.cpus().as_f64());
-        self.cpus_used.set(used.cpus().as_f64());
+        self.cpus_allocated.set(used.cpus().as_f64());
         self.mem_total.set(total.mem().as_f64() * MB);
-        self.mem_used.set(used.mem().as_f64() * MB);
+        self.mem_allocated.set(used.mem().as_f64() * MB);
         self.disk_total.set(total.disk().as_f64() * MB);
-        self.disk_used.set(used.disk().as_f64() * MB);
+        self.disk_allocated.set(used.disk().as_f64() * MB);
     }
 
     /// The Prometheus text exposition of every metric.

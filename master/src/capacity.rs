@@ -220,7 +220,8 @@ type Dimension = (
 
 /// Prometheus text for the capacity model, in base units: per agent and
 /// state (`allocated`, `offered`, `free`: the three sum to the agent's
-/// total), and instances placeable per reference shape.
+/// total), instances placeable per reference shape, and what is stranded
+/// per agent.
 pub(crate) fn metrics_text(snap: &Snapshot) -> String {
     const MB: f64 = 1024.0 * 1024.0;
     let cap = breakdown(snap);
@@ -260,6 +261,21 @@ pub(crate) fn metrics_text(snap: &Snapshot) -> String {
             escape(&s.shape.name),
             s.cluster
         ));
+    }
+    // Stranded: free on an agent that cannot take even the smallest shape.
+    let stranded: [Dimension; 2] = [
+        ("cpus", "CPUs", 1.0, |a| a.cpus.as_f64()),
+        ("memory_bytes", "Memory, bytes,", MB, |a| a.mem.as_f64()),
+    ];
+    for (name, what, scale, get) in stranded {
+        out.push_str(&format!("# HELP agora_capacity_stranded_{name} {what} free per agent but unusable by the smallest reference shape.\n# TYPE agora_capacity_stranded_{name} gauge\n"));
+        for a in &frag.agents {
+            let v = get(&a.stranded) * scale;
+            let id = escape(&a.id);
+            out.push_str(&format!(
+                "agora_capacity_stranded_{name}{{agent=\"{id}\"}} {v}\n"
+            ));
+        }
     }
     out
 }

@@ -12,11 +12,12 @@ use crate::state::{AgentStatus, Master};
 
 pub(crate) struct Metrics {
     registry: Registry,
-    pub(crate) resources: prometheus::GaugeVec,
     pub(crate) agents: IntGaugeVec,
     pub(crate) frameworks: IntGaugeVec,
     pub(crate) tasks: IntGaugeVec,
     pub(crate) outstanding_offers: IntGauge,
+    /// Offers made to frameworks (each allocation that passed the commit check).
+    pub(crate) offers: IntCounter,
     pub(crate) allocation_runs: IntCounter,
     pub(crate) allocation_seconds: Histogram,
     pub(crate) queue_depth: IntGauge,
@@ -41,13 +42,8 @@ fn must<T>(r: prometheus::Result<T>) -> T {
 impl Metrics {
     pub(crate) fn new() -> Metrics {
         let registry = Registry::new_custom(Some("agora_master".into()), None).unwrap_or_default();
-        let resources = must(prometheus::GaugeVec::new(
-            Opts::new(
-                "resources",
-                "Cluster resources by name and kind (total, used by tasks, offered)",
-            ),
-            &["resource", "kind"],
-        ));
+        // Cluster resources are not here: `agora_capacity_*{agent,state}`
+        // (capacity.rs) partitions them per agent, in base units.
         let agents = must(IntGaugeVec::new(
             Opts::new("agents", "Agents by state"),
             &["state"],
@@ -64,6 +60,7 @@ impl Metrics {
             "outstanding_offers",
             "Offers not yet accepted, declined or rescinded",
         ));
+        let offers = must(IntCounter::new("offers_total", "Offers made to frameworks"));
         let allocation_runs = must(IntCounter::new("allocation_runs_total", "Allocation runs"));
         let allocation_seconds = must(Histogram::with_opts(
             HistogramOpts::new("allocation_run_seconds", "Duration of one allocation run").buckets(
@@ -100,13 +97,13 @@ impl Metrics {
             "/state documents serialized (concurrent requests share one)",
         ));
         for c in [
-            Box::new(resources.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(state_requests.clone()),
+            Box::new(state_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(state_documents.clone()),
             Box::new(agents.clone()),
             Box::new(frameworks.clone()),
             Box::new(tasks.clone()),
             Box::new(outstanding_offers.clone()),
+            Box::new(offers.clone()),
             Box::new(allocation_runs.clone()),
             Box::new(allocation_seconds.clone()),
             Box::new(queue_depth.clone()),
@@ -118,11 +115,11 @@ impl Metrics {
         }
         Metrics {
             registry,
-            resources,
             agents,
             frameworks,
             tasks,
             outstanding_offers,
+            offers,
             allocation_runs,
             allocation_seconds,
             queue_depth,
@@ -145,27 +142,16 @@ impl Master {
     pub(crate) fn metrics_text(&mut self, now_unix: f64) -> String {
         let m = &self.metrics;
         let mut total = agora_model::Resources::new();
-        let mut used = agora_model::Resources::new();
-        let mut offered = agora_model::Resources::new();
         let mut by_status: std::collections::BTreeMap<AgentStatus, i64> = Default::default();
         for a in self.agents.values() {
             *by_status.entry(a.status()).or_default() += 1;
-            offered.add(&a.offered);
             if a.status() == AgentStatus::Connected {
                 total.add(&a.total);
-                used.add(&a.used);
             }
         }
         for s in AgentStatus::ALL {
             let n = by_status.get(&s).copied().unwrap_or(0);
             m.agents.with_label_values(&[s.as_str()]).set(n);
-        }
-        for name in ["cpus", "mem", "disk", "gpus"] {
-            for (kind, r) in [("total", &total), ("used", &used), ("offered", &offered)] {
-                m.resources
-                    .with_label_values(&[name, kind])
-                    .set(r.scalar(name).as_f64());
-            }
         }
         let active = self.frameworks.values().filter(|f| f.connected()).count();
         m.frameworks

@@ -144,6 +144,7 @@ impl Master {
                 role: alloc.role,
             };
             self.insert_offer(offer.clone(), now);
+            self.metrics.offers.inc();
             per_framework
                 .entry(alloc.framework)
                 .or_default()

@@ -197,7 +197,7 @@ async fn agent_docker_bridge_port_and_http_health_checks() -> anyhow::Result<()>
     assert_eq!(killed.reason, reason(R::TaskUnhealthy), "{killed:?}");
     let (_, metrics) = http_get(agent.addr(), "/metrics").await?;
     assert!(
-        !metrics.contains("agent_health_check_failures_total 0"),
+        !metrics.contains("agora_agent_health_check_failures_total 0"),
         "{metrics}"
     );
     agent.shutdown().await;

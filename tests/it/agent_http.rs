@@ -43,7 +43,7 @@ async fn agent_metrics_pass_promtool_check() -> anyhow::Result<()> {
     let (code, metrics) = http_get(agent.addr(), "/metrics").await?;
     assert_eq!(code, 200);
     assert!(
-        metrics.contains("agent_task_launch_seconds_count"),
+        metrics.contains("agora_agent_task_launch_seconds_count"),
         "{metrics}"
     );
     let (passed, said) = agora_tests::promtool::check_metrics(&metrics).await?;

@@ -93,10 +93,10 @@ async fn agent_process_exit_codes_env_and_http() -> anyhow::Result<()> {
     );
     let (code, metrics) = http_get(agent.addr(), "/metrics").await?;
     assert_eq!(code, 200);
-    assert!(metrics.contains("agent_registered 1"), "{metrics}");
-    assert!(metrics.contains("agent_cpus_capacity 2"), "{metrics}");
+    assert!(metrics.contains("agora_agent_registered 1"), "{metrics}");
+    assert!(metrics.contains("agora_agent_cpus_capacity 2"), "{metrics}");
     assert!(
-        metrics.contains("agent_task_launch_seconds_count{runtime=\"process\"}"),
+        metrics.contains("agora_agent_task_launch_seconds_count{runtime=\"process\"}"),
         "launches are timed: {metrics}"
     );
     let (code, _) = http_get(agent.addr(), "/health").await?;

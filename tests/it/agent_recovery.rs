@@ -47,7 +47,7 @@ async fn agent_resends_updates_until_acknowledged() -> anyhow::Result<()> {
     );
     let metrics = agora_tests::http_get(agent.addr(), "/metrics").await?.1;
     assert!(
-        !metrics.contains("agent_status_update_retries_total 0"),
+        !metrics.contains("agora_agent_status_update_retries_total 0"),
         "{metrics}"
     );
     fw.auto_ack = true;

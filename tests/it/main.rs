@@ -5,6 +5,7 @@ mod agent_process;
 mod agent_recovery;
 mod agent_redirect;
 mod agent_support;
+mod grafana_dashboards;
 mod marathon_apps;
 mod marathon_flows;
 mod marathon_python;

@@ -262,7 +262,9 @@ async fn marathon_unique_waits_with_reasons_and_refuses_bad_input() -> anyhow::R
     // The same answer in /metrics: waiting instances and declines by reason.
     let (_, text) = agora_tests::http_get(m.addr, "/metrics").await?;
     assert!(
-        text.contains("marathon_queue_waiting_instances{app=\"/spread\"} 1"),
+        text.contains(
+            "marathon_queue_waiting_instances{app=\"/spread\",reason=\"UnfulfilledConstraint\"} 1"
+        ),
         "{text}"
     );
     assert!(

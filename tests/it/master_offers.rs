@@ -96,10 +96,21 @@ async fn teardown_kills_tasks_and_the_framework_cannot_return() -> anyhow::Resul
         metrics.contains("agora_master_tasks{state=\"TASK_RUNNING\"} 1"),
         "{metrics}"
     );
-    assert!(
-        metrics.contains("agora_master_resources{kind=\"used\",resource=\"cpus\"} 1"),
-        "{metrics}"
-    );
+    // The capacity partition's allocated part holds the task's cpus:1.
+    let allocated: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("agora_capacity_cpus{") && l.contains("state=\"allocated\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(allocated, 1.0, "{metrics}");
+    // At least the offer the task was launched from (the rest of the agent
+    // may have been offered again since).
+    let offers: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("agora_master_offers_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(offers >= 1.0, "{metrics}");
     let share: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("agora_master_role_dominant_share{role=\"*\"} "))

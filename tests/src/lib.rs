@@ -1,15 +1,18 @@
 //! The in-process cluster harness for Agora's integration tests: a real
 //! master on a loopback socket (`TestMaster`), simulated agents that speak the
 //! real agent link protocol (`SimAgent`, reusable for scale benchmarks),
-//! and small helpers (HTTP GET, polling).
+//! a real Prometheus scraping them (`prometheus`), Grafana dashboards read
+//! as data (`grafana`), and small helpers (HTTP GET, polling).
 //!
 //! Everything runs on real sockets; nothing is mocked.
 pub mod browser;
 pub mod burst;
+pub mod grafana;
 pub mod group;
 pub mod http;
 pub mod marathon;
 pub mod master;
+pub mod prometheus;
 pub mod promtool;
 pub mod proxy;
 pub mod raw_framework;

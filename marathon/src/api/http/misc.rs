@@ -16,6 +16,7 @@ use crate::api::json::format_version;
 use crate::api::render::{Embed, app_json};
 use crate::config::FAILOVER_TIMEOUT;
 use crate::leader::{Route, Shared};
+use crate::state::AppState;
 
 /// The Marathon version Agora's API follows.
 pub(crate) const MARATHON_VERSION: &str = "1.11.24";
@@ -99,7 +100,9 @@ pub(crate) async fn ping() -> Response {
 pub(crate) async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let leading = matches!(&*shared.route.borrow(), Route::Leading(_));
     let counts = if leading {
-        read(&shared, |state, _| scrape(state)).await.ok()
+        read(&shared, |state, now| scrape(state, now.wall_ms))
+            .await
+            .ok()
     } else {
         None
     };
@@ -130,30 +133,49 @@ struct Counts {
     apps: i64,
     deployments: i64,
     by_condition: BTreeMap<&'static str, i64>,
-    /// Instances waiting for offers, per app.
-    waiting: BTreeMap<String, i64>,
+    /// Instances waiting for offers, per app and [`waiting_reason`].
+    waiting: BTreeMap<(String, &'static str), i64>,
     /// Offers declined for a waiting app, per app and first reason (the
     /// `/v2/queue` funnel).
     declined: BTreeMap<(String, &'static str), i64>,
 }
 
-fn scrape(state: &crate::state::State) -> Counts {
+/// Why an app's instances wait, as one label value (the `/v2/queue`
+/// answer reduced to a word, so that waiting can be summed by reason):
+/// `Backoff` while its launch delay runs, else the decline reason that
+/// turned down the most offers since it started waiting, else
+/// `AwaitingOffers` (no offer has been turned down yet).
+fn waiting_reason(a: &AppState, now_wall_ms: u64) -> &'static str {
+    if a.delay.until_wall_ms > now_wall_ms {
+        return "Backoff";
+    }
+    a.offer_stats
+        .declined
+        .iter()
+        // Most declines first; on a tie, the earlier stage of the funnel.
+        .max_by_key(|(kind, n)| (**n, std::cmp::Reverse(**kind)))
+        .map_or("AwaitingOffers", |(kind, _)| kind.as_str())
+}
+
+fn scrape(state: &crate::state::State, now_wall_ms: u64) -> Counts {
     let mut by_condition: BTreeMap<&'static str, i64> = BTreeMap::new();
-    let mut waiting: BTreeMap<String, i64> = BTreeMap::new();
+    let mut waiting_per_app: BTreeMap<&PathId, i64> = BTreeMap::new();
     for i in state.instances.values() {
         *by_condition.entry(condition_word(i.condition)).or_default() += 1;
         if i.condition == agora_marathon_planner::Condition::Scheduled
             && i.goal == agora_marathon_planner::Goal::Running
         {
-            *waiting.entry(i.app.to_string()).or_default() += 1;
+            *waiting_per_app.entry(&i.app).or_default() += 1;
         }
     }
+    let mut waiting = BTreeMap::new();
     let mut declined = BTreeMap::new();
-    for a in state.apps.values() {
-        let id = a.app.id.to_string();
-        if !waiting.contains_key(&id) {
+    for (id, n) in waiting_per_app {
+        let Some(a) = state.apps.get(id) else {
             continue;
-        }
+        };
+        let id = id.to_string();
+        waiting.insert((id.clone(), waiting_reason(a, now_wall_ms)), n);
         for (reason, n) in &a.offer_stats.declined {
             declined.insert((id.clone(), reason.as_str()), i64::from(*n));
         }
@@ -193,12 +215,12 @@ fn render_metrics(leading: bool, counts: Option<Counts>) -> Result<String, prome
         let w = IntGaugeVec::new(
             Opts::new(
                 "marathon_queue_waiting_instances",
-                "Instances waiting for offers, per app",
+                "Instances waiting for offers, per app and reason (Backoff, AwaitingOffers, or the decline reason that turned down the most offers)",
             ),
-            &["app"],
+            &["app", "reason"],
         )?;
-        for (app, n) in &c.waiting {
-            w.with_label_values(&[app.as_str()]).set(*n);
+        for ((app, reason), n) in &c.waiting {
+            w.with_label_values(&[app.as_str(), reason]).set(*n);
         }
         reg.register(Box::new(w))?;
         let r = IntGaugeVec::new(
