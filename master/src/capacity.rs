@@ -2,7 +2,7 @@
 //! [`agora_capacity::Snapshot`] out (`Master::capacity_snapshot`), and the
 //! handlers run the pure capacity model on it outside the loop.
 use agora_capacity::{
-    AgentSnapshot, FitRequest, HistoryQuery, Snapshot, WhatIf, breakdown, default_shapes, fit,
+    AgentSnapshot, FitRequest, HistoryQuery, ReferenceShape, Snapshot, WhatIf, breakdown, fit,
     fragmentation, sample, what_if,
 };
 use agora_marathon_planner::parse_constraints;
@@ -45,7 +45,7 @@ impl Master {
     pub(crate) fn sample_capacity(&mut self) {
         let snap = self.capacity_snapshot();
         let cap = breakdown(&snap);
-        let frag = fragmentation(&snap, &default_shapes());
+        let frag = fragmentation(&snap, &self.cfg.reference_shapes);
         let at_unix_ms = (self.now_unix.max(0.0) * 1000.0) as u64;
         let cmd = RegistryCommand::RecordCapacity {
             sample: Box::new(sample(&cap, &frag, at_unix_ms)),
@@ -74,7 +74,7 @@ pub(crate) async fn capacity(State(s): State<HttpState>) -> Response {
         Ok(snap) => {
             let mut v = serde_json::to_value(breakdown(&snap)).unwrap_or_default();
             if let serde_json::Value::Object(m) = &mut v {
-                let frag = fragmentation(&snap, &default_shapes());
+                let frag = fragmentation(&snap, &s.shapes);
                 m.insert(
                     "fragmentation".into(),
                     serde_json::to_value(frag).unwrap_or_default(),
@@ -222,7 +222,7 @@ type Dimension = (
 /// state (`allocated`, `offered`, `free`: the three sum to the agent's
 /// total), instances placeable per reference shape, and what is stranded
 /// per agent.
-pub(crate) fn metrics_text(snap: &Snapshot) -> String {
+pub(crate) fn metrics_text(snap: &Snapshot, shapes: &[ReferenceShape]) -> String {
     const MB: f64 = 1024.0 * 1024.0;
     let cap = breakdown(snap);
     let mut out = String::new();
@@ -253,7 +253,7 @@ pub(crate) fn metrics_text(snap: &Snapshot) -> String {
             }
         }
     }
-    let frag = fragmentation(snap, &default_shapes());
+    let frag = fragmentation(snap, shapes);
     out.push_str("# HELP agora_capacity_placeable_instances Instances of each reference shape that fit now, cluster-wide.\n# TYPE agora_capacity_placeable_instances gauge\n");
     for s in &frag.shapes {
         out.push_str(&format!(

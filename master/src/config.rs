@@ -47,7 +47,15 @@ pub struct MasterConfig {
     pub data_dir: Option<PathBuf>,
     /// The masters' group: member id, peers, etcd API address, Raft tick.
     pub group: GroupConfig,
+    /// Task shapes capacity is counted in (fragmentation, placeable
+    /// instances in the metrics, the history and the pages); default
+    /// small 0.5 cpus/512 MB, medium 1/2048, large 4/8192.
+    pub reference_shapes: Vec<agora_capacity::ReferenceShape>,
 }
+
+/// At most this many reference shapes (each costs a fit per snapshot and
+/// a series in the history).
+pub(crate) const MAX_REFERENCE_SHAPES: usize = 16;
 
 /// Most refuse_seconds a filter may ask for (Mesos caps at 365 days).
 pub(crate) const MAX_REFUSE: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -70,6 +78,7 @@ impl Default for MasterConfig {
             registry_max_agent_count: 102_400,
             data_dir: None,
             group: GroupConfig::default(),
+            reference_shapes: agora_capacity::default_shapes(),
         }
     }
 }
@@ -97,6 +106,38 @@ struct ConfigFile {
     peers: Option<String>,
     join: Option<bool>,
     etcd_listen: Option<SocketAddr>,
+    reference_shapes: Option<Vec<ShapeFile>>,
+}
+
+/// `[[reference_shapes]]` in the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShapeFile {
+    name: String,
+    cpus: f64,
+    mem: f64,
+}
+
+fn shape(i: usize, s: ShapeFile) -> Result<agora_capacity::ReferenceShape, MasterError> {
+    let bad = |what: &str| MasterError::Config(format!("reference_shapes[{i}].{what}"));
+    let name_ok = !s.name.is_empty()
+        && s.name.len() <= 32
+        && s.name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !name_ok {
+        return Err(bad("name: 1-32 characters of A-Z a-z 0-9 - _ ."));
+    }
+    let cpus = agora_model::Scalar::from_f64(s.cpus).map_err(|e| bad(&format!("cpus: {e}")))?;
+    let mem = agora_model::Scalar::from_f64(s.mem).map_err(|e| bad(&format!("mem: {e}")))?;
+    if cpus <= agora_model::Scalar::ZERO && mem <= agora_model::Scalar::ZERO {
+        return Err(bad("cpus/mem: a shape needs some cpus or memory"));
+    }
+    Ok(agora_capacity::ReferenceShape {
+        name: s.name,
+        cpus,
+        mem,
+    })
 }
 
 fn secs(key: &str, v: f64) -> Result<Duration, MasterError> {
@@ -166,6 +207,13 @@ impl MasterConfig {
         if let Some(v) = f.etcd_listen {
             self.group.etcd_listen = Some(v);
         }
+        if let Some(v) = f.reference_shapes {
+            self.reference_shapes = v
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| shape(i, s))
+                .collect::<Result<_, _>>()?;
+        }
         self.validate()?;
         Ok(self)
     }
@@ -176,6 +224,22 @@ impl MasterConfig {
         if self.max_agent_ping_misses == 0 {
             return Err(MasterError::Config(
                 "max_agent_ping_misses must be at least 1".into(),
+            ));
+        }
+        if self.reference_shapes.is_empty() || self.reference_shapes.len() > MAX_REFERENCE_SHAPES {
+            return Err(MasterError::Config(format!(
+                "reference_shapes: between 1 and {MAX_REFERENCE_SHAPES} shapes"
+            )));
+        }
+        let mut names: Vec<&str> = self
+            .reference_shapes
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            return Err(MasterError::Config(
+                "reference_shapes: names must be unique".into(),
             ));
         }
         for (role, w) in &self.role_weights {
@@ -205,6 +269,42 @@ mod tests {
         assert_eq!(c.default_refuse, d.default_refuse);
         assert_eq!(c.registry_max_agent_age, d.registry_max_agent_age);
         assert_eq!(c.registry_max_agent_count, d.registry_max_agent_count);
+        assert_eq!(c.reference_shapes, d.reference_shapes);
+    }
+
+    #[test]
+    fn reference_shapes_are_configured_and_checked() {
+        let c = MasterConfig::default()
+            .merge_toml("[[reference_shapes]]\nname = \"gpu-box\"\ncpus = 8\nmem = 32768\n")
+            .unwrap();
+        assert_eq!(c.reference_shapes.len(), 1);
+        assert_eq!(c.reference_shapes[0].name, "gpu-box");
+        assert_eq!(c.reference_shapes[0].cpus.to_string(), "8");
+        for (bad, says) in [
+            (
+                "[[reference_shapes]]\nname = \"a b\"\ncpus = 1\nmem = 1\n",
+                "reference_shapes[0].name",
+            ),
+            (
+                "[[reference_shapes]]\nname = \"z\"\ncpus = 0\nmem = 0\n",
+                "reference_shapes[0].cpus/mem",
+            ),
+            (
+                "[[reference_shapes]]\nname = \"z\"\ncpus = -1\nmem = 1\n",
+                "reference_shapes[0].cpus",
+            ),
+            ("reference_shapes = []\n", "between 1 and 16"),
+            (
+                "[[reference_shapes]]\nname = \"x\"\ncpus = 1\nmem = 1\n[[reference_shapes]]\nname = \"x\"\ncpus = 2\nmem = 1\n",
+                "unique",
+            ),
+        ] {
+            let err = MasterConfig::default()
+                .merge_toml(bad)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{bad:?}: {err}");
+        }
     }
 
     #[test]

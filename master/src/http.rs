@@ -26,6 +26,8 @@ pub(crate) struct HttpState {
     pub(crate) access: Option<
         tokio::sync::mpsc::Sender<agora_raft::runner::Access<crate::replication::MasterMachine>>,
     >,
+    /// The configured reference shapes (`MasterConfig::reference_shapes`).
+    pub(crate) shapes: Arc<Vec<agora_capacity::ReferenceShape>>,
 }
 
 pub(crate) fn router(state: HttpState) -> Router {
@@ -189,7 +191,7 @@ async fn metrics(State(s): State<HttpState>) -> Response {
         if core.tx.send(Command::GetCapacity { reply }).await.is_ok()
             && let Ok(snap) = rx.await
         {
-            text.push_str(&crate::capacity::metrics_text(&snap));
+            text.push_str(&crate::capacity::metrics_text(&snap, &s.shapes));
         }
     }
     text.push_str(&crate::metrics::replication_text(

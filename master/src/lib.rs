@@ -196,6 +196,7 @@ pub async fn start(cfg: MasterConfig, listener: TcpListener) -> Result<MasterHan
         directory: group.directory.clone(),
         proposals: Some(group.handles.proposals.clone()),
         access: Some(group.handles.access.clone()),
+        shapes: std::sync::Arc::new(cfg.reference_shapes.clone()),
     }))
     .fallback(http::not_found);
     let (server_stop, server_stop_rx) = oneshot::channel::<()>();

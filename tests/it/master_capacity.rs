@@ -227,3 +227,47 @@ async fn capacity_history_survives_a_leader_crash() -> anyhow::Result<()> {
     assert_eq!(totals_after[..closed], totals_before[..closed]);
     Ok(())
 }
+
+/// Configured reference shapes replace the defaults everywhere capacity is
+/// counted in shapes: the API's fragmentation, the metrics and the page.
+#[tokio::test]
+async fn configured_reference_shapes_are_counted() -> anyhow::Result<()> {
+    let mut cfg = TestMaster::fast_config();
+    cfg.reference_shapes = vec![agora_capacity::ReferenceShape {
+        name: "wide".into(),
+        cpus: agora_model::Scalar::from_units(3),
+        mem: agora_model::Scalar::from_units(1000),
+    }];
+    let master = TestMaster::start_with(cfg).await;
+    let mut sims = Vec::new();
+    for i in 0..2 {
+        let c = SimAgentConfig {
+            resources: Resources::parse("cpus:4;mem:4096")?,
+            hostname: format!("shape-{i}"),
+            ..SimAgentConfig::default()
+        };
+        sims.push(SimAgent::start(&master.endpoint(), c).await);
+    }
+    let cap = agora_tests::eventually("2 agents", Duration::from_secs(15), || async {
+        let (code, v) = get_json(&master, "/api/v1/capacity").await.ok()?;
+        (code == 200 && v["agents"].as_array().map(Vec::len) == Some(2)).then_some(v)
+    })
+    .await?;
+    let shapes = cap["fragmentation"]["shapes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(shapes.len(), 1, "{cap}");
+    assert_eq!(shapes[0]["name"], "wide");
+    assert_eq!(shapes[0]["cluster"], 2, "one 3-cpu task per 4-cpu agent");
+    let (_, text) = http_get(master.addr, "/metrics").await?;
+    assert!(
+        text.contains("agora_capacity_placeable_instances{shape=\"wide\"} 2"),
+        "{text}"
+    );
+    assert!(!text.contains("shape=\"small\""));
+    let (code, page) = http_get(master.addr, "/ui").await?;
+    assert_eq!(code, 200);
+    assert!(page.contains("data-test=\"placeable-wide\">2<"), "{page}");
+    Ok(())
+}

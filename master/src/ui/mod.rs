@@ -21,9 +21,7 @@ mod svg;
 #[cfg(test)]
 mod tests;
 
-use agora_capacity::{
-    HistoryQuery, breakdown, default_shapes, fit as fit_answer, fragmentation, what_if,
-};
+use agora_capacity::{HistoryQuery, breakdown, fit as fit_answer, fragmentation, what_if};
 use axum::Router;
 use axum::extract::{Form, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -142,7 +140,7 @@ async fn cluster_page(State(s): State<HttpState>, RawQuery(q): RawQuery) -> Resp
         .find(|(k, _)| k == "group_by")
         .map(|(_, v)| v.as_str());
     let cap = breakdown(&snap.capacity);
-    let frag = fragmentation(&snap.capacity, &default_shapes());
+    let frag = fragmentation(&snap.capacity, &s.shapes);
     let body = cluster::body(&snap, &cap, &frag, group_by);
     html(
         StatusCode::OK,
@@ -173,7 +171,7 @@ async fn agents_page(State(s): State<HttpState>, RawQuery(q): RawQuery) -> Respo
         descending: pairs.iter().any(|(k, v)| k == "order" && v == "desc"),
     };
     let cap = breakdown(&snap.capacity);
-    let frag = fragmentation(&snap.capacity, &default_shapes());
+    let frag = fragmentation(&snap.capacity, &s.shapes);
     let body = agents::body(&cap, &frag, &query);
     html(
         StatusCode::OK,
