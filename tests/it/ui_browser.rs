@@ -220,6 +220,34 @@ async fn pages_in_a_browser_match_the_api() -> anyhow::Result<()> {
     assert_same_origin(&dom);
     browser::screenshot(&format!("{base}/ui/apps"), &shots.join("apps.png")).await?;
 
+    // The Stop button ends the deployment at Marathon (force: no rollback).
+    let driver = WebDriver::start().await?;
+    driver.goto(&format!("{base}/ui/apps")).await?;
+    let stop = driver.find("[data-test=stop]").await?;
+    driver.click(&stop).await?;
+    agora_tests::eventually("the deployment stopped", WAIT, || async {
+        let (code, body) = marathon.get("/v2/deployments").await.ok()?;
+        (code == 200 && body.as_array().is_some_and(Vec::is_empty)).then_some(())
+    })
+    .await?;
+    let back = driver
+        .script("return [location.pathname, document.querySelectorAll('[data-test=deployment]').length];")
+        .await?;
+    assert_eq!(
+        back,
+        serde_json::json!(["/ui/apps", 0]),
+        "back on the apps page, no deployment"
+    );
+    driver.quit().await?;
+    let (code, _, _) = http_request(
+        master.addr,
+        "POST",
+        "/ui/apps/deployment",
+        Some("framework=x&id=y&action=explode"),
+    )
+    .await?;
+    assert_eq!(code, 415, "a form post needs the form content type");
+
     // History: once sampled, the chart's points equal the table's rows.
     agora_tests::eventually("a history sample", WAIT, || async {
         let v = api(&master, "/api/v1/capacity/history").await.ok()?;

@@ -203,7 +203,7 @@ fn queue(m: &MarathonState) -> Markup {
             @let funnel = q.pointer("/processedOffersSummary/rejectSummaryLastOffers").and_then(Value::as_array).cloned().unwrap_or_default();
             div.waiting data-test="waiting" data-app=(app) {
                 p {
-                    strong { (app) } ": " span data-test="waiting-count" { (count(q, "count")) } " instances waiting"
+                    strong { (app) } ": " span data-test="waiting-count" { (count(q, "count")) } @if count(q, "count") == 1 { " instance waiting" } @else { " instances waiting" }
                     @if let Some(left) = q.pointer("/delay/timeLeftSeconds").and_then(Value::as_u64) {
                         @if left > 0 { " · launch delayed " (left) " s more (backoff)" }
                     }

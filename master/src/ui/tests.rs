@@ -181,3 +181,26 @@ fn text_from_agents_is_escaped() {
     assert!(!html.contains("<script>alert"));
     assert!(html.contains("&lt;script&gt;"));
 }
+
+#[test]
+fn only_same_origin_forms_change_deployments() {
+    use axum::http::{HeaderMap, HeaderValue, header};
+    let mut h = HeaderMap::new();
+    h.insert(header::HOST, HeaderValue::from_static("10.0.0.1:5050"));
+    assert!(
+        super::same_origin(&h),
+        "no Origin: not a cross-site browser post"
+    );
+    h.insert(
+        header::ORIGIN,
+        HeaderValue::from_static("http://10.0.0.1:5050"),
+    );
+    assert!(super::same_origin(&h));
+    h.insert(
+        header::ORIGIN,
+        HeaderValue::from_static("http://evil.example"),
+    );
+    assert!(!super::same_origin(&h));
+    h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+    assert!(!super::same_origin(&h));
+}
