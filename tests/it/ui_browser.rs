@@ -238,6 +238,17 @@ async fn pages_in_a_browser_match_the_api() -> anyhow::Result<()> {
         serde_json::json!(["/ui/apps", 0]),
         "back on the apps page, no deployment"
     );
+    // Live refresh: within a few seconds the page swaps in a fresh copy of
+    // itself, with no error (the CSP allows the same-origin fetch).
+    let refreshed = agora_tests::eventually("a live refresh", WAIT, || async {
+        let v = driver
+            .script("return [document.body.dataset.swaps || '0', document.body.dataset.refreshError || ''];")
+            .await
+            .ok()?;
+        (v[0] != "0").then_some(v)
+    })
+    .await?;
+    assert_eq!(refreshed[1], "", "refresh failed: {refreshed}");
     driver.quit().await?;
     let (code, _, _) = http_request(
         master.addr,
