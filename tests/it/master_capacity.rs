@@ -193,6 +193,21 @@ async fn capacity_history_survives_a_leader_crash() -> anyhow::Result<()> {
     if let Some(id) = standby {
         let (code, _) = http_get(group.masters[&id].addr, path).await?;
         assert_eq!(code, 307);
+        let (code, head, _) = agora_tests::http_request(
+            group.masters[&id].addr,
+            "GET",
+            "/ui/agents?sort=cpus.free",
+            None,
+        )
+        .await?;
+        assert_eq!(code, 307, "the pages too");
+        let leader_addr = group.masters[&leader].addr.to_string();
+        assert!(
+            head.contains(&format!(
+                "location: http://{leader_addr}/ui/agents?sort=cpus.free"
+            )),
+            "{head}"
+        );
     }
     let (code, bad) = get_json(
         &group.masters[&leader],
