@@ -55,7 +55,7 @@ pub(crate) fn clock(unix: f64) -> String {
     format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
-/// `YYYY-MM-DD HH:MM` of a Unix time (UTC), for history tables.
+/// `YYYY-MM-DD HH:MM:SS` of a Unix time (UTC), for history tables.
 pub(crate) fn date_time(unix: u64) -> String {
     // Days since the epoch to a civil date (Howard Hinnant's algorithm).
     let days = (unix / 86_400) as i64;
@@ -68,7 +68,7 @@ pub(crate) fn date_time(unix: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {}", &clock(unix as f64)[..5])
+    format!("{y:04}-{m:02}-{d:02} {}", clock(unix as f64))
 }
 
 /// A scalar exactly (fixed point, at most three decimals).

@@ -104,6 +104,11 @@ pub(crate) fn line_chart(title: &str, times: &[u64], lines: &[Line<'_>]) -> Mark
             title { (title) }
             desc { (times.len()) " points of " (names.join(", ")) "; maximum " (trim(max)) }
             line class="axis" x1=(PAD) y1=(H - PAD) x2=(WIDTH - PAD) y2=(H - PAD) {}
+            text class="tick" x=(PAD + 2.0) y="12" { (trim(max)) }
+            @if let (Some(first), Some(last)) = (times.first(), times.last()) {
+                text class="tick" x=(PAD + 2.0) y=(H - PAD - 4.0) { (super::layout::clock(*first as f64)) }
+                text class="tick end" x=(WIDTH - PAD - 2.0) y=(H - PAD - 4.0) { (super::layout::clock(*last as f64)) }
+            }
             @for (d, l) in &paths {
                 @if !d.is_empty() {
                     path class={ "line " (l.class) } d=(d) { title { (l.label) } }
