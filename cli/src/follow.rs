@@ -6,7 +6,8 @@
 //! (nomad#11068, kubectl#979). It ends with a ✓ or ✗ line and an exit
 //! code: 0 done, 2 not placeable by the deadline (with the queue's
 //! reasons), 3 failed or rolled back (the app is not at the version the
-//! change made), 1 an error.
+//! change made, or at the deadline nothing waits for resources and the
+//! deployment still has not finished), 1 an error.
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -164,6 +165,31 @@ impl Painter {
     }
 }
 
+/// At the deadline: exit 2 when instances still wait for resources (with
+/// the queue's reasons), else 3, since everything was placed and the
+/// deployment still did not finish (health or readiness checks failing).
+fn overdue(marathon: &str, s: &Started, v: &View, bad: &str) -> i32 {
+    let secs = v.timeout.as_secs();
+    match waiting_reasons(marathon, &s.app) {
+        None => {
+            println!(
+                "{bad} {}: not finished within {secs} s; nothing waits for resources (health or readiness checks?)",
+                s.app
+            );
+            3
+        }
+        Some(why) => {
+            let why = if why.is_empty() {
+                why
+            } else {
+                format!(": {why}")
+            };
+            println!("{bad} {}: not placeable within {secs} s{why}", s.app);
+            2
+        }
+    }
+}
+
 fn find_deployment(list: &Value, id: Option<&str>) -> Option<Value> {
     let id = id?;
     list.as_array()?.iter().find(|d| d["id"] == id).cloned()
@@ -209,18 +235,7 @@ pub(crate) fn follow(marathon: &str, s: &Started, v: &View) -> anyhow::Result<i3
             });
         }
         if Instant::now() >= deadline {
-            let why = waiting_reasons(marathon, &s.app);
-            let why = if why.is_empty() {
-                String::new()
-            } else {
-                format!(": {why}")
-            };
-            println!(
-                "{bad} {}: not placeable within {} s{why}",
-                s.app,
-                v.timeout.as_secs()
-            );
-            return Ok(2);
+            return Ok(overdue(marathon, s, v, &bad));
         }
         std::thread::sleep(POLL);
     }

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 mod app;
 mod capacity;
 mod client;
+mod deployment;
 mod describe;
 mod dev;
 mod follow;
@@ -62,6 +63,8 @@ enum Command {
     App(app::AppArgs),
     /// One agent or app in detail.
     Describe(describe::DescribeArgs),
+    /// Marathon deployments: list, watch, stop, rollback (followed like `app deploy`).
+    Deployment(deployment::DeploymentArgs),
     /// List agents, frameworks, tasks, offers, roles, apps or deployments (-o table|wide|json, --watch).
     Get(get::GetArgs),
     /// Why an app's instances wait: Marathon's queue reasons and where its shape fits now (exit 2 if some wait).
@@ -154,6 +157,10 @@ async fn dispatch(command: Command, g: &globals::Globals) -> anyhow::Result<i32>
         Command::App(mut a) => {
             a.ep.resolve(g);
             blocking(move || app::run(&a, &g2)).await
+        }
+        Command::Deployment(mut a) => {
+            a.ep.resolve(g);
+            blocking(move || deployment::run(&a, &g2)).await
         }
     }
 }

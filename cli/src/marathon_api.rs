@@ -29,24 +29,21 @@ pub(crate) fn app_id(id: &str) -> String {
     }
 }
 
-/// Waiting reasons of an app from `/v2/queue`, e.g. "InsufficientCpus ×3".
-pub(crate) fn waiting_reasons(marathon: &str, id: &str) -> String {
-    let Ok((_, q)) = call(marathon, "GET", "/v2/queue", "") else {
-        return String::new();
-    };
+/// Whether instances of an app wait in `/v2/queue`, and if so the reasons
+/// offers were declined, e.g. "InsufficientCpus ×3" (empty before any).
+pub(crate) fn waiting_reasons(marathon: &str, id: &str) -> Option<String> {
+    let (_, q) = call(marathon, "GET", "/v2/queue", "").ok()?;
     let item = q["queue"]
-        .as_array()
-        .and_then(|q| q.iter().find(|i| i["app"]["id"] == id))
-        .cloned();
-    let Some(item) = item else {
-        return String::new();
-    };
-    item["processedOffersSummary"]["rejectSummaryLastOffers"]
+        .as_array()?
+        .iter()
+        .find(|i| i["app"]["id"] == id && i["count"].as_u64().is_some_and(|n| n > 0))?
+        .clone();
+    let reasons = item["processedOffersSummary"]["rejectSummaryLastOffers"]
         .as_array()
         .into_iter()
         .flatten()
         .filter(|r| r["declined"].as_u64().is_some_and(|n| n > 0))
         .map(|r| format!("{} ×{}", r["reason"].as_str().unwrap_or("?"), r["declined"]))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect::<Vec<_>>();
+    Some(reasons.join(", "))
 }

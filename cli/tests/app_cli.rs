@@ -192,6 +192,65 @@ async fn app_plan_scale_restart_rollback_and_describe() -> anyhow::Result<()> {
     assert!(stdout(&out).contains("started (version"), "{out:?}");
 
     overtaken(&cli, marathon, dir.path()).await?;
+    deployments(&cli, dir.path())?;
+    Ok(())
+}
+
+/// Starts a change to /cli/web that waits on a failing health check and
+/// returns its deployment id (from `--detach`'s line).
+fn sick_web(cli: &Cli, dir: &Path) -> anyhow::Result<String> {
+    let file = dir.join("sick-web.json");
+    std::fs::write(
+        &file,
+        WEB.replace(
+            "\"instances\": 2",
+            r#""instances": 2, "healthChecks": [{"protocol": "COMMAND",
+                "command": {"value": "false"}, "gracePeriodSeconds": 300}]"#,
+        ),
+    )?;
+    let path = file.display().to_string();
+    let out = cli.run(&["app", "deploy", "-f", &path, "--force", "--detach"])?;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = stdout(&out);
+    let id = text
+        .split("deployment ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next());
+    Ok(id.unwrap_or_default().to_string())
+}
+
+/// `agora deployment watch|rollback|stop|list` on deployments of /cli/web.
+fn deployments(cli: &Cli, dir: &Path) -> anyhow::Result<()> {
+    let id = sick_web(cli, dir)?;
+    let list = stdout(&cli.run(&["deployment", "list"])?);
+    assert!(list.contains(&id), "{list}");
+    // Placed but never healthy: not a placement problem, so 3, not 2.
+    let out = cli.run(&["deployment", "watch", &id, "--timeout", "2"])?;
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(
+        stdout(&out).contains("nothing waits for resources"),
+        "{out:?}"
+    );
+    // Rolled back: a new deployment to the definition before, followed to ✓.
+    let out = cli.run(&["deployment", "rollback", &id])?;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        stdout(&out)
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("✓ /cli/web deployed")),
+        "{out:?}"
+    );
+    let app = stdout(&cli.run(&["describe", "app", "/cli/web"])?);
+    assert!(
+        !app.contains("unhealthy"),
+        "the health check is gone: {app}"
+    );
+    let id = sick_web(cli, dir)?;
+    let out = cli.run(&["deployment", "stop", &id])?;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let list = stdout(&cli.run(&["deployment", "list"])?);
+    assert_eq!(list.lines().count(), 1, "only the header: {list}");
     Ok(())
 }
 
