@@ -19,6 +19,11 @@ use crate::marathon_api::{call, waiting_reasons};
 /// How often the deployment is looked at.
 const POLL: Duration = Duration::from_millis(500);
 
+/// Lines drawn on a terminal are cut to this many columns: a line the
+/// terminal wraps takes two rows, and moving up by the number of lines
+/// drawn would then leave part of the last frame on screen.
+const WIDTH: usize = 79;
+
 /// The spinner's frames, one per poll.
 const SPINNER: [char; 4] = ['|', '/', '-', '\\'];
 
@@ -78,7 +83,7 @@ fn frame(app: &Value, deployment: Option<&Value>) -> Frame {
 fn table(f: &Frame) -> Vec<String> {
     let fmt = |cells: &[String]| {
         format!(
-            "{:<24} {:>6} {:>6} {:>7} {:>7}  {}",
+            "{:<20} {:>6} {:>6} {:>7} {:>7}  {}",
             cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]
         )
     };
@@ -158,7 +163,8 @@ impl Painter {
             } else {
                 String::new()
             };
-            out.push_str(&format!("\x1b[2K{spin}{line}\n"));
+            let line: String = format!("{spin}{line}").chars().take(WIDTH).collect();
+            out.push_str(&format!("\x1b[2K{line}\n"));
         }
         print!("{out}");
         self.drawn = lines.len();
