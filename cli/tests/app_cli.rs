@@ -50,6 +50,10 @@ fn stdout(o: &Output) -> String {
 /// a UTC timestamp, no state is printed twice in a row, the last line is
 /// the ✓/✗ verdict. Returns the progress lines without their timestamps.
 fn progress(text: &str) -> Vec<String> {
+    assert!(
+        !text.contains('\x1b'),
+        "no ANSI codes off a terminal: {text:?}"
+    );
     let lines: Vec<&str> = text.lines().collect();
     let (verdict, changes) = lines.split_last().unwrap_or((&"", &[]));
     assert!(

@@ -1,7 +1,7 @@
 //! The deployment follower on a real terminal: `agora app deploy` runs in
 //! a detached tmux session against `agora dev`, and the pane it leaves
 //! shows one table redrawn in place (not a frame per poll) and the ✓ line,
-//! in colour unless `NO_COLOR` is set. tmux is Debian's `tmux` package
+//! in colour unless `NO_COLOR` or `--no-color` says otherwise. tmux is Debian's `tmux` package
 //! (scripts/test installs it); without it the test is skipped, except
 //! with CI=true, where that is a failure.
 use std::path::Path;
@@ -190,6 +190,25 @@ async fn app_deploy_on_a_terminal_redraws_one_table_and_ends_with_a_tick() -> an
     assert!(
         !raw_scale.contains("\x1b[32m"),
         "no colour with NO_COLOR: {raw_scale:?}"
+    );
+    // --no-color: the same (an app without health checks, to be quick).
+    let plain_app = dir.path().join("plain.json");
+    std::fs::write(
+        &plain_app,
+        r#"{"id": "/tty/plain", "cmd": "sleep 300", "cpus": 0.1, "mem": 16}"#,
+    )?;
+    let env = format!("env -u NO_COLOR AGORA_MARATHON={marathon} AGORA_LOG=warn");
+    let deploy = format!("{AGORA} app deploy -f {} --no-color", plain_app.display());
+    tmux.start("flag", &format!("{env} {deploy}"))?;
+    let pane = tmux.wait_exit("flag", Duration::from_secs(60))?;
+    assert!(
+        pane.contains("EXIT=0") && pane.contains("✓ /tty/plain deployed"),
+        "{pane}"
+    );
+    let raw_flag = tmux.capture("flag", true)?;
+    assert!(
+        !raw_flag.contains("\x1b[32m"),
+        "no colour with --no-color: {raw_flag:?}"
     );
     Ok(())
 }
