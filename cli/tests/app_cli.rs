@@ -101,6 +101,22 @@ async fn app_plan_scale_restart_rollback_and_describe() -> anyhow::Result<()> {
         text.contains("/cpus"),
         "Marathon's path of the problem: {text}"
     );
+    // Nothing listens on port 1: plan says 255, a change says 1.
+    let down = |args: &[&str]| {
+        Command::new(AGORA)
+            .args(args)
+            .env("AGORA_MARATHON", "127.0.0.1:1")
+            .output()
+    };
+    std::fs::write(&file, WEB)?;
+    assert_eq!(
+        down(&["app", "plan", "-f", &path])?.status.code(),
+        Some(255)
+    );
+    assert_eq!(
+        down(&["app", "scale", "/cli/web", "1"])?.status.code(),
+        Some(1)
+    );
     // A new app: its fields as additions, and it fits.
     let (code, text) = cli.plan(&file, WEB)?;
     assert_eq!(code, 1, "{text}");
