@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{AGORA, start_dev};
 
-/// A tmux server on its own socket, killed when the test ends.
+/// A tmux server on its own socket in the test's directory (so nothing
+/// is left behind in /tmp/tmux-UID), killed when the test ends.
 struct Tmux {
     socket: String,
 }
@@ -19,7 +20,7 @@ struct Tmux {
 impl Tmux {
     fn cmd(&self, args: &[&str]) -> anyhow::Result<Output> {
         let out = Command::new("tmux")
-            .args(["-L", &self.socket])
+            .args(["-S", &self.socket])
             .args(args)
             .output()?;
         anyhow::ensure!(out.status.success(), "tmux {args:?}: {out:?}");
@@ -70,7 +71,7 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
+            .args(["-S", &self.socket, "kill-server"])
             .output();
     }
 }
@@ -118,7 +119,7 @@ async fn app_deploy_on_a_terminal_redraws_one_table_and_ends_with_a_tick() -> an
     )
     .await?;
     let tmux = Tmux {
-        socket: format!("agora-test-{}", std::process::id()),
+        socket: dir.path().join("tmux.sock").display().to_string(),
     };
     let file = slow_app(dir.path())?;
     let raw = dir.path().join("raw.log");
