@@ -16,9 +16,8 @@ pub(crate) enum Output {
 
 #[derive(Args, Debug, Clone)]
 pub(crate) struct CapacityArgs {
-    /// Master `host:port`.
-    #[arg(long, env = "AGORA_MASTER", default_value = "127.0.0.1:5050")]
-    pub(crate) master: String,
+    #[command(flatten)]
+    pub(crate) ep: crate::globals::Endpoints,
     /// One row per value of this agent attribute (e.g. rack) instead of per agent.
     #[arg(long)]
     pub(crate) group_by: Option<String>,
@@ -28,9 +27,8 @@ pub(crate) struct CapacityArgs {
 
 #[derive(Args, Debug, Clone)]
 pub(crate) struct FitArgs {
-    /// Master `host:port`.
-    #[arg(long, env = "AGORA_MASTER", default_value = "127.0.0.1:5050")]
-    pub(crate) master: String,
+    #[command(flatten)]
+    pub(crate) ep: crate::globals::Endpoints,
     /// CPUs per instance.
     #[arg(long, default_value_t = 0.1)]
     pub(crate) cpus: f64,
@@ -105,7 +103,7 @@ fn print_row(name: &str, row: &Value) {
 
 /// `agora capacity`.
 pub(crate) async fn capacity(a: CapacityArgs) -> anyhow::Result<()> {
-    let v = get_json(&a.master, "/api/v1/capacity".into()).await?;
+    let v = get_json(&a.ep.master, "/api/v1/capacity".into()).await?;
     if a.output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -158,7 +156,7 @@ pub(crate) async fn fit(a: FitArgs) -> anyhow::Result<i32> {
         q.push(("count", n.to_string()));
     }
     let query = serde_urlencoded::to_string(&q)?;
-    let v = get_json(&a.master, format!("/api/v1/capacity/fit?{query}")).await?;
+    let v = get_json(&a.ep.master, format!("/api/v1/capacity/fit?{query}")).await?;
     let placeable = v["placeable"].as_u64().unwrap_or(0);
     let fits = match a.count {
         Some(_) => v["fits"].as_bool().unwrap_or(false),

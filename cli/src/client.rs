@@ -9,9 +9,8 @@ use serde_json::Value;
 
 #[derive(Args, Debug, Clone)]
 pub(crate) struct ClientArgs {
-    /// Master `host:port`.
-    #[arg(long, env = "AGORA_MASTER", default_value = "127.0.0.1:5050")]
-    pub(crate) master: String,
+    #[command(flatten)]
+    pub(crate) ep: crate::globals::Endpoints,
 }
 
 /// Redirects followed from a standby master to the leader.
@@ -103,7 +102,7 @@ async fn fetch_state(master: &str) -> anyhow::Result<Value> {
 }
 
 pub(crate) async fn state(a: ClientArgs) -> anyhow::Result<()> {
-    let v = fetch_state(&a.master).await?;
+    let v = fetch_state(&a.ep.master).await?;
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }
@@ -117,7 +116,7 @@ fn s(v: &Value) -> String {
 }
 
 pub(crate) async fn agents(a: ClientArgs) -> anyhow::Result<()> {
-    let v = fetch_state(&a.master).await?;
+    let v = fetch_state(&a.ep.master).await?;
     println!(
         "{:<38} {:<20} {:<13} {:>8} {:>10} {:>6}",
         "ID", "HOSTNAME", "STATUS", "CPUS", "MEM", "TASKS"
@@ -139,7 +138,7 @@ pub(crate) async fn agents(a: ClientArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn frameworks(a: ClientArgs) -> anyhow::Result<()> {
-    let v = fetch_state(&a.master).await?;
+    let v = fetch_state(&a.ep.master).await?;
     println!(
         "{:<38} {:<20} {:<8} {:>6} {:>6}",
         "ID", "NAME", "ACTIVE", "TASKS", "OFFERS"
@@ -158,7 +157,7 @@ pub(crate) async fn frameworks(a: ClientArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn tasks(a: ClientArgs) -> anyhow::Result<()> {
-    let v = fetch_state(&a.master).await?;
+    let v = fetch_state(&a.ep.master).await?;
     println!(
         "{:<30} {:<20} {:<16} {:<38} {:>6}",
         "TASK", "FRAMEWORK", "STATE", "AGENT", "CPUS"

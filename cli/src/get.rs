@@ -39,12 +39,8 @@ pub(crate) struct GetArgs {
     /// Refresh every 2 s until interrupted.
     #[arg(short = 'w', long)]
     pub(crate) watch: bool,
-    /// Master `host:port`.
-    #[arg(long, env = "AGORA_MASTER", default_value = "127.0.0.1:5050")]
-    pub(crate) master: String,
-    /// Marathon `host:port` (apps, deployments).
-    #[arg(long, env = "AGORA_MARATHON", default_value = "127.0.0.1:8080")]
-    pub(crate) marathon: String,
+    #[command(flatten)]
+    pub(crate) ep: crate::globals::Endpoints,
 }
 
 /// Between two refreshes of `--watch`.
@@ -251,19 +247,19 @@ fn deployments(list: &Value) -> Table {
 fn listing(a: &GetArgs) -> anyhow::Result<Table> {
     let wide = a.output == Format::Wide;
     Ok(match a.kind {
-        Kind::Agents => agents(&fetch(&a.master, "/state")?, wide),
-        Kind::Frameworks => frameworks(&fetch(&a.master, "/state")?, wide),
-        Kind::Tasks => tasks(&fetch(&a.master, "/state")?, wide, false),
-        Kind::Offers => tasks(&fetch(&a.master, "/state")?, wide, true),
-        Kind::Roles => roles(&fetch(&a.master, "/state")?),
+        Kind::Agents => agents(&fetch(&a.ep.master, "/state")?, wide),
+        Kind::Frameworks => frameworks(&fetch(&a.ep.master, "/state")?, wide),
+        Kind::Tasks => tasks(&fetch(&a.ep.master, "/state")?, wide, false),
+        Kind::Offers => tasks(&fetch(&a.ep.master, "/state")?, wide, true),
+        Kind::Roles => roles(&fetch(&a.ep.master, "/state")?),
         Kind::Apps => apps(
             &fetch(
-                &a.marathon,
+                &a.ep.marathon,
                 "/v2/apps?embed=apps.counts&embed=apps.deployments",
             )?,
             wide,
         ),
-        Kind::Deployments => deployments(&fetch(&a.marathon, "/v2/deployments")?),
+        Kind::Deployments => deployments(&fetch(&a.ep.marathon, "/v2/deployments")?),
     })
 }
 

@@ -6,10 +6,16 @@ use clap::{Parser, Subcommand};
 mod app;
 mod capacity;
 mod client;
+mod deployment;
+mod describe;
 mod dev;
+mod follow;
 mod get;
+mod globals;
 mod marathon;
+mod marathon_api;
 mod members;
+mod plan;
 mod run;
 mod why;
 
@@ -23,6 +29,8 @@ struct Cli {
     /// Log as JSON lines.
     #[arg(long, global = true)]
     log_json: bool,
+    #[command(flatten)]
+    globals: globals::Globals,
     #[command(subcommand)]
     command: Command,
 }
@@ -51,8 +59,12 @@ enum Command {
     Capacity(capacity::CapacityArgs),
     /// How many more instances of a shape fit, where, and why not (exit 2 if not all).
     Fit(capacity::FitArgs),
-    /// Marathon apps: deploy a definition and follow the deployment to its end.
+    /// Marathon apps: deploy|scale|restart|rollback (following the deployment) and plan.
     App(app::AppArgs),
+    /// One agent or app in detail.
+    Describe(describe::DescribeArgs),
+    /// Marathon deployments: list, watch, stop, rollback (followed like `app deploy`).
+    Deployment(deployment::DeploymentArgs),
     /// List agents, frameworks, tasks, offers, roles, apps or deployments (-o table|wide|json, --watch).
     Get(get::GetArgs),
     /// Why an app's instances wait: Marathon's queue reasons and where its shape fits now (exit 2 if some wait).
@@ -79,41 +91,76 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("tokio runtime")?;
-    rt.block_on(async move {
-        match cli.command {
-            Command::Dev(a) => dev::run(a).await,
-            Command::Marathon(a) => marathon::run(a).await,
-            Command::Master(a) => run::master(a).await,
-            Command::Agent(a) => run::agent(a).await,
-            Command::State(a) => client::state(a).await,
-            Command::Agents(a) => client::agents(a).await,
-            Command::Frameworks(a) => client::frameworks(a).await,
-            Command::Tasks(a) => client::tasks(a).await,
-            Command::Members(a) => members::run(a).await,
-            Command::Capacity(a) => capacity::capacity(a).await,
-            Command::Get(a) => tokio::task::spawn_blocking(move || get::get(&a)).await?,
-            Command::Why(a) => {
-                let code = tokio::task::spawn_blocking(move || why::why(&a)).await??;
-                if code != 0 {
-                    std::process::exit(code);
-                }
-                Ok(())
-            }
-            Command::App(a) => {
-                let app::AppCommand::Deploy(d) = a.command;
-                let code = tokio::task::spawn_blocking(move || app::deploy(&d)).await??;
-                if code != 0 {
-                    std::process::exit(code);
-                }
-                Ok(())
-            }
-            Command::Fit(a) => {
-                let code = capacity::fit(a).await?;
-                if code != 0 {
-                    std::process::exit(code);
-                }
-                Ok(())
-            }
+    let g = cli.globals;
+    let code = rt.block_on(async move { dispatch(cli.command, &g).await })?;
+    if code != 0 {
+        std::process::exit(code);
+    }
+    Ok(())
+}
+
+/// Runs a blocking client command off the runtime's threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(f).await?
+}
+
+/// Runs one command; returns its exit code.
+async fn dispatch(command: Command, g: &globals::Globals) -> anyhow::Result<i32> {
+    let g2 = g.clone();
+    match command {
+        Command::Dev(a) => dev::run(a).await.map(|()| 0),
+        Command::Marathon(a) => marathon::run(a).await.map(|()| 0),
+        Command::Master(a) => run::master(a).await.map(|()| 0),
+        Command::Agent(a) => run::agent(a).await.map(|()| 0),
+        Command::State(mut a) => {
+            a.ep.resolve(g);
+            client::state(a).await.map(|()| 0)
         }
-    })
+        Command::Agents(mut a) => {
+            a.ep.resolve(g);
+            client::agents(a).await.map(|()| 0)
+        }
+        Command::Frameworks(mut a) => {
+            a.ep.resolve(g);
+            client::frameworks(a).await.map(|()| 0)
+        }
+        Command::Tasks(mut a) => {
+            a.ep.resolve(g);
+            client::tasks(a).await.map(|()| 0)
+        }
+        Command::Members(mut a) => {
+            a.ep.resolve(g);
+            members::run(a).await.map(|()| 0)
+        }
+        Command::Capacity(mut a) => {
+            a.ep.resolve(g);
+            capacity::capacity(a).await.map(|()| 0)
+        }
+        Command::Fit(mut a) => {
+            a.ep.resolve(g);
+            capacity::fit(a).await
+        }
+        Command::Get(mut a) => {
+            a.ep.resolve(g);
+            blocking(move || get::get(&a)).await.map(|()| 0)
+        }
+        Command::Why(mut a) => {
+            a.ep.resolve(g);
+            blocking(move || why::why(&a)).await
+        }
+        Command::Describe(mut a) => {
+            a.ep.resolve(g);
+            blocking(move || describe::describe(&a)).await.map(|()| 0)
+        }
+        Command::App(mut a) => {
+            a.ep.resolve(g);
+            blocking(move || app::run(&a, &g2)).await
+        }
+        Command::Deployment(mut a) => {
+            a.ep.resolve(g);
+            blocking(move || deployment::run(&a, &g2)).await
+        }
+    }
 }

@@ -8,14 +8,8 @@ use crate::client::request;
 
 #[derive(Args, Debug, Clone)]
 pub(crate) struct MembersArgs {
-    /// Any master of the group, `host:port`.
-    #[arg(
-        long,
-        env = "AGORA_MASTER",
-        default_value = "127.0.0.1:5050",
-        global = true
-    )]
-    pub(crate) master: String,
+    #[command(flatten)]
+    pub(crate) ep: crate::globals::Endpoints,
     /// Print the answer as JSON instead of a table.
     #[arg(long, global = true)]
     pub(crate) json: bool,
@@ -45,7 +39,7 @@ pub(crate) enum MembersAction {
 }
 
 pub(crate) async fn run(args: MembersArgs) -> anyhow::Result<()> {
-    let master = args.master.clone();
+    let master = args.ep.master.clone();
     let json = args.json;
     let (method, path, body) = match args.action.unwrap_or(MembersAction::List) {
         MembersAction::List => ("GET", "/members".to_string(), String::new()),

@@ -12,17 +12,14 @@ use crate::client::get_json as fetch;
 pub(crate) struct WhyArgs {
     /// The app id, e.g. /prod/web.
     pub(crate) app: String,
-    /// Master `host:port`.
-    #[arg(long, env = "AGORA_MASTER", default_value = "127.0.0.1:5050")]
-    pub(crate) master: String,
-    /// Marathon `host:port`.
-    #[arg(long, env = "AGORA_MARATHON", default_value = "127.0.0.1:8080")]
-    pub(crate) marathon: String,
+    #[command(flatten)]
+    pub(crate) ep: crate::globals::Endpoints,
 }
 
-/// The capacity model's query for an app's shape and constraints.
-fn fit_query(app: &Value) -> anyhow::Result<String> {
-    let mut q: Vec<(&str, String)> = vec![
+/// The fit query's fields for an app's shape and constraints (shared
+/// with `agora app plan`).
+pub(crate) fn shape_query(app: &Value) -> Vec<(&'static str, String)> {
+    let mut q: Vec<(&'static str, String)> = vec![
         ("cpus", app["cpus"].to_string()),
         ("mem", app["mem"].to_string()),
         ("disk", app["disk"].to_string()),
@@ -44,7 +41,12 @@ fn fit_query(app: &Value) -> anyhow::Result<String> {
             .collect();
         q.push(("constraint", parts.join(":")));
     }
-    Ok(serde_urlencoded::to_string(&q)?)
+    q
+}
+
+/// The capacity model's query for an app's shape and constraints.
+fn fit_query(app: &Value) -> anyhow::Result<String> {
+    Ok(serde_urlencoded::to_string(shape_query(app))?)
 }
 
 /// `agora why`; returns the exit code.
@@ -54,8 +56,8 @@ pub(crate) fn why(a: &WhyArgs) -> anyhow::Result<i32> {
     } else {
         format!("/{}", a.app)
     };
-    let app = fetch(&a.marathon, &format!("/v2/apps{id}"))?["app"].clone();
-    let queue = fetch(&a.marathon, "/v2/queue")?;
+    let app = fetch(&a.ep.marathon, &format!("/v2/apps{id}"))?["app"].clone();
+    let queue = fetch(&a.ep.marathon, "/v2/queue")?;
     let item = queue["queue"]
         .as_array()
         .and_then(|q| q.iter().find(|i| i["app"]["id"] == id.as_str()))
@@ -97,7 +99,7 @@ pub(crate) fn why(a: &WhyArgs) -> anyhow::Result<i32> {
         }
     }
     let fit = fetch(
-        &a.master,
+        &a.ep.master,
         &format!("/api/v1/capacity/fit?{}", fit_query(&app)?),
     )?;
     println!("right now {} more of this shape fit:", fit["placeable"]);

@@ -1,100 +1,12 @@
 //! The real `agora` binary as separate processes: kill -9 and restart.
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use agora_tests::{SimAgent, SimAgentConfig, eventually, http_get};
 
-const AGORA: &str = env!("CARGO_BIN_EXE_agora");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(args: &[&str]) -> Proc {
-    let child = Command::new(AGORA)
-        .args(args)
-        .env("AGORA_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawning {AGORA}: {e}"));
-    Proc(child)
-}
-
-async fn state(addr: SocketAddr) -> Option<serde_json::Value> {
-    let (code, body) = http_get(addr, "/state").await.ok()?;
-    if code != 200 {
-        return None;
-    }
-    serde_json::from_str(&body).ok()
-}
-
-/// Starts `agora dev` on free ports with data under `dir`, and waits until
-/// its agent is connected. Returns the process and the master's address.
-async fn start_dev(
-    dir: &std::path::Path,
-    resources: &str,
-    docker: bool,
-) -> anyhow::Result<(Proc, SocketAddr, SocketAddr)> {
-    let (mp, ap) = (free_port(), free_port());
-    let m: SocketAddr = format!("127.0.0.1:{mp}").parse()?;
-    let data = dir.join("data").display().to_string();
-    let (ml, al) = (m.to_string(), format!("127.0.0.1:{ap}"));
-    let etcd = format!("127.0.0.1:{}", free_port());
-    let marathon = format!("127.0.0.1:{}", free_port());
-    let mut args = vec![
-        "dev",
-        "--etcd-listen",
-        &etcd,
-        "--marathon-listen",
-        &marathon,
-        "--data-dir",
-        &data,
-        "--master-listen",
-        &ml,
-        "--agent-listen",
-        &al,
-        "--resources",
-        resources,
-    ];
-    if !docker {
-        args.push("--no-docker");
-    }
-    let dev = spawn(&args);
-    eventually(
-        "the dev agent registers",
-        Duration::from_secs(30),
-        || async {
-            let st = state(m).await?;
-            (st["agents"].as_array()?.first()?["status"] == "connected").then_some(())
-        },
-    )
-    .await?;
-    // Marathon runs in `agora dev` too, and elects itself.
-    let marathon_addr: SocketAddr = marathon.parse()?;
-    eventually(
-        "agora dev's Marathon leads",
-        Duration::from_secs(30),
-        || async {
-            let (code, body) = http_get(marathon_addr, "/v2/leader").await.ok()?;
-            (code == 200 && body.contains(&marathon)).then_some(())
-        },
-    )
-    .await?;
-    Ok((dev, m, marathon_addr))
-}
+mod common;
+use common::{AGORA, free_port, spawn, start_dev, state};
 
 #[tokio::test]
 async fn master_kill_9_keeps_its_registry_and_agents_come_back() -> anyhow::Result<()> {
