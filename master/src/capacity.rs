@@ -33,7 +33,8 @@ impl Master {
                     total: a.total.clone(),
                     allocated: a.used.clone(),
                     offered: a.offered.clone(),
-                    active: a.conn.status() == AgentStatus::Connected,
+                    active: a.conn.status() == AgentStatus::Connected && !self.is_draining(&a.id),
+                    draining: self.is_draining(&a.id),
                 })
                 .collect(),
         }

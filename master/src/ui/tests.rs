@@ -29,6 +29,7 @@ fn agent(i: usize, total: &str, allocated: &str) -> AgentSnapshot {
         allocated: Resources::parse(allocated).expect("allocated"),
         offered: Resources::new(),
         active: true,
+        draining: false,
     }
 }
 
