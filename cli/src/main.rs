@@ -8,6 +8,7 @@ mod capacity;
 mod client;
 mod dev;
 mod get;
+mod maintenance;
 mod marathon;
 mod members;
 mod run;
@@ -35,8 +36,8 @@ enum Command {
     Marathon(marathon::MarathonArgs),
     /// Run a master.
     Master(run::MasterArgs),
-    /// Run an agent.
-    Agent(run::AgentArgs),
+    /// Run an agent, or drain/undrain one (`agora agent drain ID`).
+    Agent(run::AgentCommand),
     /// Print a master's /state as JSON.
     State(client::ClientArgs),
     /// List a master's agents.
@@ -84,7 +85,10 @@ fn main() -> anyhow::Result<()> {
             Command::Dev(a) => dev::run(a).await,
             Command::Marathon(a) => marathon::run(a).await,
             Command::Master(a) => run::master(a).await,
-            Command::Agent(a) => run::agent(a).await,
+            Command::Agent(a) => match a.op {
+                Some(op) => tokio::task::spawn_blocking(move || maintenance::run(&op)).await?,
+                None => run::agent(a.run).await,
+            },
             Command::State(a) => client::state(a).await,
             Command::Agents(a) => client::agents(a).await,
             Command::Frameworks(a) => client::frameworks(a).await,
