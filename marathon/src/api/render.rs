@@ -24,7 +24,10 @@ fn task_state_word(i: &Instance) -> Value {
 }
 
 /// One task, as `/v2/tasks` and `/v2/apps/{id}/tasks` show it.
-pub(crate) fn task_json(i: &Instance, app: Option<&AppState>) -> Value {
+/// `draining`: the task's agent is drained by the operator; then (only
+/// then, so that strict Marathon clients see Marathon's keys otherwise) the
+/// task carries `"draining": true` until it has moved.
+pub(crate) fn task_json(i: &Instance, app: Option<&AppState>, draining: bool) -> Value {
     let (host, agent) = match &i.placed {
         Some(p) => (p.facts.hostname.clone(), p.agent_id.to_string()),
         None => (String::new(), String::new()),
@@ -73,6 +76,9 @@ pub(crate) fn task_json(i: &Instance, app: Option<&AppState>) -> Value {
     m.insert("version".into(), json!(format_version(i.version)));
     m.insert("localVolumes".into(), json!([]));
     m.insert("role".into(), json!("*"));
+    if draining {
+        m.insert("draining".into(), json!(true));
+    }
     Value::Object(m)
 }
 
@@ -224,7 +230,7 @@ pub(crate) fn app_extras(state: &State, a: &AppState, embed: Embed) -> Map<Strin
         let tasks: Vec<Value> = state
             .instances_of(&a.app.id)
             .filter(|i| i.placed.is_some())
-            .map(|i| task_json(i, Some(a)))
+            .map(|i| task_json(i, Some(a), state.on_draining_agent(i)))
             .collect();
         m.insert("tasks".into(), json!(tasks));
     }
