@@ -40,7 +40,8 @@ fn sim(i: usize) -> SimAgentConfig {
     }
 }
 
-/// The agent ids an app's tasks run on, by task id.
+/// The hosts an app's tasks run on, by task id (each sim agent has its own
+/// hostname).
 fn placements(app: &Value) -> Vec<(String, String)> {
     app["tasks"]
         .as_array()
@@ -49,10 +50,22 @@ fn placements(app: &Value) -> Vec<(String, String)> {
         .filter_map(|t| {
             Some((
                 t["id"].as_str()?.to_string(),
-                t["slaveId"].as_str()?.to_string(),
+                t["host"].as_str()?.to_string(),
             ))
         })
         .collect()
+}
+
+/// The master's id for the agent with this hostname.
+async fn agent_on_host(master: &TestMaster, host: &str) -> anyhow::Result<String> {
+    let state = master.state().await?;
+    state["agents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["hostname"] == host)
+        .and_then(|a| a["id"].as_str().map(str::to_string))
+        .ok_or_else(|| anyhow::anyhow!("no agent on {host}: {state}"))
 }
 
 /// Samples the app's running count while the drain goes on: the lowest
@@ -107,8 +120,9 @@ async fn drain_moves_a_marathon_instance_and_undrain_brings_offers_back() -> any
     let before = wait_app(&m, "/web", "2 running", |a| a["tasksRunning"] == 2).await?;
     wait_no_deployments(&m).await?;
     let before = placements(&before);
-    let (moved_task, drained) = before[0].clone();
+    let (moved_task, drained_host) = before[0].clone();
     let (kept_task, _) = before[1].clone();
+    let drained = agent_on_host(&master, &drained_host).await?;
 
     // Bad input first: unknown agent 404, bad body 400, both with the path.
     let (code, body) = post(master.addr, "/api/v1/agents/nobody/drain", None).await?;
@@ -131,7 +145,9 @@ async fn drain_moves_a_marathon_instance_and_undrain_brings_offers_back() -> any
         "the instance moved off the drained agent",
         |a| {
             let p = placements(a);
-            a["tasksRunning"] == 2 && p.len() == 2 && p.iter().all(|(_, agent)| *agent != drained)
+            a["tasksRunning"] == 2
+                && p.len() == 2
+                && p.iter().all(|(_, host)| *host != drained_host)
         },
     )
     .await?;
@@ -143,10 +159,9 @@ async fn drain_moves_a_marathon_instance_and_undrain_brings_offers_back() -> any
         "the other instance stayed: {after:?}"
     );
     assert!(after.iter().all(|(t, _)| *t != moved_task));
-    assert!(
-        lowest.load(Ordering::SeqCst) >= 2,
-        "running dropped below the floor of 2"
-    );
+    let lowest = lowest.load(Ordering::SeqCst);
+    assert_ne!(lowest, u64::MAX, "the sampler never read the app");
+    assert!(lowest >= 2, "running dropped below the floor of 2");
     assert!(
         marked.load(Ordering::SeqCst),
         "the task on the drained agent was shown as draining"
@@ -216,7 +231,7 @@ async fn drain_moves_a_marathon_instance_and_undrain_brings_offers_back() -> any
     assert_eq!(code, 200, "{body}");
     let scaled = wait_app(&m, "/web", "3 running", |a| a["tasksRunning"] == 3).await?;
     assert!(
-        placements(&scaled).iter().any(|(_, a)| *a == drained),
+        placements(&scaled).iter().any(|(_, h)| *h == drained_host),
         "no task on the undrained agent"
     );
     eprintln!(
