@@ -374,14 +374,24 @@ pub(crate) fn queue_json(state: &State, now: Now) -> Value {
             "rejectSummaryLastOffers": funnel,
             "rejectSummaryLaunchAttempt": funnel,
         });
-        items.push(json!({
+        let mut item = json!({
             "app": app_json(state, a, Embed::default()),
             "count": waiting.len(),
             "delay": {"timeLeftSeconds": left_ms / 1000, "overdue": left_ms == 0},
             "since": stamp(since),
             "processedOffersSummary": summary,
             "lastUnusedOffers": [],
-        }));
+        });
+        // Only while some of the app's instances still run on draining
+        // agents (the waiting ones replace them); Marathon's keys otherwise.
+        let draining = state
+            .instances_of(&a.app.id)
+            .filter(|i| i.is_active() && state.on_draining_agent(i))
+            .count();
+        if draining > 0 {
+            item["draining"] = json!(draining);
+        }
+        items.push(item);
     }
     json!({"queue": items})
 }

@@ -75,6 +75,20 @@ fn with_room_above_the_app_the_replacement_runs_before_the_old_instance_is_kille
         "a replacement waits for an offer"
     );
     assert_eq!(serving(&h), 2);
+    // Shown: the queue says why it waits, the task where it still runs.
+    let queue = crate::api::render::queue_json(&h.state, h.now);
+    assert_eq!(queue["queue"][0]["draining"], 1, "{queue}");
+    let shown: Vec<bool> = h
+        .state
+        .instances
+        .values()
+        .filter(|i| i.placed.is_some())
+        .map(|i| {
+            let app = h.state.apps.get(&i.app);
+            crate::api::render::task_json(i, app, h.state.on_draining_agent(i))["draining"] == true
+        })
+        .collect();
+    assert_eq!(shown.iter().filter(|d| **d).count(), 1, "{shown:?}");
 
     let fx = h.offer("agent-1");
     assert!(
