@@ -278,7 +278,7 @@ impl Master {
             activated_agents: self
                 .agents
                 .values()
-                .filter(|a| a.status() == AgentStatus::Connected)
+                .filter(|a| a.status() == AgentStatus::Connected && !self.is_draining(&a.id))
                 .count(),
             agents: self.agents.values().map(|a| self.agent_doc(a)).collect(),
             frameworks: self

@@ -194,6 +194,10 @@ async fn drain_moves_a_marathon_instance_and_undrain_brings_offers_back() -> any
         .unwrap_or_default();
     assert_eq!(agent["maintenance"]["state"], "draining", "{agent}");
     assert_eq!(agent["active"], false);
+    assert_eq!(
+        state["activated_agents"], 2,
+        "a draining agent is not active"
+    );
     assert!(
         agent["maintenance"]["deadline_time"].as_f64()
             > agent["maintenance"]["since_time"].as_f64()
