@@ -14,7 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use serde::Deserialize;
+use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::core::MaintenanceChange;
@@ -31,44 +31,51 @@ pub(crate) fn router() -> Router<HttpState> {
         .route("/api/v1/agents/{id}/undrain", post(undrain))
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DrainBody {
-    deadline_seconds: Option<f64>,
-}
-
 fn error(status: StatusCode, message: impl Into<String>, path: &str) -> Response {
     let body = serde_json::json!({"error": message.into(), "path": path});
     (status, axum::Json(body)).into_response()
 }
 
 /// A bad request body: the field's path and what is wrong (a 400).
+#[derive(Debug, PartialEq)]
 struct BadBody {
-    path: &'static str,
+    path: String,
     message: String,
 }
 
-/// The drain a request asks for, or what is wrong with the body.
+fn bad(path: impl Into<String>, message: impl Into<String>) -> BadBody {
+    BadBody {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// The drain a request asks for (an empty body is a drain without a
+/// deadline), or what is wrong with the body, naming the field.
 fn parse_drain(body: &[u8]) -> Result<MaintenanceChange, BadBody> {
-    let body: DrainBody = if body.iter().all(u8::is_ascii_whitespace) {
-        DrainBody::default()
-    } else {
-        serde_json::from_slice(body).map_err(|e| BadBody {
-            path: "/",
-            message: format!("invalid JSON: {e}"),
-        })?
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(MaintenanceChange::Drain { deadline: None });
+    }
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| bad("/", format!("invalid JSON: {e}")))?;
+    let Some(fields) = v.as_object() else {
+        return Err(bad("/", "must be a JSON object"));
     };
-    let deadline = match body.deadline_seconds {
-        None => None,
-        Some(s) if s.is_finite() && (0.0..=MAX_DEADLINE_SECONDS).contains(&s) => {
-            Some(Duration::from_secs_f64(s))
-        }
-        Some(_) => {
-            return Err(BadBody {
-                path: "/deadline_seconds",
-                message: format!("must be between 0 and {MAX_DEADLINE_SECONDS} seconds"),
-            });
-        }
+    if let Some(k) = fields.keys().find(|k| *k != "deadline_seconds") {
+        return Err(bad(format!("/{k}"), "unknown field"));
+    }
+    let deadline = match fields.get("deadline_seconds") {
+        None | Some(Value::Null) => None,
+        Some(x) => match x.as_f64() {
+            Some(s) if s.is_finite() && (0.0..=MAX_DEADLINE_SECONDS).contains(&s) => {
+                Some(Duration::from_secs_f64(s))
+            }
+            _ => {
+                let msg =
+                    format!("must be a number of seconds between 0 and {MAX_DEADLINE_SECONDS}");
+                return Err(bad("/deadline_seconds", msg));
+            }
+        },
     };
     Ok(MaintenanceChange::Drain { deadline })
 }
@@ -81,7 +88,7 @@ async fn drain(
 ) -> Response {
     match parse_drain(&body) {
         Ok(change) => set(&s, &id, change, &uri).await,
-        Err(bad) => error(StatusCode::BAD_REQUEST, bad.message, bad.path),
+        Err(bad) => error(StatusCode::BAD_REQUEST, bad.message, &bad.path),
     }
 }
 
@@ -133,5 +140,34 @@ async fn set(
             error(code, status.message(), "/agent_id")
         }
         Err(_) => unavailable(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drain_bodies_are_parsed_or_refused_with_the_field() {
+        let drain = |d: Option<u64>| {
+            Ok(MaintenanceChange::Drain {
+                deadline: d.map(Duration::from_secs),
+            })
+        };
+        assert_eq!(parse_drain(b""), drain(None));
+        assert_eq!(parse_drain(b"{}"), drain(None));
+        assert_eq!(parse_drain(br#"{"deadline_seconds": 90}"#), drain(Some(90)));
+        let path = |body: &[u8]| parse_drain(body).err().map(|e| e.path);
+        assert_eq!(
+            path(br#"{"deadline_seconds": -1}"#).as_deref(),
+            Some("/deadline_seconds")
+        );
+        assert_eq!(
+            path(br#"{"deadline_seconds": "soon"}"#).as_deref(),
+            Some("/deadline_seconds")
+        );
+        assert_eq!(path(br#"{"deadline": 5}"#).as_deref(), Some("/deadline"));
+        assert_eq!(path(b"[1]").as_deref(), Some("/"));
+        assert_eq!(path(b"{nope").as_deref(), Some("/"));
     }
 }
