@@ -182,3 +182,16 @@ fn text_from_agents_is_escaped() {
     assert!(!html.contains("<script>alert"));
     assert!(html.contains("&lt;script&gt;"));
 }
+
+#[test]
+fn a_draining_agent_shows_as_draining() {
+    let mut a = agent(0, "cpus:1;mem:64", "");
+    a.active = false;
+    a.draining = true;
+    let snap = ui(vec![a, agent(1, "cpus:1;mem:64", "")]);
+    let cap = breakdown(&snap.capacity);
+    let frag = fragmentation(&snap.capacity, &default_shapes());
+    let html = agents::body(&cap, &frag, &agents::AgentsQuery::default()).into_string();
+    assert_eq!(html.matches("draining").count(), 1, "{html}");
+    assert_eq!(html.matches("✓ active").count(), 1);
+}
