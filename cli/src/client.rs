@@ -115,6 +115,16 @@ fn s(v: &Value) -> String {
     }
 }
 
+/// The agent's connection status, with `,draining` while the operator
+/// drains it.
+fn status(agent: &Value) -> String {
+    let mut out = s(&agent["status"]);
+    if agent["maintenance"].is_object() {
+        out.push_str(",draining");
+    }
+    out
+}
+
 pub(crate) async fn agents(a: ClientArgs) -> anyhow::Result<()> {
     let v = fetch_state(&a.ep.master).await?;
     println!(
@@ -128,7 +138,7 @@ pub(crate) async fn agents(a: ClientArgs) -> anyhow::Result<()> {
             "{:<38} {:<20} {:<13} {:>8} {:>10} {:>6}",
             s(&ag["id"]),
             s(&ag["hostname"]),
-            s(&ag["status"]),
+            status(ag),
             format!("{}/{}", s(&used["cpus"]), s(&total["cpus"])),
             format!("{}/{}", s(&used["mem"]), s(&total["mem"])),
             s(&ag["task_count"])

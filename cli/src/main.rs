@@ -12,6 +12,7 @@ mod dev;
 mod follow;
 mod get;
 mod globals;
+mod maintenance;
 mod marathon;
 mod marathon_api;
 mod members;
@@ -43,8 +44,8 @@ enum Command {
     Marathon(marathon::MarathonArgs),
     /// Run a master.
     Master(run::MasterArgs),
-    /// Run an agent.
-    Agent(run::AgentArgs),
+    /// Run an agent, or drain/undrain one (`agora agent drain ID`).
+    Agent(run::AgentCommand),
     /// Print a master's /state as JSON.
     State(client::ClientArgs),
     /// List a master's agents.
@@ -113,7 +114,13 @@ async fn dispatch(command: Command, g: &globals::Globals) -> anyhow::Result<i32>
         Command::Dev(a) => dev::run(a).await.map(|()| 0),
         Command::Marathon(a) => marathon::run(a).await.map(|()| 0),
         Command::Master(a) => run::master(a).await.map(|()| 0),
-        Command::Agent(a) => run::agent(a).await.map(|()| 0),
+        Command::Agent(a) => match a.op {
+            Some(mut op) => {
+                op.resolve(g);
+                blocking(move || maintenance::run(&op)).await.map(|()| 0)
+            }
+            None => run::agent(a.run).await.map(|()| 0),
+        },
         Command::State(mut a) => {
             a.ep.resolve(g);
             client::state(a).await.map(|()| 0)

@@ -162,14 +162,28 @@ pub(crate) enum DockerFlag {
     Disabled,
 }
 
+/// `agora agent [run flags]` runs an agent; `agora agent drain|undrain ID`
+/// is the operator's call about one. The run flags and the subcommands
+/// exclude each other, so existing `agora agent --work-dir ...` command
+/// lines keep working.
+#[derive(Args, Debug, Clone)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub(crate) struct AgentCommand {
+    #[command(subcommand)]
+    pub(crate) op: Option<crate::maintenance::AgentOp>,
+    #[command(flatten)]
+    pub(crate) run: AgentArgs,
+}
+
 #[derive(Args, Debug, Clone)]
 pub(crate) struct AgentArgs {
     /// Masters, `host:port[,host:port...]`.
     #[arg(long, env = "AGORA_MASTER", value_delimiter = ',', required = true)]
     pub(crate) master: Vec<String>,
-    /// Work directory: checkpoint and sandboxes.
-    #[arg(long, env = "AGORA_WORK_DIR")]
-    pub(crate) work_dir: PathBuf,
+    /// Work directory: checkpoint and sandboxes. (An `Option` only so that
+    /// `agora agent drain ID` parses without it; clap requires it otherwise.)
+    #[arg(long, env = "AGORA_WORK_DIR", required = true)]
+    pub(crate) work_dir: Option<PathBuf>,
     /// Address for the agent's HTTP endpoints.
     #[arg(long, default_value = "0.0.0.0:5051")]
     pub(crate) listen: SocketAddr,
@@ -199,7 +213,7 @@ impl AgentArgs {
         };
         Ok(AgentConfig {
             masters: self.master,
-            work_dir: self.work_dir,
+            work_dir: self.work_dir.context("--work-dir is required")?,
             resources,
             attributes,
             hostname: self.hostname,

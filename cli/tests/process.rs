@@ -633,3 +633,65 @@ async fn app_deploy_follows_the_deployment_and_exits_by_outcome() -> anyhow::Res
     }
     Ok(())
 }
+
+/// `agora agent drain|undrain ID` against `agora dev`: exit 0 and the
+/// agent shown draining (and no longer), `--wait` returns once the agent
+/// holds no task, an unknown agent is exit 1 with the master's message, and
+/// `agora agent` with run flags still parses as running an agent.
+#[tokio::test]
+async fn agent_drain_and_undrain_commands() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_dev, m, _) = start_dev(dir.path(), "cpus:2;mem:1024;disk:1024", false).await?;
+    let master = m.to_string();
+    let st = state(m).await.ok_or_else(|| anyhow::anyhow!("no /state"))?;
+    let id = st["agents"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let run = |args: &[&str]| {
+        Command::new(AGORA)
+            .args(args)
+            .args(["--master", &master])
+            .output()
+    };
+
+    let out = run(&[
+        "agent",
+        "drain",
+        &id,
+        "--deadline",
+        "60",
+        "--wait",
+        "--timeout",
+        "30",
+    ])?;
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("is draining") && text.contains("no tasks left"),
+        "{text}"
+    );
+    let agents = run(&["agents"])?;
+    assert!(
+        String::from_utf8_lossy(&agents.stdout).contains("connected,draining"),
+        "{agents:?}"
+    );
+
+    let out = run(&["agent", "undrain", &id])?;
+    assert!(out.status.success(), "{out:?}");
+    let st = state(m).await.ok_or_else(|| anyhow::anyhow!("no /state"))?;
+    assert!(st["agents"][0]["maintenance"].is_null(), "{st}");
+
+    let out = run(&["agent", "drain", "nobody"])?;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("HTTP 404"),
+        "{out:?}"
+    );
+    // The run flags and the subcommands exclude each other.
+    let both = Command::new(AGORA)
+        .args(["agent", "--work-dir", "/nonexistent", "drain", &id])
+        .output()?;
+    assert_eq!(both.status.code(), Some(2), "{both:?}");
+    Ok(())
+}

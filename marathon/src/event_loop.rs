@@ -7,7 +7,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use agora_marathon_planner::{DeploymentId, InstanceId, PathId};
-use agora_model::{FrameworkId, MonoTime, Offer, TaskStatus};
+use agora_model::{AgentId, Drain, FrameworkId, MonoTime, Offer, TaskStatus};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -56,6 +56,8 @@ pub(crate) enum Command {
     Subscribed(FrameworkId),
     Offers(Vec<Offer>),
     Update(Box<TaskStatus>),
+    /// The operator drains an agent (`Some`) or no longer does.
+    AgentMaintenance(AgentId, Option<Drain>),
     /// A launch the master refused: these instances wait again.
     LaunchFailed(Vec<InstanceId>),
     /// A readiness check passed.
@@ -132,11 +134,16 @@ fn handle(state: &mut State, cmd: Command, now: Now) -> (Effects, Reply) {
             }
             // Offers were suppressed by the last leader, or filters stand.
             state.suppressed = false;
+            // The master re-sends every drain under way right after this.
+            state.draining.clear();
             fx.call(crate::state::Call::Revive);
             fx.absorb(state.reconcile_all(now));
             (fx, Reply::None)
         }
         Command::Offers(offers) => (state.offers(offers, now), Reply::None),
+        Command::AgentMaintenance(agent, drain) => {
+            (state.agent_maintenance(agent, drain), Reply::None)
+        }
         Command::Update(status) => (state.status_update(&status, now), Reply::None),
         Command::LaunchFailed(ids) => (state.unplace(&ids), Reply::None),
         Command::Ready(id) => (state.mark_ready(&id), Reply::None),

@@ -1,7 +1,7 @@
 //! The SDK side: a [`Scheduler`] that only forwards callbacks into the
 //! loop's bounded queue (awaiting a full queue is the backpressure that
 //! slows the master's stream), never deciding anything itself.
-use agora_model::{FrameworkId, Offer, OfferId, TaskStatus};
+use agora_model::{AgentId, Drain, FrameworkId, Offer, OfferId, TaskStatus};
 use agora_scheduler_sdk::{Driver, Scheduler};
 use tokio::sync::mpsc;
 
@@ -34,6 +34,10 @@ impl Scheduler for Forwarder {
             .tx
             .send(Command::Update(Box::new(status.clone())))
             .await;
+    }
+
+    async fn agent_maintenance(&mut self, _driver: &Driver, agent: AgentId, drain: Option<Drain>) {
+        let _ = self.tx.send(Command::AgentMaintenance(agent, drain)).await;
     }
 
     async fn error(&mut self, _driver: &Driver, message: String) {

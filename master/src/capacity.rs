@@ -33,7 +33,8 @@ impl Master {
                     total: a.total.clone(),
                     allocated: a.used.clone(),
                     offered: a.offered.clone(),
-                    active: a.conn.status() == AgentStatus::Connected,
+                    active: a.conn.status() == AgentStatus::Connected && !self.is_draining(&a.id),
+                    draining: self.is_draining(&a.id),
                 })
                 .collect(),
         }
@@ -350,9 +351,7 @@ pub(crate) async fn capacity_history(
     State(s): State<HttpState>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let now_ms = (crate::clock::unix_now() * 1000.0) as u64;
     let query = match history_query(q.as_deref(), now_ms) {
         Ok(query) => query,
         Err(e) => return e.response(),

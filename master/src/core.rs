@@ -119,6 +119,15 @@ pub(crate) enum FromAgent {
     ResourcesChanged(Resources),
 }
 
+/// What the operator asks of an agent's maintenance state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MaintenanceChange {
+    /// Drain it; `deadline`: when they want it empty, from now.
+    Drain { deadline: Option<Duration> },
+    /// End its drain.
+    Undrain,
+}
+
 /// Everything the core reacts to.
 #[derive(Debug)]
 pub(crate) enum Input {
@@ -179,6 +188,12 @@ pub(crate) enum Input {
     Housekeeping,
     /// Take a capacity sample for the replicated history.
     SampleCapacity,
+    /// The operator drains or undrains an agent.
+    SetMaintenance {
+        agent: AgentId,
+        change: MaintenanceChange,
+        reply: ReplyToken,
+    },
     /// Proposals up to this sequence number are durable.
     Durable {
         up_to: u64,
@@ -325,6 +340,11 @@ impl Master {
             Input::HeartbeatFrameworks => self.heartbeat_frameworks(),
             Input::Housekeeping => self.housekeeping(now),
             Input::SampleCapacity => self.sample_capacity(),
+            Input::SetMaintenance {
+                agent,
+                change,
+                reply,
+            } => self.set_maintenance(&agent, change, reply),
             Input::Durable { up_to } => self.on_durable(up_to, now),
             Input::WriteFailed { seqs, reason } => self.on_write_failed(&seqs, &reason),
         }
@@ -534,7 +554,9 @@ impl Master {
                 CallError::Unavailable(format!("the registry could not be written: {reason}"));
             match after {
                 AfterCommit::Nothing | AfterCommit::Unreachable(_) => {}
-                AfterCommit::Reply(token) => self.reply(token, Reply::Done(Err(err))),
+                AfterCommit::Reply(token) | AfterCommit::Maintenance { reply: token, .. } => {
+                    self.reply(token, Reply::Done(Err(err)))
+                }
                 AfterCommit::Register(p) => self.reply(p.reply, Reply::Registered(Err(err))),
                 AfterCommit::Subscribe(p) => {
                     self.out.push(Effect::CloseFramework { stream: p.stream });
@@ -551,6 +573,7 @@ impl Master {
             AfterCommit::Register(p) => self.finish_registration(*p, now),
             AfterCommit::Subscribe(p) => self.finish_subscription(*p),
             AfterCommit::Unreachable(agent) => self.report_unreachable_tasks(&agent),
+            AfterCommit::Maintenance { agent, reply } => self.maintenance_applied(&agent, reply),
         }
     }
 }

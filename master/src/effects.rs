@@ -28,6 +28,11 @@ pub(crate) enum FrameworkEvent {
     Rescind(OfferId),
     Update(TaskStatus),
     Failure(AgentId),
+    /// The agent drains (`Some`) or no longer does (`None`).
+    AgentMaintenance {
+        agent: AgentId,
+        drain: Option<agora_model::Drain>,
+    },
     Error(String),
     Heartbeat,
 }

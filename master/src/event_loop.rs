@@ -123,6 +123,12 @@ pub(crate) enum Command {
     GetUi {
         reply: oneshot::Sender<crate::ui::UiSnapshot>,
     },
+    /// The operator drains or undrains an agent (`/api/v1/agents/{id}/drain`).
+    SetMaintenance {
+        agent: AgentId,
+        change: crate::core::MaintenanceChange,
+        reply: Answer<()>,
+    },
     /// Points of the utilisation history (`/api/v1/capacity/history`).
     GetHistory {
         query: agora_capacity::HistoryQuery,
@@ -348,6 +354,19 @@ impl Loop {
                 snap.at_unix = unix_now();
                 let _ = reply.send(snap);
                 return;
+            }
+            Command::SetMaintenance {
+                agent,
+                change,
+                reply,
+            } => {
+                let token = self.token();
+                self.waiting.insert(token, Waiting::Done(reply));
+                Input::SetMaintenance {
+                    agent,
+                    change,
+                    reply: token,
+                }
             }
             Command::GetHistory { query, reply } => {
                 let _ = reply.send(self.master.registry.history.query(&query));

@@ -138,6 +138,7 @@ impl Master {
         }
         // Offers made to an earlier subscription are void; make fresh ones.
         self.drop_framework_offers(&id);
+        self.announce_drains(&id);
         self.allocation_wanted = true;
         self.reply(reply, Reply::Subscribed(Ok(id)));
     }

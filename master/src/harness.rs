@@ -20,6 +20,7 @@ use crate::registry::Registry;
 use crate::state::Master;
 
 mod cases;
+mod maintenance;
 mod props;
 
 pub(crate) struct MasterHarness {

@@ -1,5 +1,6 @@
 //! Operator HTTP endpoints, served on the gRPC port: /health, /state,
-//! /metrics, /members, /api/v1/capacity[/fit|/history] and the /ui pages. A standby answers /state with a 307 to the
+//! /metrics, /members, /api/v1/capacity[/fit|/history], /api/v1/agents/{id}/drain|undrain
+//! (`operator.rs`) and the /ui pages. A standby answers /state with a 307 to the
 //! leader (503 while none is known); /health, /metrics and /members are
 //! answered by every member.
 use std::sync::Arc;
@@ -42,6 +43,7 @@ pub(crate) fn router(state: HttpState) -> Router {
             get(crate::capacity::capacity_history),
         )
         .merge(crate::members::router())
+        .merge(crate::operator::router())
         .merge(crate::ui::router())
         .with_state(state)
 }

@@ -26,9 +26,11 @@ mod frameworks;
 #[cfg(test)]
 mod harness;
 mod http;
+mod maintenance;
 mod members;
 mod metrics;
 mod offers;
+mod operator;
 pub mod registry;
 pub mod replication;
 mod route;

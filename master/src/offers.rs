@@ -121,7 +121,7 @@ impl Master {
                 warn!(agent = %alloc.agent, "allocator plan exceeds free resources; skipped");
                 continue;
             }
-            if congested.contains(&alloc.framework) {
+            if congested.contains(&alloc.framework) || self.is_draining(&alloc.agent) {
                 continue;
             }
             let Some(f) = self.frameworks.get(&alloc.framework) else {

@@ -38,7 +38,20 @@ impl Master {
             framework: self.framework_input(f, now),
             allocated: held_on_connected_agents(f, &off_line),
         });
-        build_snapshot_from_tallies(agents, frameworks, self.role_weights())
+        let mut snapshot = build_snapshot_from_tallies(agents, frameworks, self.role_weights());
+        self.deactivate_draining(&mut snapshot);
+        snapshot
+    }
+
+    /// Draining agents stay in the snapshot (their tasks still count in
+    /// their frameworks' shares) but inactive: the allocator offers nothing
+    /// from them. Agents come in id order, so each drain is a binary search.
+    fn deactivate_draining(&self, snapshot: &mut ClusterSnapshot) {
+        for id in self.registry.maintenance.keys() {
+            if let Ok(i) = snapshot.agents.binary_search_by(|a| a.id.cmp(id)) {
+                snapshot.agents[i].active = false;
+            }
+        }
     }
 
     pub(crate) fn framework_input<'a>(

@@ -276,6 +276,8 @@ pub(crate) enum AfterCommit {
     /// Tell frameworks about the agent's tasks (the mark is durable first,
     /// as in Mesos, so a failover cannot forget what they were told).
     Unreachable(AgentId),
+    /// The operator drained or undrained the agent: act, tell, answer.
+    Maintenance { agent: AgentId, reply: ReplyToken },
 }
 
 /// Proposals in flight, oldest first, with an index by what they touch so

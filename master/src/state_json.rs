@@ -102,6 +102,26 @@ struct AgentDoc<'a> {
     resources_text: String,
     attributes: BTreeMap<&'a str, String>,
     task_count: usize,
+    /// `{"state": "draining", "since_time", "deadline_time"}` while the
+    /// operator drains it, else null.
+    maintenance: Option<MaintenanceDoc>,
+}
+
+#[derive(Serialize)]
+struct MaintenanceDoc {
+    state: &'static str,
+    since_time: f64,
+    deadline_time: Option<f64>,
+}
+
+impl MaintenanceDoc {
+    fn of(d: &agora_model::Drain) -> MaintenanceDoc {
+        MaintenanceDoc {
+            state: "draining",
+            since_time: d.since_unix_ms as f64 / 1000.0,
+            deadline_time: d.deadline_unix_ms.map(|ms| ms as f64 / 1000.0),
+        }
+    }
 }
 
 impl<'a> From<&'a AgentEntry> for AgentDoc<'a> {
@@ -131,7 +151,20 @@ impl<'a> From<&'a AgentEntry> for AgentDoc<'a> {
                 .map(|(k, v)| (k.as_str(), v.to_string()))
                 .collect(),
             task_count: a.tasks.len(),
+            maintenance: None,
         }
+    }
+}
+
+impl Master {
+    /// An agent as /state shows it: a draining agent is not active.
+    fn agent_doc<'a>(&self, a: &'a AgentEntry) -> AgentDoc<'a> {
+        let mut doc = AgentDoc::from(a);
+        if let Some(d) = self.registry.drain_of(&a.id) {
+            doc.active = false;
+            doc.maintenance = Some(MaintenanceDoc::of(d));
+        }
+        doc
     }
 }
 
@@ -245,9 +278,9 @@ impl Master {
             activated_agents: self
                 .agents
                 .values()
-                .filter(|a| a.status() == AgentStatus::Connected)
+                .filter(|a| a.status() == AgentStatus::Connected && !self.is_draining(&a.id))
                 .count(),
-            agents: self.agents.values().map(AgentDoc::from).collect(),
+            agents: self.agents.values().map(|a| self.agent_doc(a)).collect(),
             frameworks: self
                 .frameworks
                 .values()

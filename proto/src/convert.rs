@@ -797,6 +797,32 @@ pub fn offer_to_wire(o: &m::Offer) -> v1::Offer {
     }
 }
 
+/// An agent's maintenance notice (drain or its end) → wire.
+pub fn maintenance_to_wire(
+    agent: &m::AgentId,
+    drain: Option<&m::Drain>,
+) -> v1::event::AgentMaintenance {
+    v1::event::AgentMaintenance {
+        agent_id: agent.to_string(),
+        draining: drain.is_some(),
+        since_unix_ms: drain.map_or(0, |d| d.since_unix_ms),
+        deadline_unix_ms: drain.and_then(|d| d.deadline_unix_ms),
+    }
+}
+
+/// Wire maintenance notice → the agent and its drain (`None`: not draining).
+pub fn maintenance_from_wire(
+    w: &v1::event::AgentMaintenance,
+) -> Result<(m::AgentId, Option<m::Drain>)> {
+    let agent =
+        m::AgentId::parse(w.agent_id.clone()).map_err(|e| ConvertError::from(e).at("agent_id"))?;
+    let drain = w.draining.then_some(m::Drain {
+        since_unix_ms: w.since_unix_ms,
+        deadline_unix_ms: w.deadline_unix_ms,
+    });
+    Ok((agent, drain))
+}
+
 /// Wire AgentInfo → (id if re-registering, hostname, port, resources, attributes), validated.
 pub fn agent_info_from_wire(a: &v1::AgentInfo) -> Result<AgentInfo> {
     let id = if a.agent_id.is_empty() {

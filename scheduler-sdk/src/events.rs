@@ -2,8 +2,8 @@
 //! [`Scheduler`]. Both are free of IO so they are unit-tested directly.
 use std::time::Duration;
 
-use agora_model::{AgentId, FrameworkId, Offer, OfferId, TaskStatus};
-use agora_proto::convert::{offer_from_wire, status_from_wire};
+use agora_model::{AgentId, Drain, FrameworkId, Offer, OfferId, TaskStatus};
+use agora_proto::convert::{maintenance_from_wire, offer_from_wire, status_from_wire};
 use agora_proto::v1;
 
 use crate::calls::Driver;
@@ -39,6 +39,14 @@ pub(crate) enum Event {
         agent_id: AgentId,
         /// The executor's exit status, if an executor ended.
         status: Option<i32>,
+    },
+    /// The operator drains an agent (`Some`: move tasks off it; it makes
+    /// no new offers) or stopped draining it (`None`).
+    AgentMaintenance {
+        /// The agent.
+        agent_id: AgentId,
+        /// Its drain, if it drains.
+        drain: Option<Drain>,
     },
     /// The master refuses to serve this framework any longer.
     Error(String),
@@ -105,6 +113,13 @@ pub(crate) fn decode(ev: v1::Event) -> Option<Event> {
                 return None;
             }
         },
+        W::AgentMaintenance(m) => match maintenance_from_wire(&m) {
+            Ok((agent_id, drain)) => Event::AgentMaintenance { agent_id, drain },
+            Err(e) => {
+                tracing::warn!(error = %e, "AGENT_MAINTENANCE with a bad agent id");
+                return None;
+            }
+        },
         W::Error(e) => Event::Error(e.message),
         W::Heartbeat(_) => Event::Heartbeat,
     })
@@ -149,6 +164,9 @@ pub(crate) async fn dispatch<S: Scheduler>(
             }
         }
         Event::Failure { agent_id, status } => scheduler.failure(driver, agent_id, status).await,
+        Event::AgentMaintenance { agent_id, drain } => {
+            scheduler.agent_maintenance(driver, agent_id, drain).await
+        }
         Event::Error(message) => {
             scheduler.error(driver, message.clone()).await;
             return Flow::Fatal(message);

@@ -1,7 +1,7 @@
 //! The `Scheduler` trait a framework implements.
 use std::future::Future;
 
-use agora_model::{AgentId, FrameworkId, Offer, OfferId, TaskStatus};
+use agora_model::{AgentId, Drain, FrameworkId, Offer, OfferId, TaskStatus};
 
 use crate::calls::Driver;
 
@@ -62,6 +62,20 @@ pub trait Scheduler: Send {
         async {}
     }
 
+    /// The operator drains `agent_id` (`Some`): it makes no new offers, and
+    /// its tasks should be moved elsewhere (Mesos' inverse offers); or the
+    /// drain is over (`None`). Sent again after every (re)subscription for
+    /// each agent that still drains.
+    fn agent_maintenance(
+        &mut self,
+        driver: &Driver,
+        agent_id: AgentId,
+        drain: Option<Drain>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (driver, agent_id, drain);
+        async {}
+    }
+
     /// The master sent an ERROR event (or refused the subscription); the
     /// driver stops afterwards and `run` returns [`SdkError::Fatal`](crate::SdkError::Fatal).
     fn error(&mut self, driver: &Driver, message: String) -> impl Future<Output = ()> + Send {
@@ -103,6 +117,14 @@ impl<S: Scheduler + ?Sized> Scheduler for &mut S {
         status: Option<i32>,
     ) -> impl Future<Output = ()> + Send {
         (**self).failure(driver, agent_id, status)
+    }
+    fn agent_maintenance(
+        &mut self,
+        driver: &Driver,
+        agent_id: AgentId,
+        drain: Option<Drain>,
+    ) -> impl Future<Output = ()> + Send {
+        (**self).agent_maintenance(driver, agent_id, drain)
     }
     fn error(&mut self, driver: &Driver, message: String) -> impl Future<Output = ()> + Send {
         (**self).error(driver, message)

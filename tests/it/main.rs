@@ -12,6 +12,7 @@ mod marathon_python;
 mod marathon_support;
 mod master_agent_link;
 mod master_capacity;
+mod master_drain;
 mod master_failover;
 mod master_offers;
 mod master_smoke;

@@ -171,6 +171,7 @@ fn the_decision_cores_are_sans_io() {
         "master/src/offers.rs",
         "master/src/tasks.rs",
         "master/src/registry/mod.rs",
+        "master/src/maintenance.rs",
         "agent/src/status_updates.rs",
         "agent/src/outcome.rs",
         "marathon/src/state/mod.rs",
@@ -180,6 +181,7 @@ fn the_decision_cores_are_sans_io() {
         "marathon/src/state/offers.rs",
         "marathon/src/state/records.rs",
         "marathon/src/state/updates.rs",
+        "marathon/src/state/maintenance.rs",
     ];
     for c in cores {
         let text = read(&root.join(c));

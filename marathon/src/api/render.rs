@@ -24,7 +24,10 @@ fn task_state_word(i: &Instance) -> Value {
 }
 
 /// One task, as `/v2/tasks` and `/v2/apps/{id}/tasks` show it.
-pub(crate) fn task_json(i: &Instance, app: Option<&AppState>) -> Value {
+/// `draining`: the task's agent is drained by the operator; then (only
+/// then, so that strict Marathon clients see Marathon's keys otherwise) the
+/// task carries `"draining": true` until it has moved.
+pub(crate) fn task_json(i: &Instance, app: Option<&AppState>, draining: bool) -> Value {
     let (host, agent) = match &i.placed {
         Some(p) => (p.facts.hostname.clone(), p.agent_id.to_string()),
         None => (String::new(), String::new()),
@@ -73,6 +76,9 @@ pub(crate) fn task_json(i: &Instance, app: Option<&AppState>) -> Value {
     m.insert("version".into(), json!(format_version(i.version)));
     m.insert("localVolumes".into(), json!([]));
     m.insert("role".into(), json!("*"));
+    if draining {
+        m.insert("draining".into(), json!(true));
+    }
     Value::Object(m)
 }
 
@@ -224,7 +230,7 @@ pub(crate) fn app_extras(state: &State, a: &AppState, embed: Embed) -> Map<Strin
         let tasks: Vec<Value> = state
             .instances_of(&a.app.id)
             .filter(|i| i.placed.is_some())
-            .map(|i| task_json(i, Some(a)))
+            .map(|i| task_json(i, Some(a), state.on_draining_agent(i)))
             .collect();
         m.insert("tasks".into(), json!(tasks));
     }
@@ -368,14 +374,24 @@ pub(crate) fn queue_json(state: &State, now: Now) -> Value {
             "rejectSummaryLastOffers": funnel,
             "rejectSummaryLaunchAttempt": funnel,
         });
-        items.push(json!({
+        let mut item = json!({
             "app": app_json(state, a, Embed::default()),
             "count": waiting.len(),
             "delay": {"timeLeftSeconds": left_ms / 1000, "overdue": left_ms == 0},
             "since": stamp(since),
             "processedOffersSummary": summary,
             "lastUnusedOffers": [],
-        }));
+        });
+        // Only while some of the app's instances still run on draining
+        // agents (the waiting ones replace them); Marathon's keys otherwise.
+        let draining = state
+            .instances_of(&a.app.id)
+            .filter(|i| i.is_active() && state.on_draining_agent(i))
+            .count();
+        if draining > 0 {
+            item["draining"] = json!(draining);
+        }
+        items.push(item);
     }
     json!({"queue": items})
 }

@@ -32,7 +32,8 @@ impl State {
             driven.insert(id);
         }
         self.check_unreachable(now, &mut fx);
-        self.replace_lost(now, fresh, &mut fx);
+        let moving = self.move_off_draining(now, fresh, &mut fx);
+        self.replace_lost(now, fresh, &moving, &mut fx);
         self.suppress_or_revive(&mut fx);
         fx
     }
@@ -272,8 +273,16 @@ impl State {
     /// (an unreachable original that came back after its replacement, or
     /// what a forced cancel left) is killed as a scale-down would
     /// (Marathon's scale check).
-    fn replace_lost(&mut self, now: Now, fresh: &mut dyn FnMut() -> String, fx: &mut Effects) {
-        let locked = self.locked_apps();
+    fn replace_lost(
+        &mut self,
+        now: Now,
+        fresh: &mut dyn FnMut() -> String,
+        moving: &std::collections::BTreeSet<PathId>,
+        fx: &mut Effects,
+    ) {
+        let mut locked = self.locked_apps();
+        // Apps moving off draining agents keep their count in that restart.
+        locked.extend(moving.iter().cloned());
         let mut short: Vec<(PathId, u32)> = Vec::new();
         let mut surplus: Vec<InstanceId> = Vec::new();
         for (id, a) in self

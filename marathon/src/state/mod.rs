@@ -12,7 +12,8 @@
 //! cancel deployments), `drive.rs` (deployment steps, replacing lost
 //! instances, unreachable handling, suppress/revive), `offers.rs`
 //! (placement → launches), `updates.rs` (task status updates), `records.rs`
-//! (what is stored, one key per app version, instance and deployment).
+//! (what is stored, one key per app version, instance and deployment),
+//! `maintenance.rs` (instances move off agents the operator drains).
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -20,11 +21,12 @@ use agora_marathon_planner::{
     AgentFacts, App, Condition, DeploymentId, DeploymentPlan, Goal, InstanceId, InstanceView,
     Inventory, PathId, PlacementCounters, RejectSummary, Version,
 };
-use agora_model::{AgentId, FrameworkId, MonoTime, TaskState};
+use agora_model::{AgentId, Drain, FrameworkId, MonoTime, TaskState};
 
 pub(crate) mod apps;
 mod drive;
 pub(crate) mod effects;
+mod maintenance;
 mod offers;
 pub(crate) mod records;
 #[cfg(test)]
@@ -248,6 +250,9 @@ pub(crate) struct State {
     pub(crate) last_reconcile: Option<MonoTime>,
     /// The launch rate limit.
     pub(crate) launch_tokens: LaunchTokens,
+    /// Agents the operator drains, as the master last said (not stored:
+    /// the master tells every new subscription).
+    pub(crate) draining: BTreeMap<AgentId, Drain>,
 }
 
 impl State {

@@ -32,6 +32,17 @@ impl State {
     /// Places waiting instances on `offers` and launches them.
     pub(crate) fn offers(&mut self, offers: Vec<Offer>, now: Now) -> Effects {
         let mut fx = Effects::default();
+        // Nothing is placed on a draining agent (the master offers none; a
+        // late offer is declined).
+        let (drained, offers): (Vec<Offer>, Vec<Offer>) = offers
+            .into_iter()
+            .partition(|o| self.draining.contains_key(&o.agent_id));
+        if !drained.is_empty() {
+            fx.call(Call::Decline {
+                offers: drained.into_iter().map(|o| o.id).collect(),
+                filter: DECLINE_FILTER,
+            });
+        }
         let mut views: Vec<OfferView> = Vec::with_capacity(offers.len());
         for o in &offers {
             let facts = AgentFacts::new(o.hostname.clone(), &o.attributes);

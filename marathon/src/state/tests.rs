@@ -481,3 +481,5 @@ fn an_unreachable_instance_is_replaced_and_the_surplus_killed_when_it_returns() 
     let fx = h.report(&first[0], TaskState::Running);
     assert_eq!(Harness::killed(&fx).len(), 1);
 }
+
+mod maintenance;

@@ -25,9 +25,12 @@ pub struct AgentSnapshot {
     pub allocated: Resources,
     /// Held by its outstanding offers.
     pub offered: Resources,
-    /// Connected and taking tasks (a disconnected or unreachable agent's
-    /// free resources are not free to use).
+    /// Connected and taking tasks (a disconnected, unreachable or draining
+    /// agent's free resources are not free to use).
     pub active: bool,
+    /// The operator drains it: it takes no new tasks (`active` is false
+    /// too); what it has free still shows in the breakdown.
+    pub draining: bool,
 }
 
 /// The master's agents at one instant.
@@ -98,6 +101,8 @@ pub struct AgentCapacity {
     pub attributes: BTreeMap<String, String>,
     /// Whether it takes tasks now.
     pub active: bool,
+    /// The operator drains it (its maintenance state).
+    pub draining: bool,
     /// Its numbers.
     #[serde(flatten)]
     pub capacity: Breakdown,
@@ -143,6 +148,7 @@ pub fn breakdown(s: &Snapshot) -> Capacity {
             hostname: a.hostname.clone(),
             attributes,
             active: a.active,
+            draining: a.draining,
             capacity: row,
         });
     }

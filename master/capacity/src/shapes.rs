@@ -181,6 +181,7 @@ pub fn what_if(s: &Snapshot, changes: &[WhatIf]) -> Snapshot {
                     allocated: Resources::new(),
                     offered: Resources::new(),
                     active: true,
+                    draining: false,
                 });
             }
             WhatIf::Drain(id) => {

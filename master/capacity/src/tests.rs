@@ -19,6 +19,7 @@ fn agent(id: &str, rack: &str, total: &str, allocated: &str, active: bool) -> Ag
         allocated: Resources::parse(allocated).expect("allocated"),
         offered: Resources::new(),
         active,
+        draining: false,
     }
 }
 

@@ -33,6 +33,9 @@ pub(crate) fn event_to_wire(ev: FrameworkEvent, master_id: &str) -> v1::Event {
             agent_id: agent.to_string(),
             status: None,
         }),
+        FrameworkEvent::AgentMaintenance { agent, drain } => {
+            E::AgentMaintenance(convert::maintenance_to_wire(&agent, drain.as_ref()))
+        }
         FrameworkEvent::Error(message) => E::Error(v1::event::Error { message }),
         FrameworkEvent::Heartbeat => E::Heartbeat(v1::event::Heartbeat {}),
     };

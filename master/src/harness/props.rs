@@ -1,7 +1,8 @@
 //! Property tests over random sequences of agent registration, loss and
 //! return, subscribe, allocate, accept, decline, kill, status updates and
-//! acknowledgements. After every step: no agent is over-committed and the
-//! tallies equal a recount; no offer id is made twice; an acknowledged update
+//! acknowledgements, agent drains and undrains. After every step: no agent
+//! is over-committed and the tallies equal a recount; no offer id is made
+//! twice; no offer is outstanding on a draining agent; an acknowledged update
 //! is never sent again. At the end, once every agent has come back and
 //! finished its tasks: every launched task of a framework that still exists
 //! has reached it in a terminal state, and nothing is left live.
@@ -48,6 +49,11 @@ enum Op {
         update: usize,
     },
     Tick,
+    /// The operator drains the agent, or ends its drain.
+    Maintenance {
+        agent: usize,
+        drain: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -65,6 +71,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0usize..32).prop_map(|task| Op::AgentFinishes { task }),
         2 => (0usize..32).prop_map(|update| Op::Ack { update }),
         1 => Just(Op::Tick),
+        1 => (0usize..8, any::<bool>()).prop_map(|(agent, drain)| Op::Maintenance { agent, drain }),
     ]
 }
 
@@ -174,6 +181,12 @@ fn check_invariants(h: &MasterHarness) -> Result<(), TestCaseError> {
             "agent over-committed"
         );
     }
+    for o in m.offers.values() {
+        prop_assert!(
+            !m.is_draining(&o.offer.agent_id),
+            "an offer is outstanding on a draining agent"
+        );
+    }
     let live: usize = m.task_counts.values().sum();
     prop_assert_eq!(live, m.tasks.len(), "task counts");
     check_allocation_tallies(m)?;
@@ -241,7 +254,7 @@ fn check_snapshot_against_usage_list(m: &Master, now: MonoTime) -> Result<(), Te
             &o.offer.resources,
         )
     });
-    let want = build_snapshot(
+    let mut want = build_snapshot(
         m.agents
             .values()
             .filter(|a| a.status() == AgentStatus::Connected)
@@ -261,6 +274,10 @@ fn check_snapshot_against_usage_list(m: &Master, now: MonoTime) -> Result<(), Te
             }),
         m.role_weights(),
     );
+    // Draining agents are in the snapshot, inactive.
+    for a in &mut want.agents {
+        a.active = !m.is_draining(&a.id);
+    }
     let got = m.snapshot(now);
     prop_assert_eq!(got.agents, want.agents, "snapshot agents");
     prop_assert_eq!(got.frameworks, want.frameworks, "snapshot frameworks");
@@ -426,6 +443,22 @@ fn step(h: &mut MasterHarness, w: &mut World, op: Op) -> Result<(), TestCaseErro
             h.advance(std::time::Duration::from_secs(2));
             h.input(Input::Housekeeping)
         }
+        Op::Maintenance { agent, drain } => match w.agents.get(agent).cloned() {
+            Some(a) => {
+                let change = if drain {
+                    crate::core::MaintenanceChange::Drain { deadline: None }
+                } else {
+                    crate::core::MaintenanceChange::Undrain
+                };
+                let reply = h.token();
+                h.input(Input::SetMaintenance {
+                    agent: a.id,
+                    change,
+                    reply,
+                })
+            }
+            None => vec![],
+        },
     };
     w.absorb(&effects)?;
     check_invariants(h)

@@ -1,7 +1,7 @@
 //! The registry: the part of the master's state that must survive a change
 //! of master (Mesos keeps the same in its replicated log): admitted agents,
-//! unreachable agents, frameworks and removed frameworks, role weights, and
-//! the utilisation history (downsampled capacity samples). Tasks
+//! unreachable agents, agents in maintenance (draining), frameworks and
+//! removed frameworks, role weights, and the utilisation history (downsampled capacity samples). Tasks
 //! and offers are rebuilt from re-registering agents and re-subscribing
 //! frameworks.
 //!
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use agora_capacity::{History, HistorySample};
-use agora_model::{AgentId, Attributes, FrameworkId, FrameworkInfo, Resources, Role};
+use agora_model::{AgentId, Attributes, Drain, FrameworkId, FrameworkInfo, Resources, Role};
 
 #[cfg(test)]
 pub(crate) use writer::spawn_memory_writer;
@@ -103,6 +103,19 @@ pub enum RegistryCommand {
         /// The sample.
         sample: Box<HistorySample>,
     },
+    /// The operator drains the agent: no new offers from it. Draining an
+    /// agent that already drains keeps its start and takes the new deadline.
+    DrainAgent {
+        /// Its id.
+        id: AgentId,
+        /// Since when and until when.
+        drain: Drain,
+    },
+    /// The operator ends the agent's maintenance: offers from it again.
+    UndrainAgent {
+        /// Its id.
+        id: AgentId,
+    },
 }
 
 /// One entry of the registry's log. Versioned so that a newer master can read
@@ -134,7 +147,9 @@ impl RegistryCommand {
             RegistryCommand::AdmitAgent { id, .. }
             | RegistryCommand::MarkUnreachable { id, .. }
             | RegistryCommand::MarkReachable { id }
-            | RegistryCommand::RemoveAgent { id } => RecordKey::Agent(id.clone()),
+            | RegistryCommand::RemoveAgent { id }
+            | RegistryCommand::DrainAgent { id, .. }
+            | RegistryCommand::UndrainAgent { id } => RecordKey::Agent(id.clone()),
             RegistryCommand::PutFramework { id, .. }
             | RegistryCommand::RemoveFramework { id, .. } => RecordKey::Framework(id.clone()),
             RegistryCommand::SetWeight { role, .. } => RecordKey::Weight(role.clone()),
@@ -172,6 +187,9 @@ pub struct Registry {
     /// Downsampled capacity samples (`/api/v1/capacity/history`).
     #[serde(default)]
     pub history: History,
+    /// Agents the operator drains (admitted agents only).
+    #[serde(default)]
+    pub maintenance: BTreeMap<AgentId, Drain>,
 }
 
 impl Registry {
@@ -197,6 +215,19 @@ impl Registry {
             RegistryCommand::RemoveAgent { id } => {
                 self.agents.remove(id);
                 self.unreachable.remove(id);
+                self.maintenance.remove(id);
+            }
+            RegistryCommand::DrainAgent { id, drain } => {
+                if !self.agents.contains_key(id) {
+                    return Err(RegistryReject::UnknownAgent(id.clone()));
+                }
+                self.maintenance.insert(id.clone(), self.drained(id, drain));
+            }
+            RegistryCommand::UndrainAgent { id } => {
+                if !self.agents.contains_key(id) {
+                    return Err(RegistryReject::UnknownAgent(id.clone()));
+                }
+                self.maintenance.remove(id);
             }
             RegistryCommand::SetWeight { role, weight } => {
                 if !weight.is_finite() || *weight <= 0.0 {
@@ -250,7 +281,29 @@ impl Registry {
                 self.frameworks.contains_key(id) || !self.removed_frameworks.contains_key(id)
             }
             RegistryCommand::RecordCapacity { .. } => true,
+            RegistryCommand::DrainAgent { id, drain } => {
+                self.agents.contains_key(id)
+                    && self.maintenance.get(id) != Some(&self.drained(id, drain))
+            }
+            RegistryCommand::UndrainAgent { id } => self.maintenance.contains_key(id),
         }
+    }
+
+    /// The drain `DrainAgent` records: a drain already under way keeps its
+    /// start (the operator asking twice does not restart the clock).
+    fn drained(&self, id: &AgentId, drain: &Drain) -> Drain {
+        match self.maintenance.get(id) {
+            Some(cur) => Drain {
+                since_unix_ms: cur.since_unix_ms,
+                deadline_unix_ms: drain.deadline_unix_ms,
+            },
+            None => *drain,
+        }
+    }
+
+    /// The agent's drain, if the operator drains it.
+    pub fn drain_of(&self, id: &AgentId) -> Option<&Drain> {
+        self.maintenance.get(id)
     }
 
     /// Unreachable agents to forget at `now_unix_ms`: those unreachable for

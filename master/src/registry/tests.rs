@@ -57,6 +57,61 @@ fn apply_is_deterministic_and_rejects_without_change() {
     assert_eq!(r1, before);
 }
 
+fn drain(since_unix_ms: u64, deadline_unix_ms: Option<u64>) -> RegistryCommand {
+    RegistryCommand::DrainAgent {
+        id: agent(1),
+        drain: Drain {
+            since_unix_ms,
+            deadline_unix_ms,
+        },
+    }
+}
+
+#[test]
+fn drain_keeps_its_start_and_ends_with_undrain_or_removal() {
+    let mut r = Registry::default();
+    assert_eq!(
+        r.apply(&LogEntry::V1(drain(5, None))),
+        Err(RegistryReject::UnknownAgent(agent(1))),
+        "only admitted agents drain"
+    );
+    assert!(r.maintenance.is_empty());
+    r.apply(&LogEntry::V1(RegistryCommand::AdmitAgent {
+        id: agent(1),
+        record: rec(1.0),
+    }))
+    .unwrap();
+    r.apply(&LogEntry::V1(drain(5, None))).unwrap();
+    assert!(
+        !r.changes(&drain(9, None)),
+        "draining again changes nothing"
+    );
+    assert!(r.changes(&drain(9, Some(60))), "a new deadline is a change");
+    r.apply(&LogEntry::V1(drain(9, Some(60)))).unwrap();
+    assert_eq!(
+        r.drain_of(&agent(1)),
+        Some(&Drain {
+            since_unix_ms: 5,
+            deadline_unix_ms: Some(60)
+        })
+    );
+    let undrain = RegistryCommand::UndrainAgent { id: agent(1) };
+    assert!(r.changes(&undrain));
+    r.apply(&LogEntry::V1(undrain.clone())).unwrap();
+    assert!(r.drain_of(&agent(1)).is_none());
+    assert!(
+        !r.changes(&undrain),
+        "undraining an agent that does not drain changes nothing"
+    );
+    r.apply(&LogEntry::V1(drain(7, None))).unwrap();
+    r.apply(&LogEntry::V1(RegistryCommand::RemoveAgent { id: agent(1) }))
+        .unwrap();
+    assert!(
+        r.maintenance.is_empty(),
+        "a removed agent's drain goes with it"
+    );
+}
+
 #[test]
 fn unreachable_agents_expire_by_age_then_by_count() {
     let mut r = Registry::default();
@@ -104,7 +159,18 @@ fn command() -> impl Strategy<Value = RegistryCommand> {
             .prop_map(|(id, at_unix_ms)| RegistryCommand::MarkUnreachable { id, at_unix_ms }),
         id.clone()
             .prop_map(|id| RegistryCommand::MarkReachable { id }),
-        id.prop_map(|id| RegistryCommand::RemoveAgent { id }),
+        id.clone()
+            .prop_map(|id| RegistryCommand::RemoveAgent { id }),
+        (id.clone(), 0u64..100, proptest::option::of(0u64..3)).prop_map(
+            |(id, since_unix_ms, deadline_unix_ms)| RegistryCommand::DrainAgent {
+                id,
+                drain: Drain {
+                    since_unix_ms,
+                    deadline_unix_ms,
+                },
+            }
+        ),
+        id.prop_map(|id| RegistryCommand::UndrainAgent { id }),
         (fw.clone(), 0u64..3).prop_map(|(id, t)| RegistryCommand::PutFramework {
             record: FrameworkRecord {
                 info: FrameworkInfo {

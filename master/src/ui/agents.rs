@@ -133,7 +133,7 @@ pub(crate) fn body(cap: &Capacity, frag: &Fragmentation, q: &AgentsQuery) -> Mar
                         td.id { (a.id) }
                         th { (a.hostname) }
                         td { @for (k, v) in &a.attributes { span.attr { (k) ":" (v) } " " } }
-                        td { @if a.active { "✓ active" } @else { "✗ inactive" } }
+                        td { @if a.draining { "⚠ draining" } @else if a.active { "✓ active" } @else { "✗ inactive" } }
                         td.n { (num(c.total.cpus)) } td.n { (num(c.allocated.cpus)) }
                         td.n data-test="cpus-free" { (num(c.free.cpus)) }
                         td.n { (num(c.total.mem)) } td.n { (num(c.allocated.mem)) }

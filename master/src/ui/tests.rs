@@ -29,6 +29,7 @@ fn agent(i: usize, total: &str, allocated: &str) -> AgentSnapshot {
         allocated: Resources::parse(allocated).expect("allocated"),
         offered: Resources::new(),
         active: true,
+        draining: false,
     }
 }
 
@@ -203,4 +204,17 @@ fn only_same_origin_forms_change_deployments() {
     assert!(!super::same_origin(&h));
     h.insert(header::ORIGIN, HeaderValue::from_static("null"));
     assert!(!super::same_origin(&h));
+}
+
+#[test]
+fn a_draining_agent_shows_as_draining() {
+    let mut a = agent(0, "cpus:1;mem:64", "");
+    a.active = false;
+    a.draining = true;
+    let snap = ui(vec![a, agent(1, "cpus:1;mem:64", "")]);
+    let cap = breakdown(&snap.capacity);
+    let frag = fragmentation(&snap.capacity, &default_shapes());
+    let html = agents::body(&cap, &frag, &agents::AgentsQuery::default()).into_string();
+    assert_eq!(html.matches("draining").count(), 1, "{html}");
+    assert_eq!(html.matches("✓ active").count(), 1);
 }

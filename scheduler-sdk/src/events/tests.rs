@@ -23,9 +23,58 @@ impl Scheduler for Recorder {
     async fn failure(&mut self, _: &Driver, agent_id: AgentId, status: Option<i32>) {
         self.0.push(format!("failure {agent_id} {status:?}"));
     }
+    async fn agent_maintenance(&mut self, _: &Driver, agent_id: AgentId, drain: Option<Drain>) {
+        let state = drain.map_or("undrained".to_string(), |d| {
+            format!("draining since {}", d.since_unix_ms)
+        });
+        self.0.push(format!("maintenance {agent_id} {state}"));
+    }
     async fn error(&mut self, _: &Driver, message: String) {
         self.0.push(format!("error {message}"));
     }
+}
+
+#[tokio::test]
+async fn maintenance_notices_round_trip_and_reach_the_scheduler() {
+    use agora_proto::convert::maintenance_to_wire;
+    let agent = AgentId::new_unchecked("a1");
+    let drain = Drain {
+        since_unix_ms: 1_000,
+        deadline_unix_ms: Some(61_000),
+    };
+    let mut rec = Recorder::default();
+    for d in [Some(drain), None] {
+        let ev = decode(wire(v1::event::Event::AgentMaintenance(
+            maintenance_to_wire(&agent, d.as_ref()),
+        )));
+        assert_eq!(
+            ev,
+            Some(Event::AgentMaintenance {
+                agent_id: agent.clone(),
+                drain: d
+            })
+        );
+        let flow = dispatch(&mut rec, &driver(), ev.expect("decoded"), true).await;
+        assert_eq!(flow, Flow::Continue);
+    }
+    assert_eq!(
+        rec.0,
+        vec![
+            "maintenance a1 draining since 1000",
+            "maintenance a1 undrained"
+        ]
+    );
+    let bad = v1::event::AgentMaintenance {
+        agent_id: String::new(),
+        draining: true,
+        since_unix_ms: 1,
+        deadline_unix_ms: None,
+    };
+    assert_eq!(
+        decode(wire(v1::event::Event::AgentMaintenance(bad))),
+        None,
+        "a notice without an agent id is dropped"
+    );
 }
 
 fn driver() -> Driver {

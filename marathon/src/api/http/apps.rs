@@ -357,7 +357,7 @@ async fn app_tasks(shared: &Shared, id: PathId, headers: &HeaderMap) -> Response
             state
                 .instances_of(&id2)
                 .filter(|i| i.placed.is_some())
-                .map(|i| task_json(i, Some(a)))
+                .map(|i| task_json(i, Some(a), state.on_draining_agent(i)))
                 .collect::<Vec<Value>>(),
         )
     })
@@ -517,7 +517,12 @@ async fn kill_app_tasks(shared: &Shared, id: PathId, task: Option<String>, q: &Q
                     host.as_ref()
                         .is_none_or(|h| i.placed.as_ref().is_some_and(|p| &p.facts.hostname == h))
                 })
-                .map(|i| (i.id.clone(), task_json(i, Some(a))))
+                .map(|i| {
+                    (
+                        i.id.clone(),
+                        task_json(i, Some(a), state.on_draining_agent(i)),
+                    )
+                })
                 .collect::<Vec<_>>(),
         )
     })

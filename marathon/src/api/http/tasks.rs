@@ -60,7 +60,7 @@ pub(crate) async fn list(
                         _ => false,
                     })
             })
-            .map(|i| task_json(i, state.apps.get(&i.app)))
+            .map(|i| task_json(i, state.apps.get(&i.app), state.on_draining_agent(i)))
             .collect::<Vec<Value>>()
     })
     .await;
