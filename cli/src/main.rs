@@ -12,6 +12,7 @@ mod dev;
 mod follow;
 mod get;
 mod globals;
+mod history;
 mod maintenance;
 mod marathon;
 mod marathon_api;
@@ -58,6 +59,8 @@ enum Command {
     Members(members::MembersArgs),
     /// What is free, allocated, offered and reserved, per agent or attribute (cluster first).
     Capacity(capacity::CapacityArgs),
+    /// How utilisation moved: the masters' replicated history (1h, 24h or 30d).
+    History(history::HistoryArgs),
     /// How many more instances of a shape fit, where, and why not (exit 2 if not all).
     Fit(capacity::FitArgs),
     /// Marathon apps: deploy|scale|restart|rollback (following the deployment) and plan.
@@ -140,6 +143,10 @@ async fn dispatch(command: Command, g: &globals::Globals) -> anyhow::Result<i32>
         Command::Members(mut a) => {
             a.ep.resolve(g);
             members::run(a).await.map(|()| 0)
+        }
+        Command::History(mut a) => {
+            a.ep.resolve(g);
+            blocking(move || history::history(&a)).await.map(|()| 0)
         }
         Command::Capacity(mut a) => {
             a.ep.resolve(g);

@@ -213,6 +213,40 @@ async fn app_plan_scale_restart_rollback_and_describe() -> anyhow::Result<()> {
 
     overtaken(&cli, marathon, dir.path()).await?;
     deployments(&cli, dir.path())?;
+    history(&cli).await?;
+    Ok(())
+}
+
+/// `agora history`: the replicated samples as rows; the total is the
+/// agent's 2 cpus in every row; `-o json` is the API's answer.
+async fn history(cli: &Cli) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    let text = loop {
+        let out = cli.run(&["history", "--range", "1h"])?;
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let text = stdout(&out);
+        if text.lines().count() >= 3 {
+            break text;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "no history row: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    };
+    assert!(text.starts_with("cluster · one point per 10 s"), "{text}");
+    for row in text.lines().skip(2) {
+        assert_eq!(
+            row.split_whitespace().nth(4),
+            Some("2"),
+            "CPUS TOTAL: {text}"
+        );
+    }
+    let out = cli.run(&["history", "-o", "json", "--scope", "cluster"])?;
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out))?;
+    assert_eq!(v["scope"], "cluster");
+    let out = cli.run(&["history", "--range", "soon"])?;
+    assert_eq!(out.status.code(), Some(2), "clap refuses an unknown range");
     Ok(())
 }
 
