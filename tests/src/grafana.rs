@@ -312,6 +312,109 @@ pub fn rules_yaml(targets: &[Target]) -> String {
     out
 }
 
+/// Panel types Grafana 9-11 ship with (what these dashboards may use).
+const PANEL_TYPES: [&str; 8] = [
+    "row",
+    "timeseries",
+    "stat",
+    "gauge",
+    "bargauge",
+    "table",
+    "text",
+    "state-timeline",
+];
+
+/// What Grafana needs to import a dashboard and draw every panel where it
+/// belongs, as far as can be checked without a Grafana (Debian does not
+/// package it and no other registry is reachable here): a uid and title, a
+/// schema version Grafana 9+ reads, a `datasource` variable every panel and
+/// target uses, unique panel ids, panel types Grafana ships, grid
+/// positions inside the 24-column grid that do not overlap, and targets
+/// with unique refIds and an expression. Returns every problem found.
+pub fn structure_problems(d: &Dashboard) -> Vec<String> {
+    let mut out = Vec::new();
+    let j = &d.json;
+    let name = &d.name;
+    if j["uid"].as_str().is_none_or(str::is_empty) || j["title"].as_str().is_none_or(str::is_empty)
+    {
+        out.push(format!("{name}: uid and title are required"));
+    }
+    if j["schemaVersion"].as_u64().is_none_or(|v| v < 36) {
+        out.push(format!("{name}: schemaVersion below 36 (Grafana 9)"));
+    }
+    let has_ds_var = j["templating"]["list"].as_array().is_some_and(|l| {
+        l.iter()
+            .any(|v| v["type"] == "datasource" && v["name"] == "datasource")
+    });
+    if !has_ds_var {
+        out.push(format!("{name}: no `datasource` variable"));
+    }
+    let mut panels: Vec<&Value> = Vec::new();
+    for p in j["panels"].as_array().into_iter().flatten() {
+        panels.push(p);
+        panels.extend(p["panels"].as_array().into_iter().flatten());
+    }
+    let mut ids = BTreeSet::new();
+    let mut cells: BTreeSet<(u64, u64)> = BTreeSet::new();
+    for p in &panels {
+        let title = p["title"].as_str().unwrap_or("?");
+        if !p["id"].as_u64().is_some_and(|id| ids.insert(id)) {
+            out.push(format!("{name}/{title}: missing or repeated id"));
+        }
+        let kind = p["type"].as_str().unwrap_or_default();
+        if !PANEL_TYPES.contains(&kind) {
+            out.push(format!("{name}/{title}: unknown panel type {kind:?}"));
+        }
+        let g = &p["gridPos"];
+        let (Some(x), Some(y), Some(w), Some(h)) = (
+            g["x"].as_u64(),
+            g["y"].as_u64(),
+            g["w"].as_u64(),
+            g["h"].as_u64(),
+        ) else {
+            out.push(format!("{name}/{title}: gridPos needs x, y, w, h"));
+            continue;
+        };
+        if w == 0 || h == 0 || x + w > 24 {
+            out.push(format!(
+                "{name}/{title}: gridPos outside the 24-column grid"
+            ));
+        }
+        for cx in x..x + w {
+            for cy in y..y + h {
+                if !cells.insert((cx, cy)) {
+                    out.push(format!(
+                        "{name}/{title}: overlaps another panel at ({cx},{cy})"
+                    ));
+                }
+            }
+        }
+        if kind == "row" || kind == "text" {
+            continue;
+        }
+        if p["datasource"]["uid"] != "${datasource}" {
+            out.push(format!(
+                "{name}/{title}: the panel's datasource is not ${{datasource}}"
+            ));
+        }
+        let mut refs = BTreeSet::new();
+        let targets = p["targets"].as_array().map_or(&[][..], Vec::as_slice);
+        if targets.is_empty() {
+            out.push(format!("{name}/{title}: no targets"));
+        }
+        for t in targets {
+            let ref_id = t["refId"].as_str().unwrap_or_default();
+            if ref_id.is_empty() || !refs.insert(ref_id.to_string()) {
+                out.push(format!("{name}/{title}: missing or repeated refId"));
+            }
+            if t["expr"].as_str().is_none_or(|e| e.trim().is_empty()) {
+                out.push(format!("{name}/{title}: target {ref_id} has no expr"));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,5 +450,38 @@ mod tests {
         let text = "# HELP a x\n# TYPE a gauge\na 1\nb_bucket{le=\"1\"} 2\nb_sum 3\n";
         let names: Vec<String> = sample_names(text).into_iter().collect();
         assert_eq!(names, ["a", "b_bucket", "b_sum"]);
+    }
+
+    #[test]
+    fn the_shipped_dashboards_are_well_formed_for_grafana() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/dashboards");
+        let dashboards = super::load_dir(&dir).expect("dashboards");
+        assert_eq!(dashboards.len(), 3);
+        let mut uids = std::collections::BTreeSet::new();
+        for d in &dashboards {
+            assert!(
+                uids.insert(d.json["uid"].to_string()),
+                "repeated uid in {}",
+                d.name
+            );
+            let problems = super::structure_problems(d);
+            assert!(problems.is_empty(), "{problems:#?}");
+        }
+        // A broken copy is caught.
+        let mut bad = super::Dashboard {
+            name: "bad".into(),
+            json: dashboards[0].json.clone(),
+        };
+        bad.json["panels"][1]["gridPos"]["x"] = 20.into();
+        bad.json["panels"][1]["targets"][0]["refId"] = "".into();
+        let problems = super::structure_problems(&bad);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("gridPos outside") || p.contains("overlaps")),
+            "{problems:?}"
+        );
+        assert!(problems.iter().any(|p| p.contains("refId")), "{problems:?}");
     }
 }
