@@ -13,6 +13,7 @@ use crate::state::{AgentStatus, Master};
 pub(crate) struct Metrics {
     registry: Registry,
     pub(crate) agents: IntGaugeVec,
+    pub(crate) agents_draining: IntGauge,
     pub(crate) frameworks: IntGaugeVec,
     pub(crate) tasks: IntGaugeVec,
     pub(crate) outstanding_offers: IntGauge,
@@ -47,6 +48,10 @@ impl Metrics {
         let agents = must(IntGaugeVec::new(
             Opts::new("agents", "Agents by state"),
             &["state"],
+        ));
+        let agents_draining = must(IntGauge::new(
+            "agents_draining",
+            "Agents in maintenance (draining: no new offers; frameworks move their tasks)",
         ));
         let frameworks = must(IntGaugeVec::new(
             Opts::new("frameworks", "Frameworks by state"),
@@ -100,6 +105,7 @@ impl Metrics {
             Box::new(state_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(state_documents.clone()),
             Box::new(agents.clone()),
+            Box::new(agents_draining.clone()),
             Box::new(frameworks.clone()),
             Box::new(tasks.clone()),
             Box::new(outstanding_offers.clone()),
@@ -116,6 +122,7 @@ impl Metrics {
         Metrics {
             registry,
             agents,
+            agents_draining,
             frameworks,
             tasks,
             outstanding_offers,
@@ -153,6 +160,8 @@ impl Master {
             let n = by_status.get(&s).copied().unwrap_or(0);
             m.agents.with_label_values(&[s.as_str()]).set(n);
         }
+        m.agents_draining
+            .set(self.registry.maintenance.len() as i64);
         let active = self.frameworks.values().filter(|f| f.connected()).count();
         m.frameworks
             .with_label_values(&["active"])

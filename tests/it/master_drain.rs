@@ -233,6 +233,11 @@ async fn drain_moves_a_marathon_instance_and_undrain_brings_offers_back() -> any
         .cloned()
         .unwrap_or_default();
     assert_eq!(stage["rejected"], 1, "{fit}");
+    let (_, metrics) = http_get(master.addr, "/metrics").await?;
+    assert!(
+        metrics.contains("\nagora_master_agents_draining 1\n"),
+        "{metrics}"
+    );
 
     // Undrain: the agent offers again; a third UNIQUE instance can only go there.
     let (code, body) = post(

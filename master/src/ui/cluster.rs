@@ -34,9 +34,12 @@ pub(crate) fn body(
     group_by: Option<&str>,
 ) -> Markup {
     let active = cap.agents.iter().filter(|a| a.active).count();
+    let draining = cap.agents.iter().filter(|a| a.draining).count();
     html! {
         p.summary data-test="summary" {
-            span data-test="agents-count" { (cap.agents.len()) } " agents (" (active) " active) · "
+            span data-test="agents-count" { (cap.agents.len()) } " agents (" (active) " active"
+            @if draining > 0 { ", " span data-test="agents-draining" { (draining) } " draining" }
+            ") · "
             span data-test="frameworks-count" { (snap.frameworks.len()) } " frameworks · "
             span data-test="tasks-count" { (snap.tasks) } " tasks · "
             span data-test="offers-count" { (snap.offers) } " outstanding offers"

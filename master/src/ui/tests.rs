@@ -217,4 +217,6 @@ fn a_draining_agent_shows_as_draining() {
     let html = agents::body(&cap, &frag, &agents::AgentsQuery::default()).into_string();
     assert_eq!(html.matches("draining").count(), 1, "{html}");
     assert_eq!(html.matches("✓ active").count(), 1);
+    let page = cluster_html(&snap, None);
+    assert!(page.contains("data-test=\"agents-draining\">1<"), "{page}");
 }
