@@ -120,6 +120,12 @@ async fn pages_in_a_browser_match_the_api() -> anyhow::Result<()> {
         );
     }
     assert!(dom.contains("data-test=\"group-r1\""), "grouped by rack");
+    assert_eq!(
+        dom.matches("data-test=\"master-row\"").count(),
+        1,
+        "a group of one"
+    );
+    assert!(dom.contains("★ leader"), "the masters' group is shown");
     assert!(
         dom.contains("data-ready=\"1\""),
         "the script ran under the CSP"

@@ -26,12 +26,14 @@ pub(crate) const DIMS: [Dim; 5] = [
     ("ports", "", |a| a.ports.to_string(), |a| a.ports as f64),
 ];
 
-/// The whole page body.
+/// The whole page body; `group` is the masters' group as this member
+/// sees it (`http::replication_json`).
 pub(crate) fn body(
     snap: &UiSnapshot,
     cap: &Capacity,
     frag: &Fragmentation,
     group_by: Option<&str>,
+    group: &serde_json::Value,
 ) -> Markup {
     let active = cap.agents.iter().filter(|a| a.active).count();
     let draining = cap.agents.iter().filter(|a| a.draining).count();
@@ -49,6 +51,35 @@ pub(crate) fn body(
         (groups(cap, group_by))
         (roles(snap, cap))
         (frameworks(snap))
+        (masters(group))
+    }
+}
+
+/// The masters' group: who leads, in which term, how far each log is.
+fn masters(group: &serde_json::Value) -> Markup {
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "–".into(),
+        other => other.to_string(),
+    };
+    html! {
+        h2 { "Masters" }
+        p data-test="raft" {
+            "term " (text(&group["term"])) " · commit index " (text(&group["commit_index"]))
+            " · applied index " (text(&group["applied_index"])) " · this member is "
+            (text(&group["member_id"])) " (" (text(&group["role"])) ")"
+        }
+        table data-test="masters" {
+            thead { tr { th { "member" } th { "address" } th { "etcd API" } th { "role" } } }
+            tbody {
+                @for m in group["members"].as_array().into_iter().flatten() {
+                    tr data-test="master-row" {
+                        th { (text(&m["id"])) } td { (text(&m["address"])) } td { (text(&m["etcd_address"])) }
+                        td { @if m["leader"] == true { "★ leader" } @else { "standby" } }
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -141,7 +141,8 @@ async fn cluster_page(State(s): State<HttpState>, RawQuery(q): RawQuery) -> Resp
         .map(|(_, v)| v.as_str());
     let cap = breakdown(&snap.capacity);
     let frag = fragmentation(&snap.capacity, &s.shapes);
-    let body = cluster::body(&snap, &cap, &frag, group_by);
+    let group = crate::http::replication_json(&s);
+    let body = cluster::body(&snap, &cap, &frag, group_by, &group);
     html(
         StatusCode::OK,
         layout::page("Cluster", "/ui", snap.at_unix, body),

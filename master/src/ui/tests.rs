@@ -44,11 +44,15 @@ fn ui(agents: Vec<AgentSnapshot>) -> UiSnapshot {
 fn cluster_html(snap: &UiSnapshot, group_by: Option<&str>) -> String {
     let cap = breakdown(&snap.capacity);
     let frag = fragmentation(&snap.capacity, &default_shapes());
+    let group = serde_json::json!({"member_id": 1, "role": "leader", "term": 3,
+        "commit_index": 42, "applied_index": 42,
+        "members": [{"id": 1, "address": "m1:5050", "etcd_address": "m1:2379", "leader": true},
+                    {"id": 2, "address": "m2:5050", "etcd_address": "m2:2379", "leader": false}]});
     layout::page(
         "Cluster",
         "/ui",
         snap.at_unix,
-        cluster::body(snap, &cap, &frag, group_by),
+        cluster::body(snap, &cap, &frag, group_by, &group),
     )
     .into_string()
 }
@@ -76,6 +80,8 @@ fn four_agents_with_two_free_cpus_fit_no_large_task() {
     assert_eq!(cell(&html, "cluster-cpus-allocated"), "8");
     assert_eq!(cell(&html, "cluster-cpus-free"), "8");
     assert_eq!(cell(&html, "placeable-large"), "0");
+    assert_eq!(html.matches("data-test=\"master-row\"").count(), 2);
+    assert!(html.contains("★ leader"));
     assert!(
         html.contains("8 cpus free, largest 2"),
         "the fragmentation line says why nothing large fits"
