@@ -99,26 +99,9 @@ fn plain(f: &Frame) -> String {
     )
 }
 
-/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (UTC), without a
-/// date crate: Howard Hinnant's days-to-civil algorithm.
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
 pub(crate) fn utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    agora_model::utc::format_secs(secs)
 }
 
 fn now() -> String {

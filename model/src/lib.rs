@@ -21,6 +21,7 @@ pub mod task;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod time;
+pub mod utc;
 
 mod parse;
 

@@ -132,23 +132,8 @@ fn apps(m: &MarathonState) -> Markup {
 
 /// Seconds since an ISO-8601 UTC time Marathon printed, if it can be read.
 fn age_seconds(iso: &str, now_unix: f64) -> Option<u64> {
-    // 2026-11-30T02:10:00.000Z
-    let b = iso.as_bytes();
-    if b.len() < 19 {
-        return None;
-    }
-    let n = |r: std::ops::Range<usize>| iso.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
-    let (h, mi, s) = (n(11..13)?, n(14..16)?, n(17..19)?);
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let at = days * 86_400 + h * 3600 + mi * 60 + s;
-    u64::try_from(now_unix as i64 - at).ok()
+    let at_ms = agora_model::utc::parse_ms(iso)?;
+    u64::try_from(now_unix as i64 - (at_ms / 1000) as i64).ok()
 }
 
 fn deployments(v: &MarathonView, m: &MarathonState, now_unix: f64) -> Markup {

@@ -57,18 +57,10 @@ pub(crate) fn clock(unix: f64) -> String {
 
 /// `YYYY-MM-DD HH:MM:SS` of a Unix time (UTC), for history tables.
 pub(crate) fn date_time(unix: u64) -> String {
-    // Days since the epoch to a civil date (Howard Hinnant's algorithm).
-    let days = (unix / 86_400) as i64;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {}", clock(unix as f64))
+    agora_model::utc::format_secs(unix)
+        .replace('T', " ")
+        .trim_end_matches('Z')
+        .to_string()
 }
 
 /// A scalar exactly (fixed point, at most three decimals).
