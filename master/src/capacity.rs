@@ -110,17 +110,8 @@ fn bad(path: &str, error: impl ToString) -> QueryError {
 /// The fit request from `cpus=&mem=&disk=&gpus=&ports=&role=&count=` and
 /// repeated `constraint=FIELD:OPERATOR[:VALUE]`.
 pub(crate) fn fit_request(query: Option<&str>) -> Result<FitRequest, QueryError> {
-    let pairs: Vec<(String, String)> = query
-        .map(serde_urlencoded::from_str)
-        .transpose()
-        .map_err(|e| bad("/", e))?
-        .unwrap_or_default();
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
-    };
+    let pairs = query_pairs(query)?;
+    let get = |k: &str| first(&pairs, k);
     let scalar = |k: &str, default: f64| -> Result<Scalar, QueryError> {
         let v = match get(k) {
             Some(t) => t.parse::<f64>().map_err(|e| bad(&format!("/{k}"), e))?,
@@ -164,11 +155,7 @@ pub(crate) fn fit_request(query: Option<&str>) -> Result<FitRequest, QueryError>
 /// "What if" changes from `add_agent=RESOURCES[@ATTR=VALUE,...]` and
 /// `drain=AGENT_ID`, both repeatable.
 pub(crate) fn what_ifs(query: Option<&str>) -> Result<Vec<WhatIf>, QueryError> {
-    let pairs: Vec<(String, String)> = query
-        .map(serde_urlencoded::from_str)
-        .transpose()
-        .map_err(|e| bad("/", e))?
-        .unwrap_or_default();
+    let pairs = query_pairs(query)?;
     let mut out = Vec::new();
     for (k, v) in pairs {
         match k.as_str() {
@@ -291,17 +278,8 @@ fn escape(v: &str) -> String {
 /// The history query from `scope=&from=&to=&step=` (Unix seconds, step in
 /// seconds) or `range=1h|24h|30d|SECONDS` (from that long before now).
 fn history_query(query: Option<&str>, now_unix_ms: u64) -> Result<HistoryQuery, QueryError> {
-    let pairs: Vec<(String, String)> = query
-        .map(serde_urlencoded::from_str)
-        .transpose()
-        .map_err(|e| bad("/", e))?
-        .unwrap_or_default();
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
-    };
+    let pairs = query_pairs(query)?;
+    let get = |k: &str| first(&pairs, k);
     let seconds = |k: &str| -> Result<Option<u64>, QueryError> {
         get(k)
             .map(|t| {
@@ -356,13 +334,43 @@ pub(crate) async fn capacity_history(
         Ok(query) => query,
         Err(e) => return e.response(),
     };
+    let path = match &q {
+        Some(q) => format!("/api/v1/capacity/history?{q}"),
+        None => "/api/v1/capacity/history".into(),
+    };
+    match history(&s, query, &path).await {
+        Ok(series) => axum::Json(series).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// A query string's `key=value` pairs, in order (keys may repeat).
+pub(crate) fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, QueryError> {
+    Ok(query
+        .map(serde_urlencoded::from_str)
+        .transpose()
+        .map_err(|e| bad("/", e))?
+        .unwrap_or_default())
+}
+
+/// The first value of `key`.
+pub(crate) fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The leader's history for `query`, or the redirect (to `path` on the
+/// leader) or 503 a standby answers.
+pub(crate) async fn history(
+    s: &HttpState,
+    query: HistoryQuery,
+    path: &str,
+) -> Result<agora_capacity::HistorySeries, Response> {
     let current = route::current(&s.route);
     let Ok(core) = current.core() else {
-        let path = match &q {
-            Some(q) => format!("/api/v1/capacity/history?{q}"),
-            None => "/api/v1/capacity/history".into(),
-        };
-        return crate::http::redirect(current.leader(), &path);
+        return Err(crate::http::redirect(current.leader(), path));
     };
     let (reply, rx) = oneshot::channel();
     if core
@@ -371,10 +379,7 @@ pub(crate) async fn capacity_history(
         .await
         .is_err()
     {
-        return crate::http::unavailable();
+        return Err(crate::http::unavailable());
     }
-    match rx.await {
-        Ok(series) => axum::Json(series).into_response(),
-        Err(_) => crate::http::unavailable(),
-    }
+    rx.await.map_err(|_| crate::http::unavailable())
 }

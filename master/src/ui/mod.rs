@@ -112,14 +112,7 @@ fn path_with(path: &str, q: &Option<String>) -> String {
 /// Query pairs with empty values dropped (an empty form field means "not
 /// given", not "the empty string").
 fn pairs(q: Option<&str>) -> Result<Vec<(String, String)>, crate::capacity::QueryError> {
-    let all: Vec<(String, String)> = q
-        .map(serde_urlencoded::from_str)
-        .transpose()
-        .map_err(|e| crate::capacity::QueryError {
-            path: "/".into(),
-            error: e.to_string(),
-        })?
-        .unwrap_or_default();
+    let all = crate::capacity::query_pairs(q)?;
     Ok(all
         .into_iter()
         .filter(|(_, v)| !v.trim().is_empty())
@@ -135,10 +128,7 @@ async fn cluster_page(State(s): State<HttpState>, RawQuery(q): RawQuery) -> Resp
         Ok(p) => p,
         Err(e) => return e.response(),
     };
-    let group_by = pairs
-        .iter()
-        .find(|(k, _)| k == "group_by")
-        .map(|(_, v)| v.as_str());
+    let group_by = crate::capacity::first(&pairs, "group_by");
     let cap = breakdown(&snap.capacity);
     let frag = fragmentation(&snap.capacity, &s.shapes);
     let group = crate::http::replication_json(&s);
@@ -165,10 +155,7 @@ async fn agents_page(State(s): State<HttpState>, RawQuery(q): RawQuery) -> Respo
             .filter_map(|(_, v)| v.split_once(':'))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
-        sort: pairs
-            .iter()
-            .find(|(k, _)| k == "sort")
-            .map(|(_, v)| v.clone()),
+        sort: crate::capacity::first(&pairs, "sort").map(str::to_string),
         descending: pairs.iter().any(|(k, v)| k == "order" && v == "desc"),
     };
     let cap = breakdown(&snap.capacity);
@@ -219,20 +206,11 @@ async fn history_page(State(s): State<HttpState>, RawQuery(q): RawQuery) -> Resp
         Ok(p) => p,
         Err(e) => return e.response(),
     };
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-    };
+    let get = |k: &str| crate::capacity::first(&pairs, k).map(str::to_string);
     let range = get("range")
         .filter(|r| history::RANGES.iter().any(|(v, _)| v == r))
         .unwrap_or_else(|| "1h".into());
     let span = crate::capacity::parse_span(&range).unwrap_or(3600);
-    let current = route::current(&s.route);
-    let Ok(core) = current.core() else {
-        return crate::http::redirect(current.leader(), &path_with("/ui/history", &q));
-    };
     let now = unix_now();
     let query = HistoryQuery {
         scope: get("scope").unwrap_or_else(|| agora_capacity::CLUSTER_SCOPE.into()),
@@ -240,17 +218,9 @@ async fn history_page(State(s): State<HttpState>, RawQuery(q): RawQuery) -> Resp
         to_ms: None,
         step_ms: None,
     };
-    let (reply, rx) = oneshot::channel();
-    if core
-        .tx
-        .send(Command::GetHistory { query, reply })
-        .await
-        .is_err()
-    {
-        return crate::http::unavailable();
-    }
-    let Ok(series) = rx.await else {
-        return crate::http::unavailable();
+    let series = match crate::capacity::history(&s, query, &path_with("/ui/history", &q)).await {
+        Ok(series) => series,
+        Err(r) => return r,
     };
     let body = history::body(&series, &range);
     html(
