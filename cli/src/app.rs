@@ -4,16 +4,14 @@
 //! deadline, 3 failed or rolled back, 1 any other error; `--detach`
 //! returns once the deployment has started. `plan` changes nothing
 //! ([`crate::plan`]).
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use crate::follow::{Started, View, follow};
-use crate::globals::{Endpoints, Globals, colour};
+use crate::globals::{Endpoints, Globals};
 use crate::marathon_api::{app_id, call};
 
 #[derive(Args, Debug, Clone)]
@@ -135,12 +133,7 @@ pub(crate) fn run(a: &AppArgs, g: &Globals) -> anyhow::Result<i32> {
         );
         return Ok(0);
     }
-    let view = View {
-        tty: std::io::stdout().is_terminal(),
-        colour: colour(g),
-        timeout: Duration::from_secs(f.timeout),
-    };
-    follow(m, &started, &view)
+    follow(m, &started, &View::for_stdout(g, f.timeout))
 }
 
 /// Sends a change to `/v2/apps{id}{tail}` and reads what it started.

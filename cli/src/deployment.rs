@@ -2,8 +2,6 @@
 //! `marathon deployment` commands; `watch` and `rollback` follow with the
 //! same follower as `agora app deploy` (the deployment's first affected
 //! app is the one drawn) and the same exit codes.
-use std::io::IsTerminal;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -12,7 +10,7 @@ use serde_json::Value;
 use crate::app::FollowArgs;
 use crate::follow::{Started, View, follow};
 use crate::get::{Format, GetArgs, Kind};
-use crate::globals::{Endpoints, Globals, colour};
+use crate::globals::{Endpoints, Globals};
 use crate::marathon_api::call;
 
 #[derive(Args, Debug, Clone)]
@@ -112,10 +110,5 @@ pub(crate) fn run(a: &DeploymentArgs, g: &Globals) -> anyhow::Result<i32> {
         println!("{}: following detached", started.app);
         return Ok(0);
     }
-    let view = View {
-        tty: std::io::stdout().is_terminal(),
-        colour: colour(g),
-        timeout: Duration::from_secs(f.timeout),
-    };
-    follow(m, &started, &view)
+    follow(m, &started, &View::for_stdout(g, f.timeout))
 }

@@ -41,6 +41,18 @@ pub(crate) struct View {
     pub(crate) timeout: Duration,
 }
 
+impl View {
+    /// How to follow on this process's stdout, giving up after `timeout_secs`.
+    pub(crate) fn for_stdout(g: &crate::globals::Globals, timeout_secs: u64) -> View {
+        use std::io::IsTerminal;
+        View {
+            tty: std::io::stdout().is_terminal(),
+            colour: crate::globals::colour(g),
+            timeout: Duration::from_secs(timeout_secs),
+        }
+    }
+}
+
 /// One look at the deployment: its step line and the app's row.
 #[derive(PartialEq, Eq)]
 struct Frame {

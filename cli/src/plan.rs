@@ -189,14 +189,7 @@ fn run(ep: &Endpoints, file: &Path) -> anyhow::Result<i32> {
         return Ok(1);
     }
     println!("WARNING: only {placeable} of {count} new instance(s) can be placed now:");
-    for ag in fit["agents"].as_array().into_iter().flatten() {
-        println!(
-            "  {:<24} {:>4}  {}",
-            ag["hostname"].as_str().unwrap_or_default(),
-            ag["placeable"],
-            ag["bottleneck"].as_str().unwrap_or("-")
-        );
-    }
+    crate::why::print_fit_agents(&fit);
     Ok(2)
 }
 

@@ -49,6 +49,18 @@ fn fit_query(app: &Value) -> anyhow::Result<String> {
     Ok(serde_urlencoded::to_string(shape_query(app))?)
 }
 
+/// Each agent's share of a fit answer: hostname, instances, bottleneck.
+pub(crate) fn print_fit_agents(fit: &Value) {
+    for ag in fit["agents"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<24} {:>4}  {}",
+            ag["hostname"].as_str().unwrap_or_default(),
+            ag["placeable"],
+            ag["bottleneck"].as_str().unwrap_or("-")
+        );
+    }
+}
+
 /// `agora why`; returns the exit code.
 pub(crate) fn why(a: &WhyArgs) -> anyhow::Result<i32> {
     let id = if a.app.starts_with('/') {
@@ -103,13 +115,6 @@ pub(crate) fn why(a: &WhyArgs) -> anyhow::Result<i32> {
         &format!("/api/v1/capacity/fit?{}", fit_query(&app)?),
     )?;
     println!("right now {} more of this shape fit:", fit["placeable"]);
-    for ag in fit["agents"].as_array().into_iter().flatten() {
-        println!(
-            "  {:<24} {:>4}  {}",
-            ag["hostname"].as_str().unwrap_or_default(),
-            ag["placeable"],
-            ag["bottleneck"].as_str().unwrap_or("-")
-        );
-    }
+    print_fit_agents(&fit);
     Ok(2)
 }

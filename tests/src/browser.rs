@@ -43,14 +43,15 @@ pub fn available() -> anyhow::Result<bool> {
     Ok(present)
 }
 
-/// The DOM of `url` after its scripts ran.
-pub async fn dump_dom(url: &str) -> anyhow::Result<String> {
+/// Runs headless Chromium once with `mode` (`--dump-dom`,
+/// `--screenshot=PATH`) on `url`, in a fresh profile; returns its stdout.
+async fn run_once(mode: &str, url: &str) -> anyhow::Result<String> {
     let profile = tempfile::tempdir()?;
     let out = Command::new(CHROMIUM)
         .args(FLAGS)
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg("--virtual-time-budget=3000")
-        .arg("--dump-dom")
+        .arg(mode)
         .arg(url)
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -61,33 +62,21 @@ pub async fn dump_dom(url: &str) -> anyhow::Result<String> {
         .context("run chromium")?;
     anyhow::ensure!(
         out.status.success(),
-        "chromium --dump-dom {url}: {}",
+        "chromium {mode} {url}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The DOM of `url` after its scripts ran.
+pub async fn dump_dom(url: &str) -> anyhow::Result<String> {
+    run_once("--dump-dom", url).await
+}
+
 /// A PNG of `url` written to `path`.
 pub async fn screenshot(url: &str, path: &Path) -> anyhow::Result<()> {
-    let profile = tempfile::tempdir()?;
-    let out = Command::new(CHROMIUM)
-        .args(FLAGS)
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--virtual-time-budget=3000")
-        .arg(format!("--screenshot={}", path.display()))
-        .arg(url)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(RUN_TIMEOUT, out)
-        .await
-        .context("chromium did not finish")?
-        .context("run chromium")?;
-    anyhow::ensure!(
-        out.status.success() && path.exists(),
-        "chromium --screenshot {url}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_once(&format!("--screenshot={}", path.display()), url).await?;
+    anyhow::ensure!(path.exists(), "chromium wrote no {}", path.display());
     Ok(())
 }
 
