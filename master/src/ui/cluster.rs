@@ -227,22 +227,30 @@ fn groups(cap: &Capacity, group_by: Option<&str>) -> Markup {
 fn roles(snap: &UiSnapshot, cap: &Capacity) -> Markup {
     let mut names: Vec<String> = cap.roles.keys().cloned().collect();
     names.extend(snap.weights.keys().cloned());
+    names.extend(snap.role_held.keys().cloned());
     names.extend(snap.frameworks.iter().flat_map(|f| f.roles.clone()));
     names.sort();
     names.dedup();
     html! {
         h2 { "Roles" }
+        p.note { "held: what the role's frameworks hold in running tasks and outstanding offers (what DRF counts)." }
         table data-test="roles" {
-            thead { tr { th { "role" } th.n { "weight" } th.n { "reserved cpus" } th.n { "reserved mem (MB)" } th { "frameworks" } } }
+            thead { tr {
+                th { "role" } th.n { "weight" } th.n { "reserved cpus" } th.n { "reserved mem (MB)" }
+                th.n { "held cpus" } th.n { "held mem (MB)" } th { "frameworks" }
+            } }
             tbody {
                 @for role in &names {
                     @let reserved = cap.roles.get(role).copied().unwrap_or_default();
+                    @let held = snap.role_held.get(role).copied().unwrap_or_default();
                     @let fws: Vec<&str> = snap.frameworks.iter().filter(|f| f.roles.contains(role)).map(|f| f.name.as_str()).collect();
                     tr data-test={ "role-" (role) } {
                         th { (role) }
                         td.n { (snap.weights.get(role).map_or("1".to_string(), |w| super::svg::trim(*w))) }
                         td.n { (num(reserved.cpus)) }
                         td.n { (num(reserved.mem)) }
+                        td.n data-test={ "role-held-cpus-" (role) } { (num(held.cpus)) }
+                        td.n { (num(held.mem)) }
                         td { (fws.join(", ")) }
                     }
                 }

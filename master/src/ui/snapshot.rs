@@ -29,6 +29,8 @@ pub(crate) struct UiSnapshot {
     pub(crate) capacity: agora_capacity::Snapshot,
     pub(crate) frameworks: Vec<FrameworkRow>,
     pub(crate) weights: BTreeMap<String, f64>,
+    /// Per role: held by its frameworks' tasks and outstanding offers.
+    pub(crate) role_held: BTreeMap<String, Amount>,
     pub(crate) offers: usize,
     pub(crate) tasks: usize,
     /// When it was taken, Unix seconds.
@@ -52,8 +54,16 @@ impl Master {
                 webui_url: f.info.labels.get(WEBUI_URL_LABEL).cloned(),
             })
             .collect();
+        let mut role_held: BTreeMap<String, Amount> = BTreeMap::new();
+        for f in self.frameworks.values() {
+            for (role, r) in &f.allocated {
+                let e = role_held.entry(role.to_string()).or_default();
+                *e = e.plus(Amount::of(r));
+            }
+        }
         UiSnapshot {
             capacity: self.capacity_snapshot(),
+            role_held,
             frameworks,
             weights: self
                 .registry

@@ -226,3 +226,17 @@ fn a_draining_agent_shows_as_draining() {
     let page = cluster_html(&snap, None);
     assert!(page.contains("data-test=\"agents-draining\">1<"), "{page}");
 }
+
+#[test]
+fn roles_show_weight_reservations_and_what_their_frameworks_hold() {
+    let mut snap = ui(vec![agent(0, "cpus:4;mem:4096;cpus(web):2", "")]);
+    snap.weights.insert("web".into(), 2.0);
+    let held = agora_capacity::Amount {
+        cpus: agora_model::Scalar::from_milli(1500),
+        ..agora_capacity::Amount::default()
+    };
+    snap.role_held.insert("web".into(), held);
+    let html = cluster_html(&snap, None);
+    assert!(html.contains("data-test=\"role-web\""), "{html}");
+    assert_eq!(cell(&html, "role-held-cpus-web"), "1.5");
+}
