@@ -49,7 +49,7 @@ impl Master {
         let frag = fragmentation(&snap, &self.cfg.reference_shapes);
         let at_unix_ms = (self.now_unix.max(0.0) * 1000.0) as u64;
         let cmd = RegistryCommand::RecordCapacity {
-            sample: Box::new(sample(&cap, &frag, at_unix_ms)),
+            sample: Box::new(sample(&cap, &frag, &self.role_held(), at_unix_ms)),
         };
         // Nothing waits for it; a failed write only loses one sample.
         let _ = self.propose(vec![cmd], AfterCommit::Nothing);

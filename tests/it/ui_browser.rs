@@ -271,6 +271,17 @@ async fn pages_in_a_browser_match_the_api() -> anyhow::Result<()> {
         (!v["times"].as_array()?.is_empty()).then_some(())
     })
     .await?;
+    // The role's scope samples what its frameworks hold (Marathon's tasks).
+    agora_tests::eventually("a sample of what role * holds", WAIT, || async {
+        let v = api(&master, "/api/v1/capacity/history?scope=role:*")
+            .await
+            .ok()?;
+        let held = v["series"]["cpus.held"].as_array()?;
+        held.iter()
+            .any(|x| x.as_f64().is_some_and(|c| c >= 1.5))
+            .then_some(())
+    })
+    .await?;
     let dom = browser::dump_dom(&format!("{base}/ui/history")).await?;
     let rows = dom.matches("data-test=\"history-row\"").count();
     assert!(rows >= 1);

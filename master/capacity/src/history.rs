@@ -77,8 +77,16 @@ fn dims(a: &Amount, state: &str, out: &mut BTreeMap<String, i64>) {
     }
 }
 
-/// The sample of one snapshot's capacity and fragmentation.
-pub fn sample(cap: &Capacity, frag: &Fragmentation, at_unix_ms: u64) -> HistorySample {
+/// The sample of one snapshot's capacity and fragmentation; `role_held`
+/// is what each role's frameworks hold in tasks and outstanding offers
+/// (the master's DRF tallies), sampled as the role's `held` series beside
+/// its reservations.
+pub fn sample(
+    cap: &Capacity,
+    frag: &Fragmentation,
+    role_held: &BTreeMap<String, Amount>,
+    at_unix_ms: u64,
+) -> HistorySample {
     let mut scopes = BTreeMap::new();
     let mut cluster = BTreeMap::new();
     row_series(&cap.cluster, &mut cluster);
@@ -90,12 +98,21 @@ pub fn sample(cap: &Capacity, frag: &Fragmentation, at_unix_ms: u64) -> HistoryS
         );
     }
     scopes.insert(CLUSTER_SCOPE.to_string(), cluster);
-    for (role, amount) in &cap.roles {
+    let mut roles: Vec<&String> = cap.roles.keys().chain(role_held.keys()).collect();
+    roles.sort();
+    roles.dedup();
+    for role in roles {
         if scopes.len() >= MAX_HISTORY_SCOPES {
             break;
         }
         let mut series = BTreeMap::new();
-        dims(amount, "reserved", &mut series);
+        let none = Amount::default();
+        dims(
+            cap.roles.get(role).unwrap_or(&none),
+            "reserved",
+            &mut series,
+        );
+        dims(role_held.get(role).unwrap_or(&none), "held", &mut series);
         scopes.insert(format!("role:{role}"), series);
     }
     'attrs: for (name, values) in &cap.by_attribute {

@@ -371,7 +371,20 @@ mod history {
         let snap = super::cluster();
         let cap = breakdown(&snap);
         let frag = fragmentation(&snap, &default_shapes());
-        let s = sample(&cap, &frag, 1);
+        let held: BTreeMap<String, crate::Amount> = [(
+            "web".to_string(),
+            crate::Amount {
+                cpus: agora_model::Scalar::from_units(3),
+                ..crate::Amount::default()
+            },
+        )]
+        .into_iter()
+        .collect();
+        let s = sample(&cap, &frag, &held, 1);
+        assert_eq!(
+            s.scopes["role:web"]["cpus.held"], 3000,
+            "a role with only holdings is sampled"
+        );
         let c = &s.scopes[CLUSTER_SCOPE];
         assert_eq!(c["cpus.total"], milli(cap.cluster.total.cpus.as_f64()));
         assert_eq!(

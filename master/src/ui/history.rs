@@ -14,11 +14,23 @@ pub(crate) const RANGES: [(&str, &str); 3] = [
 ];
 
 const STATES: [&str; 4] = ["total", "allocated", "offered", "free"];
+/// A role's scope holds its reservations and what its frameworks hold.
+const ROLE_STATES: [&str; 2] = ["reserved", "held"];
+
+/// The series this scope has, per dimension.
+fn states_of(h: &HistorySeries) -> &'static [&'static str] {
+    if h.scope.starts_with("role:") {
+        &ROLE_STATES
+    } else {
+        &STATES
+    }
+}
 
 fn chart(h: &HistorySeries, dim: &str) -> Markup {
-    let names: Vec<String> = STATES.iter().map(|s| format!("{dim}.{s}")).collect();
+    let states = states_of(h);
+    let names: Vec<String> = states.iter().map(|s| format!("{dim}.{s}")).collect();
     let empty = Vec::new();
-    let lines: Vec<Line<'_>> = STATES
+    let lines: Vec<Line<'_>> = states
         .iter()
         .zip(&names)
         .map(|(state, name)| Line {
@@ -37,6 +49,7 @@ pub(crate) fn body(h: &HistorySeries, range: &str) -> Markup {
         .keys()
         .filter(|k| k.starts_with("placeable."))
         .collect();
+    let states = states_of(h);
     let cell = |name: &str, i: usize| {
         h.series
             .get(name)
@@ -59,23 +72,23 @@ pub(crate) fn body(h: &HistorySeries, range: &str) -> Markup {
             " " button type="submit" { "show" }
         }
         p data-test="history-step" { (h.times.len()) " points, one per " (h.step_seconds) " s (averages of 10 s samples)" }
-        div.legend { span.total { "total" } span.allocated { "allocated" } span.offered { "offered" } span.free { "free" } }
+        div.legend { @for s in states { span class=(s) { (s) } } }
         h2 { "cpus" } (chart(h, "cpus"))
         h2 { "mem (MB)" } (chart(h, "mem"))
         h2 { "Points" }
         table data-test="history-table" {
             thead { tr {
                 th { "time (UTC)" }
-                @for s in STATES { th.n { "cpus " (s) } }
-                @for s in STATES { th.n { "mem " (s) } }
+                @for s in states { th.n { "cpus " (s) } }
+                @for s in states { th.n { "mem " (s) } }
                 @for p in &placeable { th.n { (p) } }
             } }
             tbody {
                 @for (i, t) in h.times.iter().enumerate() {
                     tr data-test="history-row" {
                         td { (date_time(*t)) }
-                        @for s in STATES { td.n { (cell(&format!("cpus.{s}"), i)) } }
-                        @for s in STATES { td.n { (cell(&format!("mem.{s}"), i)) } }
+                        @for s in states { td.n { (cell(&format!("cpus.{s}"), i)) } }
+                        @for s in states { td.n { (cell(&format!("mem.{s}"), i)) } }
                         @for p in &placeable { td.n { (cell(p, i)) } }
                     }
                 }

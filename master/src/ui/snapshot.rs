@@ -38,6 +38,19 @@ pub(crate) struct UiSnapshot {
 }
 
 impl Master {
+    /// Per role: what its frameworks hold in tasks and outstanding offers
+    /// (the DRF tallies kept per framework and role).
+    pub(crate) fn role_held(&self) -> BTreeMap<String, Amount> {
+        let mut out: BTreeMap<String, Amount> = BTreeMap::new();
+        for f in self.frameworks.values() {
+            for (role, r) in &f.allocated {
+                let e = out.entry(role.to_string()).or_default();
+                *e = e.plus(Amount::of(r));
+            }
+        }
+        out
+    }
+
     /// The pages' copy of the state.
     pub(crate) fn ui_snapshot(&self) -> UiSnapshot {
         let frameworks = self
@@ -54,16 +67,9 @@ impl Master {
                 webui_url: f.info.labels.get(WEBUI_URL_LABEL).cloned(),
             })
             .collect();
-        let mut role_held: BTreeMap<String, Amount> = BTreeMap::new();
-        for f in self.frameworks.values() {
-            for (role, r) in &f.allocated {
-                let e = role_held.entry(role.to_string()).or_default();
-                *e = e.plus(Amount::of(r));
-            }
-        }
         UiSnapshot {
             capacity: self.capacity_snapshot(),
-            role_held,
+            role_held: self.role_held(),
             frameworks,
             weights: self
                 .registry

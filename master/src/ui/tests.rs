@@ -240,3 +240,26 @@ fn roles_show_weight_reservations_and_what_their_frameworks_hold() {
     assert!(html.contains("data-test=\"role-web\""), "{html}");
     assert_eq!(cell(&html, "role-held-cpus-web"), "1.5");
 }
+
+#[test]
+fn a_role_history_charts_reserved_and_held() {
+    let mut h = History::default();
+    let series: BTreeMap<String, i64> = [
+        ("cpus.reserved".to_string(), 2000),
+        ("cpus.held".to_string(), 1500),
+    ]
+    .into_iter()
+    .collect();
+    h.record(&HistorySample {
+        at_unix_ms: 1_764_460_800_000,
+        scopes: [("role:web".to_string(), series)].into_iter().collect(),
+    });
+    let q = h.query(&HistoryQuery {
+        scope: "role:web".into(),
+        ..HistoryQuery::default()
+    });
+    let html = history::body(&q, "1h").into_string();
+    assert!(html.contains("cpus held"), "{html}");
+    assert!(!html.contains("cpus free"), "a role has no free series");
+    assert!(html.contains(">1.5<"), "{html}");
+}
