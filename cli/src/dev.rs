@@ -80,7 +80,8 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         master = %master.addr(),
         agent = %agent.addr(),
         data_dir = %data_dir.display(),
-        "agora dev cluster running: master state at http://{}/state; Ctrl-C to stop",
+        "agora dev cluster running: dashboard at http://{}/ui, state at http://{}/state; Ctrl-C to stop",
+        master.addr(),
         master.addr()
     );
     stop_signal().await;
