@@ -2,8 +2,8 @@
 //! [`agora_capacity::Snapshot`] out (`Master::capacity_snapshot`), and the
 //! handlers run the pure capacity model on it outside the loop.
 use agora_capacity::{
-    AgentSnapshot, FitRequest, HistoryQuery, ReferenceShape, Snapshot, WhatIf, breakdown, fit,
-    fragmentation, sample, what_if,
+    AgentSnapshot, FitRequest, HistoryQuery, HistorySample, ReferenceShape, Snapshot, WhatIf,
+    breakdown, fit, fragmentation, sample, what_if,
 };
 use agora_marathon_planner::parse_constraints;
 use agora_model::{Role, Scalar};
@@ -43,17 +43,24 @@ impl Master {
 
 impl Master {
     /// Proposes one capacity sample for the replicated utilisation history.
-    pub(crate) fn sample_capacity(&mut self) {
-        let snap = self.capacity_snapshot();
-        let cap = breakdown(&snap);
-        let frag = fragmentation(&snap, &self.cfg.reference_shapes);
-        let at_unix_ms = (self.now_unix.max(0.0) * 1000.0) as u64;
-        let cmd = RegistryCommand::RecordCapacity {
-            sample: Box::new(sample(&cap, &frag, &self.role_held(), at_unix_ms)),
-        };
+    pub(crate) fn record_capacity(&mut self, sample: Box<HistorySample>) {
+        let cmd = RegistryCommand::RecordCapacity { sample };
         // Nothing waits for it; a failed write only loses one sample.
         let _ = self.propose(vec![cmd], AfterCommit::Nothing);
     }
+}
+
+/// One history sample of a snapshot: the breakdown and a dry-run fit per
+/// reference shape over every agent, so it runs off the event loop.
+pub(crate) fn compute_sample(
+    snap: &Snapshot,
+    shapes: &[ReferenceShape],
+    role_held: &std::collections::BTreeMap<String, agora_capacity::Amount>,
+    at_unix_ms: u64,
+) -> HistorySample {
+    let cap = breakdown(snap);
+    let frag = fragmentation(snap, shapes);
+    sample(&cap, &frag, role_held, at_unix_ms)
 }
 
 /// The leader's snapshot, or a redirect/503 answer.

@@ -186,8 +186,8 @@ pub(crate) enum Input {
     PingAgents,
     HeartbeatFrameworks,
     Housekeeping,
-    /// Take a capacity sample for the replicated history.
-    SampleCapacity,
+    /// Replicate a capacity sample (computed off the loop) into the history.
+    RecordCapacity(Box<agora_capacity::HistorySample>),
     /// The operator drains or undrains an agent.
     SetMaintenance {
         agent: AgentId,
@@ -339,7 +339,7 @@ impl Master {
             }
             Input::HeartbeatFrameworks => self.heartbeat_frameworks(),
             Input::Housekeeping => self.housekeeping(now),
-            Input::SampleCapacity => self.sample_capacity(),
+            Input::RecordCapacity(sample) => self.record_capacity(sample),
             Input::SetMaintenance {
                 agent,
                 change,

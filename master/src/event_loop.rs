@@ -203,6 +203,10 @@ pub(crate) async fn run(
     // are still re-registering then.
     let mut history = interval_at(instant_now() + HISTORY_SAMPLE_PERIOD, HISTORY_SAMPLE_PERIOD);
     history.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    // Samples are computed on a blocking thread (a dry-run fit per shape
+    // over every agent) and come back here to be proposed.
+    let (sample_tx, mut samples) = mpsc::channel(1);
+    let mut sampling: Option<tokio::task::JoinHandle<()>> = None;
     info!(master_id = %lp.master.master_id, "master event loop started");
     loop {
         let alloc_at = if lp.master.allocation_wanted {
@@ -237,7 +241,15 @@ pub(crate) async fn run(
             _ = pings.tick() => lp.input(Input::PingAgents).await,
             _ = heartbeats.tick() => lp.input(Input::HeartbeatFrameworks).await,
             _ = housekeeping.tick() => lp.input(Input::Housekeeping).await,
-            _ = history.tick() => lp.input(Input::SampleCapacity).await,
+            _ = history.tick() => {
+                // One computation at a time: a slow one skips ticks.
+                if sampling.as_ref().is_none_or(|h| h.is_finished()) {
+                    sampling = Some(lp.start_sample(sample_tx.clone()));
+                }
+            }
+            Some(sample) = samples.recv() => {
+                lp.input(Input::RecordCapacity(Box::new(sample))).await
+            }
         }
         lp.master.metrics.queue_depth.set(rx.len() as i64);
         lp.answer_state_requests(rx.is_empty());
@@ -249,6 +261,21 @@ pub(crate) async fn run(
 }
 
 impl Loop {
+    /// Copies what a history sample needs and computes it off the loop.
+    fn start_sample(
+        &self,
+        tx: mpsc::Sender<agora_capacity::HistorySample>,
+    ) -> tokio::task::JoinHandle<()> {
+        let snap = self.master.capacity_snapshot();
+        let role_held = self.master.role_held();
+        let shapes = self.master.cfg.reference_shapes.clone();
+        let at_unix_ms = (unix_now().max(0.0) * 1000.0) as u64;
+        tokio::task::spawn_blocking(move || {
+            let sample = crate::capacity::compute_sample(&snap, &shapes, &role_held, at_unix_ms);
+            let _ = tx.try_send(sample);
+        })
+    }
+
     /// Serializes one /state document for every waiting request once the
     /// queue is drained, or the oldest has waited [`STATE_BATCH_WAIT`], or
     /// [`STATE_BATCH_MAX`] wait.
