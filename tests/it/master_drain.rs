@@ -31,6 +31,17 @@ async fn get_json(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<(u16
     Ok((code, serde_json::from_str(&body)?))
 }
 
+/// The entry of `agents` (in /state or /api/v1/capacity) with this id, or null.
+fn agent_in(doc: &Value, id: &str) -> Value {
+    doc["agents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["id"] == id)
+        .cloned()
+        .unwrap_or_default()
+}
+
 fn sim(i: usize) -> SimAgentConfig {
     SimAgentConfig {
         resources: Resources::parse("cpus:2;mem:2048;disk:100;ports:[31000-31009]")
@@ -198,13 +209,7 @@ async fn drain_moves_a_marathon_instance_and_undrain_brings_offers_back() -> any
 
     // Shown everywhere: /state, the capacity breakdown and the fit funnel.
     let state = master.state().await?;
-    let agent = state["agents"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|a| a["id"] == drained.as_str())
-        .cloned()
-        .unwrap_or_default();
+    let agent = agent_in(&state, &drained);
     assert_eq!(agent["maintenance"]["state"], "draining", "{agent}");
     assert_eq!(agent["active"], false);
     assert_eq!(
@@ -216,13 +221,7 @@ async fn drain_moves_a_marathon_instance_and_undrain_brings_offers_back() -> any
             > agent["maintenance"]["since_time"].as_f64()
     );
     let (_, cap) = get_json(master.addr, "/api/v1/capacity").await?;
-    let row = cap["agents"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|a| a["id"] == drained.as_str())
-        .cloned()
-        .unwrap_or_default();
+    let row = agent_in(&cap, &drained);
     assert_eq!(row["draining"], true, "{row}");
     let (_, fit) = get_json(master.addr, "/api/v1/capacity/fit?cpus=0.1&mem=32").await?;
     let stage = fit["funnel"]

@@ -17,9 +17,10 @@ const BUILTINS: [(&str, &str); 3] = [
     ("$__range", "1m"),
 ];
 
-/// PromQL words that are not metric names (aggregators are listed: they
-/// may be followed by `by (...)` rather than by their argument).
-const KEYWORDS: [&str; 25] = [
+/// PromQL words that are not metric names, besides [`GROUPINGS`]
+/// (aggregators are listed: they may be followed by `by (...)` rather
+/// than by their argument).
+const KEYWORDS: [&str; 19] = [
     "sum",
     "min",
     "max",
@@ -32,12 +33,6 @@ const KEYWORDS: [&str; 25] = [
     "bottomk",
     "topk",
     "quantile",
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
     "bool",
     "and",
     "or",
@@ -277,7 +272,10 @@ pub fn metric_names(expr: &str) -> BTreeSet<String> {
             while i < chars.len() && chars[i] != ')' {
                 i += 1;
             }
-        } else if !called && !KEYWORDS.contains(&word.as_str()) {
+        } else if !called
+            && !KEYWORDS.contains(&word.as_str())
+            && !GROUPINGS.contains(&word.as_str())
+        {
             names.insert(word);
         }
     }

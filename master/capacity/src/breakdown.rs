@@ -58,6 +58,13 @@ pub struct Breakdown {
 }
 
 impl Breakdown {
+    /// Reserved for any role: `total - unreserved`, summed per role.
+    pub fn reserved_total(&self) -> Amount {
+        self.reserved
+            .values()
+            .fold(Amount::default(), |acc, a| acc.plus(*a))
+    }
+
     fn of(a: &AgentSnapshot) -> Breakdown {
         let total = Amount::of(&a.total);
         let mut reserved = BTreeMap::new();

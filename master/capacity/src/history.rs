@@ -51,10 +51,7 @@ pub fn milli(v: f64) -> i64 {
 /// offered, free and reserved (mem and disk in MB, as everywhere in the
 /// capacity model).
 fn row_series(b: &Breakdown, out: &mut BTreeMap<String, i64>) {
-    let reserved = b
-        .reserved
-        .values()
-        .fold(Amount::default(), |acc, a| acc.plus(*a));
+    let reserved = b.reserved_total();
     for (state, amount) in [
         ("total", &b.total),
         ("allocated", &b.allocated),

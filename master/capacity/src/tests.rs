@@ -178,7 +178,7 @@ proptest! {
         let c = breakdown(&s);
         for row in c.agents.iter().map(|a| &a.capacity).chain(std::iter::once(&c.cluster)) {
             prop_assert_eq!(row.allocated.plus(row.offered).plus(row.free), row.total);
-            let reserved = row.reserved.values().fold(crate::Amount::default(), |x, y| x.plus(*y));
+            let reserved = row.reserved_total();
             prop_assert_eq!(reserved.plus(row.unreserved), row.total);
         }
         let sum = c.by_attribute.get("rack").map(|v| v.values().fold(crate::Amount::default(), |x, y| x.plus(y.total)));

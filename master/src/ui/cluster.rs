@@ -85,10 +85,7 @@ fn masters(group: &serde_json::Value) -> Markup {
 
 fn resources(cap: &Capacity) -> Markup {
     let c = &cap.cluster;
-    let reserved = c
-        .reserved
-        .values()
-        .fold(Amount::default(), |a, r| a.plus(*r));
+    let reserved = c.reserved_total();
     html! {
         h2 { "Resources" }
         p.note { "allocated + offered + free = total; reserved is the part of total set aside for roles." }
