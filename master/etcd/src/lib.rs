@@ -43,6 +43,7 @@ mod lease;
 pub mod local;
 mod lock;
 mod maintenance;
+mod pipe_server;
 pub mod raft_backend;
 mod recipes;
 pub mod server;

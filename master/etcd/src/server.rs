@@ -17,8 +17,9 @@ use crate::lease::LeaseApi;
 use crate::lock::LockApi;
 use crate::maintenance::MaintenanceApi;
 use crate::pb::forward::forward_server::{Forward, ForwardServer};
-use crate::pb::forward::{ForwardReply, ForwardRequest};
+use crate::pb::forward::{ForwardBatch, ForwardReply, ForwardRequest};
 use crate::pb::{etcdserverpb, v3electionpb, v3lockpb};
+use crate::pipe_server;
 use crate::watch::WatchApi;
 use crate::{Backend, ServerConfig};
 
@@ -115,5 +116,15 @@ impl Forward for ForwardApi {
         let command = request.into_inner().command;
         let answer = self.ctx.backend.forwarded(command).await?;
         Ok(tonic::Response::new(ForwardReply { answer }))
+    }
+
+    type PipeStream = pipe_server::AnswerStream;
+
+    async fn pipe(
+        &self,
+        request: tonic::Request<tonic::Streaming<ForwardBatch>>,
+    ) -> Result<tonic::Response<Self::PipeStream>, tonic::Status> {
+        let answers = pipe_server::serve(self.ctx.clone(), request.into_inner());
+        Ok(tonic::Response::new(answers))
     }
 }

@@ -3,29 +3,37 @@
 //! client side. postcard (compact binary serde) inside the protobuf bytes: both ends are this crate,
 //! and agora-kv's commands and responses are already serde types.
 //!
+//! Requests travel over one long-lived `Pipe` stream per leader
+//! (`pipe.rs`), batched; the unary `Apply` is still served for members
+//! that call it.
+//!
 //! Retry rules: a request is retried only when it is known not to have
-//! taken effect: the connection could not be made (nothing was sent), or
-//! the leader answered [`ForwardAnswer::Retry`] (not the leader any more,
-//! or its proposal was dropped). A failure after sending (timeout, reset)
-//! has an unknown outcome and is etcd's "request timed out".
+//! taken effect: it never left this member (no connection, or the pipe
+//! ended while it was queued), or the leader answered
+//! [`ForwardAnswer::Retry`] (not the leader any more, or its proposal was
+//! dropped). A failure after sending (timeout, broken stream) has an
+//! unknown outcome and is etcd's "request timed out".
 
 use agora_kv::{Command, LeaseId, LeaseTimeToLive, Response, Revision};
 use serde::{Deserialize, Serialize};
-use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use std::time::Duration;
 
+use tonic::Code;
+use tonic::transport::Endpoint;
+
+use super::pipe::{Outcome, Pipe};
 use super::{Attempt, Inner, Retry};
 use crate::ApiError;
-use crate::pb::forward::ForwardRequest;
-use crate::pb::forward::forward_client::ForwardClient;
 use agora_kv::KvError;
 use agora_raft::KvHost;
 
-/// A connection to one member's Forward service.
-pub(super) type Client = ForwardClient<Channel>;
-
 /// Longest wait for a connection to the leader's etcd port.
-const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// HTTP/2 pings on an open pipe, so a leader that hangs (rather than
+/// closing) is noticed and its pipe replaced.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+/// A ping unanswered this long closes the pipe.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What a member asks the leader to do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,6 +97,15 @@ impl ForwardAnswer {
         }
     }
 
+    /// A refusal with `status`'s code and message (garbage in a Pipe item).
+    pub(super) fn refused(status: &tonic::Status) -> ForwardAnswer {
+        ForwardAnswer::Failed {
+            code: status.code() as i32,
+            message: status.message().to_string(),
+            compact_revision: None,
+        }
+    }
+
     pub(super) fn encode(&self) -> Vec<u8> {
         // Plain data with string keys: serializing cannot fail.
         postcard::to_stdvec(self).unwrap_or_default()
@@ -110,57 +127,49 @@ impl ForwardAnswer {
     }
 }
 
-/// Whether `status` comes from a refused connection (so the request was
-/// never sent): an `io::Error` of kind `ConnectionRefused` in its sources.
-fn never_sent(status: &tonic::Status) -> bool {
-    let mut source = std::error::Error::source(status);
-    while let Some(error) = source {
-        let refused = error
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
-        if refused {
-            return true;
-        }
-        source = error.source();
-    }
-    false
-}
-
 impl<S: KvHost> Inner<S> {
-    /// Sends `request` to `leader`'s Forward service.
+    /// Sends `request` to `leader`'s Forward service over this member's
+    /// pipe to it.
     pub(super) async fn forward(&self, leader: u64, request: &Forwarded) -> Attempt<Answer> {
-        let mut client = self.client(leader).await?;
+        let pipe = self.pipe(leader)?;
         let command = postcard::to_stdvec(request).unwrap_or_default();
-        let call = client.apply(ForwardRequest { command });
-        let reply = match tokio::time::timeout(self.timings.forward_timeout, call).await {
-            Ok(Ok(reply)) => reply.into_inner(),
-            Ok(Err(status)) => {
-                tracing::debug!(leader, %status, "forwarding failed");
-                self.forget(leader);
-                if never_sent(&status) {
-                    // The cached connection's reconnect was refused: the
-                    // request never left, so asking again is safe.
-                    return Err(Retry);
-                }
-                // Sent, or maybe sent: the outcome is unknown.
-                return Ok(Err(ApiError::Timeout));
-            }
+        let answer = pipe.send(command).await;
+        // Not held while waiting: a forgotten pipe ends once it has
+        // answered what it sent.
+        drop(pipe);
+        let outcome = match tokio::time::timeout(self.timings.forward_timeout, answer).await {
+            Ok(Ok(outcome)) => outcome,
+            // The pipe's task always answers; a dropped reply is a bug, and
+            // its outcome is unknown.
+            Ok(Err(_)) => Outcome::Lost,
             Err(_) => {
+                // A leader this slow may be hung: the next request opens a new pipe.
                 self.forget(leader);
                 return Ok(Err(ApiError::Timeout));
             }
         };
-        match postcard::from_bytes::<ForwardAnswer>(&reply.answer) {
-            Ok(answer) => answer.into_attempt(),
-            Err(_) => Ok(Err(ApiError::WrongResponse("a forwarded request"))),
+        match outcome {
+            Outcome::Answered(bytes) => match postcard::from_bytes::<ForwardAnswer>(&bytes) {
+                Ok(answer) => answer.into_attempt(),
+                Err(_) => Ok(Err(ApiError::WrongResponse("a forwarded request"))),
+            },
+            Outcome::NeverSent => {
+                self.forget(leader);
+                Err(Retry)
+            }
+            Outcome::Lost => {
+                self.forget(leader);
+                Ok(Err(ApiError::Timeout))
+            }
         }
     }
 
-    /// A connected client to `member`, cached; `Retry` if its address is
-    /// unknown or it cannot be reached (nothing was sent).
-    async fn client(&self, member: u64) -> Result<Client, Retry> {
-        if let Some(client) = self.lock_clients().get(&member) {
-            return Ok(client.clone());
+    /// This member's pipe to `member`, opened if there is none or it ended;
+    /// `Retry` if its address is unknown (nothing was sent).
+    fn pipe(&self, member: u64) -> Result<Pipe, Retry> {
+        let mut pipes = self.lock_pipes();
+        if let Some(pipe) = pipes.get(&member).filter(|pipe| !pipe.is_closed()) {
+            return Ok(pipe.clone());
         }
         let url = (self.directory.member(member))
             .and_then(|m| m.client_urls.into_iter().next())
@@ -173,23 +182,22 @@ impl<S: KvHost> Inner<S> {
         let endpoint = Endpoint::from_shared(url)
             .map_err(|_| Retry)?
             .connect_timeout(CONNECT_TIMEOUT)
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true)
             .tcp_nodelay(true);
-        let channel = endpoint.connect().await.map_err(|error| {
-            tracing::debug!(member, %error, "cannot reach the leader's etcd port");
-            Retry
-        })?;
-        let client = ForwardClient::new(channel);
-        self.lock_clients().insert(member, client.clone());
-        Ok(client)
+        let pipe = Pipe::open(endpoint, member);
+        pipes.insert(member, pipe.clone());
+        Ok(pipe)
     }
 
     fn forget(&self, member: u64) {
-        self.lock_clients().remove(&member);
+        self.lock_pipes().remove(&member);
     }
 
-    fn lock_clients(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, Client>> {
+    fn lock_pipes(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, Pipe>> {
         // A panic while holding this lock cannot leave the map half-changed.
-        self.clients
+        self.pipes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }

@@ -20,6 +20,7 @@
 
 mod duties;
 mod forward;
+mod pipe;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -41,6 +42,12 @@ use crate::error::category_code;
 use crate::{ApiError, Clock};
 
 use forward::{ForwardAnswer, Forwarded};
+
+/// The encoded answer refusing a forwarded request with `status` (an item
+/// of a Pipe the backend could not take).
+pub(crate) fn refusal(status: &tonic::Status) -> Vec<u8> {
+    ForwardAnswer::refused(status).encode()
+}
 
 /// Who the members are: names and URLs by id. Tests use a static map
 /// ([`StaticDirectory`]); the master publishes its members through the log.
@@ -151,9 +158,9 @@ struct Inner<S> {
     revision: PublishedRevision,
     clock: Arc<dyn Clock>,
     timings: RaftTimings,
-    /// Connections to other members' Forward services, by member id.
+    /// Pipes to other members' Forward services, by member id.
     /// Locked only to look up or swap an entry, never across an await.
-    clients: Mutex<BTreeMap<u64, forward::Client>>,
+    pipes: Mutex<BTreeMap<u64, pipe::Pipe>>,
 }
 
 /// What one attempt at a request gave: an answer, or "not committed, try
@@ -181,7 +188,7 @@ impl<S: KvHost> RaftBackend<S> {
             revision: config.revision,
             clock: config.clock,
             timings: config.timings,
-            clients: Mutex::new(BTreeMap::new()),
+            pipes: Mutex::new(BTreeMap::new()),
         });
         tokio::spawn(duties::run(Arc::downgrade(&inner)));
         RaftBackend { inner }

@@ -8,8 +8,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use agora_etcd::pb::forward::ForwardRequest;
 use agora_etcd::pb::forward::forward_client::ForwardClient;
+use agora_etcd::pb::forward::{ForwardBatch, ForwardItem, ForwardRequest};
 use agora_kv::{KvError, LogEntry};
 use agora_raft::{KvHost, KvMachine, LogStore, MemLogStore, RocksLogStore, StateMachine};
 use etcd_client::{
@@ -181,9 +181,84 @@ async fn garbage_on_the_forward_service_is_refused<L: LogStore + Send + 'static,
             assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
         }
     }
+    // The same garbage as items of one Pipe batch: each is answered by its
+    // id with the refusal, and the stream keeps serving.
     let leader = cluster.wait_for_leader().await;
+    let url = format!("http://{}", cluster.endpoint(leader));
+    let mut forward = ForwardClient::connect(url).await.unwrap();
+    let items = [b"\xff\x00junk".to_vec(), Vec::new()]
+        .into_iter()
+        .enumerate()
+        .map(|(n, command)| ForwardItem {
+            id: 10 + n as u64,
+            command,
+        })
+        .collect();
+    let (batches, outgoing) = tokio::sync::mpsc::channel(1);
+    batches.send(ForwardBatch { items }).await.unwrap();
+    let call = forward.pipe(tokio_stream::wrappers::ReceiverStream::new(outgoing));
+    let mut answers = timeout(WAIT, call).await.unwrap().unwrap().into_inner();
+    let mut answered = BTreeSet::new();
+    while answered.len() < 2 {
+        let batch = timeout(WAIT, answers.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        for item in batch.items {
+            let text = String::from_utf8_lossy(&item.answer).into_owned();
+            assert!(text.contains("bad forwarded request"), "{text:?}");
+            answered.insert(item.id);
+        }
+    }
+    assert_eq!(answered, BTreeSet::from([10, 11]));
+    drop(batches);
+    assert!(
+        timeout(WAIT, answers.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .is_none()
+    );
     let mut client = cluster.client(leader).await;
     client.put("after-garbage", "ok", None).await.unwrap();
+}
+
+/// Many concurrent writes through one follower share its pipe to the
+/// leader: every one is acknowledged with its own revision and is there.
+async fn a_burst_through_a_follower<L: LogStore + Send + 'static, S: KvHost>(
+    cluster: &RaftCluster<L, S>,
+) {
+    const BURST: usize = 300;
+    let leader = cluster.wait_for_leader().await;
+    let follower = cluster.others(leader)[0];
+    let client = cluster.client(follower).await;
+    let puts = (0..BURST).map(|n| {
+        let mut client = client.clone();
+        async move {
+            let key = format!("burst/{n:03}");
+            let put = client.put(key.as_str(), n.to_string(), None).await.unwrap();
+            (key, put.header().unwrap().revision())
+        }
+    });
+    let acked = futures_util::future::join_all(puts).await;
+    let revisions: BTreeSet<i64> = acked.iter().map(|(_, revision)| *revision).collect();
+    assert_eq!(
+        revisions.len(),
+        BURST,
+        "two puts answered with one revision"
+    );
+    let mut reader = cluster.client(leader).await;
+    let all = reader
+        .get("burst/", Some(GetOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    assert_eq!(all.kvs().len(), BURST);
+    for kv in all.kvs() {
+        let key = kv.key_str().unwrap();
+        let at = acked.iter().find(|(k, _)| k == key).unwrap().1;
+        assert_eq!(kv.mod_revision(), at, "{key}");
+    }
 }
 
 /// Kills the leader mid-stream: a new leader takes over, writes continue,
@@ -297,6 +372,7 @@ async fn scenario<L: LogStore + Send + 'static, S: KvHost>(mut cluster: RaftClus
     watch_on_a_follower_sees_writes_in_order(&cluster).await;
     leases_work_from_a_follower(&cluster).await;
     garbage_on_the_forward_service_is_refused(&cluster).await;
+    a_burst_through_a_follower(&cluster).await;
     etcdctl_on_followers(&cluster).await;
     the_leader_dies(&mut cluster).await;
     cluster.shutdown().await;
