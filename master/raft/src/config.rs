@@ -50,6 +50,14 @@ pub struct ReplicaConfig {
     pub log_tail_kept: u64,
     /// See [`SNAPSHOT_RETRY_TICKS`].
     pub snapshot_retry_ticks: u32,
+    /// Periodic snapshots are handed to the owner as an
+    /// [`Output::snapshot_job`](crate::Output) to encode off the replica's
+    /// thread, instead of being encoded and stored inside `drive`. With a
+    /// large keyspace the inline way blocks ticks, heartbeats and appends
+    /// for hundreds of ms (measured: a 0.4-0.7 s stall every 100,000 puts,
+    /// BENCHMARKS.md). The runner ([`crate::runner`]) does this; the
+    /// deterministic simulations keep the inline way (false, the default).
+    pub background_snapshots: bool,
     /// See [`READ_TIMEOUT_TICKS`].
     pub read_timeout_ticks: u64,
     /// See [`MAX_APPEND_BYTES`].
@@ -71,6 +79,7 @@ impl Default for ReplicaConfig {
             snapshot_interval: SNAPSHOT_INTERVAL,
             log_tail_kept: LOG_TAIL_KEPT,
             snapshot_retry_ticks: SNAPSHOT_RETRY_TICKS,
+            background_snapshots: false,
             read_timeout_ticks: READ_TIMEOUT_TICKS,
             max_append_bytes: MAX_APPEND_BYTES,
             max_inflight_appends: MAX_INFLIGHT_APPENDS,

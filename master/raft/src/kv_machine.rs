@@ -25,7 +25,15 @@ use serde::{Deserialize, Serialize};
 
 pub use watchers::{WatchMessage, WatchSink, Watchers};
 
-use crate::state_machine::{FNV_OFFSET, StateMachine, fnv1a};
+use crate::state_machine::{FNV_OFFSET, SnapshotTask, StateMachine, fnv1a};
+
+/// [`KvMachine`]'s snapshot bytes: `applied` (8 bytes, big endian), then
+/// the keyspace's own snapshot.
+fn encode_snapshot(applied: u64, state: &KvState) -> Vec<u8> {
+    let mut out = applied.to_be_bytes().to_vec();
+    out.extend_from_slice(&state.snapshot());
+    out
+}
 
 /// A state machine that holds a [`KvMachine`], as the etcd API's Raft
 /// backend needs it: the backend reaches the keyspace only through these
@@ -233,9 +241,13 @@ impl StateMachine for KvMachine {
 
     /// The applied index (8 bytes, big endian), then the keyspace's snapshot.
     fn snapshot(&self) -> Vec<u8> {
-        let mut out = self.applied.to_be_bytes().to_vec();
-        out.extend_from_slice(&self.state.snapshot());
-        out
+        encode_snapshot(self.applied, &self.state)
+    }
+
+    /// A copy of the keyspace (its versions and leases), encoded later.
+    fn snapshot_task(&self) -> SnapshotTask {
+        let (applied, state) = (self.applied, self.state.clone());
+        Box::new(move || encode_snapshot(applied, &state))
     }
 
     fn restore(&mut self, data: &[u8]) -> Result<(), KvError> {

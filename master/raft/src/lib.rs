@@ -67,14 +67,19 @@ pub use kv_machine::{
     KvAnswer, KvHost, KvMachine, PublishedRevision, WatchMessage, WatchSink, Watchers,
 };
 pub use node::{MembershipChange, Replica};
-pub use output::{Applied, Completion, Leadership, Output, ReadCompletion, Role, Token};
+pub use output::{
+    Applied, Completion, EncodedSnapshot, Leadership, Output, ReadCompletion, Role, SnapshotJob,
+    Token,
+};
 pub use raft::eraftpb;
 pub use runner::{
     ACCESS_CAPACITY, Access, LocalAccess, MAX_BATCH, PROPOSAL_CAPACITY, Proposal, ProposalResult,
     ReadAccess, RunnerInputs, RunnerSenders, Status, TICK_INTERVAL, access_channel,
     proposal_channel, run_replica, runner_channels, spawn_replica_thread,
 };
-pub use state_machine::{FNV_OFFSET, Register, RegisterSnapshotError, StateMachine, fnv1a};
+pub use state_machine::{
+    FNV_OFFSET, Register, RegisterSnapshotError, SnapshotTask, StateMachine, fnv1a,
+};
 pub use storage::{LogStore, MemLogStore};
 #[cfg(feature = "rocksdb")]
 pub use storage::{RocksLogStore, StorageError};

@@ -91,6 +91,9 @@ pub struct Replica<L: LogStore, S: StateMachine> {
     applied: u64,
     /// Index of the newest snapshot in the store.
     snapshot_index: u64,
+    /// Index of a periodic snapshot being encoded off the thread (see
+    /// `background_snapshots`); none is started while one is out.
+    snapshot_in_flight: Option<u64>,
     /// Membership as of `applied`.
     conf_state: ConfState,
     /// Set when a membership change was applied: the stored snapshot must
@@ -157,6 +160,7 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
             reads_deferred: Vec::new(),
             applied,
             snapshot_index,
+            snapshot_in_flight: None,
             conf_state,
             conf_changed: false,
             removed_members: BTreeSet::new(),

@@ -1,9 +1,10 @@
 //! What one [`Replica::drive`](crate::Replica::drive) hands back: plain
 //! data for the owner to act on (send, answer, announce).
 
-use raft::eraftpb::Message;
+use raft::eraftpb::{ConfState, Message, Snapshot};
 
 use crate::RaftError;
+use crate::state_machine::SnapshotTask;
 
 /// The caller's handle for a proposal or a read, echoed back in its
 /// completion. The engine never interprets it; it must be unique among the
@@ -93,7 +94,50 @@ pub struct Output {
     /// This member applied its own removal: stop driving it (it keeps
     /// answering `Removed`). Messages above should still be sent.
     pub removed: bool,
+    /// A periodic snapshot to encode off the replica's thread (only with
+    /// `background_snapshots`): run it, then hand the result to
+    /// [`Replica::finish_snapshot`](crate::Replica::finish_snapshot).
+    pub snapshot_job: Option<SnapshotJob>,
 }
+
+/// A snapshot of the state machine at `index`, not yet encoded.
+pub struct SnapshotJob {
+    pub(crate) index: u64,
+    pub(crate) term: u64,
+    pub(crate) conf_state: ConfState,
+    pub(crate) task: SnapshotTask,
+}
+
+impl std::fmt::Debug for SnapshotJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotJob")
+            .field("index", &self.index)
+            .field("term", &self.term)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SnapshotJob {
+    /// The index the snapshot covers.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// Encodes the snapshot (CPU-bound: run it on a blocking thread).
+    pub fn run(self) -> EncodedSnapshot {
+        let mut snapshot = Snapshot::default();
+        snapshot.set_data((self.task)().into());
+        let meta = snapshot.mut_metadata();
+        meta.index = self.index;
+        meta.term = self.term;
+        meta.set_conf_state(self.conf_state);
+        EncodedSnapshot(snapshot)
+    }
+}
+
+/// A [`SnapshotJob`]'s result, for [`Replica::finish_snapshot`](crate::Replica::finish_snapshot).
+#[derive(Debug)]
+pub struct EncodedSnapshot(pub(crate) Snapshot);
 
 impl Output {
     /// Moves `other`'s messages, completions and reads to the end of ours.
@@ -110,5 +154,6 @@ impl Output {
             && self.reads.is_empty()
             && self.leadership.is_none()
             && !self.removed
+            && self.snapshot_job.is_none()
     }
 }

@@ -27,7 +27,9 @@ use crate::state_machine::StateMachine;
 use crate::storage::LogStore;
 use crate::transport::Transport;
 use crate::transport::grpc::{Inbound, inbound_channel};
-use crate::{Applied, Leadership, MembershipChange, Output, RaftError, Replica, Role, Token};
+use crate::{
+    Applied, EncodedSnapshot, Leadership, MembershipChange, Output, RaftError, Replica, Role, Token,
+};
 
 /// How often the replica ticks in production (its election timeout and
 /// heartbeat are counted in ticks). Half of etcd's 100 ms: heartbeats every
@@ -205,9 +207,20 @@ where
         next_token: 0,
     };
     status.send_replace(Status::of(&replica));
+    // The periodic snapshot being encoded on a blocking thread, if any.
+    let mut encoding: Option<tokio::task::JoinHandle<EncodedSnapshot>> = None;
     loop {
         let input = tokio::select! {
             () = &mut shutdown => break,
+            done = async {
+                match encoding.as_mut() {
+                    Some(job) => job.await,
+                    None => std::future::pending().await,
+                }
+            }, if encoding.is_some() => {
+                encoding = None;
+                finish_snapshot(&mut replica, done)
+            }
             _ = ticker.tick() => replica.tick(),
             Some(first) = inputs.inbound.recv() => step_batch(&mut replica, first, &mut inputs.inbound),
             Some(first) = inputs.proposals.recv() => {
@@ -223,7 +236,8 @@ where
             // Stopped or removed: `drive` below reports which.
             tracing::debug!(member = replica.id(), "replica refused input");
         }
-        let output = match replica.drive() {
+        let driving = std::time::Instant::now();
+        let mut output = match replica.drive() {
             Ok(output) => output,
             Err(error) => {
                 tracing::error!(member = replica.id(), %error, "replica stopped");
@@ -231,6 +245,16 @@ where
             }
         };
         let removed = output.removed;
+        if let Some(job) = output.snapshot_job.take() {
+            tracing::debug!(index = job.index(), drive = ?driving.elapsed(), "state copied for a snapshot");
+            // CPU-bound encoding of a copy: never on this thread.
+            encoding = Some(tokio::task::spawn_blocking(move || {
+                let started = std::time::Instant::now();
+                let encoded = job.run();
+                tracing::debug!(elapsed = ?started.elapsed(), "snapshot encoded");
+                encoded
+            }));
+        }
         deliver(output, &mut replica, &mut transport, &mut waiting);
         replica.state_machine_mut().after_drive();
         for peer in transport.take_unreachable() {
@@ -248,6 +272,27 @@ where
         read(Err(RaftError::Stopped));
     }
     replica
+}
+
+/// Stores a snapshot encoded on a blocking thread (see
+/// `ReplicaConfig::background_snapshots`).
+fn finish_snapshot<L: LogStore, S: StateMachine>(
+    replica: &mut Replica<L, S>,
+    done: Result<EncodedSnapshot, tokio::task::JoinError>,
+) -> Result<(), RaftError> {
+    match done {
+        Ok(encoded) => {
+            let started = std::time::Instant::now();
+            let result = replica.finish_snapshot(encoded);
+            tracing::debug!(elapsed = ?started.elapsed(), "snapshot stored");
+            result
+        }
+        Err(error) => {
+            tracing::error!(member = replica.id(), %error, "encoding a snapshot failed");
+            replica.abandon_snapshot();
+            Ok(())
+        }
+    }
 }
 
 /// Steps `first` and up to [`MAX_BATCH`] - 1 more queued messages.

@@ -10,7 +10,7 @@
 //! `MEMBER` + a JSON [`MemberInfo`].
 use std::collections::BTreeMap;
 
-use agora_raft::{FNV_OFFSET, KvHost, KvMachine, StateMachine, fnv1a};
+use agora_raft::{FNV_OFFSET, KvHost, KvMachine, SnapshotTask, StateMachine, fnv1a};
 use serde::{Deserialize, Serialize};
 
 use crate::registry::{LogEntry, Registry};
@@ -118,6 +118,26 @@ impl MasterMachine {
     }
 }
 
+/// [`MasterMachine`]'s snapshot bytes: format byte, applied index, then
+/// three length-prefixed parts: registry (JSON), members (JSON), keyspace
+/// (its own snapshot).
+fn encode_snapshot(
+    applied: u64,
+    registry: &Registry,
+    members: &BTreeMap<u64, MemberInfo>,
+    keyspace: Vec<u8>,
+) -> Vec<u8> {
+    let mut out = vec![SNAPSHOT_FORMAT];
+    out.extend_from_slice(&applied.to_be_bytes());
+    let registry = serde_json::to_vec(registry).unwrap_or_default();
+    let members = serde_json::to_vec(members).unwrap_or_default();
+    for part in [registry, members, keyspace] {
+        out.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        out.extend_from_slice(&part);
+    }
+    out
+}
+
 impl StateMachine for MasterMachine {
     type Error = MachineSnapshotError;
 
@@ -145,15 +165,20 @@ impl StateMachine for MasterMachine {
     /// Format byte, applied index, then three length-prefixed parts:
     /// registry (JSON), members (JSON), keyspace (its own snapshot).
     fn snapshot(&self) -> Vec<u8> {
-        let mut out = vec![SNAPSHOT_FORMAT];
-        out.extend_from_slice(&self.applied.to_be_bytes());
-        let registry = serde_json::to_vec(&self.registry).unwrap_or_default();
-        let members = serde_json::to_vec(&self.members).unwrap_or_default();
-        for part in [registry, members, self.kv.snapshot()] {
-            out.extend_from_slice(&(part.len() as u64).to_be_bytes());
-            out.extend_from_slice(&part);
-        }
-        out
+        encode_snapshot(
+            self.applied,
+            &self.registry,
+            &self.members,
+            self.kv.snapshot(),
+        )
+    }
+
+    /// Copies of the registry and members, and the keyspace's own task.
+    fn snapshot_task(&self) -> SnapshotTask {
+        let (applied, registry, members) =
+            (self.applied, self.registry.clone(), self.members.clone());
+        let keyspace = self.kv.snapshot_task();
+        Box::new(move || encode_snapshot(applied, &registry, &members, keyspace()))
     }
 
     fn restore(&mut self, data: &[u8]) -> Result<(), Self::Error> {

@@ -123,6 +123,8 @@ fn spawn<L: LogStore + Send + 'static>(
         seed: rand::random(),
         snapshot_interval: group.snapshot_entries,
         log_tail_kept: group.log_tail_entries,
+        // The runner encodes periodic snapshots on a blocking thread.
+        background_snapshots: true,
         ..ReplicaConfig::default()
     };
     let machine = MasterMachine::new();

@@ -10,7 +10,7 @@ use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Snaps
 
 use super::{EntryKind, Lifecycle, Replica};
 use crate::RaftError;
-use crate::output::{Applied, Completion, Output, ReadCompletion};
+use crate::output::{Applied, Completion, EncodedSnapshot, Output, ReadCompletion, SnapshotJob};
 use crate::state_machine::StateMachine;
 use crate::storage::LogStore;
 
@@ -228,24 +228,74 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
     /// every membership change (a member that joins must get a snapshot
     /// that includes it, or raft-rs refuses it). Then compacts the log,
     /// keeping `log_tail_kept` entries for followers slightly behind.
-    pub(super) fn maybe_snapshot(&mut self) -> Result<(), RaftError> {
+    ///
+    /// With `background_snapshots`, a periodic snapshot leaves as
+    /// `out.snapshot_job` (a copy of the state to encode elsewhere) and is
+    /// stored by [`Replica::finish_snapshot`]; one after a membership
+    /// change is still taken here, at once, and supersedes it.
+    pub(super) fn maybe_snapshot(&mut self, out: &mut Output) -> Result<(), RaftError> {
         let interval = self.config.snapshot_interval;
         let due = interval > 0 && self.applied >= self.snapshot_index.saturating_add(interval);
         if !(due || self.conf_changed) || self.applied <= self.snapshot_index {
             return Ok(());
         }
-        self.conf_changed = false;
         let term = self.raw.raft.raft_log.term(self.applied)?;
+        if self.config.background_snapshots && !self.conf_changed {
+            if self.snapshot_in_flight.is_none() {
+                self.snapshot_in_flight = Some(self.applied);
+                out.snapshot_job = Some(SnapshotJob {
+                    index: self.applied,
+                    term,
+                    conf_state: self.conf_state.clone(),
+                    task: self.state_machine.snapshot_task(),
+                });
+            }
+            return Ok(());
+        }
+        self.conf_changed = false;
         let mut snapshot = Snapshot::default();
         snapshot.set_data(self.state_machine.snapshot().into());
         let meta = snapshot.mut_metadata();
         meta.index = self.applied;
         meta.term = term;
         meta.set_conf_state(self.conf_state.clone());
-        let compact_to = self.applied.saturating_sub(self.config.log_tail_kept);
-        (self.raw.mut_store()).save_snapshot_and_compact(&snapshot, compact_to)?;
-        self.snapshot_index = self.applied;
+        self.store_snapshot(&snapshot)
+    }
+
+    /// Stores a snapshot this member took and compacts the log behind it,
+    /// keeping `log_tail_kept` entries for followers slightly behind.
+    fn store_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), RaftError> {
+        let index = snapshot.get_metadata().index;
+        let compact_to = index.saturating_sub(self.config.log_tail_kept);
+        (self.raw.mut_store()).save_snapshot_and_compact(snapshot, compact_to)?;
+        self.snapshot_index = index;
         Ok(())
+    }
+
+    /// A snapshot job that produced nothing (its task panicked): periodic
+    /// snapshots start again from the next `drive`.
+    pub fn abandon_snapshot(&mut self) {
+        self.snapshot_in_flight = None;
+    }
+
+    /// Stores a snapshot encoded from an `Output::snapshot_job`. One that
+    /// a newer snapshot overtook meanwhile (a membership change, or one
+    /// installed from the leader) is dropped. A store error stops the
+    /// replica, as in `drive`.
+    pub fn finish_snapshot(&mut self, encoded: EncodedSnapshot) -> Result<(), RaftError> {
+        self.check_running()?;
+        let snapshot = encoded.0;
+        let index = snapshot.get_metadata().index;
+        if self.snapshot_in_flight == Some(index) {
+            self.snapshot_in_flight = None;
+        }
+        if index <= self.snapshot_index {
+            return Ok(());
+        }
+        self.store_snapshot(&snapshot).inspect_err(|error| {
+            tracing::error!(member = self.id, %error, "replica stopped");
+            self.lifecycle = Lifecycle::Stopped;
+        })
     }
 }
 

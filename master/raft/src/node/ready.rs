@@ -48,7 +48,7 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
             self.issue_deferred_reads();
         }
         if self.lifecycle == Lifecycle::Running {
-            self.maybe_snapshot()?;
+            self.maybe_snapshot(out)?;
             self.release_orphans(out);
         }
         self.report_leadership(out);

@@ -261,8 +261,14 @@ async fn converge<L: LogStore + Send + 'static>(members: &BTreeMap<u64, Member<L
     }
 }
 
+/// Snapshots every few entries, encoded by the runner on a blocking
+/// thread as the masters do: the crashed member below comes back behind the
+/// compacted log and must catch up from one of them.
 fn config(id: u64) -> crate::ReplicaConfig {
-    super::config(0x9e37 + id)
+    crate::ReplicaConfig {
+        background_snapshots: true,
+        ..super::compacting_config(0x9e37 + id)
+    }
 }
 
 fn message(from: u64, to: u64) -> crate::eraftpb::Message {
@@ -379,6 +385,11 @@ where
     let mut states = BTreeMap::new();
     for (id, member) in members {
         let replica = stop(member).await;
+        let snapshot = replica.store().stored_snapshot().get_metadata().index;
+        assert!(
+            snapshot > 100,
+            "member {id}: newest stored snapshot at {snapshot}"
+        );
         let history = replica.state_machine().history().to_vec();
         states.insert(id, (replica.state_machine().hash(), history));
     }

@@ -1,6 +1,7 @@
 //! The engine's tests: every one runs a seeded [`SimCluster`] of
 //! [`Register`] replicas, so a failure replays exactly from its seed.
 
+mod background_snapshots;
 mod bad_input;
 mod basics;
 mod failover;
