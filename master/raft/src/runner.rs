@@ -237,7 +237,8 @@ where
             tracing::debug!(member = replica.id(), "replica refused input");
         }
         let driving = std::time::Instant::now();
-        let mut output = match replica.drive() {
+        // A leader's appends leave before its own fsync (see `drive_sending_early`).
+        let mut output = match replica.drive_sending_early(&mut |message| transport.send(message)) {
             Ok(output) => output,
             Err(error) => {
                 tracing::error!(member = replica.id(), %error, "replica stopped");

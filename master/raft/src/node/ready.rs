@@ -2,6 +2,7 @@
 //! gives ("Processing the `Ready` State" in raft-rs's `lib.rs`).
 
 use raft::StateRole;
+use raft::eraftpb::Message;
 
 use super::{Lifecycle, Replica, leadership_of};
 use crate::RaftError;
@@ -22,9 +23,26 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
     /// not be applied) stops the replica: every request not yet answered
     /// has an unknown outcome, and the owner restarts it from its store.
     pub fn drive(&mut self) -> Result<Output, RaftError> {
+        self.drive_with(None)
+    }
+
+    /// [`Replica::drive`], but the messages a leader may send before its
+    /// own log write (Ready step 1) go to `send` as soon as they exist, before
+    /// this member fsyncs, instead of waiting in the output: the followers'
+    /// writes then overlap the leader's (raft thesis 10.2.1), and a commit
+    /// costs one fsync's time instead of two. Every other message is in the
+    /// output as with `drive`.
+    pub fn drive_sending_early(
+        &mut self,
+        send: &mut dyn FnMut(Message),
+    ) -> Result<Output, RaftError> {
+        self.drive_with(Some(send))
+    }
+
+    fn drive_with(&mut self, early: Option<&mut dyn FnMut(Message)>) -> Result<Output, RaftError> {
         self.check_running()?;
         let mut out = std::mem::take(&mut self.outbox);
-        match self.drive_into(&mut out) {
+        match self.drive_into(&mut out, early) {
             Ok(()) => Ok(out),
             Err(error) => {
                 tracing::error!(member = self.id, %error, "replica stopped");
@@ -34,11 +52,15 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
         }
     }
 
-    fn drive_into(&mut self, out: &mut Output) -> Result<(), RaftError> {
+    fn drive_into(
+        &mut self,
+        out: &mut Output,
+        mut early: Option<&mut dyn FnMut(Message)>,
+    ) -> Result<(), RaftError> {
         self.issue_deferred_reads();
         let mut rounds = 0;
         while self.raw.has_ready() && rounds < MAX_READY_ROUNDS {
-            self.handle_ready(out)?;
+            self.handle_ready(out, &mut early)?;
             rounds += 1;
             if self.lifecycle != Lifecycle::Running {
                 break;
@@ -61,13 +83,25 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
     }
 
     /// One Ready, steps 1-7, then the LightReady.
-    fn handle_ready(&mut self, out: &mut Output) -> Result<(), RaftError> {
+    fn handle_ready(
+        &mut self,
+        out: &mut Output,
+        early: &mut Option<&mut dyn FnMut(Message)>,
+    ) -> Result<(), RaftError> {
         let mut ready = self.raw.ready();
 
         // 1. Messages a leader may send before its own log write: it
-        //    replicates while persisting (raft thesis 10.2.1). A follower's
-        //    messages all wait for step 6 (raft-rs puts them there).
-        out.messages.extend(ready.take_messages());
+        //    replicates while persisting (raft thesis 10.2.1), so they leave
+        //    now if the owner takes them early, before step 4's fsync. A
+        //    follower's messages all wait for step 6 (raft-rs puts them there).
+        match early {
+            Some(send) => {
+                for message in ready.take_messages() {
+                    send(message);
+                }
+            }
+            None => out.messages.extend(ready.take_messages()),
+        }
 
         // 2. A snapshot from the leader: restore the state machine, then
         //    replace the log with it (never the other way round: a crash in
