@@ -77,7 +77,7 @@ for ((k = 1; k <= KILLS; k++)); do
   sleep "$SETTLE_S"
 done
 
-python3 - "$OUT/kills.jsonl" "${TICK_MS:-default (100)}" <<'EOF' | tee "$OUT/summary.md"
+python3 - "$OUT/kills.jsonl" "${TICK_MS:-default (50)}" <<'EOF' | tee "$OUT/summary.md"
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 def pct(xs, p):
