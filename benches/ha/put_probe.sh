@@ -27,6 +27,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+for bin in "$KVBENCH" "$([[ $SYS == agora ]] && echo "$AGORA" || echo "$ETCD")"; do
+  [[ -x $bin ]] || { echo "missing $bin" >&2; exit 2; }
+done
 if [[ $SYS == agora ]]; then
   agora_group_init "$N"
   ids=()

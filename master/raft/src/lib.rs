@@ -68,8 +68,8 @@ pub use kv_machine::{
 };
 pub use node::{MembershipChange, Replica};
 pub use output::{
-    Applied, Completion, EncodedSnapshot, Leadership, Output, ReadCompletion, Role, SnapshotJob,
-    Token,
+    Applied, Completion, Early, EncodedSnapshot, Leadership, Output, ReadCompletion, Role,
+    SnapshotJob, Token,
 };
 pub use raft::eraftpb;
 pub use runner::{

@@ -100,6 +100,16 @@ pub struct Output {
     pub snapshot_job: Option<SnapshotJob>,
 }
 
+/// What [`Replica::drive_sending_early`](crate::Replica::drive_sending_early)
+/// hands over before the member's log write.
+#[derive(Debug)]
+pub enum Early {
+    /// A leader's message that may leave before its own fsync.
+    Message(Message),
+    /// A proposal whose entry is committed and applied.
+    Completion(Completion),
+}
+
 /// A snapshot of the state machine at `index`, not yet encoded.
 pub struct SnapshotJob {
     pub(crate) index: u64,

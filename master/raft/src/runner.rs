@@ -28,7 +28,8 @@ use crate::storage::LogStore;
 use crate::transport::Transport;
 use crate::transport::grpc::{Inbound, inbound_channel};
 use crate::{
-    Applied, EncodedSnapshot, Leadership, MembershipChange, Output, RaftError, Replica, Role, Token,
+    Applied, Completion, Early, EncodedSnapshot, Leadership, MembershipChange, Output, RaftError,
+    Replica, Role, Token,
 };
 
 /// How often the replica ticks in production (its election timeout and
@@ -238,7 +239,11 @@ where
         }
         let driving = std::time::Instant::now();
         // A leader's appends leave before its own fsync (see `drive_sending_early`).
-        let mut output = match replica.drive_sending_early(&mut |message| transport.send(message)) {
+        let mut early = |item: Early| match item {
+            Early::Message(message) => transport.send(message),
+            Early::Completion(completion) => answer(&mut waiting, completion),
+        };
+        let mut output = match replica.drive_sending_early(&mut early) {
             Ok(output) => output,
             Err(error) => {
                 tracing::error!(member = replica.id(), %error, "replica stopped");
@@ -394,9 +399,7 @@ fn deliver<L: LogStore, S: StateMachine, T: Transport>(
         transport.send(message);
     }
     for completion in output.completions {
-        if let Some(reply) = waiting.proposals.remove(&completion.token) {
-            let _ = reply.send(completion.result);
-        }
+        answer(waiting, completion);
     }
     for read in output.reads {
         if let Some(work) = waiting.reads.remove(&read.token) {
@@ -405,6 +408,14 @@ fn deliver<L: LogStore, S: StateMachine, T: Transport>(
                 Err(error) => work(Err(error)),
             }
         }
+    }
+}
+
+/// Answers the proposer waiting for `completion`, if it still waits.
+fn answer<S>(waiting: &mut Waiting<S>, completion: Completion) {
+    if let Some(reply) = waiting.proposals.remove(&completion.token) {
+        // The proposer gave up if its receiver is gone: nothing to tell.
+        let _ = reply.send(completion.result);
     }
 }
 

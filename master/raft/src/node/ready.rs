@@ -2,11 +2,10 @@
 //! gives ("Processing the `Ready` State" in raft-rs's `lib.rs`).
 
 use raft::StateRole;
-use raft::eraftpb::Message;
 
 use super::{Lifecycle, Replica, leadership_of};
 use crate::RaftError;
-use crate::output::{Completion, Output, ReadCompletion, Token};
+use crate::output::{Completion, Early, Output, ReadCompletion, Token};
 use crate::state_machine::StateMachine;
 use crate::storage::LogStore;
 
@@ -26,20 +25,23 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
         self.drive_with(None)
     }
 
-    /// [`Replica::drive`], but the messages a leader may send before its
-    /// own log write (Ready step 1) go to `send` as soon as they exist, before
-    /// this member fsyncs, instead of waiting in the output: the followers'
-    /// writes then overlap the leader's (raft thesis 10.2.1), and a commit
-    /// costs one fsync's time instead of two. Every other message is in the
+    /// [`Replica::drive`], but what need not wait for this member's log
+    /// write goes to `send` before it: the messages a leader may send before
+    /// its own fsync (Ready step 1), so the followers' writes overlap the
+    /// leader's (raft thesis 10.2.1) and a commit costs one fsync's time
+    /// instead of two; and the answers to proposals applied in step 3, which
+    /// are committed already and need not wait for the fsync of the entries
+    /// behind them (the state machine's `after_drive` runs then too, so
+    /// watchers get their events as early). Everything else is in the
     /// output as with `drive`.
     pub fn drive_sending_early(
         &mut self,
-        send: &mut dyn FnMut(Message),
+        send: &mut dyn FnMut(Early),
     ) -> Result<Output, RaftError> {
         self.drive_with(Some(send))
     }
 
-    fn drive_with(&mut self, early: Option<&mut dyn FnMut(Message)>) -> Result<Output, RaftError> {
+    fn drive_with(&mut self, early: Option<&mut dyn FnMut(Early)>) -> Result<Output, RaftError> {
         self.check_running()?;
         let mut out = std::mem::take(&mut self.outbox);
         match self.drive_into(&mut out, early) {
@@ -55,7 +57,7 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
     fn drive_into(
         &mut self,
         out: &mut Output,
-        mut early: Option<&mut dyn FnMut(Message)>,
+        mut early: Option<&mut dyn FnMut(Early)>,
     ) -> Result<(), RaftError> {
         self.issue_deferred_reads();
         let mut rounds = 0;
@@ -86,7 +88,7 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
     fn handle_ready(
         &mut self,
         out: &mut Output,
-        early: &mut Option<&mut dyn FnMut(Message)>,
+        early: &mut Option<&mut dyn FnMut(Early)>,
     ) -> Result<(), RaftError> {
         let mut ready = self.raw.ready();
 
@@ -97,7 +99,7 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
         match early {
             Some(send) => {
                 for message in ready.take_messages() {
-                    send(message);
+                    send(Early::Message(message));
                 }
             }
             None => out.messages.extend(ready.take_messages()),
@@ -117,12 +119,20 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
         //    on its own may thus be ahead of the stored commit index after a
         //    crash; `resume_point` and the skip in `apply_normal` handle that.
         self.apply_committed(ready.take_committed_entries(), out)?;
+        let writes = !ready.entries().is_empty() || ready.hs().is_some();
+        if let (Some(send), true) = (early.as_mut(), writes) {
+            //    Their answers leave now rather than after step 4's fsync.
+            for completion in out.completions.drain(..) {
+                send(Early::Completion(completion));
+            }
+            self.state_machine.after_drive();
+        }
 
         // 4. New entries (uncommitted) to the log, and
         // 5. term, vote and commit index, in one atomic store write. The
         //    hard state is applied after the entries: a stored commit index
         //    must never point past the stored log.
-        if !ready.entries().is_empty() || ready.hs().is_some() {
+        if writes {
             let (entries, hard_state) = (ready.entries(), ready.hs());
             self.raw.mut_store().persist_ready(entries, hard_state)?;
         }
