@@ -19,7 +19,21 @@ use crate::{KvError, KvState, LeaseId, Revision};
 /// Snapshot format version, bumped when the layout changes meaning.
 const SNAPSHOT_FORMAT: u32 = 1;
 
-#[derive(Serialize, Deserialize)]
+/// What [`KvState::snapshot`] writes: [`Snapshot`]'s layout over borrowed
+/// data, so encoding does not first copy the whole history (serde writes a
+/// slice exactly as the `Vec` it reads back).
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    format: u32,
+    current_revision: Revision,
+    compact_revision: Revision,
+    keys: Vec<(&'a [u8], &'a [Version])>,
+    leases: Vec<&'a Lease>,
+    highest_lease_id: LeaseId,
+}
+
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
 struct Snapshot {
     format: u32,
     current_revision: Revision,
@@ -32,16 +46,14 @@ struct Snapshot {
 impl KvState {
     /// Serializes the whole state (history, revisions, leases).
     pub fn snapshot(&self) -> Vec<u8> {
-        let snapshot = Snapshot {
+        let snapshot = SnapshotRef {
             format: SNAPSHOT_FORMAT,
             current_revision: self.store.current_revision(),
             compact_revision: self.store.compact_revision(),
-            keys: self
-                .store
-                .histories()
-                .map(|(k, h)| (k.clone(), h.clone()))
+            keys: (self.store.histories())
+                .map(|(key, history)| (key.as_slice(), history.as_slice()))
                 .collect(),
-            leases: self.leases.all().cloned().collect(),
+            leases: self.leases.all().collect(),
             highest_lease_id: self.leases.highest_id(),
         };
         // Plain data with string keys: serializing cannot fail.
@@ -150,5 +162,37 @@ impl Fnv64 {
 
     fn finish(&self) -> u64 {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod borrowed_layout {
+    use super::*;
+    use crate::{Command, PutRequest};
+
+    /// Snapshots written by members that still encode the owned layout, and
+    /// those written now, must be the same bytes.
+    #[test]
+    fn the_borrowed_layout_writes_the_owned_layouts_bytes() {
+        let mut kv = KvState::new();
+        kv.apply(&Command::LeaseGrant {
+            id: 7,
+            ttl_seconds: 30,
+            now_ms: 5,
+        })
+        .unwrap();
+        for (key, value, lease) in [("a", "1", 7), ("b", "22", 0), ("a", "333", 0)] {
+            let put = PutRequest {
+                key: key.as_bytes().to_vec(),
+                value: value.as_bytes().to_vec(),
+                lease,
+                ..PutRequest::default()
+            };
+            kv.apply(&Command::Put(put)).unwrap();
+        }
+        let written = kv.snapshot();
+        let owned: Snapshot = postcard::from_bytes(&written).unwrap();
+        assert_eq!(owned.keys.len(), 2);
+        assert_eq!(postcard::to_stdvec(&owned).unwrap(), written);
     }
 }
