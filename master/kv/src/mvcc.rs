@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +29,9 @@ pub(crate) struct Rev {
 pub(crate) struct LiveVersion {
     pub(crate) create_revision: Revision,
     pub(crate) version: i64,
-    pub(crate) value: Vec<u8>,
+    /// Shared, so a copy of the store for a snapshot (`KvState::clone`)
+    /// counts references instead of copying every value.
+    pub(crate) value: Arc<[u8]>,
     pub(crate) lease: LeaseId,
 }
 
@@ -47,7 +50,7 @@ impl Version {
             create_revision: live.create_revision,
             mod_revision: self.rev.main,
             version: live.version,
-            value: live.value.clone(),
+            value: live.value.to_vec(),
             lease: live.lease,
         })
     }
@@ -102,7 +105,9 @@ impl KeyRange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct MvccStore {
     keys: BTreeMap<Vec<u8>, Vec<Version>>,
-    changes: BTreeMap<Rev, Vec<u8>>,
+    /// The key of every change by revision; shared with each other like the
+    /// values, for the same cheap copy.
+    changes: BTreeMap<Rev, Arc<[u8]>>,
     current_revision: Revision,
     compact_revision: Revision,
 }
@@ -174,7 +179,7 @@ impl MvccStore {
         let live = LiveVersion {
             create_revision,
             version,
-            value,
+            value: Arc::from(value),
             lease,
         };
         let entry = Version {
@@ -183,7 +188,7 @@ impl MvccStore {
         };
         let kv = entry.to_key_value(key);
         history.push(entry);
-        self.changes.insert(rev, key.to_vec());
+        self.changes.insert(rev, Arc::from(key));
         kv.unwrap_or_else(|| tombstone(key, rev.main))
     }
 
@@ -193,7 +198,7 @@ impl MvccStore {
         let history = self.keys.get_mut(key)?;
         let previous = history.last()?.to_key_value(key)?;
         history.push(Version { rev, live: None });
-        self.changes.insert(rev, key.to_vec());
+        self.changes.insert(rev, Arc::from(key));
         Some(previous)
     }
 
@@ -262,11 +267,11 @@ impl MvccStore {
             sub: 0,
         });
         let dropped = std::mem::replace(&mut self.changes, kept);
-        let mut touched: Vec<Vec<u8>> = dropped.into_values().collect();
+        let mut touched: Vec<Arc<[u8]>> = dropped.into_values().collect();
         touched.sort();
         touched.dedup();
         for key in touched {
-            let Some(history) = self.keys.get_mut(&key) else {
+            let Some(history) = self.keys.get_mut(&*key) else {
                 continue;
             };
             let below = history.partition_point(|v| v.rev.main < revision);
@@ -274,7 +279,7 @@ impl MvccStore {
                 below > 0 && history.get(below - 1).is_some_and(|v| v.live.is_some());
             history.drain(..below.saturating_sub(usize::from(keep_last_below)));
             if history.is_empty() {
-                self.keys.remove(&key);
+                self.keys.remove(&*key);
             }
         }
         self.compact_revision = revision;
@@ -308,8 +313,9 @@ impl MvccStore {
             if !sorted || !last_ok {
                 return Err(format!("bad history for key {key:?}"));
             }
+            let shared: Arc<[u8]> = Arc::from(key.as_slice());
             for version in history.iter().filter(|v| v.rev.main >= compact_revision) {
-                changes.insert(version.rev, key.clone());
+                changes.insert(version.rev, Arc::clone(&shared));
             }
         }
         Ok(MvccStore {
