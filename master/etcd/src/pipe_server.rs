@@ -16,7 +16,7 @@ use crate::pb::forward::{AnswerBatch, AnswerItem, ForwardBatch};
 
 /// Items of one stream being served at once. Past this the stream is not
 /// read until some finish, so a sender cannot queue unbounded work here.
-pub(crate) const MAX_PIPE_IN_FLIGHT: usize = 4096;
+const MAX_PIPE_IN_FLIGHT: usize = 4096;
 /// Answer batches waiting for the connection.
 const ANSWER_BUFFER: usize = 64;
 

@@ -153,14 +153,9 @@ impl<S: KvHost> Inner<S> {
                 Ok(answer) => answer.into_attempt(),
                 Err(_) => Ok(Err(ApiError::WrongResponse("a forwarded request"))),
             },
-            Outcome::NeverSent => {
-                self.forget(leader);
-                Err(Retry)
-            }
-            Outcome::Lost => {
-                self.forget(leader);
-                Ok(Err(ApiError::Timeout))
-            }
+            // Either way the pipe has ended; `pipe` replaces an ended one.
+            Outcome::NeverSent => Err(Retry),
+            Outcome::Lost => Ok(Err(ApiError::Timeout)),
         }
     }
 

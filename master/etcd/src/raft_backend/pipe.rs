@@ -17,13 +17,13 @@ use crate::pb::forward::forward_client::ForwardClient;
 use crate::pb::forward::{AnswerBatch, ForwardBatch, ForwardItem};
 
 /// Requests waiting for the pipe's task.
-pub(super) const PIPE_QUEUE: usize = 1024;
+const PIPE_QUEUE: usize = 1024;
 /// Most requests in one batch message.
-pub(super) const MAX_PIPE_BATCH: usize = 256;
+const MAX_PIPE_BATCH: usize = 256;
 /// Requests sent and not answered. Past this the pipe stops taking from its
 /// queue (callers then wait in `send`): the leader answers every item, so
 /// this only bites when it is slow.
-pub(super) const MAX_PIPE_UNANSWERED: usize = 4096;
+const MAX_PIPE_UNANSWERED: usize = 4096;
 /// Longest wait for the leader to accept the stream once connected.
 const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Batches handed to the open stream.
@@ -41,9 +41,9 @@ pub(super) enum Outcome {
 }
 
 /// One queued request.
-pub(super) struct Queued {
-    pub(super) command: Vec<u8>,
-    pub(super) reply: oneshot::Sender<Outcome>,
+struct Queued {
+    command: Vec<u8>,
+    reply: oneshot::Sender<Outcome>,
 }
 
 /// The sending end of a pipe; the task ends when this is dropped or the

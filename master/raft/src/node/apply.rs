@@ -239,27 +239,28 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
         if !(due || self.conf_changed) || self.applied <= self.snapshot_index {
             return Ok(());
         }
-        let term = self.raw.raft.raft_log.term(self.applied)?;
-        if self.config.background_snapshots && !self.conf_changed {
-            if self.snapshot_in_flight.is_none() {
-                self.snapshot_in_flight = Some(self.applied);
-                out.snapshot_job = Some(SnapshotJob {
-                    index: self.applied,
-                    term,
-                    conf_state: self.conf_state.clone(),
-                    task: self.state_machine.snapshot_task(),
-                });
-            }
+        let background = self.config.background_snapshots && !self.conf_changed;
+        if background && self.snapshot_in_flight.is_some() {
+            return Ok(());
+        }
+        let job = SnapshotJob {
+            index: self.applied,
+            term: self.raw.raft.raft_log.term(self.applied)?,
+            conf_state: self.conf_state.clone(),
+            task: if background {
+                self.state_machine.snapshot_task()
+            } else {
+                let bytes = self.state_machine.snapshot();
+                Box::new(move || bytes)
+            },
+        };
+        if background {
+            self.snapshot_in_flight = Some(self.applied);
+            out.snapshot_job = Some(job);
             return Ok(());
         }
         self.conf_changed = false;
-        let mut snapshot = Snapshot::default();
-        snapshot.set_data(self.state_machine.snapshot().into());
-        let meta = snapshot.mut_metadata();
-        meta.index = self.applied;
-        meta.term = term;
-        meta.set_conf_state(self.conf_state.clone());
-        self.store_snapshot(&snapshot)
+        self.store_snapshot(&job.run().0)
     }
 
     /// Stores a snapshot this member took and compacts the log behind it,
@@ -292,10 +293,8 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
         if index <= self.snapshot_index {
             return Ok(());
         }
-        self.store_snapshot(&snapshot).inspect_err(|error| {
-            tracing::error!(member = self.id, %error, "replica stopped");
-            self.lifecycle = Lifecycle::Stopped;
-        })
+        let stored = self.store_snapshot(&snapshot);
+        self.stop_on_error(stored)
     }
 }
 

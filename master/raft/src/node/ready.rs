@@ -44,14 +44,20 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
     fn drive_with(&mut self, early: Option<&mut dyn FnMut(Early)>) -> Result<Output, RaftError> {
         self.check_running()?;
         let mut out = std::mem::take(&mut self.outbox);
-        match self.drive_into(&mut out, early) {
-            Ok(()) => Ok(out),
-            Err(error) => {
-                tracing::error!(member = self.id, %error, "replica stopped");
-                self.lifecycle = Lifecycle::Stopped;
-                Err(error)
-            }
+        let driven = self.drive_into(&mut out, early);
+        self.stop_on_error(driven).map(|()| out)
+    }
+
+    /// A store or apply error stops the replica (see `drive`).
+    pub(super) fn stop_on_error<T>(
+        &mut self,
+        result: Result<T, RaftError>,
+    ) -> Result<T, RaftError> {
+        if let Err(error) = &result {
+            tracing::error!(member = self.id, %error, "replica stopped");
+            self.lifecycle = Lifecycle::Stopped;
         }
+        result
     }
 
     fn drive_into(
