@@ -7,11 +7,16 @@
 //! - `changes`: (main, sub) revision → key. It orders all changes globally,
 //!   which is what watch replay and compaction walk; the events themselves
 //!   are rebuilt from `keys`, so nothing is stored twice.
+//!
+//! Both maps are persistent B-trees (`imbl::OrdMap`): a copy shares every
+//! node with the original, and a later write copies only the nodes on its
+//! path. A snapshot therefore copies the store in O(1) on the Raft thread
+//! and encodes the copy elsewhere, however long the history.
 
-use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
+use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
 use crate::{Event, EventType, KeyValue, KvError, LeaseId, Revision};
@@ -29,8 +34,8 @@ pub(crate) struct Rev {
 pub(crate) struct LiveVersion {
     pub(crate) create_revision: Revision,
     pub(crate) version: i64,
-    /// Shared, so a copy of the store for a snapshot (`KvState::clone`)
-    /// counts references instead of copying every value.
+    /// Shared, so the versions a write copies out of a snapshot's shared
+    /// nodes (see the module doc) count references, not bytes.
     pub(crate) value: Arc<[u8]>,
     pub(crate) lease: LeaseId,
 }
@@ -56,7 +61,7 @@ impl Version {
     }
 }
 
-/// Bounds of a key interval, as `BTreeMap::range` takes them.
+/// Bounds of a key interval, as `OrdMap::range` takes them.
 type KeyBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
 
 /// A key interval with etcd's `range_end` conventions already decoded.
@@ -87,7 +92,7 @@ impl KeyRange {
         }
     }
 
-    /// Bounds for `BTreeMap::range`, or `None` for an empty interval (which
+    /// Bounds for `OrdMap::range`, or `None` for an empty interval (which
     /// `range` would panic on).
     fn bounds(&self) -> Option<KeyBounds<'_>> {
         match self {
@@ -104,10 +109,10 @@ impl KeyRange {
 /// The versioned keyspace. See the module doc for the layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct MvccStore {
-    keys: BTreeMap<Vec<u8>, Vec<Version>>,
-    /// The key of every change by revision; shared with each other like the
-    /// values, for the same cheap copy.
-    changes: BTreeMap<Rev, Arc<[u8]>>,
+    keys: OrdMap<Vec<u8>, Vec<Version>>,
+    /// The key of every change by revision (one allocation per key, shared
+    /// by its changes).
+    changes: OrdMap<Rev, Arc<[u8]>>,
     current_revision: Revision,
     compact_revision: Revision,
 }
@@ -115,8 +120,8 @@ pub(crate) struct MvccStore {
 impl Default for MvccStore {
     fn default() -> Self {
         MvccStore {
-            keys: BTreeMap::new(),
-            changes: BTreeMap::new(),
+            keys: OrdMap::new(),
+            changes: OrdMap::new(),
             // etcd's empty store reports revision 1; the first write is 2.
             current_revision: 1,
             compact_revision: 0,
@@ -163,7 +168,7 @@ impl MvccStore {
             return Vec::new();
         };
         self.keys
-            .range::<[u8], _>(bounds)
+            .range::<_, [u8]>(bounds)
             .filter_map(|(key, history)| version_at(history, at)?.to_key_value(key))
             .collect()
     }
@@ -262,12 +267,16 @@ impl MvccStore {
         if revision > self.current_revision {
             return Err(KvError::FutureRevision);
         }
-        let kept = self.changes.split_off(&Rev {
+        let first_kept = Rev {
             main: revision,
             sub: 0,
-        });
-        let dropped = std::mem::replace(&mut self.changes, kept);
-        let mut touched: Vec<Arc<[u8]>> = dropped.into_values().collect();
+        };
+        let (dropped, at, mut kept) = self.changes.split_lookup(&first_kept);
+        if let Some(key) = at {
+            kept.insert(first_kept, key);
+        }
+        self.changes = kept;
+        let mut touched: Vec<Arc<[u8]>> = dropped.values().cloned().collect();
         touched.sort();
         touched.dedup();
         for key in touched {
@@ -295,7 +304,7 @@ impl MvccStore {
     /// rest of the code relies on (histories sorted, inside the revision
     /// window, no empty history).
     pub(crate) fn from_parts(
-        keys: BTreeMap<Vec<u8>, Vec<Version>>,
+        keys: OrdMap<Vec<u8>, Vec<Version>>,
         current_revision: Revision,
         compact_revision: Revision,
     ) -> Result<Self, String> {
@@ -304,7 +313,7 @@ impl MvccStore {
                 "bad revisions: current {current_revision}, compact {compact_revision}"
             ));
         }
-        let mut changes = BTreeMap::new();
+        let mut changes = OrdMap::new();
         for (key, history) in &keys {
             let sorted = history.windows(2).all(|pair| pair[0].rev < pair[1].rev);
             let last_ok = history

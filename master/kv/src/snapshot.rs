@@ -8,8 +8,6 @@
 //! here rather than taken from `std::hash`, whose algorithm may change
 //! between Rust releases while members upgrade one at a time.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::lease::{Lease, Lessor};
@@ -70,7 +68,7 @@ impl KvState {
         if snapshot.format != SNAPSHOT_FORMAT {
             return Err(corrupt(format!("unknown format {}", snapshot.format)));
         }
-        let mut keys = BTreeMap::new();
+        let mut keys = imbl::OrdMap::new();
         for (key, history) in snapshot.keys {
             if history.is_empty() || keys.insert(key, history).is_some() {
                 return Err(corrupt("empty or duplicate key history".to_string()));

@@ -408,3 +408,34 @@ fn empty_keys_are_refused_for_reads_and_deletes() {
         Err(KvError::EmptyKey)
     );
 }
+
+/// A copy (what a background snapshot encodes) shares the store's nodes;
+/// writes, deletes and a compaction of the original after the copy must
+/// leave the copy exactly as it was, and the other way round.
+#[test]
+fn a_copy_is_unaffected_by_later_writes_and_compaction() {
+    let mut kv = KvState::new();
+    // Enough keys for the persistent maps to have inner nodes to share.
+    for i in 0..500 {
+        put(&mut kv, &format!("k{i:03}"), "v1");
+    }
+    put(&mut kv, "k007", "v2");
+    let copy = kv.clone();
+    let (bytes, hash) = (copy.snapshot(), copy.hash());
+    for i in (0..500).step_by(3) {
+        put(&mut kv, &format!("k{i:03}"), "v3");
+    }
+    delete(&mut kv, delete_request("k100", "k200"));
+    kv.apply(&Command::Compact(crate::CompactRequest { revision: 450 }))
+        .unwrap();
+    assert_eq!(copy.snapshot(), bytes, "the copy's snapshot is unchanged");
+    assert_eq!(copy.hash(), hash);
+    assert_eq!(get(&copy, "k150").unwrap().value, b("v1"));
+    assert_eq!(get(&copy, "k007").unwrap().value, b("v2"));
+    assert_eq!(get(&kv, "k150"), None);
+    assert_eq!(get(&kv, "k009").unwrap().value, b("v3"));
+    // And the original restored from its own snapshot is itself again.
+    let restored = KvState::restore(&kv.snapshot()).unwrap();
+    assert_eq!(restored.hash(), kv.hash());
+    assert_ne!(restored.hash(), hash);
+}
