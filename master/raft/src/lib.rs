@@ -80,7 +80,7 @@ pub use runner::{
 pub use state_machine::{
     FNV_OFFSET, Register, RegisterSnapshotError, SnapshotTask, StateMachine, fnv1a,
 };
-pub use storage::{LogStore, MemLogStore};
+pub use storage::{LogStore, MemLogStore, SnapshotStager};
 #[cfg(feature = "rocksdb")]
 pub use storage::{RocksLogStore, StorageError};
 pub use transport::grpc::{GrpcTransport, serve};

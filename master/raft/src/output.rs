@@ -5,6 +5,7 @@ use raft::eraftpb::{ConfState, Message, Snapshot};
 
 use crate::RaftError;
 use crate::state_machine::SnapshotTask;
+use crate::storage::SnapshotStager;
 
 /// The caller's handle for a proposal or a read, echoed back in its
 /// completion. The engine never interprets it; it must be unique among the
@@ -116,6 +117,9 @@ pub struct SnapshotJob {
     pub(crate) term: u64,
     pub(crate) conf_state: ConfState,
     pub(crate) task: SnapshotTask,
+    /// Stores the encoded data from the encoding thread, when the log
+    /// store can (`LogStore::snapshot_stager`).
+    pub(crate) stager: Option<SnapshotStager>,
 }
 
 impl std::fmt::Debug for SnapshotJob {
@@ -133,7 +137,9 @@ impl SnapshotJob {
         self.index
     }
 
-    /// Encodes the snapshot (CPU-bound: run it on a blocking thread).
+    /// Encodes the snapshot and, if the store gave a stager, stores its
+    /// data (CPU- and IO-bound: run it on a blocking thread). A failed
+    /// stage is logged and leaves the data to `finish_snapshot` to write.
     pub fn run(self) -> EncodedSnapshot {
         let mut snapshot = Snapshot::default();
         snapshot.set_data((self.task)().into());
@@ -141,13 +147,27 @@ impl SnapshotJob {
         meta.index = self.index;
         meta.term = self.term;
         meta.set_conf_state(self.conf_state);
-        EncodedSnapshot(snapshot)
+        let staged = match self.stager {
+            None => false,
+            Some(stage) => match stage(&snapshot) {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::warn!(index = self.index, %error, "staging a snapshot failed; it is written inline");
+                    false
+                }
+            },
+        };
+        EncodedSnapshot { snapshot, staged }
     }
 }
 
 /// A [`SnapshotJob`]'s result, for [`Replica::finish_snapshot`](crate::Replica::finish_snapshot).
 #[derive(Debug)]
-pub struct EncodedSnapshot(pub(crate) Snapshot);
+pub struct EncodedSnapshot {
+    pub(crate) snapshot: Snapshot,
+    /// Whether the job's stager stored the data already.
+    pub(crate) staged: bool,
+}
 
 impl Output {
     /// Moves `other`'s messages, completions and reads to the end of ours.

@@ -253,11 +253,12 @@ where
         let removed = output.removed;
         if let Some(job) = output.snapshot_job.take() {
             tracing::debug!(index = job.index(), drive = ?driving.elapsed(), "state copied for a snapshot");
-            // CPU-bound encoding of a copy: never on this thread.
+            // Encoding a copy (CPU) and staging its data in the store (IO):
+            // never on this thread.
             encoding = Some(tokio::task::spawn_blocking(move || {
                 let started = std::time::Instant::now();
                 let encoded = job.run();
-                tracing::debug!(elapsed = ?started.elapsed(), "snapshot encoded");
+                tracing::debug!(elapsed = ?started.elapsed(), "snapshot encoded and staged");
                 encoded
             }));
         }

@@ -253,6 +253,11 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
                 let bytes = self.state_machine.snapshot();
                 Box::new(move || bytes)
             },
+            stager: if background {
+                self.raw.store().snapshot_stager()
+            } else {
+                None
+            },
         };
         if background {
             self.snapshot_in_flight = Some(self.applied);
@@ -260,15 +265,21 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
             return Ok(());
         }
         self.conf_changed = false;
-        self.store_snapshot(&job.run().0)
+        self.store_snapshot(job.run())
     }
 
     /// Stores a snapshot this member took and compacts the log behind it,
     /// keeping `log_tail_kept` entries for followers slightly behind.
-    fn store_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), RaftError> {
+    fn store_snapshot(&mut self, encoded: EncodedSnapshot) -> Result<(), RaftError> {
+        let EncodedSnapshot { snapshot, staged } = encoded;
         let index = snapshot.get_metadata().index;
         let compact_to = index.saturating_sub(self.config.log_tail_kept);
-        (self.raw.mut_store()).save_snapshot_and_compact(snapshot, compact_to)?;
+        let store = self.raw.mut_store();
+        if staged {
+            store.save_staged_snapshot_and_compact(snapshot, compact_to)?;
+        } else {
+            store.save_snapshot_and_compact(&snapshot, compact_to)?;
+        }
         self.snapshot_index = index;
         Ok(())
     }
@@ -285,15 +296,14 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
     /// replica, as in `drive`.
     pub fn finish_snapshot(&mut self, encoded: EncodedSnapshot) -> Result<(), RaftError> {
         self.check_running()?;
-        let snapshot = encoded.0;
-        let index = snapshot.get_metadata().index;
+        let index = encoded.snapshot.get_metadata().index;
         if self.snapshot_in_flight == Some(index) {
             self.snapshot_in_flight = None;
         }
         if index <= self.snapshot_index {
             return Ok(());
         }
-        let stored = self.store_snapshot(&snapshot);
+        let stored = self.store_snapshot(encoded);
         self.stop_on_error(stored)
     }
 }

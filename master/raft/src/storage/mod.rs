@@ -19,6 +19,11 @@ pub use rocks::{RocksLogStore, StorageError};
 
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 
+/// Stores a snapshot's data durably from another thread (the one that
+/// encoded it), so that [`LogStore::save_staged_snapshot_and_compact`] on the
+/// replica's thread only records it. See [`LogStore::snapshot_stager`].
+pub type SnapshotStager = Box<dyn FnOnce(&Snapshot) -> raft::Result<()> + Send>;
+
 /// A durable Raft log: entries, hard state, conf state and the newest snapshot.
 ///
 /// Invariants every implementation keeps (the engine relies on them):
@@ -84,6 +89,26 @@ pub trait LogStore: raft::Storage {
     ) -> raft::Result<()> {
         self.save_snapshot(snapshot)?;
         self.compact(compact_to)
+    }
+
+    /// A [`SnapshotStager`] for a snapshot being encoded off the replica's
+    /// thread, if this store can take a snapshot's data ahead of recording
+    /// it. Then the replica's thread never writes the (possibly large)
+    /// data itself. `None`, the default: `save_snapshot_and_compact` does.
+    fn snapshot_stager(&self) -> Option<SnapshotStager> {
+        None
+    }
+
+    /// [`LogStore::save_snapshot_and_compact`] for a snapshot whose data a
+    /// [`LogStore::snapshot_stager`] stager already stored: only the
+    /// metadata and the compaction are written. Takes the snapshot by value
+    /// so the store can keep it without a copy.
+    fn save_staged_snapshot_and_compact(
+        &mut self,
+        snapshot: Snapshot,
+        compact_to: u64,
+    ) -> raft::Result<()> {
+        self.save_snapshot_and_compact(&snapshot, compact_to)
     }
 
     /// The stored hard state.

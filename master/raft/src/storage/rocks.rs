@@ -6,7 +6,19 @@
 //!   value = the protobuf-encoded `Entry`;
 //! - `state`: `hard_state` and `conf_state` (protobuf), and `compacted`
 //!   (index and term of the entry just before the log, two big-endian u64);
-//! - `snapshot`: `latest`, the newest snapshot (metadata and data, protobuf).
+//! - `snapshot`: `meta`, the newest snapshot's metadata (protobuf), and
+//!   `data/` + its index (big-endian u64), the snapshot's data. Older
+//!   stores kept the whole snapshot under `latest`; it is still read, and
+//!   replaced by the two keys at the next snapshot.
+//!
+//! A snapshot encoded off the replica's thread has its data written by
+//! [`LogStore::snapshot_stager`]: a table file (RocksDB's `SstFileWriter`)
+//! ingested into `snapshot`, so the tens of MB of a large keyspace never
+//! pass through the WAL that every log append waits on. The replica's
+//! thread then writes only `meta` and the compaction. Data keys below the
+//! one `meta` names are deleted with every new snapshot, so data that was
+//! staged but never adopted (a crash, or a snapshot overtaken by the
+//! leader's) goes with the next.
 //!
 //! Every write method makes exactly one `WriteBatch`, written with
 //! `sync = true` (WAL fsync) before it returns, so each call is atomic and
@@ -16,17 +28,18 @@
 //! read from RocksDB on demand. A value that does not decode is an error
 //! naming its column family and key, never a panic.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use protobuf::Message as _;
-use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState};
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode, Options,
-    WriteBatch, WriteOptions,
+    ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Direction,
+    IngestExternalFileOptions, IteratorMode, Options, SstFileWriter, WriteBatch, WriteOptions,
 };
 
-use super::LogStore;
+use super::{LogStore, SnapshotStager};
 
 const CF_LOG: &str = "log";
 const CF_STATE: &str = "state";
@@ -34,7 +47,19 @@ const CF_SNAPSHOT: &str = "snapshot";
 const KEY_HARD_STATE: &[u8] = b"hard_state";
 const KEY_CONF_STATE: &[u8] = b"conf_state";
 const KEY_COMPACTED: &[u8] = b"compacted";
-const KEY_SNAPSHOT: &[u8] = b"latest";
+/// The whole snapshot, in stores written before `meta` and `data/`.
+const KEY_OLD_SNAPSHOT: &[u8] = b"latest";
+const KEY_SNAPSHOT_META: &[u8] = b"meta";
+const DATA_PREFIX: &[u8] = b"data/";
+/// Where staged snapshot tables are written before RocksDB ingests
+/// (moves) them; inside the database directory, so on its file system.
+const STAGING_DIR: &str = "staging";
+
+fn data_key(index: u64) -> Vec<u8> {
+    let mut key = DATA_PREFIX.to_vec();
+    key.extend_from_slice(&index.to_be_bytes());
+    key
+}
 
 /// Why the RocksDB log store failed. Inside the [`raft::Storage`] and
 /// [`LogStore`] methods it travels as `raft::StorageError::Other`.
@@ -61,6 +86,10 @@ pub enum StorageError {
     /// or a compaction outside the log).
     #[error("refused: {0}")]
     Refused(String),
+    /// The directory where snapshot tables are staged could not be
+    /// created, cleared or written.
+    #[error("snapshot staging: {0}")]
+    Staging(std::io::Error),
     /// An entry or state could not be encoded.
     #[error("encode {what}: {reason}")]
     Encode {
@@ -119,7 +148,8 @@ fn encode<M: protobuf::Message>(what: &'static str, message: &M) -> Result<Vec<u
 /// snapshot. One store per member and directory; RocksDB's lock refuses a
 /// second open of the same directory.
 pub struct RocksLogStore {
-    db: DB,
+    /// Shared with snapshot stagers running on other threads.
+    db: Arc<DB>,
     hard_state: HardState,
     conf_state: ConfState,
     /// Index and term of the entry just before the first one in the log.
@@ -158,9 +188,14 @@ impl RocksLogStore {
             cf_options.set_compression_type(DBCompressionType::Lz4);
             ColumnFamilyDescriptor::new(name, cf_options)
         });
-        let db = DB::open_cf_descriptors(&options, dir, families)?;
+        let db = DB::open_cf_descriptors(&options, &dir, families)?;
+        // A table staged when the process died was never ingested.
+        let staging = dir.as_ref().join(STAGING_DIR);
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(StorageError::Staging)?;
+        }
         let mut store = RocksLogStore {
-            db,
+            db: Arc::new(db),
             hard_state: HardState::default(),
             conf_state: ConfState::default(),
             offset_index: 0,
@@ -184,9 +219,7 @@ impl RocksLogStore {
         if let Some(bytes) = self.db.get_cf(self.cf(CF_STATE)?, KEY_CONF_STATE)? {
             self.conf_state = decode(CF_STATE, key_name(KEY_CONF_STATE), &bytes)?;
         }
-        if let Some(bytes) = self.db.get_cf(self.cf(CF_SNAPSHOT)?, KEY_SNAPSHOT)? {
-            self.snapshot = decode(CF_SNAPSHOT, key_name(KEY_SNAPSHOT), &bytes)?;
-        }
+        self.snapshot = self.load_snapshot()?;
         if let Some(bytes) = self.db.get_cf(self.cf(CF_STATE)?, KEY_COMPACTED)? {
             let pair =
                 <[u8; 16]>::try_from(bytes.as_slice()).map_err(|_| StorageError::Corrupt {
@@ -225,6 +258,35 @@ impl RocksLogStore {
             )));
         }
         Ok(())
+    }
+
+    /// The stored snapshot, from `meta` and its `data/` key, or from an
+    /// older store's `latest`; an empty one if there is none.
+    fn load_snapshot(&self) -> Result<Snapshot, StorageError> {
+        let cf = self.cf(CF_SNAPSHOT)?;
+        let Some(bytes) = self.db.get_cf(cf, KEY_SNAPSHOT_META)? else {
+            return match self.db.get_cf(cf, KEY_OLD_SNAPSHOT)? {
+                Some(bytes) => decode(CF_SNAPSHOT, key_name(KEY_OLD_SNAPSHOT), &bytes),
+                None => Ok(Snapshot::default()),
+            };
+        };
+        let meta: SnapshotMetadata = decode(CF_SNAPSHOT, key_name(KEY_SNAPSHOT_META), &bytes)?;
+        let key = data_key(meta.index);
+        let data = self
+            .db
+            .get_cf(cf, &key)?
+            .ok_or_else(|| StorageError::Corrupt {
+                cf: CF_SNAPSHOT,
+                key: key_name(KEY_SNAPSHOT_META),
+                reason: format!(
+                    "names the data of snapshot {}, which is missing",
+                    meta.index
+                ),
+            })?;
+        let mut snapshot = Snapshot::default();
+        snapshot.set_metadata(meta);
+        snapshot.set_data(data.into());
+        Ok(snapshot)
     }
 
     /// The index of the first or last key in the log, if any.
@@ -400,6 +462,7 @@ impl RocksLogStore {
         &self,
         batch: &mut WriteBatch,
         snapshot: &Snapshot,
+        with_data: bool,
     ) -> Result<bool, StorageError> {
         let index = snapshot.get_metadata().index;
         if index > self.last || index < self.offset_index {
@@ -411,12 +474,53 @@ impl RocksLogStore {
         if index < self.snapshot.get_metadata().index {
             return Ok(false);
         }
-        batch.put_cf(
-            self.cf(CF_SNAPSHOT)?,
-            KEY_SNAPSHOT,
-            encode("snapshot", snapshot)?,
-        );
+        self.batch_snapshot(batch, snapshot, with_data)?;
         Ok(true)
+    }
+
+    /// Adds `snapshot` as the stored one to `batch`: its metadata, its
+    /// data unless a stager wrote it already, and the removal of older data.
+    fn batch_snapshot(
+        &self,
+        batch: &mut WriteBatch,
+        snapshot: &Snapshot,
+        with_data: bool,
+    ) -> Result<(), StorageError> {
+        let cf = self.cf(CF_SNAPSHOT)?;
+        let meta = snapshot.get_metadata();
+        if with_data {
+            batch.put_cf(cf, data_key(meta.index), snapshot.get_data());
+        }
+        batch.put_cf(cf, KEY_SNAPSHOT_META, encode("snapshot metadata", meta)?);
+        batch.delete_cf(cf, KEY_OLD_SNAPSHOT);
+        batch.delete_range_cf(cf, data_key(0), data_key(meta.index));
+        Ok(())
+    }
+
+    /// Stores `snapshot` (with its data, or only the metadata when a stager
+    /// wrote the data) if it is the newest, and compacts the log to
+    /// `compact_to`, in one write. Returns whether the snapshot replaces
+    /// the stored one; the caller keeps it in `self.snapshot` then.
+    fn write_snapshot_and_compact(
+        &mut self,
+        snapshot: &Snapshot,
+        compact_to: u64,
+        with_data: bool,
+    ) -> Result<bool, StorageError> {
+        let mut batch = WriteBatch::default();
+        let newer = self.batch_save_snapshot(&mut batch, snapshot, with_data)?;
+        let stored = self.snapshot.get_metadata().index;
+        let snapshot_index = stored.max(snapshot.get_metadata().index);
+        let compacted = self.batch_compact(&mut batch, compact_to, snapshot_index)?;
+        if !newer && compacted.is_none() {
+            return Ok(false);
+        }
+        self.commit(batch)?;
+        if let Some((index, term)) = compacted {
+            self.offset_index = index;
+            self.offset_term = term;
+        }
+        Ok(newer)
     }
 
     /// Checks a compaction to `index` given the snapshot index that will
@@ -441,6 +545,36 @@ impl RocksLogStore {
         self.put_compacted(batch, index, term)?;
         Ok(Some((index, term)))
     }
+}
+
+/// Writes a snapshot's data as a table file in `staging` and has RocksDB
+/// ingest it into the `snapshot` column family under its `data/` key: the
+/// stager of [`RocksLogStore::snapshot_stager`]. The table is synced by the
+/// writer and moved into the database by the ingestion, which records it
+/// durably; nothing goes through the WAL, so log appends never queue behind it.
+fn stage_snapshot(db: &DB, staging: &Path, snapshot: &Snapshot) -> Result<(), StorageError> {
+    let index = snapshot.get_metadata().index;
+    std::fs::create_dir_all(staging).map_err(StorageError::Staging)?;
+    let table: PathBuf = staging.join(format!("snapshot-{index}.sst"));
+    let mut options = Options::default();
+    // Written once and read only by a restart or a lagging follower:
+    // not worth the CPU the encoding thread would spend compressing.
+    options.set_compression_type(DBCompressionType::None);
+    let mut writer = SstFileWriter::create(&options);
+    writer.open(&table)?;
+    writer.put(data_key(index), snapshot.get_data())?;
+    writer.finish()?;
+    let cf = db
+        .cf_handle(CF_SNAPSHOT)
+        .ok_or_else(|| StorageError::Inconsistent(format!("no column family {CF_SNAPSHOT}")))?;
+    let mut ingest = IngestExternalFileOptions::default();
+    ingest.set_move_files(true);
+    let ingested = db.ingest_external_file_cf_opts(cf, &ingest, vec![&table]);
+    // Moved on success; on failure the table is only litter. The empty
+    // directory goes too, so a quiet member's directory holds only RocksDB's files.
+    let _ = std::fs::remove_file(&table);
+    let _ = std::fs::remove_dir(staging);
+    Ok(ingested?)
 }
 
 impl raft::Storage for RocksLogStore {
@@ -559,8 +693,7 @@ impl LogStore for RocksLogStore {
         self.put_hard_state(&mut batch, &hard_state)?;
         let state = self.cf(CF_STATE)?;
         batch.put_cf(state, KEY_CONF_STATE, encode("conf state", &conf_state)?);
-        let value = encode("snapshot", snapshot)?;
-        batch.put_cf(self.cf(CF_SNAPSHOT)?, KEY_SNAPSHOT, value);
+        self.batch_snapshot(&mut batch, snapshot, true)?;
         self.commit(batch)?;
         self.offset_index = meta.index;
         self.offset_term = meta.term;
@@ -573,7 +706,7 @@ impl LogStore for RocksLogStore {
 
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> raft::Result<()> {
         let mut batch = WriteBatch::default();
-        if self.batch_save_snapshot(&mut batch, snapshot)? {
+        if self.batch_save_snapshot(&mut batch, snapshot, true)? {
             self.commit(batch)?;
             self.snapshot = snapshot.clone();
         }
@@ -596,21 +729,27 @@ impl LogStore for RocksLogStore {
         snapshot: &Snapshot,
         compact_to: u64,
     ) -> raft::Result<()> {
-        let mut batch = WriteBatch::default();
-        let newer = self.batch_save_snapshot(&mut batch, snapshot)?;
-        let stored = self.snapshot.get_metadata().index;
-        let snapshot_index = stored.max(snapshot.get_metadata().index);
-        let compacted = self.batch_compact(&mut batch, compact_to, snapshot_index)?;
-        if !newer && compacted.is_none() {
-            return Ok(());
-        }
-        self.commit(batch)?;
-        if newer {
+        if self.write_snapshot_and_compact(snapshot, compact_to, true)? {
             self.snapshot = snapshot.clone();
         }
-        if let Some((index, term)) = compacted {
-            self.offset_index = index;
-            self.offset_term = term;
+        Ok(())
+    }
+
+    fn snapshot_stager(&self) -> Option<SnapshotStager> {
+        let db = Arc::clone(&self.db);
+        let staging = self.db.path().join(STAGING_DIR);
+        Some(Box::new(move |snapshot: &Snapshot| {
+            Ok(stage_snapshot(&db, &staging, snapshot)?)
+        }))
+    }
+
+    fn save_staged_snapshot_and_compact(
+        &mut self,
+        snapshot: Snapshot,
+        compact_to: u64,
+    ) -> raft::Result<()> {
+        if self.write_snapshot_and_compact(&snapshot, compact_to, false)? {
+            self.snapshot = snapshot;
         }
         Ok(())
     }

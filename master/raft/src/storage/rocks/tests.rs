@@ -190,6 +190,184 @@ fn a_corrupt_state_or_key_fails_the_open() {
     assert!(message(&error).contains("state/compacted"), "{error}");
 }
 
+/// The data keys in the snapshot column family, by index.
+fn data_indexes(store: &RocksLogStore) -> Vec<u64> {
+    let cf = store.cf(CF_SNAPSHOT).unwrap();
+    (store.db.iterator_cf(cf, IteratorMode::Start))
+        .map(|item| item.unwrap().0)
+        .filter_map(|key| key.strip_prefix(DATA_PREFIX).map(|i| index_of(i).unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_staged_snapshot_is_recorded_by_metadata_and_survives_a_reopen() {
+    let (mut store, dir) = fresh();
+    store.apply_snapshot(&snapshot(1, 1, vec![1])).unwrap();
+    let entries: Vec<Entry> = (2..=30).map(|i| entry(i, 2)).collect();
+    store.append(&entries).unwrap();
+    // Staged on another thread, as the runner does.
+    let mut staged = snapshot(20, 2, vec![1]);
+    staged.set_data(vec![7u8; 300_000].into());
+    let stage = store.snapshot_stager().unwrap();
+    let copy = staged.clone();
+    std::thread::spawn(move || stage(&copy))
+        .join()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        data_indexes(&store),
+        vec![1, 20],
+        "staged beside the stored one"
+    );
+    assert_eq!(
+        store.stored_snapshot().get_metadata().index,
+        1,
+        "not yet adopted"
+    );
+    store
+        .save_staged_snapshot_and_compact(staged.clone(), 15)
+        .unwrap();
+    assert_eq!(store.stored_snapshot(), staged);
+    assert_eq!(data_indexes(&store), vec![20], "older data deleted");
+    assert_eq!(store.first_index().unwrap(), 16);
+    let before = observe(&store);
+    let store = reopen(store, &dir);
+    assert_eq!(observe(&store), before);
+    assert_eq!(store.stored_snapshot().get_data(), staged.get_data());
+    assert!(
+        !dir.path().join(STAGING_DIR).exists(),
+        "the table was moved into the database, its directory removed"
+    );
+}
+
+#[test]
+fn staged_data_never_adopted_goes_with_the_next_snapshot() {
+    let (mut store, dir) = fresh();
+    store.apply_snapshot(&snapshot(1, 1, vec![1])).unwrap();
+    store
+        .append(&(2..=30).map(|i| entry(i, 1)).collect::<Vec<_>>())
+        .unwrap();
+    // Staged, then overtaken (never adopted); and a table left behind by a crash.
+    let stage = store.snapshot_stager().unwrap();
+    stage(&snapshot(10, 1, vec![1])).unwrap();
+    let staging = dir.path().join(STAGING_DIR);
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(staging.join("snapshot-12.sst"), b"half written").unwrap();
+    let store = reopen(store, &dir);
+    assert!(
+        !staging.exists(),
+        "the staging directory is cleared at open"
+    );
+    assert_eq!(store.stored_snapshot().get_metadata().index, 1);
+    let mut store = store;
+    store
+        .save_snapshot_and_compact(&snapshot(25, 1, vec![1]), 20)
+        .unwrap();
+    assert_eq!(data_indexes(&store), vec![25]);
+    let store = reopen(store, &dir);
+    assert_eq!(store.stored_snapshot(), snapshot(25, 1, vec![1]));
+}
+
+#[test]
+fn a_store_with_the_older_snapshot_layout_opens_and_moves_on() {
+    let (mut store, dir) = fresh();
+    store
+        .append(&(1..=10).map(|i| entry(i, 1)).collect::<Vec<_>>())
+        .unwrap();
+    drop(store);
+    use protobuf::Message as _;
+    let old = snapshot(5, 1, vec![1, 2]);
+    write_raw(
+        dir.path(),
+        CF_SNAPSHOT,
+        KEY_OLD_SNAPSHOT,
+        &old.write_to_bytes().unwrap(),
+    );
+    let mut store = RocksLogStore::open(dir.path()).unwrap();
+    assert_eq!(store.stored_snapshot(), old);
+    store
+        .save_snapshot_and_compact(&snapshot(8, 1, vec![1, 2]), 6)
+        .unwrap();
+    let cf = store.cf(CF_SNAPSHOT).unwrap();
+    assert_eq!(store.db.get_cf(cf, KEY_OLD_SNAPSHOT).unwrap(), None);
+    let store = reopen(store, &dir);
+    assert_eq!(store.stored_snapshot(), snapshot(8, 1, vec![1, 2]));
+}
+
+#[test]
+fn snapshot_metadata_without_its_data_fails_the_open() {
+    let (mut store, dir) = fresh();
+    store.apply_snapshot(&snapshot(3, 1, vec![1])).unwrap();
+    drop(store);
+    use protobuf::Message as _;
+    let meta = snapshot(9, 1, vec![1])
+        .get_metadata()
+        .write_to_bytes()
+        .unwrap();
+    write_raw(dir.path(), CF_SNAPSHOT, KEY_SNAPSHOT_META, &meta);
+    let error = RocksLogStore::open(dir.path()).unwrap_err();
+    assert!(
+        message(&error).contains("data of snapshot 9, which is missing"),
+        "{error}"
+    );
+}
+
+/// The masters' way: a periodic snapshot leaves as a job, is encoded and
+/// staged on another thread, and `finish_snapshot` only records it. The
+/// member then restarts from it.
+#[test]
+fn a_background_snapshot_is_staged_off_the_thread_and_restored_from() {
+    let (store, dir) = fresh();
+    let config = ReplicaConfig {
+        background_snapshots: true,
+        snapshot_interval: 8,
+        log_tail_kept: 2,
+        ..crate::tests::config(5)
+    };
+    let mut replica = Replica::new(1, &[1], store, Register::new(), config.clone()).unwrap();
+    replica.campaign().unwrap();
+    replica.drive().unwrap();
+    let mut job = None;
+    for n in 0..12u32 {
+        replica
+            .propose(format!("p{n}").into_bytes(), u64::from(n))
+            .unwrap();
+        let out = replica.drive().unwrap();
+        job = job.or(out.snapshot_job);
+    }
+    let job = job.expect("a snapshot was due");
+    let index = job.index();
+    let encoded = std::thread::spawn(move || job.run()).join().unwrap();
+    assert_eq!(
+        data_indexes(replica.store()),
+        vec![1, index],
+        "staged by the encoding thread"
+    );
+    replica.finish_snapshot(encoded).unwrap();
+    assert_eq!(data_indexes(replica.store()), vec![index]);
+    assert_eq!(
+        replica.store().stored_snapshot().get_metadata().index,
+        index
+    );
+    let history = replica.state_machine().history().to_vec();
+    drop(replica);
+    let store = RocksLogStore::open(dir.path()).unwrap();
+    assert_eq!(store.stored_snapshot().get_metadata().index, index);
+    let mut replica = Replica::new(1, &[], store, Register::new(), config).unwrap();
+    let restored = replica.state_machine().history().len();
+    assert_eq!(
+        crate::StateMachine::applied_index(replica.state_machine()),
+        index
+    );
+    assert_eq!(replica.state_machine().history(), &history[..restored]);
+    // The entries after the snapshot come back from the log.
+    replica.campaign().unwrap();
+    for _ in 0..3 {
+        replica.drive().unwrap();
+    }
+    assert_eq!(replica.state_machine().history(), history.as_slice());
+}
+
 /// A group of replicas over RocksDB, messages delivered at once. A member
 /// that is down has only its directory.
 struct Group {
