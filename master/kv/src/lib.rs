@@ -13,6 +13,7 @@
 //! - `watch.rs`: [`WatchHub`], watchers fed from the store's history.
 //! - `command.rs`: the versioned log entry and the responses.
 //! - `snapshot.rs`: snapshot, restore and the state hash.
+//! - `bytes.rs`: keys and values serialized as byte strings, not per byte.
 //! - `error.rs`: [`KvError`] with etcd's messages and gRPC categories.
 //!
 //! Architecture invariant: this crate does no IO, reads no clock, spawns
@@ -24,6 +25,7 @@
 //! protobuf types to these and maps [`KvError::category`] to a status code.
 #![forbid(unsafe_code)]
 
+mod bytes;
 mod command;
 mod error;
 mod lease;

@@ -36,6 +36,7 @@ pub(crate) struct LiveVersion {
     pub(crate) version: i64,
     /// Shared, so the versions a write copies out of a snapshot's shared
     /// nodes (see the module doc) count references, not bytes.
+    #[serde(with = "crate::bytes")]
     pub(crate) value: Arc<[u8]>,
     pub(crate) lease: LeaseId,
 }

@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::bytes::{ByteBuf, BytesRef};
 use crate::lease::{Lease, Lessor};
 use crate::mvcc::{MvccStore, Version};
 use crate::{KvError, KvState, LeaseId, Revision};
@@ -25,7 +26,7 @@ struct SnapshotRef<'a> {
     format: u32,
     current_revision: Revision,
     compact_revision: Revision,
-    keys: Vec<(&'a [u8], &'a [Version])>,
+    keys: Vec<(BytesRef<'a>, &'a [Version])>,
     leases: Vec<&'a Lease>,
     highest_lease_id: LeaseId,
 }
@@ -36,7 +37,7 @@ struct Snapshot {
     format: u32,
     current_revision: Revision,
     compact_revision: Revision,
-    keys: Vec<(Vec<u8>, Vec<Version>)>,
+    keys: Vec<(ByteBuf, Vec<Version>)>,
     leases: Vec<Lease>,
     highest_lease_id: LeaseId,
 }
@@ -49,7 +50,7 @@ impl KvState {
             current_revision: self.store.current_revision(),
             compact_revision: self.store.compact_revision(),
             keys: (self.store.histories())
-                .map(|(key, history)| (key.as_slice(), history.as_slice()))
+                .map(|(key, history)| (BytesRef(key), history.as_slice()))
                 .collect(),
             leases: self.leases.all().collect(),
             highest_lease_id: self.leases.highest_id(),
@@ -69,7 +70,7 @@ impl KvState {
             return Err(corrupt(format!("unknown format {}", snapshot.format)));
         }
         let mut keys = imbl::OrdMap::new();
-        for (key, history) in snapshot.keys {
+        for (ByteBuf(key), history) in snapshot.keys {
             if history.is_empty() || keys.insert(key, history).is_some() {
                 return Err(corrupt("empty or duplicate key history".to_string()));
             }

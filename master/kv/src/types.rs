@@ -19,6 +19,7 @@ pub const NO_LEASE: LeaseId = 0;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyValue {
     /// The key.
+    #[serde(with = "crate::bytes")]
     pub key: Vec<u8>,
     /// Revision of the put that created this generation of the key.
     pub create_revision: Revision,
@@ -27,6 +28,7 @@ pub struct KeyValue {
     /// Number of puts since the key was (re)created; reset by a delete.
     pub version: i64,
     /// The value.
+    #[serde(with = "crate::bytes")]
     pub value: Vec<u8>,
     /// The lease the key is attached to, or [`NO_LEASE`].
     pub lease: LeaseId,
@@ -96,8 +98,10 @@ pub enum SortTarget {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RangeRequest {
     /// First key of the range.
+    #[serde(with = "crate::bytes")]
     pub key: Vec<u8>,
     /// End of the range, see the type's doc.
+    #[serde(with = "crate::bytes")]
     pub range_end: Vec<u8>,
     /// Maximum number of keys returned; 0 means no limit.
     pub limit: i64,
@@ -139,8 +143,10 @@ pub struct RangeResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PutRequest {
     /// The key (must not be empty).
+    #[serde(with = "crate::bytes")]
     pub key: Vec<u8>,
     /// The value.
+    #[serde(with = "crate::bytes")]
     pub value: Vec<u8>,
     /// Lease to attach the key to, or [`NO_LEASE`].
     pub lease: LeaseId,
@@ -165,8 +171,10 @@ pub struct PutResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DeleteRangeRequest {
     /// First key.
+    #[serde(with = "crate::bytes")]
     pub key: Vec<u8>,
     /// End of the range.
+    #[serde(with = "crate::bytes")]
     pub range_end: Vec<u8>,
     /// Return the deleted versions.
     pub prev_kv: bool,
@@ -207,7 +215,7 @@ pub enum CompareTarget {
     /// The key's mod revision (0 if missing).
     Mod(Revision),
     /// The key's value (a missing key never matches).
-    Value(Vec<u8>),
+    Value(#[serde(with = "crate::bytes")] Vec<u8>),
     /// The key's lease (0 if missing or unleased).
     Lease(LeaseId),
 }
@@ -220,8 +228,10 @@ pub struct Compare {
     /// Field and value.
     pub target: CompareTarget,
     /// The key compared.
+    #[serde(with = "crate::bytes")]
     pub key: Vec<u8>,
     /// If set, every key in `[key, range_end)` must satisfy the compare.
+    #[serde(with = "crate::bytes")]
     pub range_end: Vec<u8>,
 }
 
