@@ -185,7 +185,8 @@ impl<S> Waiting<S> {
 /// Drives `replica` until `shutdown` resolves, the replica stops (storage
 /// error) or it is removed; returns it (its store survives a restart).
 /// `status` receives the role and indexes after every `drive`. Proposals
-/// outstanding at the end are answered `Unknown`, reads `Stopped`.
+/// outstanding at the end are answered `Unknown`, reads `Stopped`; a
+/// snapshot job still running is waited for (it holds the store open).
 pub async fn run_replica<L, S, T>(
     mut replica: Replica<L, S>,
     mut transport: T,
@@ -277,6 +278,13 @@ where
     }
     for (_, read) in waiting.reads {
         read(Err(RaftError::Stopped));
+    }
+    // A job still encoding holds the store's database open (its stager
+    // writes there): wait for it, so whoever reopens the directory next
+    // finds it free. Its snapshot is not recorded; the next one removes
+    // its staged data.
+    if let Some(job) = encoding.take() {
+        let _ = job.await;
     }
     replica
 }

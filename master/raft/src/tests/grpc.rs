@@ -470,3 +470,86 @@ fn a_transport_needs_a_runtime() {
     let peers: BTreeMap<u64, &str> = [(2, "127.0.0.1:1")].into();
     assert!(GrpcTransport::new(1, &peers).is_err());
 }
+
+/// A [`Register`] whose background snapshots take a while to encode.
+struct SlowSnapshots(Register);
+
+impl StateMachine for SlowSnapshots {
+    type Error = <Register as StateMachine>::Error;
+
+    fn apply(&mut self, index: u64, data: &[u8]) -> Vec<u8> {
+        self.0.apply(index, data)
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.0.snapshot()
+    }
+
+    fn snapshot_task(&self) -> crate::SnapshotTask {
+        let bytes = self.0.snapshot();
+        Box::new(move || {
+            std::thread::sleep(Duration::from_millis(400));
+            bytes
+        })
+    }
+
+    fn restore(&mut self, data: &[u8]) -> Result<(), Self::Error> {
+        self.0.restore(data)
+    }
+
+    fn applied_index(&self) -> u64 {
+        self.0.applied_index()
+    }
+
+    fn hash(&self) -> u64 {
+        self.0.hash()
+    }
+}
+
+/// A snapshot job's stager holds the store's database open; a runner
+/// stopped while one runs must wait for it, or reopening the member's
+/// directory (a restart in the same process) fails on RocksDB's lock.
+#[cfg(feature = "rocksdb")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_runner_waits_for_its_snapshot_job_so_the_store_reopens() {
+    use crate::RocksLogStore;
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::ReplicaConfig {
+        snapshot_interval: 4,
+        ..config(1)
+    };
+    let store = RocksLogStore::open(dir.path()).unwrap();
+    let replica = Replica::new(1, &[1], store, SlowSnapshots(Register::new()), config).unwrap();
+    let (senders, inputs) = runner_channels();
+    let (status_tx, status) = watch::channel(Status::of(&replica));
+    let (stop_runner, runner_rx) = oneshot::channel::<()>();
+    // On this runtime, not `spawn_replica_thread`'s own: dropping that
+    // runtime would wait for the job anyway.
+    let transport = GrpcTransport::new(1, &BTreeMap::<u64, String>::new()).unwrap();
+    let runner = tokio::spawn(crate::runner::run_replica(
+        replica,
+        transport,
+        inputs,
+        TEST_TICK,
+        status_tx,
+        async move {
+            let _ = runner_rx.await;
+        },
+    ));
+    let deadline = Instant::now() + DEADLINE;
+    while !status.borrow().is_leader() {
+        assert!(Instant::now() < deadline, "a group of one elects itself");
+        sleep(TEST_TICK).await;
+    }
+    // Past the snapshot interval: a job starts and sleeps in its task.
+    for n in 0..6 {
+        let (reply, answer) = oneshot::channel();
+        senders.proposals.send((payload(n), reply)).await.unwrap();
+        timeout(DEADLINE, answer).await.unwrap().unwrap().unwrap();
+    }
+    let _ = stop_runner.send(());
+    let replica = timeout(DEADLINE, runner).await.unwrap().unwrap();
+    drop(replica);
+    let reopened = RocksLogStore::open(dir.path());
+    assert!(reopened.is_ok(), "{:?}", reopened.err());
+}
