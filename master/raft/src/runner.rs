@@ -273,20 +273,28 @@ where
             break;
         }
     }
+    wind_down(waiting, encoding).await;
+    replica
+}
+
+/// The end of a run: outstanding proposals are answered `Unknown`, reads
+/// `Stopped`, and a snapshot job still encoding is waited for: it holds
+/// the store's database open (its stager writes there), and whoever
+/// reopens the directory next must find it free. Its snapshot is not
+/// recorded; the next one removes its staged data.
+async fn wind_down<S>(
+    waiting: Waiting<S>,
+    encoding: Option<tokio::task::JoinHandle<EncodedSnapshot>>,
+) {
     for (_, reply) in waiting.proposals {
         let _ = reply.send(Err(RaftError::Unknown));
     }
     for (_, read) in waiting.reads {
         read(Err(RaftError::Stopped));
     }
-    // A job still encoding holds the store's database open (its stager
-    // writes there): wait for it, so whoever reopens the directory next
-    // finds it free. Its snapshot is not recorded; the next one removes
-    // its staged data.
-    if let Some(job) = encoding.take() {
+    if let Some(job) = encoding {
         let _ = job.await;
     }
-    replica
 }
 
 /// Stores a snapshot encoded on a blocking thread (see

@@ -576,8 +576,26 @@ fn compacted_logs_and_snapshots_survive_a_restart_of_the_whole_group() {
 /// Set for the child process of the `kill -9` test: the directory it writes to.
 const KILL_DIR_ENV: &str = "AGORA_RAFT_KILL_TEST_DIR";
 
+/// A snapshot at `index` whose data (about 256 KB, derived from the index)
+/// takes a moment to stage, so a kill can land in the middle of it.
+fn bulky_snapshot(index: u64, term: u64) -> raft::eraftpb::Snapshot {
+    let mut snap = snapshot(index, term, vec![1]);
+    let data = format!("state at {index};").repeat(16_000);
+    snap.set_data(data.into_bytes().into());
+    snap
+}
+
+/// A snapshot being staged on another thread while the log goes on.
+type Staging = (
+    raft::eraftpb::Snapshot,
+    u64,
+    std::thread::JoinHandle<raft::Result<()>>,
+);
+
 /// The child of `acknowledged_writes_survive_sigkill` (ignored; without its
-/// environment variable it does nothing): writes Readies and compactions
+/// environment variable it does nothing): writes Readies and, every 50
+/// entries, a snapshot with its compaction, alternately inline and staged
+/// on another thread while the appends go on (adopted 50 entries later),
 /// and prints each acknowledged index until it is killed.
 #[test]
 #[ignore = "the child process of acknowledged_writes_survive_sigkill"]
@@ -589,6 +607,7 @@ fn sigkill_child_writer() {
     let mut store = RocksLogStore::open(dir).unwrap();
     store.apply_snapshot(&snapshot(1, 1, vec![1])).unwrap();
     let mut stdout = std::io::stdout();
+    let mut staging: Option<Staging> = None;
     for index in 2..100_000u64 {
         let term = 1 + index / 100;
         let data = format!("entry {index} term {term}");
@@ -597,8 +616,21 @@ fn sigkill_child_writer() {
             .persist_ready(&[entry_with(index, term, data.as_bytes())], Some(&hs))
             .unwrap();
         if index % 50 == 0 {
-            let snap = snapshot(index - 10, store.term(index - 10).unwrap(), vec![1]);
-            store.save_snapshot_and_compact(&snap, index - 20).unwrap();
+            if let Some((snap, compact_to, stage)) = staging.take() {
+                stage.join().unwrap().unwrap();
+                store
+                    .save_staged_snapshot_and_compact(snap, compact_to)
+                    .unwrap();
+            }
+            let snap = bulky_snapshot(index - 10, store.term(index - 10).unwrap());
+            if (index / 50) % 2 == 0 {
+                store.save_snapshot_and_compact(&snap, index - 20).unwrap();
+            } else {
+                let stage = store.snapshot_stager().unwrap();
+                let copy = snap.clone();
+                let handle = std::thread::spawn(move || stage(&copy));
+                staging = Some((snap, index - 20, handle));
+            }
         }
         writeln!(stdout, "acked {index}").unwrap();
         stdout.flush().unwrap();
@@ -625,14 +657,15 @@ fn acknowledged_writes_survive_sigkill() {
         let line = line.unwrap();
         if let Some(index) = line.strip_prefix("acked ") {
             acked = index.parse().unwrap();
-            if acked >= 230 {
+            // Past 250, where a staged snapshot started beside the appends.
+            if acked >= 260 {
                 break;
             }
         }
     }
     child.kill().unwrap(); // SIGKILL: no destructor, no RocksDB close
     child.wait().unwrap();
-    assert!(acked >= 230, "the child wrote only up to {acked}");
+    assert!(acked >= 260, "the child wrote only up to {acked}");
     let store = RocksLogStore::open(dir.path()).unwrap();
     let (first, last) = (store.first_index().unwrap(), store.last_index().unwrap());
     assert!(last >= acked, "acknowledged {acked}, stored up to {last}");
@@ -643,11 +676,18 @@ fn acknowledged_writes_survive_sigkill() {
         "the hard state came in the entry's batch"
     );
     assert_eq!(hs.term, 1 + last / 100);
-    let snapshot_index = store.stored_snapshot().get_metadata().index;
+    let stored = store.stored_snapshot();
+    let snapshot_index = stored.get_metadata().index;
     assert!(
         first >= 200 - 20 && first <= snapshot_index + 1,
         "first {first}, snapshot {snapshot_index}"
     );
+    // Whether it was written inline or staged, the snapshot is whole.
+    assert_eq!(
+        stored,
+        bulky_snapshot(snapshot_index, 1 + snapshot_index / 100)
+    );
+    assert!(data_indexes(&store).contains(&snapshot_index));
     let entries = store
         .entries(
             first,
@@ -665,4 +705,9 @@ fn acknowledged_writes_survive_sigkill() {
         );
     }
     assert_eq!(store.term(first - 1).unwrap(), 1 + (first - 1) / 100);
+    // Whatever the kill left staged goes with the next snapshot.
+    let mut store = store;
+    let next = bulky_snapshot(last - 1, 1 + (last - 1) / 100);
+    store.save_snapshot_and_compact(&next, last - 5).unwrap();
+    assert_eq!(data_indexes(&store), vec![last - 1]);
 }
