@@ -28,7 +28,7 @@
 //! read from RocksDB on demand. A value that does not decode is an error
 //! naming its column family and key, never a panic.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use protobuf::Message as _;
@@ -54,6 +54,12 @@ const DATA_PREFIX: &[u8] = b"data/";
 /// Where staged snapshot tables are written before RocksDB ingests
 /// (moves) them; inside the database directory, so on its file system.
 const STAGING_DIR: &str = "staging";
+
+/// Column family `name` of `db` (also for stagers, which hold only the database).
+fn column_family<'a>(db: &'a DB, name: &'static str) -> Result<&'a ColumnFamily, StorageError> {
+    db.cf_handle(name)
+        .ok_or_else(|| StorageError::Inconsistent(format!("no column family {name}")))
+}
 
 fn data_key(index: u64) -> Vec<u8> {
     let mut key = DATA_PREFIX.to_vec();
@@ -301,9 +307,7 @@ impl RocksLogStore {
     }
 
     fn cf(&self, name: &'static str) -> Result<&ColumnFamily, StorageError> {
-        self.db
-            .cf_handle(name)
-            .ok_or_else(|| StorageError::Inconsistent(format!("no column family {name}")))
+        column_family(&self.db, name)
     }
 
     fn first(&self) -> u64 {
@@ -555,7 +559,7 @@ impl RocksLogStore {
 fn stage_snapshot(db: &DB, staging: &Path, snapshot: &Snapshot) -> Result<(), StorageError> {
     let index = snapshot.get_metadata().index;
     std::fs::create_dir_all(staging).map_err(StorageError::Staging)?;
-    let table: PathBuf = staging.join(format!("snapshot-{index}.sst"));
+    let table = staging.join(format!("snapshot-{index}.sst"));
     let mut options = Options::default();
     // Written once and read only by a restart or a lagging follower:
     // not worth the CPU the encoding thread would spend compressing.
@@ -564,9 +568,7 @@ fn stage_snapshot(db: &DB, staging: &Path, snapshot: &Snapshot) -> Result<(), St
     writer.open(&table)?;
     writer.put(data_key(index), snapshot.get_data())?;
     writer.finish()?;
-    let cf = db
-        .cf_handle(CF_SNAPSHOT)
-        .ok_or_else(|| StorageError::Inconsistent(format!("no column family {CF_SNAPSHOT}")))?;
+    let cf = column_family(db, CF_SNAPSHOT)?;
     let mut ingest = IngestExternalFileOptions::default();
     ingest.set_move_files(true);
     let ingested = db.ingest_external_file_cf_opts(cf, &ingest, vec![&table]);
