@@ -191,6 +191,10 @@ pub(crate) enum AfterWrite {
     },
     /// The task's checkpoint is gone: forget the task.
     TaskRemoved { key: TaskKey },
+    /// The agent's record holds this id on disk: publish it. Watchers of
+    /// the id (`AgentHandle::wait_registered`) may then rely on a restart
+    /// recovering as this agent and finding its containers.
+    AgentRecorded { agent_id: AgentId },
     /// The kill request is on disk: kill the container.
     KillRecorded {
         key: TaskKey,
@@ -364,6 +368,7 @@ impl State {
                 // and a leftover record is recovered as terminal again.
                 self.on_task_removed(&key);
             }
+            AfterWrite::AgentRecorded { agent_id } => self.on_agent_recorded(agent_id, p.result),
             AfterWrite::KillRecorded {
                 key,
                 container_id,
@@ -611,14 +616,39 @@ impl State {
                 tracing::warn!(%old, new = %agent_id, "the master gave this agent a new id");
             }
             self.agent_id = Some(agent_id.clone());
-            self.persist(WriteOp::Agent(self.agent_record()), AfterWrite::Nothing);
-            let _ = self.agent_id_tx.send(Some(agent_id.clone()));
+            self.persist_agent_record();
         }
         tracing::info!(%agent_id, master, "registered");
         self.metrics.registered.set(1);
         self.link = Some(Link { master, outbound });
         let now = self.now();
         self.updates.mark_sent(delivered, now);
+    }
+
+    /// Queues the write of the agent's record; the id is published once it
+    /// is on disk, so that nothing outside learns an id a crash could lose.
+    fn persist_agent_record(&mut self) {
+        let then = match &self.agent_id {
+            Some(agent_id) => AfterWrite::AgentRecorded {
+                agent_id: agent_id.clone(),
+            },
+            None => AfterWrite::Nothing,
+        };
+        self.persist(WriteOp::Agent(self.agent_record()), then);
+    }
+
+    fn on_agent_recorded(&mut self, agent_id: AgentId, result: Result<(), Arc<crate::AgentError>>) {
+        if self.agent_id.as_ref() != Some(&agent_id) {
+            // A later registration changed the id; its own write publishes it.
+            return;
+        }
+        match result {
+            Ok(()) => {
+                let _ = self.agent_id_tx.send(Some(agent_id));
+            }
+            // Write it again (the writer pauses after a failed batch).
+            Err(_) => self.persist_agent_record(),
+        }
     }
 
     pub(crate) fn agent_record(&self) -> crate::checkpoint::AgentRecord {

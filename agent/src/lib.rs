@@ -99,8 +99,9 @@ impl AgentHandle {
         &self.work_dir
     }
 
-    /// The agent id, once a master assigned one (`None` before the first
-    /// registration and after the master refused the agent).
+    /// The agent id, once a master assigned one and it is checkpointed
+    /// (`None` before the first registration and after the master refused
+    /// the agent): a restart on the same work dir recovers as this id.
     pub fn agent_id(&self) -> Option<AgentId> {
         self.agent_id.borrow().clone()
     }

@@ -21,6 +21,7 @@ struct Harness {
     events: mpsc::Sender<Event>,
     outbound: mpsc::Receiver<v1::AgentMessage>,
     fake: Arc<FakeRuntime>,
+    agent_id: watch::Receiver<Option<AgentId>>,
     work_dir: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -36,7 +37,7 @@ impl Harness {
         let checkpoint = Checkpoint::new(&work_dir);
         let fake = Arc::new(FakeRuntime::default());
         let (events, events_rx) = mpsc::channel(EVENT_CAPACITY);
-        let (id_tx, _id_rx) = watch::channel(None);
+        let (id_tx, agent_id) = watch::channel(None);
         let identity = Identity {
             hostname: "test-host".into(),
             port: 1,
@@ -73,6 +74,7 @@ impl Harness {
             events,
             outbound,
             fake,
+            agent_id,
             work_dir,
             _dir: dir,
         })
@@ -178,6 +180,20 @@ async fn until_all(
             left.remove(s.task_id.as_str());
         }
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_agent_id_is_published_only_once_it_is_on_disk() -> anyhow::Result<()> {
+    let mut h = Harness::start().await?;
+    let published = tokio::time::timeout(WAIT, h.agent_id.wait_for(Option::is_some))
+        .await??
+        .clone();
+    assert_eq!(published, Some(AgentId::new_unchecked("a1")));
+    // A restart reads this file: an id seen outside must survive a crash.
+    let on_disk: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(h.work_dir.join("meta/agent.json"))?)?;
+    assert_eq!(on_disk["agent_id"], "a1");
     Ok(())
 }
 
