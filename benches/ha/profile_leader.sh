@@ -7,7 +7,8 @@
 # Environment: AGORA, KVBENCH, ETCD as in kv_compare.sh; CLIENTS (64),
 # SECS (measurement window, 10), OUT (default: a new dir under /var/tmp),
 # SYSTEMS ("agora etcd"), CALLGRAPH=1 to record DWARF call graphs too
-# (perf-children-<sys>.txt: inclusive time per function; heavier).
+# (perf-children-<sys>.txt: inclusive time per function; heavier),
+# KEEP_DATA=1 to keep perf-<sys>.data in OUT for `perf report -i`.
 #
 # For each system: a fresh 3-member cluster, kvbench --mode put at CLIENTS
 # clients for SECS+6 s, and during SECS seconds of it, on the leader's PID:
@@ -118,6 +119,7 @@ measure() { # SYSTEM LEADER_PID ENDPOINTS ALL_PIDS...
     perf report -i "$WORK/perf-$sys.data" --children --sort sym --stdio -g none --percent-limit 1.5 \
       2>/dev/null | grep -v '^#' | grep -v '^$' >"$OUT/perf-children-$sys.txt" || true
   fi
+  [[ ${KEEP_DATA:-} == 1 ]] && cp "$WORK/perf-$sys.data" "$OUT/"
   log "$sys done: $(grep -E '^run' "$OUT/kvbench-$sys.txt" || true)"
 }
 

@@ -21,6 +21,11 @@ mod plan;
 mod run;
 mod why;
 
+/// mimalloc rather than glibc's malloc: allocation was the largest single
+/// cost on a loaded master's threads after the kernel (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Agora: a two-level cluster scheduler in the Mesos tradition.
 #[derive(Parser)]
 #[command(name = "agora", version, about)]

@@ -24,8 +24,9 @@
 //! `sync = true` (WAL fsync) before it returns, so each call is atomic and
 //! durable; the one exception is a hard state that only moves the commit
 //! index (not fsynced, as etcd does: see `persist_ready`). Hard state, conf state, the log bounds and the snapshot are
-//! cached in memory (loaded and checked at `open`); entries and terms are
-//! read from RocksDB on demand. A value that does not decode is an error
+//! cached in memory (loaded and checked at `open`), and so are the terms of
+//! the newest entries as they are written (`recent_terms.rs`); entries, and
+//! the terms of older ones, are read from RocksDB on demand. A value that does not decode is an error
 //! naming its column family and key, never a panic.
 
 use std::path::Path;
@@ -40,6 +41,9 @@ use rocksdb::{
 };
 
 use super::{LogStore, SnapshotStager};
+
+mod recent_terms;
+use recent_terms::RecentTerms;
 
 const CF_LOG: &str = "log";
 const CF_STATE: &str = "state";
@@ -165,6 +169,8 @@ pub struct RocksLogStore {
     last: u64,
     /// The newest snapshot, also kept in memory (the engine sends it whole).
     snapshot: Snapshot,
+    /// Terms of the newest entries, so most `term` calls read no entry.
+    recent: RecentTerms,
 }
 
 impl std::fmt::Debug for RocksLogStore {
@@ -208,6 +214,7 @@ impl RocksLogStore {
             offset_term: 0,
             last: 0,
             snapshot: Snapshot::default(),
+            recent: RecentTerms::default(),
         };
         store.load()?;
         Ok(store)
@@ -405,7 +412,10 @@ impl RocksLogStore {
         if index > self.last {
             return Err(raft::Error::Store(raft::StorageError::Unavailable));
         }
-        Ok(self.read_entry(index)?.term)
+        match self.recent.get(index) {
+            Some(term) => Ok(term),
+            None => Ok(self.read_entry(index)?.term),
+        }
     }
 
     /// Adds the append of `entries` to `batch`; returns the new last index.
@@ -658,6 +668,7 @@ impl LogStore for RocksLogStore {
         }
         self.commit_with(batch, must_sync)?;
         self.last = last;
+        self.recent.appended(entries);
         if let Some(hard_state) = hard_state {
             self.hard_state = hard_state.clone();
         }
@@ -700,6 +711,7 @@ impl LogStore for RocksLogStore {
         self.offset_index = meta.index;
         self.offset_term = meta.term;
         self.last = meta.index;
+        self.recent.clear();
         self.hard_state = hard_state;
         self.conf_state = conf_state;
         self.snapshot = snapshot.clone();

@@ -103,6 +103,41 @@ fn a_reopened_store_shows_identical_state() {
     assert_eq!(store.conf_state().voters, vec![1, 2]);
 }
 
+/// The terms cached as entries are written (`recent_terms.rs`) agree with
+/// the ones read back from RocksDB after a reopen, through tails replaced
+/// by later terms, compactions and an installed snapshot.
+#[test]
+fn cached_terms_match_the_stored_log_through_overwrites() {
+    let (mut store, dir) = fresh();
+    let mut term = 1;
+    // (first index, entries) of each append: every other one overwrites
+    // part of the tail, as a new leader's entries do.
+    for (round, (first, count)) in [(1, 30), (25, 4), (29, 10), (10, 5), (15, 40), (54, 1)]
+        .into_iter()
+        .enumerate()
+    {
+        term += 1;
+        let entries: Vec<Entry> = (first..first + count).map(|i| entry(i, term)).collect();
+        store.append(&entries).unwrap();
+        if round == 3 {
+            store
+                .save_snapshot_and_compact(&snapshot(8, 2, vec![1]), 6)
+                .unwrap();
+        }
+        let before = observe(&store);
+        assert_eq!(before.last, first + count - 1);
+        store = reopen(store, &dir);
+        assert_eq!(observe(&store), before, "after append {round}");
+    }
+    store.apply_snapshot(&snapshot(60, term, vec![1])).unwrap();
+    store.append(&[entry(61, term + 1)]).unwrap();
+    let before = observe(&store);
+    assert_eq!(before.terms[60], Ok(term));
+    assert_eq!(before.terms[61], Ok(term + 1));
+    store = reopen(store, &dir);
+    assert_eq!(observe(&store), before);
+}
+
 #[test]
 fn a_second_open_of_the_same_directory_is_an_error() {
     let (_store, dir) = fresh();
