@@ -616,7 +616,7 @@ impl State {
                 tracing::warn!(%old, new = %agent_id, "the master gave this agent a new id");
             }
             self.agent_id = Some(agent_id.clone());
-            self.persist_agent_record();
+            self.persist_agent_record(agent_id.clone());
         }
         tracing::info!(%agent_id, master, "registered");
         self.metrics.registered.set(1);
@@ -627,13 +627,8 @@ impl State {
 
     /// Queues the write of the agent's record; the id is published once it
     /// is on disk, so that nothing outside learns an id a crash could lose.
-    fn persist_agent_record(&mut self) {
-        let then = match &self.agent_id {
-            Some(agent_id) => AfterWrite::AgentRecorded {
-                agent_id: agent_id.clone(),
-            },
-            None => AfterWrite::Nothing,
-        };
+    fn persist_agent_record(&mut self, agent_id: AgentId) {
+        let then = AfterWrite::AgentRecorded { agent_id };
         self.persist(WriteOp::Agent(self.agent_record()), then);
     }
 
@@ -647,7 +642,7 @@ impl State {
                 let _ = self.agent_id_tx.send(Some(agent_id));
             }
             // Write it again (the writer pauses after a failed batch).
-            Err(_) => self.persist_agent_record(),
+            Err(_) => self.persist_agent_record(agent_id),
         }
     }
 

@@ -153,17 +153,23 @@ fn write_raw(dir: &Path, cf: &str, key: &[u8], value: &[u8]) {
     db.put_cf(db.cf_handle(cf).unwrap(), key, value).unwrap();
 }
 
+/// A closed store holding entries `1..=last` of term 1, for tests that
+/// then change its files behind RocksLogStore's back.
+fn closed_with_log(last: u64) -> TempDir {
+    let (mut store, dir) = fresh();
+    store
+        .append(&(1..=last).map(|i| entry(i, 1)).collect::<Vec<_>>())
+        .unwrap();
+    dir
+}
+
 fn message(error: impl std::fmt::Display) -> String {
     error.to_string()
 }
 
 #[test]
 fn a_corrupt_log_value_is_an_error_naming_its_key() {
-    let (mut store, dir) = fresh();
-    store
-        .append(&(1..=5).map(|i| entry(i, 1)).collect::<Vec<_>>())
-        .unwrap();
-    drop(store);
+    let dir = closed_with_log(5);
     write_raw(dir.path(), CF_LOG, &log_key(3), b"\xff\xff not an entry");
     let store = RocksLogStore::open(dir.path()).unwrap();
     let term = store.term(3).unwrap_err();
@@ -200,9 +206,7 @@ fn a_corrupt_state_or_key_fails_the_open() {
 
     // Decodable but inconsistent: a commit index past the log (raft-rs
     // would panic on it).
-    let (mut store, dir) = fresh();
-    store.append(&[entry(1, 1), entry(2, 1)]).unwrap();
-    drop(store);
+    let dir = closed_with_log(2);
     use protobuf::Message as _;
     let hs = hard_state(1, 1, 5).write_to_bytes().unwrap();
     write_raw(dir.path(), CF_STATE, KEY_HARD_STATE, &hs);
@@ -305,11 +309,7 @@ fn staged_data_never_adopted_goes_with_the_next_snapshot() {
 
 #[test]
 fn a_store_with_the_older_snapshot_layout_opens_and_moves_on() {
-    let (mut store, dir) = fresh();
-    store
-        .append(&(1..=10).map(|i| entry(i, 1)).collect::<Vec<_>>())
-        .unwrap();
-    drop(store);
+    let dir = closed_with_log(10);
     use protobuf::Message as _;
     let old = snapshot(5, 1, vec![1, 2]);
     write_raw(
