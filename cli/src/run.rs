@@ -64,6 +64,15 @@ pub(crate) struct MasterArgs {
     /// Address of the etcd v3 API (`off` to not serve it).
     #[arg(long, env = "AGORA_ETCD_LISTEN", default_value = "0.0.0.0:2379")]
     pub(crate) etcd_listen: String,
+    /// How the leader auto-compacts the etcd keyspace's history, as etcd's
+    /// flag: `periodic` keeps a time window, `revision` a number of revisions.
+    #[arg(long, value_parser = ["periodic", "revision"])]
+    pub(crate) etcd_auto_compaction_mode: Option<String>,
+    /// The history kept: a duration (`90s`, `30m`, `72h`) or hours in
+    /// periodic mode, revisions in revision mode; `0` turns it off.
+    /// Default: one hour (the keyspace lives in the masters' memory).
+    #[arg(long)]
+    pub(crate) etcd_auto_compaction_retention: Option<String>,
 }
 
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
@@ -123,6 +132,17 @@ impl MasterArgs {
         if let Some(ms) = self.raft_tick_ms {
             anyhow::ensure!(ms > 0, "--raft-tick-ms: must be positive");
             cfg.group.tick = Duration::from_millis(ms);
+        }
+        if let Some(retention) = &self.etcd_auto_compaction_retention {
+            let mode = self
+                .etcd_auto_compaction_mode
+                .as_deref()
+                .unwrap_or("periodic");
+            cfg.group.etcd_auto_compaction =
+                agora_master::replication::AutoCompaction::parse(mode, retention)
+                    .map_err(|e| anyhow::anyhow!("--etcd-auto-compaction-retention: {e}"))?;
+        } else if self.etcd_auto_compaction_mode.is_some() {
+            anyhow::bail!("--etcd-auto-compaction-mode needs --etcd-auto-compaction-retention");
         }
         if cfg.group.etcd_listen.is_none() || self.etcd_listen != "0.0.0.0:2379" {
             cfg.group.etcd_listen = parse_etcd_listen(&self.etcd_listen)?;

@@ -106,6 +106,11 @@ struct ConfigFile {
     peers: Option<String>,
     join: Option<bool>,
     etcd_listen: Option<SocketAddr>,
+    /// `periodic` (default) or `revision`, as etcd's flag.
+    etcd_auto_compaction_mode: Option<String>,
+    /// A duration (`30m`, `72h`) or hours in periodic mode, a count of
+    /// revisions in revision mode, `0` for off; as etcd's flag.
+    etcd_auto_compaction_retention: Option<String>,
     reference_shapes: Option<Vec<ShapeFile>>,
 }
 
@@ -207,6 +212,16 @@ impl MasterConfig {
         if let Some(v) = f.etcd_listen {
             self.group.etcd_listen = Some(v);
         }
+        if f.etcd_auto_compaction_mode.is_some() || f.etcd_auto_compaction_retention.is_some() {
+            let mode = f.etcd_auto_compaction_mode.as_deref().unwrap_or("periodic");
+            let retention = (f.etcd_auto_compaction_retention.as_deref()).ok_or_else(|| {
+                MasterError::Config(
+                    "etcd_auto_compaction_retention: missing (the mode alone says nothing)".into(),
+                )
+            })?;
+            self.group.etcd_auto_compaction = agora_etcd::AutoCompaction::parse(mode, retention)
+                .map_err(|e| MasterError::Config(format!("etcd_auto_compaction_*: {e}")))?;
+        }
         if let Some(v) = f.reference_shapes {
             self.reference_shapes = v
                 .into_iter()
@@ -270,6 +285,7 @@ mod tests {
         assert_eq!(c.registry_max_agent_age, d.registry_max_agent_age);
         assert_eq!(c.registry_max_agent_count, d.registry_max_agent_count);
         assert_eq!(c.reference_shapes, d.reference_shapes);
+        assert_eq!(c.group.etcd_auto_compaction, d.group.etcd_auto_compaction);
     }
 
     #[test]
@@ -326,5 +342,36 @@ mod tests {
                 .merge_toml("[role_weights]\nweb = 0")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn etcd_auto_compaction_takes_etcds_forms() {
+        use agora_etcd::AutoCompaction;
+        let parsed = |text: &str| MasterConfig::default().merge_toml(text);
+        assert_eq!(
+            MasterConfig::default().group.etcd_auto_compaction,
+            AutoCompaction::Periodic(Duration::from_secs(3600))
+        );
+        let revisions =
+            "etcd_auto_compaction_mode = \"revision\"\netcd_auto_compaction_retention = \"5000\"";
+        assert_eq!(
+            parsed(revisions).unwrap().group.etcd_auto_compaction,
+            AutoCompaction::Revisions(5000)
+        );
+        let window = parsed("etcd_auto_compaction_retention = \"30m\"").unwrap();
+        assert_eq!(
+            window.group.etcd_auto_compaction,
+            AutoCompaction::Periodic(Duration::from_secs(1800))
+        );
+        let off = parsed("etcd_auto_compaction_retention = \"0\"").unwrap();
+        assert_eq!(off.group.etcd_auto_compaction, AutoCompaction::Off);
+        for bad in [
+            "etcd_auto_compaction_mode = \"revision\"",
+            "etcd_auto_compaction_mode = \"hourly\"\netcd_auto_compaction_retention = \"1\"",
+            "etcd_auto_compaction_retention = \"soon\"",
+        ] {
+            let error = parsed(bad).unwrap_err().to_string();
+            assert!(error.contains("etcd_auto_compaction"), "{bad}: {error}");
+        }
     }
 }

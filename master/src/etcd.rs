@@ -3,7 +3,7 @@
 //! the leader by the backend, reads are linearizable through ReadIndex.
 use std::sync::Arc;
 
-use agora_etcd::{RaftBackend, RaftBackendConfig, RaftTimings, SystemClock};
+use agora_etcd::{AutoCompaction, RaftBackend, RaftBackendConfig, RaftTimings, SystemClock};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +14,7 @@ pub(crate) fn serve(
     member_id: u64,
     listener: TcpListener,
     group: &Group,
+    auto_compaction: AutoCompaction,
     stop: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
     let config = RaftBackendConfig {
@@ -26,6 +27,7 @@ pub(crate) fn serve(
         revision: group.revision.clone(),
         clock: Arc::new(SystemClock::new()),
         timings: RaftTimings::default(),
+        auto_compaction,
     };
     async move {
         let backend: Arc<dyn agora_etcd::Backend> = Arc::new(RaftBackend::start(config));

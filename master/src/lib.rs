@@ -173,6 +173,7 @@ pub async fn start(cfg: MasterConfig, listener: TcpListener) -> Result<MasterHan
             cfg.group.member_id,
             l,
             &group,
+            cfg.group.etcd_auto_compaction,
             stop_member.clone(),
         ))
     });

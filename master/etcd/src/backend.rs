@@ -110,6 +110,15 @@ pub trait Backend: Send + Sync + 'static {
     /// store's revision, after the events handed out before it.
     fn request_progress(&self, ids: Vec<WatchId>, sink: WatchSink);
 
+    /// Waits until this member has compacted at `revision` or later and
+    /// holds none of the compacted versions any more: what a Compact with
+    /// `physical` set answers after. Backends that remove them as they
+    /// apply the compaction have nothing to wait for.
+    async fn compacted_physically(&self, revision: Revision) -> Result<(), ApiError> {
+        let _ = revision;
+        Ok(())
+    }
+
     /// The cluster's members.
     async fn members(&self) -> Result<Vec<Member>, ApiError>;
 

@@ -76,6 +76,9 @@ impl pb::kv_server::Kv for KvApi {
             KvResponse::Compact(response) => response.revision,
             _ => return Err(ApiError::WrongResponse("Compact").into()),
         };
+        if wire.physical {
+            self.ctx.backend.compacted_physically(wire.revision).await?;
+        }
         Ok(Response::new(pb::CompactionResponse {
             header: self.ctx.headers().at(revision),
         }))

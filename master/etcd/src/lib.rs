@@ -54,7 +54,7 @@ pub use config::{Limits, ServerConfig};
 pub use error::ApiError;
 pub use local::{Clock, LocalBackend, LocalConfig, SystemClock};
 pub use raft_backend::{
-    MemberDirectory, RaftBackend, RaftBackendConfig, RaftTimings, StaticDirectory,
+    AutoCompaction, MemberDirectory, RaftBackend, RaftBackendConfig, RaftTimings, StaticDirectory,
 };
 pub use server::{ServeError, serve, serve_with};
 

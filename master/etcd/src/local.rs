@@ -122,6 +122,8 @@ enum Control {
 struct Published {
     revision: AtomicI64,
     applied: AtomicU64,
+    /// [`KvState::stored_bytes`] after the owner's last step.
+    stored_bytes: AtomicU64,
 }
 
 /// A single-member [`Backend`]; cheap to clone. The owner task ends when
@@ -249,7 +251,8 @@ impl Backend for LocalBackend {
             raft_index: applied,
             raft_applied_index: applied,
             raft_term: 1,
-            db_size: 0,
+            db_size: i64::try_from(self.published.stored_bytes.load(Ordering::Acquire))
+                .unwrap_or(i64::MAX),
             is_learner: false,
             errors: Vec::new(),
         })
@@ -302,6 +305,11 @@ impl Owner {
                 _ = timers.progress.tick() => self.watchers.progress_notices(&self.kv),
             }
             self.watchers.deliver(&self.kv);
+            // This backend keeps no tick to spread a compaction's work
+            // over: it does it all at once, as the store did before
+            // trimming was deferred (the Raft-backed one trims in batches).
+            self.kv.trim_compacted(usize::MAX);
+            (self.published.stored_bytes).store(self.kv.stored_bytes(), Ordering::Release);
         }
         tracing::debug!("local etcd backend stopped");
     }

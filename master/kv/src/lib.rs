@@ -125,6 +125,29 @@ impl KvState {
         self.apply(&command)
     }
 
+    /// Physically removes up to `budget` changes that compactions left
+    /// behind (see [`KvState::is_trimming`]); returns whether any are left.
+    /// Compaction is O(1) and this does its work in bounded batches, so a
+    /// member calls it between other work until it returns `false`. Never
+    /// changes what a read, snapshot or [`KvState::hash`] gives.
+    pub fn trim_compacted(&mut self, budget: usize) -> bool {
+        self.store.trim(budget)
+    }
+
+    /// Whether a compaction's versions are still held in memory, waiting
+    /// for [`KvState::trim_compacted`] (what etcd's `physical` compaction
+    /// waits for).
+    pub fn is_trimming(&self) -> bool {
+        self.store.is_trimming()
+    }
+
+    /// Approximate bytes the keyspace's stored versions hold in memory,
+    /// compacted ones not yet trimmed included: what etcd reports as
+    /// `dbSize`. Not replicated state: members may differ while trimming.
+    pub fn stored_bytes(&self) -> u64 {
+        self.store.held_bytes()
+    }
+
     /// Reads a range at the current or a past revision.
     pub fn range(&self, request: &RangeRequest) -> Result<RangeResponse, KvError> {
         range::range(&self.store, request, self.store.current_revision())

@@ -12,6 +12,17 @@
 //! node with the original, and a later write copies only the nodes on its
 //! path. A snapshot therefore copies the store in O(1) on the Raft thread
 //! and encodes the copy elsewhere, however long the history.
+//!
+//! Compaction is logical at once and physical in batches, as etcd's
+//! (`compactionBatchLimit`): `compact` only moves the compact revision, and
+//! `trim` later takes the changes below it off the front of `changes` and
+//! drops their versions from the key histories, a bounded number at a time.
+//! A compaction of a long history thus never holds the Raft thread for
+//! more than one batch. Until then, `changes` and the histories still hold
+//! entries no read can see (reads below the compact revision are refused);
+//! [`MvccStore::histories`], which snapshots, the state hash and equality
+//! go through, skips them, so how far trimming got never shows: members
+//! that trimmed at different times stay equal.
 
 use std::ops::Bound;
 use std::sync::Arc;
@@ -108,14 +119,37 @@ impl KeyRange {
 }
 
 /// The versioned keyspace. See the module doc for the layout.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct MvccStore {
     keys: OrdMap<Vec<u8>, Vec<Version>>,
     /// The key of every change by revision (one allocation per key, shared
-    /// by its changes).
+    /// by its changes). Those below the compact revision await `trim`.
     changes: OrdMap<Rev, Arc<[u8]>>,
     current_revision: Revision,
     compact_revision: Revision,
+    /// Approximate bytes held by the stored versions, trimmed or not
+    /// (etcd's `dbSize`): not part of the replicated state, since it depends
+    /// on how far trimming got.
+    held_bytes: u64,
+}
+
+/// What one stored version holds besides its value: the version and its
+/// entry in `changes` (B-tree nodes are not counted).
+const VERSION_BYTES: u64 =
+    (size_of::<Version>() + size_of::<Rev>() + size_of::<Arc<[u8]>>()) as u64;
+/// What one key holds besides its bytes: its entry in `keys`.
+const KEY_BYTES: u64 = (size_of::<Vec<u8>>() + size_of::<Vec<Version>>()) as u64;
+
+/// Bytes [`MvccStore::held_bytes`] counts for one version.
+fn version_bytes(version: &Version) -> u64 {
+    let value = version.live.as_ref().map_or(0, |live| live.value.len());
+    VERSION_BYTES.saturating_add(value as u64)
+}
+
+/// Bytes [`MvccStore::held_bytes`] counts for a key with this history.
+fn key_bytes(key: &[u8], history: &[Version]) -> u64 {
+    let versions: u64 = history.iter().map(version_bytes).sum();
+    (KEY_BYTES + key.len() as u64).saturating_add(versions)
 }
 
 impl Default for MvccStore {
@@ -126,9 +160,22 @@ impl Default for MvccStore {
             // etcd's empty store reports revision 1; the first write is 2.
             current_revision: 1,
             compact_revision: 0,
+            held_bytes: 0,
         }
     }
 }
+
+/// Equal when every read, snapshot and hash is: same revisions and the
+/// same visible histories, however far each store got with trimming.
+impl PartialEq for MvccStore {
+    fn eq(&self, other: &Self) -> bool {
+        self.current_revision == other.current_revision
+            && self.compact_revision == other.compact_revision
+            && self.histories().eq(other.histories())
+    }
+}
+
+impl Eq for MvccStore {}
 
 impl MvccStore {
     pub(crate) fn current_revision(&self) -> Revision {
@@ -137,6 +184,12 @@ impl MvccStore {
 
     pub(crate) fn compact_revision(&self) -> Revision {
         self.compact_revision
+    }
+
+    /// Approximate bytes the stored versions hold, including compacted
+    /// ones not yet trimmed.
+    pub(crate) fn held_bytes(&self) -> u64 {
+        self.held_bytes
     }
 
     /// Resolves a requested read revision (`<= 0` means now) and checks it
@@ -178,6 +231,9 @@ impl MvccStore {
     /// newer than every stored change (the writer guarantees it).
     pub(crate) fn put(&mut self, rev: Rev, key: &[u8], value: Vec<u8>, lease: LeaseId) -> KeyValue {
         let history = self.keys.entry(key.to_vec()).or_default();
+        if history.is_empty() {
+            self.held_bytes += KEY_BYTES + key.len() as u64;
+        }
         let (create_revision, version) = match history.last().and_then(|v| v.live.as_ref()) {
             Some(live) => (live.create_revision, live.version.saturating_add(1)),
             None => (rev.main, 1),
@@ -193,6 +249,7 @@ impl MvccStore {
             live: Some(live),
         };
         let kv = entry.to_key_value(key);
+        self.held_bytes += version_bytes(&entry);
         history.push(entry);
         self.changes.insert(rev, Arc::from(key));
         kv.unwrap_or_else(|| tombstone(key, rev.main))
@@ -204,6 +261,7 @@ impl MvccStore {
         let history = self.keys.get_mut(key)?;
         let previous = history.last()?.to_key_value(key)?;
         history.push(Version { rev, live: None });
+        self.held_bytes += VERSION_BYTES;
         self.changes.insert(rev, Arc::from(key));
         Some(previous)
     }
@@ -256,9 +314,10 @@ impl MvccStore {
         Some(Event { kind, kv, prev_kv })
     }
 
-    /// Drops every version that no read at `revision` or later can see:
-    /// each key keeps its versions from `revision` on plus, if live, the
-    /// last one before it. Cost is proportional to the changes dropped.
+    /// Compacts the history at `revision`: no read below it is served any
+    /// more. The versions no read at `revision` or later can see (each key
+    /// keeps its versions from `revision` on plus, if live, the last one
+    /// before it) are left for [`MvccStore::trim`]. O(1): see the module doc.
     pub(crate) fn compact(&mut self, revision: Revision) -> Result<(), KvError> {
         if revision <= self.compact_revision {
             return Err(KvError::Compacted {
@@ -268,37 +327,72 @@ impl MvccStore {
         if revision > self.current_revision {
             return Err(KvError::FutureRevision);
         }
-        let first_kept = Rev {
-            main: revision,
-            sub: 0,
-        };
-        let (dropped, at, mut kept) = self.changes.split_lookup(&first_kept);
-        if let Some(key) = at {
-            kept.insert(first_kept, key);
-        }
-        self.changes = kept;
-        let mut touched: Vec<Arc<[u8]>> = dropped.values().cloned().collect();
-        touched.sort();
-        touched.dedup();
-        for key in touched {
-            let Some(history) = self.keys.get_mut(&*key) else {
-                continue;
-            };
-            let below = history.partition_point(|v| v.rev.main < revision);
-            let keep_last_below =
-                below > 0 && history.get(below - 1).is_some_and(|v| v.live.is_some());
-            history.drain(..below.saturating_sub(usize::from(keep_last_below)));
-            if history.is_empty() {
-                self.keys.remove(&*key);
-            }
-        }
         self.compact_revision = revision;
         Ok(())
     }
 
-    /// All stored histories in key order (for snapshots and hashing).
-    pub(crate) fn histories(&self) -> impl Iterator<Item = (&Vec<u8>, &Vec<Version>)> {
-        self.keys.iter()
+    /// Removes up to `budget` changes below the compact revision, with the
+    /// versions of their keys that no read can see any more. Returns
+    /// whether any are left. Invisible to every read, snapshot and hash
+    /// (see the module doc); each removal is O(log n).
+    pub(crate) fn trim(&mut self, budget: usize) -> bool {
+        for _ in 0..budget {
+            let Some(rev) = self.oldest_compacted_change() else {
+                return false;
+            };
+            if let Some(key) = self.changes.remove(&rev) {
+                self.trim_key(&key);
+            }
+        }
+        self.is_trimming()
+    }
+
+    /// Whether compacted changes are still waiting for [`MvccStore::trim`].
+    pub(crate) fn is_trimming(&self) -> bool {
+        self.oldest_compacted_change().is_some()
+    }
+
+    fn oldest_compacted_change(&self) -> Option<Rev> {
+        let (rev, _) = self.changes.get_min()?;
+        (rev.main < self.compact_revision).then_some(*rev)
+    }
+
+    /// Drops the versions of `key` that no read can see any more. A key's
+    /// changes may be dropped many times over; after the first, this only
+    /// looks (no copy-on-write of a node a snapshot shares).
+    fn trim_key(&mut self, key: &[u8]) {
+        let Some(history) = self.keys.get(key) else {
+            return;
+        };
+        let invisible = compacted_prefix(history, self.compact_revision);
+        if invisible == 0 {
+            return;
+        }
+        if invisible == history.len() {
+            self.held_bytes = (self.held_bytes).saturating_sub(key_bytes(key, history));
+            self.keys.remove(key);
+        } else if let Some(history) = self.keys.get_mut(key) {
+            let freed: u64 = history.drain(..invisible).map(|v| version_bytes(&v)).sum();
+            self.held_bytes = self.held_bytes.saturating_sub(freed);
+        }
+    }
+
+    /// Every key's visible history (without versions compacted away but
+    /// not yet trimmed), in key order: what snapshots, the hash and
+    /// equality see. Keys with nothing visible are skipped.
+    pub(crate) fn histories(&self) -> impl Iterator<Item = (&Vec<u8>, &[Version])> {
+        let compact = self.compact_revision;
+        self.keys.iter().filter_map(move |(key, history)| {
+            let visible = history.get(compacted_prefix(history, compact)..)?;
+            (!visible.is_empty()).then_some((key, visible))
+        })
+    }
+
+    /// Versions in all histories and entries in `changes`, trimmed or not.
+    #[cfg(test)]
+    pub(crate) fn stored(&self) -> (usize, usize) {
+        let versions = self.keys.values().map(Vec::len).sum();
+        (versions, self.changes.len())
     }
 
     /// Rebuilds a store from snapshot parts, checking the invariants the
@@ -315,7 +409,9 @@ impl MvccStore {
             ));
         }
         let mut changes = OrdMap::new();
+        let mut held_bytes = 0u64;
         for (key, history) in &keys {
+            held_bytes = held_bytes.saturating_add(key_bytes(key, history));
             let sorted = history.windows(2).all(|pair| pair[0].rev < pair[1].rev);
             let last_ok = history
                 .last()
@@ -333,8 +429,21 @@ impl MvccStore {
             changes,
             current_revision,
             compact_revision,
+            held_bytes,
         })
     }
+}
+
+/// How many of a history's oldest versions no read at `compact` or later
+/// can see: those before `compact`, except the last of them if it is live
+/// (it is the key's value at `compact`).
+fn compacted_prefix(history: &[Version], compact: Revision) -> usize {
+    let below = history.partition_point(|v| v.rev.main < compact);
+    let keep_last_below = below
+        .checked_sub(1)
+        .and_then(|last| history.get(last))
+        .is_some_and(|v| v.live.is_some());
+    below - usize::from(keep_last_below)
 }
 
 /// The version visible at `at`: the last one written at or before it.

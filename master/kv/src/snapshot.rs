@@ -50,7 +50,7 @@ impl KvState {
             current_revision: self.store.current_revision(),
             compact_revision: self.store.compact_revision(),
             keys: (self.store.histories())
-                .map(|(key, history)| (BytesRef(key), history.as_slice()))
+                .map(|(key, history)| (BytesRef(key), history))
                 .collect(),
             leases: self.leases.all().collect(),
             highest_lease_id: self.leases.highest_id(),

@@ -112,6 +112,12 @@ enum WireAnswer {
     },
 }
 
+/// Compacted changes removed per `background_work` step (see
+/// [`KvState::trim_compacted`]): etcd's `compactionBatchLimit`. The runner
+/// serves its inputs between steps, so this bounds how long a compaction
+/// can hold the Raft thread at once (BENCHMARKS.md, "Compaction").
+pub const TRIM_BATCH: usize = 1000;
+
 const CATEGORIES: [ErrorCategory; 5] = [
     ErrorCategory::InvalidArgument,
     ErrorCategory::OutOfRange,
@@ -279,6 +285,14 @@ impl StateMachine for KvMachine {
     fn after_drive(&mut self) {
         self.deliver();
     }
+
+    fn has_background_work(&self) -> bool {
+        self.state.is_trimming()
+    }
+
+    fn background_work(&mut self) {
+        self.state.trim_compacted(TRIM_BATCH);
+    }
 }
 
 impl KvHost for KvMachine {
@@ -344,6 +358,31 @@ mod tests {
             .map(|id| cluster.replica(*id).unwrap().state_machine().hash())
             .collect();
         assert!(hashes.windows(2).all(|w| w[0] == w[1]));
+    }
+
+    /// A compaction is applied at once; its versions leave memory one
+    /// `TRIM_BATCH` per background step, and no hash shows the difference.
+    #[test]
+    fn compacted_versions_are_trimmed_a_batch_per_step() {
+        let mut machine = KvMachine::new();
+        let writes = 2 * TRIM_BATCH + 10;
+        for index in 1..=writes {
+            machine.apply(index as u64, &put(&format!("k{}", index % 7), "v"));
+        }
+        let revision = machine.state().current_revision();
+        let compact = LogEntry::V1(Command::Compact(agora_kv::CompactRequest { revision }));
+        machine.apply(writes as u64 + 1, &compact.encode());
+        let hash = machine.hash();
+        let mut steps = 0;
+        while machine.has_background_work() {
+            machine.background_work();
+            steps += 1;
+            assert_eq!(machine.hash(), hash);
+        }
+        assert_eq!(
+            steps, 3,
+            "{writes} changes below the line, {TRIM_BATCH} a step"
+        );
     }
 
     #[test]

@@ -233,6 +233,12 @@ where
                 access_batch(&mut replica, first, &mut inputs.access, &mut waiting);
                 Ok(())
             }
+            // Ready after one yield, so inputs that are ready too get their
+            // turn between steps; nothing to drive after it.
+            () = tokio::task::yield_now(), if replica.state_machine().has_background_work() => {
+                replica.state_machine_mut().background_work();
+                continue;
+            }
         };
         if input.is_err() {
             // Stopped or removed: `drive` below reports which.

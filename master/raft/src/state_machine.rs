@@ -53,6 +53,18 @@ pub trait StateMachine {
     /// part): a state machine hands newly applied watch events to watchers
     /// here, on the thread that applied them. The default does nothing.
     fn after_drive(&mut self) {}
+
+    /// Whether [`StateMachine::background_work`] has something to do.
+    fn has_background_work(&self) -> bool {
+        false
+    }
+
+    /// One bounded step of work that may wait but not forever (the
+    /// keyspace trims a compaction's versions here). The runner calls it
+    /// while [`StateMachine::has_background_work`] says so, between its
+    /// inputs, so a step must be short. Outside the deterministic part: it
+    /// must not change what `hash`, `snapshot` or any answer gives.
+    fn background_work(&mut self) {}
 }
 
 /// FNV-1a, 64 bit: a stable hash for [`StateMachine::hash`] implementations.

@@ -35,6 +35,10 @@ pub struct GroupConfig {
     /// library default, so tests can run many masters; `agora master`
     /// serves it on port 2379 unless told otherwise).
     pub etcd_listen: Option<SocketAddr>,
+    /// How much keyspace history the leader keeps before compacting it
+    /// (etcd's `--auto-compaction-mode`/`--auto-compaction-retention`;
+    /// default one hour, since the keyspace lives in memory).
+    pub etcd_auto_compaction: agora_etcd::AutoCompaction,
     /// The Raft tick: elections take 10–20 ticks, heartbeats one.
     pub tick: Duration,
     /// Entries applied between snapshots (then the log is compacted); see
@@ -52,6 +56,7 @@ impl Default for GroupConfig {
             peers: BTreeMap::new(),
             join: false,
             etcd_listen: None,
+            etcd_auto_compaction: agora_etcd::AutoCompaction::default(),
             tick: agora_raft::runner::TICK_INTERVAL,
             snapshot_entries: agora_raft::SNAPSHOT_INTERVAL,
             log_tail_entries: agora_raft::LOG_TAIL_KEPT,

@@ -222,6 +222,14 @@ impl StateMachine for MasterMachine {
     fn after_drive(&mut self) {
         self.kv.after_drive();
     }
+
+    fn has_background_work(&self) -> bool {
+        self.kv.has_background_work()
+    }
+
+    fn background_work(&mut self) {
+        self.kv.background_work();
+    }
 }
 
 impl KvHost for MasterMachine {

@@ -25,6 +25,7 @@ use agora_raft::{KvHost, LogStore, MemLogStore, Replica, ReplicaConfig, RocksLog
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+pub use agora_etcd::AutoCompaction;
 pub use config::{DEFAULT_ETCD_PORT, GroupConfig, PeerSpec};
 pub(crate) use directory::Directory;
 pub use machine::{MasterEntry, MasterMachine, MemberInfo};

@@ -1,4 +1,6 @@
-//! The backend's timers: the leader's lease duties and progress notices.
+//! The backend's timers: the leader's lease duties, auto-compaction
+//! (`compactor.rs` decides; the leader proposes `Compact`) and progress
+//! notices.
 //!
 //! Only the leader finds expired leases, on its own clock, and proposes
 //! `ExpireLeases` (re-checked on apply, so a keep-alive in between wins).
@@ -12,20 +14,32 @@
 
 use std::sync::{Arc, Weak};
 
-use agora_kv::{Command, Response};
+use agora_kv::{Command, CompactRequest, Response};
 use agora_raft::KvHost;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use super::compactor::Compactor;
 use super::{Inner, Retry};
+
+/// What woke the duty task.
+enum Duty {
+    Leases,
+    Progress,
+    Compaction,
+}
 
 /// Runs until the backend is dropped.
 pub(super) async fn run<S: KvHost>(inner: Weak<Inner<S>>) {
-    let Some((mut expiry, mut progress)) = inner.upgrade().map(|inner| {
-        (
-            every(inner.timings.expiry_interval),
-            every(inner.timings.progress_interval),
-        )
-    }) else {
+    let Some((mut expiry, mut progress, mut compaction, mut compactor)) =
+        inner.upgrade().map(|inner| {
+            (
+                every(inner.timings.expiry_interval),
+                every(inner.timings.progress_interval),
+                inner.auto_compaction.check_interval().map(every),
+                Compactor::new(inner.auto_compaction),
+            )
+        })
+    else {
         return;
     };
     let Some(mut status) = inner.upgrade().map(|inner| inner.status.clone()) else {
@@ -37,9 +51,15 @@ pub(super) async fn run<S: KvHost>(inner: Weak<Inner<S>>) {
     let mut promoted_term = None;
     let mut woken_for = None;
     loop {
-        let lease_tick = tokio::select! {
-            _ = expiry.tick() => true,
-            _ = progress.tick() => false,
+        let duty = tokio::select! {
+            _ = expiry.tick() => Duty::Leases,
+            _ = progress.tick() => Duty::Progress,
+            _ = async {
+                match compaction.as_mut() {
+                    Some(interval) => interval.tick().await,
+                    None => std::future::pending().await,
+                }
+            } => Duty::Compaction,
             // A new leader promotes at once, not at the next expiry tick.
             changed = status.changed() => {
                 if changed.is_err() {
@@ -53,16 +73,16 @@ pub(super) async fn run<S: KvHost>(inner: Weak<Inner<S>>) {
                     continue;
                 }
                 woken_for = term;
-                true
+                Duty::Leases
             }
         };
         let Some(inner) = inner.upgrade() else {
             break;
         };
-        if lease_tick {
-            promoted_term = lease_duties(&inner, promoted_term).await;
-        } else {
-            inner.note(|s: &mut S| s.kv_mut().progress_notices());
+        match duty {
+            Duty::Leases => promoted_term = lease_duties(&inner, promoted_term).await,
+            Duty::Progress => inner.note(|s: &mut S| s.kv_mut().progress_notices()),
+            Duty::Compaction => compaction_duty(&inner, &mut compactor).await,
         }
     }
     tracing::debug!("raft etcd backend duties stopped");
@@ -111,4 +131,31 @@ async fn lease_duties<S: KvHost>(inner: &Arc<Inner<S>>, promoted: Option<u64>) -
         Err(Retry) => {}
     }
     promoted
+}
+
+/// One auto-compaction check: the policy decides from this member's clock,
+/// role and revisions; a leader proposes the `Compact` it asks for.
+async fn compaction_duty<S: KvHost>(inner: &Arc<Inner<S>>, compactor: &mut Compactor) {
+    if !inner.status().is_leader() {
+        compactor.forget();
+        return;
+    }
+    let current = inner.revision.get();
+    let compacted = inner.local(|s: &mut S| s.kv().state().compact_revision());
+    let Ok(compacted) = compacted.await else {
+        return;
+    };
+    let now = inner.clock.now_ms();
+    let Some(revision) = compactor.decide(now, true, current, compacted) else {
+        return;
+    };
+    match inner
+        .propose(Command::Compact(CompactRequest { revision }))
+        .await
+    {
+        Ok(Ok(_)) => tracing::info!(revision, "keyspace auto-compacted"),
+        // A client compacted further meanwhile, or leadership moved on.
+        Ok(Err(error)) => tracing::debug!(%error, revision, "auto-compaction refused"),
+        Err(Retry) => {}
+    }
 }

@@ -18,9 +18,12 @@
 //! a bigger machine; the backend reaches it only through `KvHost`. It never
 //! sees the log store: the runner owns the replica.
 
+mod compactor;
 mod duties;
 mod forward;
 mod pipe;
+
+pub use compactor::{AutoCompaction, Compactor, REVISION_MODE_INTERVAL};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -99,6 +102,8 @@ const MAX_RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// Most attempts of one request (besides the deadline): a bound on the
 /// work a request can cause while leadership flaps.
 const MAX_ATTEMPTS: u32 = 64;
+/// How often a `physical` Compact looks whether this member has trimmed.
+const TRIM_POLL: Duration = Duration::from_millis(10);
 
 /// Settings and channels of a [`RaftBackend`].
 pub struct RaftBackendConfig<S> {
@@ -120,6 +125,8 @@ pub struct RaftBackendConfig<S> {
     pub clock: Arc<dyn Clock>,
     /// Timings.
     pub timings: RaftTimings,
+    /// How much keyspace history the leader keeps before compacting it.
+    pub auto_compaction: AutoCompaction,
 }
 
 /// The etcd API's backend over a Raft group; cheap to clone. Its duty task
@@ -158,6 +165,7 @@ struct Inner<S> {
     revision: PublishedRevision,
     clock: Arc<dyn Clock>,
     timings: RaftTimings,
+    auto_compaction: AutoCompaction,
     /// Pipes to other members' Forward services, by member id.
     /// Locked only to look up or swap an entry, never across an await.
     pipes: Mutex<BTreeMap<u64, pipe::Pipe>>,
@@ -188,6 +196,7 @@ impl<S: KvHost> RaftBackend<S> {
             revision: config.revision,
             clock: config.clock,
             timings: config.timings,
+            auto_compaction: config.auto_compaction,
             pipes: Mutex::new(BTreeMap::new()),
         });
         tokio::spawn(duties::run(Arc::downgrade(&inner)));
@@ -426,6 +435,29 @@ impl<S: KvHost> Backend for RaftBackend<S> {
         range.map_err(ApiError::from)
     }
 
+    /// Polls this member's keyspace: the compaction may be committed and
+    /// not yet applied here (a follower answering for the leader), and its
+    /// versions are trimmed `agora_raft::TRIM_BATCH` at a time between the
+    /// runner's inputs.
+    async fn compacted_physically(&self, revision: Revision) -> Result<(), ApiError> {
+        let deadline = Instant::now() + self.inner.timings.request_timeout;
+        loop {
+            let done = (self.inner)
+                .local(move |s: &mut S| {
+                    let state = s.kv().state();
+                    state.compact_revision() >= revision && !state.is_trimming()
+                })
+                .await?;
+            if done {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(ApiError::Timeout);
+            }
+            sleep(TRIM_POLL).await;
+        }
+    }
+
     async fn lease_time_to_live(
         &self,
         id: LeaseId,
@@ -484,13 +516,16 @@ impl<S: KvHost> Backend for RaftBackend<S> {
     }
 
     async fn status(&self) -> Result<MemberStatus, ApiError> {
+        let held = (self.inner)
+            .local(|s: &mut S| s.kv().state().stored_bytes())
+            .await?;
         let status = self.inner.status();
         Ok(MemberStatus {
             leader: status.leadership.leader.unwrap_or(0),
             raft_index: status.commit_index,
             raft_applied_index: status.applied_index,
             raft_term: status.leadership.term,
-            db_size: 0,
+            db_size: i64::try_from(held).unwrap_or(i64::MAX),
             is_learner: false,
             errors: Vec::new(),
         })

@@ -8,12 +8,14 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use agora_etcd::AutoCompaction;
 use agora_etcd::pb::forward::forward_client::ForwardClient;
 use agora_etcd::pb::forward::{ForwardBatch, ForwardItem, ForwardRequest};
 use agora_kv::{KvError, LogEntry};
 use agora_raft::{KvHost, KvMachine, LogStore, MemLogStore, RocksLogStore, StateMachine};
 use etcd_client::{
-    Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchOptions,
+    CompactionOptions, Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp,
+    WatchOptions,
 };
 use tokio::time::{Instant, sleep, timeout};
 
@@ -261,6 +263,58 @@ async fn a_burst_through_a_follower<L: LogStore + Send + 'static, S: KvHost>(
     }
 }
 
+/// A physical compaction asked of a follower: answered once that member
+/// applied it and trimmed the versions (a batch at a time), so its status
+/// shows the memory freed; history below it is refused everywhere, what is
+/// current stays.
+async fn a_physical_compaction_on_a_follower<L: LogStore + Send + 'static, S: KvHost>(
+    cluster: &RaftCluster<L, S>,
+) {
+    let leader = cluster.wait_for_leader().await;
+    let follower = cluster.others(leader)[1];
+    let mut on_follower = cluster.client(follower).await;
+    let puts = (0..agora_raft::TRIM_BATCH + 200).map(|n| {
+        let mut client = on_follower.clone();
+        async move {
+            let put = client.put(format!("churn/{}", n % 5), n.to_string(), None);
+            put.await.unwrap().header().unwrap().revision()
+        }
+    });
+    let revisions = futures_util::future::join_all(puts).await;
+    let revision = revisions.into_iter().max().unwrap();
+    let held = on_follower.status().await.unwrap().db_size();
+    let physical = CompactionOptions::new().with_physical();
+    on_follower.compact(revision, Some(physical)).await.unwrap();
+    // Answered once this member freed the old versions (etcd's dbSize).
+    let left = on_follower.status().await.unwrap().db_size();
+    assert!(
+        left > 0 && left * 2 < held,
+        "{left} of {held} bytes still held"
+    );
+    let mut on_leader = cluster.client(leader).await;
+    let before = GetOptions::new().with_prefix().with_revision(revision - 1);
+    let refused = on_leader.get("churn/", Some(before)).await.unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("required revision has been compacted"),
+        "{refused}"
+    );
+    let now = on_follower
+        .get("churn/", Some(GetOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    assert_eq!(now.kvs().len(), 5);
+    let burst = on_leader
+        .get(
+            "burst/",
+            Some(GetOptions::new().with_prefix().with_count_only()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(burst.count(), 300, "the compaction kept every live key");
+}
+
 /// Kills the leader mid-stream: a new leader takes over, writes continue,
 /// every acknowledged write is there, a watch resumed on another member
 /// from the next revision misses and repeats nothing, and a lease granted
@@ -373,6 +427,7 @@ async fn scenario<L: LogStore + Send + 'static, S: KvHost>(mut cluster: RaftClus
     leases_work_from_a_follower(&cluster).await;
     garbage_on_the_forward_service_is_refused(&cluster).await;
     a_burst_through_a_follower(&cluster).await;
+    a_physical_compaction_on_a_follower(&cluster).await;
     etcdctl_on_followers(&cluster).await;
     the_leader_dies(&mut cluster).await;
     cluster.shutdown().await;
@@ -449,6 +504,14 @@ impl StateMachine for Enveloped {
     fn after_drive(&mut self) {
         self.kv.after_drive();
     }
+
+    fn has_background_work(&self) -> bool {
+        self.kv.has_background_work()
+    }
+
+    fn background_work(&mut self) {
+        self.kv.background_work();
+    }
 }
 
 impl KvHost for Enveloped {
@@ -465,4 +528,57 @@ impl KvHost for Enveloped {
         bytes.extend(entry.encode());
         bytes
     }
+}
+
+/// Waits until a read at `revision` is refused as compacted.
+async fn compacted_past(client: &mut etcd_client::Client, key: &str, revision: i64) {
+    eventually(WAIT, || {
+        let mut client = client.clone();
+        async move {
+            let at = GetOptions::new().with_revision(revision);
+            match client.get(key, Some(at)).await {
+                Err(error) => error
+                    .to_string()
+                    .contains("required revision has been compacted"),
+                Ok(_) => false,
+            }
+        }
+    })
+    .await;
+}
+
+/// Periodic auto-compaction with a one-second window: the leader compacts
+/// history older than that on its own, keeps what is newer, and a new
+/// leader takes the duty over after the old one is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_auto_compacts_and_a_new_leader_takes_over() {
+    let window = AutoCompaction::Periodic(Duration::from_secs(1));
+    let mut cluster = RaftCluster::start_with(|_| MemLogStore::new(), KvMachine::new, window).await;
+    let leader = cluster.wait_for_leader().await;
+    let mut client = cluster.client(cluster.others(leader)[0]).await;
+    let first = put_retrying(&mut client, "auto/a", "1").await;
+    put_retrying(&mut client, "auto/a", "2").await;
+    compacted_past(&mut client, "auto/a", first).await;
+    let fresh = put_retrying(&mut client, "auto/a", "3").await;
+    let at = GetOptions::new().with_revision(fresh);
+    let kept = client.get("auto/a", Some(at)).await.unwrap();
+    assert_eq!(
+        kept.kvs()[0].value(),
+        b"3",
+        "history younger than the window stays"
+    );
+
+    cluster.kill(leader).await;
+    let survivor = cluster.others(leader)[0];
+    let mut client = cluster.client(survivor).await;
+    let after = put_retrying(&mut client, "auto/b", "1").await;
+    put_retrying(&mut client, "auto/b", "2").await;
+    compacted_past(&mut client, "auto/b", after).await;
+    let now = client
+        .get("auto/", Some(GetOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    let values: Vec<&[u8]> = now.kvs().iter().map(|kv| kv.value()).collect();
+    assert_eq!(values, [b"3", b"2"], "compaction keeps every current value");
+    cluster.shutdown().await;
 }

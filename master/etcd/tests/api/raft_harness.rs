@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agora_etcd::{
-    Member, RaftBackend, RaftBackendConfig, RaftTimings, ServerConfig, StaticDirectory, SystemClock,
+    AutoCompaction, Member, RaftBackend, RaftBackendConfig, RaftTimings, ServerConfig,
+    StaticDirectory, SystemClock,
 };
 use agora_raft::{
     GrpcTransport, KvHost, LogStore, Replica, ReplicaConfig, Status, runner_channels,
@@ -57,6 +58,15 @@ impl<L: LogStore + Send + 'static, S: KvHost> RaftCluster<L, S> {
         open: impl Fn(u64) -> L,
         machine: impl Fn() -> S,
     ) -> RaftCluster<L, S> {
+        RaftCluster::start_with(open, machine, AutoCompaction::Off).await
+    }
+
+    /// [`RaftCluster::start`] with the backends' auto-compaction policy.
+    pub(crate) async fn start_with(
+        open: impl Fn(u64) -> L,
+        machine: impl Fn() -> S,
+        auto_compaction: AutoCompaction,
+    ) -> RaftCluster<L, S> {
         let ids = [1u64, 2, 3];
         let mut peer_listeners = BTreeMap::new();
         let mut etcd_listeners = BTreeMap::new();
@@ -88,7 +98,8 @@ impl<L: LogStore + Send + 'static, S: KvHost> RaftCluster<L, S> {
             let replica = Replica::new(id, &ids, open(id), machine(), config).unwrap();
             let peer_listener = peer_listeners.remove(&id).unwrap();
             let etcd_listener = etcd_listeners.remove(&id).unwrap();
-            let node = start_node(replica, peer_listener, etcd_listener, &peers, &directory);
+            let listeners = (peer_listener, etcd_listener);
+            let node = start_node(replica, listeners, &peers, &directory, auto_compaction);
             nodes.insert(id, node);
         }
         RaftCluster { nodes }
@@ -153,10 +164,10 @@ impl<L: LogStore + Send + 'static, S: KvHost> RaftCluster<L, S> {
 
 fn start_node<L: LogStore + Send + 'static, S: KvHost>(
     replica: Replica<L, S>,
-    peer_listener: TcpListener,
-    etcd_listener: TcpListener,
+    (peer_listener, etcd_listener): (TcpListener, TcpListener),
     peers: &BTreeMap<u64, String>,
     directory: &Arc<StaticDirectory>,
+    auto_compaction: AutoCompaction,
 ) -> Node<L, S> {
     let id = replica.id();
     let etcd_addr = etcd_listener.local_addr().unwrap();
@@ -194,6 +205,7 @@ fn start_node<L: LogStore + Send + 'static, S: KvHost>(
             expiry_interval: Duration::from_millis(100),
             ..RaftTimings::default()
         },
+        auto_compaction,
     });
     let (stop_etcd, etcd_stopped) = stopper();
     let etcd = tokio::spawn(async move {

@@ -294,6 +294,55 @@ fn compaction_keeps_latest_live_version_and_drops_deleted_keys() {
     assert_eq!(keys_of(&at5), ["a"]);
     assert_eq!(kv.store().histories().count(), 2, "b's history is gone");
     assert_eq!(kv.events_since(5).unwrap().len(), 2);
+    // Logically gone at once; physically, batch by batch.
+    let (hash, snapshot) = (kv.hash(), kv.snapshot());
+    assert_eq!(kv.store().stored(), (5, 5), "nothing trimmed yet");
+    assert!(kv.is_trimming());
+    assert!(kv.trim_compacted(2), "two of three compacted changes");
+    assert!(!kv.trim_compacted(2), "the third, and no more");
+    assert!(!kv.is_trimming());
+    // a keeps its version 1 (a's value just before revision 5); b is gone.
+    assert_eq!(kv.store().stored(), (3, 2));
+    assert_eq!((kv.hash(), kv.snapshot()), (hash, snapshot));
+    assert_eq!(
+        keys_of(&kv.range(&range_request("a", "z")).unwrap()),
+        ["a", "c"]
+    );
+    assert_eq!(kv.events_since(5).unwrap().len(), 2);
+}
+
+/// A compaction answers at once however long the history (etcd's
+/// `compactionBatchLimit` idea): its cost lands in `trim_compacted`
+/// batches, each bounded by its budget.
+#[test]
+fn compaction_defers_its_work_to_bounded_trims() {
+    let mut kv = KvState::new();
+    for i in 0..3_000 {
+        put(&mut kv, &format!("k{}", i % 100), "v");
+    }
+    let revision = kv.current_revision();
+    kv.apply(&Command::Compact(crate::CompactRequest { revision }))
+        .unwrap();
+    assert_eq!(
+        kv.store().stored(),
+        (3_000, 3_000),
+        "compact only moved the line"
+    );
+    let held = kv.stored_bytes();
+    let mut batches = 0;
+    while kv.trim_compacted(1_000) {
+        batches += 1;
+    }
+    assert_eq!(batches, 2, "3,000 changes below the line: three batches");
+    // Each key keeps its last version; k99, written at the line, also the
+    // one before it (its value just before the compact revision).
+    assert_eq!(kv.store().stored(), (101, 1));
+    let trimmed = kv.stored_bytes();
+    assert!(trimmed * 10 < held, "{trimmed} of {held} bytes still held");
+    assert_eq!(
+        trimmed,
+        KvState::restore(&kv.snapshot()).unwrap().stored_bytes()
+    );
 }
 
 #[test]
@@ -428,6 +477,7 @@ fn a_copy_is_unaffected_by_later_writes_and_compaction() {
     delete(&mut kv, delete_request("k100", "k200"));
     kv.apply(&Command::Compact(crate::CompactRequest { revision: 450 }))
         .unwrap();
+    while kv.trim_compacted(7) {}
     assert_eq!(copy.snapshot(), bytes, "the copy's snapshot is unchanged");
     assert_eq!(copy.hash(), hash);
     assert_eq!(get(&copy, "k150").unwrap().value, b("v1"));

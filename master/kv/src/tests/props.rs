@@ -191,11 +191,17 @@ proptest! {
 
     /// (a) Same responses as the reference model, same history after.
     #[test]
-    fn store_matches_reference_model(commands in prop::collection::vec(model_command(), 1..40)) {
+    /// Compactions are trimmed by random budgets between commands (0:
+    /// not at all): how far trimming got must never show.
+    fn store_matches_reference_model(
+        commands in prop::collection::vec(model_command(), 1..40),
+        trims in prop::collection::vec(0usize..4, 40),
+    ) {
         let mut kv = KvState::new();
         let mut model = Model::new();
-        for command in &commands {
+        for (command, trim) in commands.iter().zip(&trims) {
             prop_assert_eq!(kv.apply(command), model.apply(command), "command {:?}", command);
+            kv.trim_compacted(*trim);
         }
         prop_assert_eq!(kv.current_revision(), model.current());
         prop_assert_eq!(kv.compact_revision(), model.compact());
@@ -211,26 +217,36 @@ proptest! {
     }
 
     /// (b) Same commands give the same state; snapshot, restore and
-    /// continue equals continuing.
+    /// continue equals continuing. `first` trims every compaction at once,
+    /// `second` by random budgets, the restored copy never: members trim
+    /// on their own schedule, and must stay equal all the same.
     #[test]
     fn apply_is_deterministic_and_snapshots_resume(
         commands in prop::collection::vec(any_command(), 1..40),
         cut in any::<prop::sample::Index>(),
+        trims in prop::collection::vec(0usize..4, 40),
     ) {
         let mut first = KvState::new();
         let mut second = KvState::new();
         let cut = cut.index(commands.len());
         let mut restored = None;
-        for (index, command) in commands.iter().enumerate() {
+        for ((index, command), trim) in commands.iter().enumerate().zip(&trims) {
             if index == cut {
                 restored = Some(KvState::restore(&first.snapshot()).unwrap());
             }
             let answer = first.apply(command);
+            prop_assert!(!first.trim_compacted(usize::MAX));
+            // Fully trimmed, it holds exactly what a restore of it holds.
+            let fresh = KvState::restore(&first.snapshot()).unwrap();
+            prop_assert_eq!(first.stored_bytes(), fresh.stored_bytes());
             prop_assert_eq!(&answer, &second.apply(command));
+            second.trim_compacted(*trim);
             if let Some(restored) = restored.as_mut() {
                 prop_assert_eq!(&answer, &restored.apply(command));
             }
         }
+        prop_assert_eq!(first.snapshot(), second.snapshot());
+        prop_assert_eq!(&first, &second);
         let restored = restored.unwrap();
         prop_assert_eq!(first.hash(), second.hash());
         prop_assert_eq!(first.hash(), restored.hash());
