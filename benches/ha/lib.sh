@@ -41,7 +41,10 @@ agora_group_init() {
 agora_start() {
   local id=$1
   mkdir -p "$WORK/agora"
-  AGORA_LOG=${AGORA_LOG:-warn} "$AGORA" master --id "$id" --peers "$AGORA_PEERS" \
+  # AGORA_ENV: extra NAME=VALUE words for the members' environment only
+  # (e.g. TOKIO_WORKER_THREADS=1), so kvbench and etcd do not inherit them.
+  # shellcheck disable=SC2086
+  env ${AGORA_ENV:-} AGORA_LOG="${AGORA_LOG:-warn}" "$AGORA" master --id "$id" --peers "$AGORA_PEERS" \
     --listen "127.0.0.1:${AGORA_API[id]}" \
     --etcd-listen "127.0.0.1:${AGORA_ETCD[id]}" \
     --data-dir "$WORK/agora/m$id" "${AGORA_EXTRA[@]}" \
