@@ -287,3 +287,59 @@ pub(crate) async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     handle.shutdown().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use agora_master::replication::AutoCompaction;
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Master {
+        #[command(flatten)]
+        args: MasterArgs,
+    }
+
+    fn config(flags: &[&str]) -> anyhow::Result<MasterConfig> {
+        let argv = std::iter::once("agora-master").chain(flags.iter().copied());
+        Master::try_parse_from(argv)?.args.into_config()
+    }
+
+    #[test]
+    fn etcd_auto_compaction_flags_read_as_etcds() -> anyhow::Result<()> {
+        let compaction = |flags: &[&str]| config(flags).map(|c| c.group.etcd_auto_compaction);
+        let hour = AutoCompaction::Periodic(Duration::from_secs(3600));
+        assert_eq!(compaction(&[])?, hour, "one hour unless told");
+        assert_eq!(
+            compaction(&["--etcd-auto-compaction-retention", "72h"])?,
+            AutoCompaction::Periodic(Duration::from_secs(72 * 3600))
+        );
+        let revisions = [
+            "--etcd-auto-compaction-mode",
+            "revision",
+            "--etcd-auto-compaction-retention",
+            "5000",
+        ];
+        assert_eq!(compaction(&revisions)?, AutoCompaction::Revisions(5000));
+        let off = ["--etcd-auto-compaction-retention", "0"];
+        assert_eq!(compaction(&off)?, AutoCompaction::Off);
+        for bad in [
+            &["--etcd-auto-compaction-mode", "revision"][..],
+            &[
+                "--etcd-auto-compaction-mode",
+                "hourly",
+                "--etcd-auto-compaction-retention",
+                "1",
+            ],
+            &["--etcd-auto-compaction-retention", "soon"],
+        ] {
+            let error = compaction(bad).expect_err("refused");
+            assert!(
+                error.to_string().contains("auto-compaction"),
+                "{bad:?}: {error}"
+            );
+        }
+        Ok(())
+    }
+}
