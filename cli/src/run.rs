@@ -133,16 +133,14 @@ impl MasterArgs {
             anyhow::ensure!(ms > 0, "--raft-tick-ms: must be positive");
             cfg.group.tick = Duration::from_millis(ms);
         }
-        if let Some(retention) = &self.etcd_auto_compaction_retention {
-            let mode = self
-                .etcd_auto_compaction_mode
-                .as_deref()
-                .unwrap_or("periodic");
-            cfg.group.etcd_auto_compaction =
-                agora_master::replication::AutoCompaction::parse(mode, retention)
-                    .map_err(|e| anyhow::anyhow!("--etcd-auto-compaction-retention: {e}"))?;
-        } else if self.etcd_auto_compaction_mode.is_some() {
-            anyhow::bail!("--etcd-auto-compaction-mode needs --etcd-auto-compaction-retention");
+        let (mode, retention) = (
+            self.etcd_auto_compaction_mode.as_deref(),
+            self.etcd_auto_compaction_retention.as_deref(),
+        );
+        if let Some(v) = agora_master::replication::AutoCompaction::from_flags(mode, retention)
+            .map_err(|e| anyhow::anyhow!("--etcd-auto-compaction-*: {e}"))?
+        {
+            cfg.group.etcd_auto_compaction = v;
         }
         if cfg.group.etcd_listen.is_none() || self.etcd_listen != "0.0.0.0:2379" {
             cfg.group.etcd_listen = parse_etcd_listen(&self.etcd_listen)?;

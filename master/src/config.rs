@@ -212,15 +212,14 @@ impl MasterConfig {
         if let Some(v) = f.etcd_listen {
             self.group.etcd_listen = Some(v);
         }
-        if f.etcd_auto_compaction_mode.is_some() || f.etcd_auto_compaction_retention.is_some() {
-            let mode = f.etcd_auto_compaction_mode.as_deref().unwrap_or("periodic");
-            let retention = (f.etcd_auto_compaction_retention.as_deref()).ok_or_else(|| {
-                MasterError::Config(
-                    "etcd_auto_compaction_retention: missing (the mode alone says nothing)".into(),
-                )
-            })?;
-            self.group.etcd_auto_compaction = agora_etcd::AutoCompaction::parse(mode, retention)
-                .map_err(|e| MasterError::Config(format!("etcd_auto_compaction_*: {e}")))?;
+        let (mode, retention) = (
+            f.etcd_auto_compaction_mode.as_deref(),
+            f.etcd_auto_compaction_retention.as_deref(),
+        );
+        if let Some(v) = agora_etcd::AutoCompaction::from_flags(mode, retention)
+            .map_err(|e| MasterError::Config(format!("etcd_auto_compaction_*: {e}")))?
+        {
+            self.group.etcd_auto_compaction = v;
         }
         if let Some(v) = f.reference_shapes {
             self.reference_shapes = v

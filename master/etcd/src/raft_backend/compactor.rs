@@ -64,6 +64,22 @@ impl AutoCompaction {
         }
     }
 
+    /// The setting given as etcd's two flags, either of which may be
+    /// missing: `None` when neither is (keep the default); the mode alone
+    /// is an error, the retention alone means `periodic` (etcd's default).
+    pub fn from_flags(
+        mode: Option<&str>,
+        retention: Option<&str>,
+    ) -> Result<Option<AutoCompaction>, String> {
+        match (mode, retention) {
+            (None, None) => Ok(None),
+            (Some(_), None) => Err("auto-compaction mode given without a retention".to_string()),
+            (mode, Some(retention)) => {
+                AutoCompaction::parse(mode.unwrap_or("periodic"), retention).map(Some)
+            }
+        }
+    }
+
     /// How often the duty task should call [`Compactor::decide`].
     pub fn check_interval(&self) -> Option<Duration> {
         match self {
@@ -137,28 +153,23 @@ impl Compactor {
     }
 
     /// Drops the samples and the last compaction time: this member no
-    /// longer leads (see [`Compactor::decide`]).
+    /// longer leads, and when it leads again it samples afresh (as etcd's
+    /// compactor pauses and resumes), so its first compaction of a term
+    /// comes one interval after it began.
     pub fn forget(&mut self) {
         self.samples.clear();
         self.since = None;
     }
 
-    /// Called every [`AutoCompaction::check_interval`]: the revision to
-    /// compact at now, if any. `leading` is whether this member leads;
-    /// when it does not, everything is forgotten, and a new leader starts
-    /// sampling afresh (as etcd's compactor pauses and resumes), so the
-    /// first compaction of a term comes one interval after it began.
+    /// Called every [`AutoCompaction::check_interval`] while this member
+    /// leads (call [`Compactor::forget`] when it does not): the revision to
+    /// compact at now, if any.
     pub fn decide(
         &mut self,
         now: Millis,
-        leading: bool,
         current: Revision,
         compacted: Revision,
     ) -> Option<Revision> {
-        if !leading {
-            self.forget();
-            return None;
-        }
         let since = *self.since.get_or_insert(now);
         let target = match self.policy {
             AutoCompaction::Off => return None,
@@ -166,7 +177,7 @@ impl Compactor {
                 let due = elapsed(since, now) >= REVISION_MODE_INTERVAL;
                 (due).then(|| current.saturating_sub(keep))?
             }
-            AutoCompaction::Periodic(retention) => self.periodic(now, current, retention)?,
+            AutoCompaction::Periodic(retention) => self.periodic(now, since, current, retention)?,
         };
         self.since = Some(now);
         (target > compacted).then_some(target)
@@ -177,6 +188,7 @@ impl Compactor {
     fn periodic(
         &mut self,
         now: Millis,
+        since: Millis,
         current: Revision,
         retention: Duration,
     ) -> Option<Revision> {
@@ -186,9 +198,8 @@ impl Compactor {
         while self.samples.get(1).is_some_and(old_enough) {
             self.samples.pop_front();
         }
-        let (at, revision) = *self.samples.front().filter(|s| old_enough(s))?;
+        let (_, revision) = *self.samples.front().filter(|s| old_enough(s))?;
         let interval = retention.min(MAX_PERIODIC_INTERVAL);
-        let since = self.since.unwrap_or(at);
         (elapsed(since, now) >= interval).then_some(revision)
     }
 }
@@ -268,7 +279,7 @@ mod tests {
         let mut decisions = Vec::new();
         for minute in 0..=30 {
             let revision = 1 + 100 * minute;
-            if let Some(at) = compactor.decide(minute * MINUTE, true, revision, compacted) {
+            if let Some(at) = compactor.decide(minute * MINUTE, revision, compacted) {
                 decisions.push((minute, at));
                 compacted = at;
             }
@@ -280,22 +291,19 @@ mod tests {
     fn revision_mode_keeps_the_last_revisions() {
         let mut compactor = Compactor::new(AutoCompaction::Revisions(500));
         let five_minutes = 5 * MINUTE;
-        assert_eq!(compactor.decide(0, true, 100, 0), None, "starts the clock");
+        assert_eq!(compactor.decide(0, 100, 0), None, "starts the clock");
         assert_eq!(
-            compactor.decide(five_minutes, true, 400, 0),
+            compactor.decide(five_minutes, 400, 0),
             None,
             "nothing old enough"
         );
+        assert_eq!(compactor.decide(2 * five_minutes, 2_000, 0), Some(1_500));
         assert_eq!(
-            compactor.decide(2 * five_minutes, true, 2_000, 0),
-            Some(1_500)
-        );
-        assert_eq!(
-            compactor.decide(2 * five_minutes + MINUTE, true, 3_000, 1_500),
+            compactor.decide(2 * five_minutes + MINUTE, 3_000, 1_500),
             None
         );
         assert_eq!(
-            compactor.decide(3 * five_minutes, true, 3_000, 1_500),
+            compactor.decide(3 * five_minutes, 3_000, 1_500),
             Some(2_500)
         );
     }
@@ -306,29 +314,20 @@ mod tests {
     fn a_new_leader_starts_sampling_afresh() {
         let mut compactor = Compactor::new(AutoCompaction::Periodic(Duration::from_secs(600)));
         for minute in 0..10 {
-            assert_eq!(
-                compactor.decide(minute * MINUTE, true, 10 * minute, 0),
-                None
-            );
+            assert_eq!(compactor.decide(minute * MINUTE, 10 * minute, 0), None);
         }
-        assert_eq!(compactor.decide(10 * MINUTE, false, 100, 0), None);
+        compactor.forget();
         for minute in 11..21 {
-            assert_eq!(
-                compactor.decide(minute * MINUTE, true, 10 * minute, 0),
-                None
-            );
+            assert_eq!(compactor.decide(minute * MINUTE, 10 * minute, 0), None);
         }
-        assert_eq!(compactor.decide(21 * MINUTE, true, 210, 0), Some(110));
+        assert_eq!(compactor.decide(21 * MINUTE, 210, 0), Some(110));
     }
 
     #[test]
     fn off_never_compacts() {
         let mut compactor = Compactor::new(AutoCompaction::Off);
         for minute in 0..100 {
-            assert_eq!(
-                compactor.decide(minute * MINUTE, true, 1_000 * minute, 0),
-                None
-            );
+            assert_eq!(compactor.decide(minute * MINUTE, 1_000 * minute, 0), None);
         }
     }
 }

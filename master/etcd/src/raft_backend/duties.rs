@@ -146,7 +146,7 @@ async fn compaction_duty<S: KvHost>(inner: &Arc<Inner<S>>, compactor: &mut Compa
         return;
     };
     let now = inner.clock.now_ms();
-    let Some(revision) = compactor.decide(now, true, current, compacted) else {
+    let Some(revision) = compactor.decide(now, current, compacted) else {
         return;
     };
     match inner
