@@ -138,7 +138,9 @@ pub fn runner_channels<S>() -> (RunnerSenders<S>, RunnerInputs<S>) {
     (senders, inputs)
 }
 
-/// What a runner publishes after every `drive`.
+/// What a runner publishes after every `drive`. Its waiters are woken only
+/// when the leadership or the voters change; the indexes are current for
+/// whoever reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     /// Role, term and known leader.
@@ -184,7 +186,8 @@ impl<S> Waiting<S> {
 
 /// Drives `replica` until `shutdown` resolves, the replica stops (storage
 /// error) or it is removed; returns it (its store survives a restart).
-/// `status` receives the role and indexes after every `drive`. Proposals
+/// `status` receives the role and indexes after every `drive` (waking its
+/// waiters only for a new leadership or voter set). Proposals
 /// outstanding at the end are answered `Unknown`, reads `Stopped`; a
 /// snapshot job still running is waited for (it holds the store open).
 pub async fn run_replica<L, S, T>(
@@ -208,7 +211,7 @@ where
         reads: BTreeMap::new(),
         next_token: 0,
     };
-    status.send_replace(Status::of(&replica));
+    publish_status(&status, &replica);
     // The periodic snapshot being encoded on a blocking thread, if any.
     let mut encoding: Option<tokio::task::JoinHandle<EncodedSnapshot>> = None;
     loop {
@@ -274,7 +277,7 @@ where
         for peer in transport.take_unreachable() {
             replica.report_unreachable(peer);
         }
-        status.send_replace(Status::of(&replica));
+        publish_status(&status, &replica);
         if removed || replica.is_removed() || replica.is_stopped() {
             break;
         }
@@ -322,6 +325,29 @@ fn finish_snapshot<L: LogStore, S: StateMachine>(
             Ok(())
         }
     }
+}
+
+/// Publishes `replica`'s status. The indexes move after nearly every
+/// drive, thousands of times a second under load; waking every task that
+/// waits on the status (the master's leadership loop, the lease duties) for
+/// each of them cost every member two thread wake-ups per drive. So waiters
+/// are woken only when the role, term, leader or voters change; whoever
+/// reads the status still sees the current indexes.
+fn publish_status<L: LogStore, S: StateMachine>(
+    status: &watch::Sender<Status>,
+    replica: &Replica<L, S>,
+) {
+    publish(status, Status::of(replica));
+}
+
+/// Stores `now` in `status`, waking its waiters only for a change of
+/// leadership or voters (see [`publish_status`]).
+fn publish(status: &watch::Sender<Status>, now: Status) {
+    status.send_if_modified(|held| {
+        let wake = held.leadership != now.leadership || held.voters != now.voters;
+        *held = now;
+        wake
+    });
 }
 
 /// Steps `first` and up to [`MAX_BATCH`] - 1 more queued messages.
@@ -483,4 +509,54 @@ where
                 }
             })
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn follower_status(term: u64, applied: u64) -> Status {
+        Status {
+            leadership: Leadership {
+                role: Role::Follower,
+                term,
+                leader: Some(1),
+            },
+            applied_index: applied,
+            commit_index: applied,
+            voters: vec![1, 2, 3],
+        }
+    }
+
+    #[test]
+    fn moving_indexes_update_the_status_without_waking_its_waiters() {
+        let (sender, mut waiter) = watch::channel(follower_status(2, 10));
+        waiter.borrow_and_update();
+        publish(&sender, follower_status(2, 11));
+        assert_eq!(waiter.has_changed().ok(), Some(false));
+        assert_eq!(waiter.borrow().applied_index, 11);
+        assert_eq!(waiter.borrow().commit_index, 11);
+    }
+
+    #[test]
+    fn a_new_term_leader_or_voter_set_wakes_the_waiters() {
+        let (sender, mut waiter) = watch::channel(follower_status(2, 10));
+        waiter.borrow_and_update();
+        publish(&sender, follower_status(3, 10));
+        assert_eq!(waiter.has_changed().ok(), Some(true));
+        assert_eq!(waiter.borrow_and_update().leadership.term, 3);
+
+        let mut elected = follower_status(3, 12);
+        elected.leadership.role = Role::Leader;
+        elected.leadership.leader = Some(2);
+        publish(&sender, elected);
+        assert_eq!(waiter.has_changed().ok(), Some(true));
+        assert_eq!(waiter.borrow_and_update().leadership.role, Role::Leader);
+
+        let mut shrunk = follower_status(3, 12);
+        shrunk.voters = vec![1, 2];
+        publish(&sender, shrunk);
+        assert_eq!(waiter.has_changed().ok(), Some(true));
+        assert_eq!(waiter.borrow_and_update().voters, vec![1, 2]);
+    }
 }
