@@ -309,7 +309,9 @@ impl Owner {
             // over: it does it all at once, as the store did before
             // trimming was deferred (the Raft-backed one trims in batches).
             self.kv.trim_compacted(usize::MAX);
-            (self.published.stored_bytes).store(self.kv.stored_bytes(), Ordering::Release);
+            self.published
+                .stored_bytes
+                .store(self.kv.stored_bytes(), Ordering::Release);
         }
         tracing::debug!("local etcd backend stopped");
     }

@@ -369,7 +369,7 @@ impl MvccStore {
             return;
         }
         if invisible == history.len() {
-            self.held_bytes = (self.held_bytes).saturating_sub(key_bytes(key, history));
+            self.held_bytes = self.held_bytes.saturating_sub(key_bytes(key, history));
             self.keys.remove(key);
         } else if let Some(history) = self.keys.get_mut(key) {
             let freed: u64 = history.drain(..invisible).map(|v| version_bytes(&v)).sum();

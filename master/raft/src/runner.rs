@@ -211,7 +211,7 @@ where
         reads: BTreeMap::new(),
         next_token: 0,
     };
-    publish_status(&status, &replica);
+    publish(&status, Status::of(&replica));
     // The periodic snapshot being encoded on a blocking thread, if any.
     let mut encoding: Option<tokio::task::JoinHandle<EncodedSnapshot>> = None;
     loop {
@@ -277,7 +277,7 @@ where
         for peer in transport.take_unreachable() {
             replica.report_unreachable(peer);
         }
-        publish_status(&status, &replica);
+        publish(&status, Status::of(&replica));
         if removed || replica.is_removed() || replica.is_stopped() {
             break;
         }
@@ -327,21 +327,12 @@ fn finish_snapshot<L: LogStore, S: StateMachine>(
     }
 }
 
-/// Publishes `replica`'s status. The indexes move after nearly every
-/// drive, thousands of times a second under load; waking every task that
-/// waits on the status (the master's leadership loop, the lease duties) for
-/// each of them cost every member two thread wake-ups per drive. So waiters
-/// are woken only when the role, term, leader or voters change; whoever
-/// reads the status still sees the current indexes.
-fn publish_status<L: LogStore, S: StateMachine>(
-    status: &watch::Sender<Status>,
-    replica: &Replica<L, S>,
-) {
-    publish(status, Status::of(replica));
-}
-
-/// Stores `now` in `status`, waking its waiters only for a change of
-/// leadership or voters (see [`publish_status`]).
+/// Stores `now` in `status`. The indexes move after nearly every drive,
+/// thousands of times a second under load; waking every task that waits on
+/// the status (the master's leadership loop, the lease duties) for each of
+/// them cost every member two thread wake-ups per drive. So waiters are
+/// woken only when the role, term, leader or voters change; whoever reads
+/// the status still sees the current indexes.
 fn publish(status: &watch::Sender<Status>, now: Status) {
     status.send_if_modified(|held| {
         let wake = held.leadership != now.leadership || held.voters != now.voters;

@@ -175,7 +175,7 @@ impl Compactor {
             AutoCompaction::Off => return None,
             AutoCompaction::Revisions(keep) => {
                 let due = elapsed(since, now) >= REVISION_MODE_INTERVAL;
-                (due).then(|| current.saturating_sub(keep))?
+                due.then(|| current.saturating_sub(keep))?
             }
             AutoCompaction::Periodic(retention) => self.periodic(now, since, current, retention)?,
         };

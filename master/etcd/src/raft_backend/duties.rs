@@ -65,8 +65,8 @@ pub(super) async fn run<S: KvHost>(inner: Weak<Inner<S>>) {
                 if changed.is_err() {
                     break;
                 }
-                // The status changes after every drive: only a term this
-                // member leads and has not promoted in is worth waking for.
+                // A change of leader or voters: only a term this member
+                // leads and has not promoted in is worth the lease duties.
                 let now = status.borrow_and_update().clone();
                 let term = Some(now.leadership.term);
                 if !now.is_leader() || promoted_term == term || woken_for == term {
