@@ -1,6 +1,6 @@
 #!/bin/bash
 # A/B: cluster CPU per put, alternating binaries. usage: ab.sh ROUNDS CLIENTS build...
-cd /work/main
+cd "$(dirname "$0")/../../../.."  # the repository root
 rounds=$1; clients=$2; shift 2
 for i in $(seq 1 $rounds); do
   if ((i % 2)); then order="$*"; else order=$(echo "$@" | tr ' ' '\n' | tac | tr '\n' ' '); fi
