@@ -529,25 +529,33 @@ mod tests {
         assert_eq!(waiter.borrow().commit_index, 11);
     }
 
+    /// Publishes `now`; what a waiter wakes to, or `None` if it is not woken.
+    fn woken_by(
+        sender: &watch::Sender<Status>,
+        waiter: &mut watch::Receiver<Status>,
+        now: Status,
+    ) -> Option<Status> {
+        publish(sender, now);
+        let woken = waiter.has_changed().ok()?;
+        woken.then(|| waiter.borrow_and_update().clone())
+    }
+
     #[test]
     fn a_new_term_leader_or_voter_set_wakes_the_waiters() {
         let (sender, mut waiter) = watch::channel(follower_status(2, 10));
         waiter.borrow_and_update();
-        publish(&sender, follower_status(3, 10));
-        assert_eq!(waiter.has_changed().ok(), Some(true));
-        assert_eq!(waiter.borrow_and_update().leadership.term, 3);
+        let new_term = woken_by(&sender, &mut waiter, follower_status(3, 10));
+        assert_eq!(new_term.map(|s| s.leadership.term), Some(3));
 
         let mut elected = follower_status(3, 12);
         elected.leadership.role = Role::Leader;
         elected.leadership.leader = Some(2);
-        publish(&sender, elected);
-        assert_eq!(waiter.has_changed().ok(), Some(true));
-        assert_eq!(waiter.borrow_and_update().leadership.role, Role::Leader);
+        let elected = woken_by(&sender, &mut waiter, elected);
+        assert_eq!(elected.map(|s| s.leadership.role), Some(Role::Leader));
 
         let mut shrunk = follower_status(3, 12);
         shrunk.voters = vec![1, 2];
-        publish(&sender, shrunk);
-        assert_eq!(waiter.has_changed().ok(), Some(true));
-        assert_eq!(waiter.borrow_and_update().voters, vec![1, 2]);
+        let shrunk = woken_by(&sender, &mut waiter, shrunk);
+        assert_eq!(shrunk.map(|s| s.voters), Some(vec![1, 2]));
     }
 }
