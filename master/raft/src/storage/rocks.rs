@@ -23,7 +23,9 @@
 //! Every write method makes exactly one `WriteBatch`, written with
 //! `sync = true` (WAL fsync) before it returns, so each call is atomic and
 //! durable; the one exception is a hard state that only moves the commit
-//! index (not fsynced, as etcd does: see `persist_ready`). Hard state, conf state, the log bounds and the snapshot are
+//! index (not fsynced, as etcd does: see `persist_ready`). The WAL is a
+//! rotation of recycled files, primed at open, so that those fsyncs overwrite
+//! blocks instead of growing a file (`wal.rs`). Hard state, conf state, the log bounds and the snapshot are
 //! cached in memory (loaded and checked at `open`), and so are the terms of
 //! the newest entries as they are written (`recent_terms.rs`); entries, and
 //! the terms of older ones, are read from RocksDB on demand. A value that does not decode is an error
@@ -43,6 +45,7 @@ use rocksdb::{
 use super::{LogStore, SnapshotStager};
 
 mod recent_terms;
+mod wal;
 use recent_terms::RecentTerms;
 
 const CF_LOG: &str = "log";
@@ -195,12 +198,17 @@ impl RocksLogStore {
         // RocksDB's own info log: a few small files, not an unbounded pile.
         options.set_keep_log_file_num(4);
         options.set_max_log_file_size(4 << 20);
+        wal::configure(&mut options);
         let families = [CF_LOG, CF_STATE, CF_SNAPSHOT].map(|name| {
             let mut cf_options = Options::default();
             cf_options.set_compression_type(DBCompressionType::Lz4);
+            if name == CF_LOG {
+                cf_options.set_write_buffer_size(wal::LOG_MEMTABLE_BYTES);
+            }
             ColumnFamilyDescriptor::new(name, cf_options)
         });
         let db = DB::open_cf_descriptors(&options, &dir, families)?;
+        wal::prime(&db)?;
         // A table staged when the process died was never ingested.
         let staging = dir.as_ref().join(STAGING_DIR);
         if staging.exists() {
