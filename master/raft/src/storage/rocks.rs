@@ -203,7 +203,7 @@ impl RocksLogStore {
             let mut cf_options = Options::default();
             cf_options.set_compression_type(DBCompressionType::Lz4);
             if name == CF_LOG {
-                cf_options.set_write_buffer_size(wal::LOG_MEMTABLE_BYTES);
+                wal::configure_log_family(&mut cf_options);
             }
             ColumnFamilyDescriptor::new(name, cf_options)
         });

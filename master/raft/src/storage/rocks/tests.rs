@@ -768,10 +768,7 @@ fn wal_files(dir: &Path) -> BTreeMap<u64, u64> {
 #[test]
 fn appends_go_to_recycled_wal_files_and_reopen_exactly() {
     let (mut store, dir) = fresh();
-    let in_use = |dir: &TempDir| {
-        let (number, size) = wal_files(dir.path()).pop_last().unwrap();
-        (number, size)
-    };
+    let in_use = |dir: &TempDir| wal_files(dir.path()).pop_last().unwrap();
     let recycled = wal::LOG_MEMTABLE_BYTES as u64 / 2;
     let mut uses = vec![in_use(&dir)];
     // Three memtables of 4 KiB entries: at least two WAL switches.

@@ -24,7 +24,7 @@
 //! - The log's memtable is bounded ([`LOG_MEMTABLE_BYTES`]), so a WAL file is
 //!   switched before it outgrows the primed size.
 
-use rocksdb::{DB, FlushOptions, Options, WriteBatch, WriteOptions};
+use rocksdb::{DB, FlushOptions, Options, WriteOptions};
 
 use super::{CF_LOG, CF_SNAPSHOT, CF_STATE, StorageError, column_family};
 
@@ -52,6 +52,11 @@ pub(super) fn configure(options: &mut Options) {
     options.set_atomic_flush(true);
 }
 
+/// The `log` family's options for WAL recycling: its bounded memtable.
+pub(super) fn configure_log_family(options: &mut Options) {
+    options.set_write_buffer_size(LOG_MEMTABLE_BYTES);
+}
+
 /// Fills `RECYCLED_WAL_FILES` WAL files with throwaway records and flushes
 /// each out, so that RocksDB holds them for recycling; the records go
 /// unsynced and are deleted at the end (a store that dies part way may keep
@@ -70,14 +75,10 @@ pub(super) fn prime(db: &DB) -> Result<(), StorageError> {
     flush.set_wait(true);
     for _ in 0..RECYCLED_WAL_FILES {
         for _ in 0..PRIMED_WAL_BYTES.div_ceil(PRIMER_CHUNK_BYTES) {
-            let mut batch = WriteBatch::default();
-            batch.put_cf(state, KEY_PRIMER, &chunk);
-            db.write_opt(batch, &unsynced)?;
+            db.put_cf_opt(state, KEY_PRIMER, &chunk, &unsynced)?;
         }
         db.flush_cfs_opt(&families, &flush)?;
     }
-    let mut batch = WriteBatch::default();
-    batch.delete_cf(state, KEY_PRIMER);
-    db.write_opt(batch, &unsynced)?;
+    db.delete_cf_opt(state, KEY_PRIMER, &unsynced)?;
     Ok(())
 }
