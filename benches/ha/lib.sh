@@ -18,7 +18,17 @@ log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 # A TCP port nobody listens on now (asks the kernel for an ephemeral one).
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+  free_ports 1
+}
+
+# N distinct TCP ports nobody listens on now, on one line. All N sockets are
+# held open together: asked one at a time, the kernel may hand the same
+# port out twice (it did: two members of one group on one port).
+free_ports() {
+  python3 -c 'import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
 }
 
 load_avg() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -27,11 +37,12 @@ load_avg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 # agora_group_init N: picks ports for members 1..N (does not start them).
 agora_group_init() {
-  local n=$1 i peers=""
+  local n=$1 i peers="" ports
   AGORA_PIDS=() AGORA_API=() AGORA_ETCD=()
+  read -r -a ports <<<"$(free_ports $((2 * n)))"
   for ((i = 1; i <= n; i++)); do
-    AGORA_API[i]=$(free_port)
-    AGORA_ETCD[i]=$(free_port)
+    AGORA_API[i]=${ports[2 * i - 2]}
+    AGORA_ETCD[i]=${ports[2 * i - 1]}
     peers+="${peers:+,}$i=127.0.0.1:${AGORA_API[i]}/${AGORA_ETCD[i]}"
   done
   AGORA_PEERS=$peers
@@ -126,9 +137,11 @@ etcd_start_cluster() {
   local i cl="" cp pp
   local -a peer=()
   ETCD_PIDS=() ETCD_CLIENT=()
+  local -a ports
+  read -r -a ports <<<"$(free_ports 6)"
   for i in 1 2 3; do
-    ETCD_CLIENT[i]=$(free_port)
-    peer[i]=$(free_port)
+    ETCD_CLIENT[i]=${ports[2 * i - 2]}
+    peer[i]=${ports[2 * i - 1]}
     cl+="${cl:+,}m$i=http://127.0.0.1:${peer[i]}"
   done
   mkdir -p "$WORK/etcd"

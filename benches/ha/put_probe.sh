@@ -38,7 +38,7 @@ if [[ $SYS == agora ]]; then
   eps="127.0.0.1:${AGORA_ETCD[leader]}"
   for ((i = 1; i <= N; i++)); do ((i == leader)) || eps+=",127.0.0.1:${AGORA_ETCD[i]}"; done
 elif ((N == 1)); then
-  p=$(free_port) pp=$(free_port)
+  read -r p pp <<<"$(free_ports 2)"
   mkdir -p "$WORK/etcd"
   "$ETCD" --name m1 --data-dir "$WORK/etcd/m1" \
     --listen-client-urls "http://127.0.0.1:$p" --advertise-client-urls "http://127.0.0.1:$p" \
