@@ -16,14 +16,10 @@ AGORA_EXTRA=()
 
 log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
-# A TCP port nobody listens on now (asks the kernel for an ephemeral one).
-free_port() {
-  free_ports 1
-}
-
-# N distinct TCP ports nobody listens on now, on one line. All N sockets are
-# held open together: asked one at a time, the kernel may hand the same
-# port out twice (it did: two members of one group on one port).
+# N distinct TCP ports nobody listens on now (ephemeral ones the kernel
+# hands out), on one line. All N sockets are held open together: asked one
+# at a time, the kernel may hand the same port out twice (it did: two
+# members of one group on one port).
 free_ports() {
   python3 -c 'import socket, sys
 socks = [socket.socket() for _ in range(int(sys.argv[1]))]
@@ -135,9 +131,8 @@ agora_wait_agreed() {
 # reliability.md B2) with its data under "$WORK/etcd".
 etcd_start_cluster() {
   local i cl="" cp pp
-  local -a peer=()
+  local -a peer=() ports
   ETCD_PIDS=() ETCD_CLIENT=()
-  local -a ports
   read -r -a ports <<<"$(free_ports 6)"
   for i in 1 2 3; do
     ETCD_CLIENT[i]=${ports[2 * i - 2]}

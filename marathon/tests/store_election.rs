@@ -30,8 +30,13 @@ struct Etcd {
     peer_port: u16,
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// Two distinct loopback ports nobody listens on now; both listeners are
+/// held until both ports are known (asked one at a time, the kernel may
+/// hand the same port out twice).
+fn free_port_pair() -> anyhow::Result<(u16, u16)> {
+    let first = TcpListener::bind("127.0.0.1:0")?;
+    let second = TcpListener::bind("127.0.0.1:0")?;
+    Ok((first.local_addr()?.port(), second.local_addr()?.port()))
 }
 
 impl Etcd {
@@ -44,11 +49,12 @@ impl Etcd {
             eprintln!("skipping: {ETCD} is missing (install etcd-server)");
             return Ok(None);
         }
+        let (client_port, peer_port) = free_port_pair()?;
         let mut etcd = Etcd {
             child: None,
             dir: tempfile::tempdir()?,
-            client_port: free_port()?,
-            peer_port: free_port()?,
+            client_port,
+            peer_port,
         };
         etcd.spawn().await?;
         Ok(Some(etcd))

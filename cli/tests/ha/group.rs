@@ -48,20 +48,36 @@ async fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
         .ok()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+/// `n` distinct loopback ports nobody listens on now. The listeners are all
+/// held until every port is known: asked one at a time, the kernel may hand
+/// the same port out twice (it did to the bench harness's `free_ports`).
+fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let ports = listeners.iter().map(|l| Ok(l.local_addr()?.port()));
+    ports.collect()
+}
+
+/// An API and an etcd address on loopback, on two free ports.
+fn loopback_pair(ports: &[u16]) -> anyhow::Result<(SocketAddr, SocketAddr)> {
+    let [api, etcd] = ports else {
+        anyhow::bail!("two ports expected, got {ports:?}");
+    };
+    Ok((
+        format!("127.0.0.1:{api}").parse()?,
+        format!("127.0.0.1:{etcd}").parse()?,
+    ))
 }
 
 impl MasterGroup {
     /// `n` masters on 127.0.0.1, each with its own ports.
     pub(crate) fn loopback(n: u64, extra: &[&str]) -> anyhow::Result<MasterGroup> {
+        let ports = free_ports(2 * n as usize)?;
         let addrs = (1..=n)
-            .map(|id| {
-                let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
-                let etcd: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
+            .zip(ports.chunks(2))
+            .map(|(id, pair)| {
+                let (api, etcd) = loopback_pair(pair)?;
                 Ok((id, api, etcd, None))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -122,8 +138,7 @@ impl MasterGroup {
     /// Starts a new, empty master on loopback with `--join`: it waits for
     /// `agora members add`. Returns its `(api, etcd)` addresses.
     pub(crate) fn start_joining(&mut self, id: u64) -> anyhow::Result<(SocketAddr, SocketAddr)> {
-        let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
-        let etcd: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
+        let (api, etcd) = loopback_pair(&free_ports(2)?)?;
         let data = self._dir.path().join(format!("m{id}"));
         let member = Member {
             api,
