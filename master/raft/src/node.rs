@@ -16,6 +16,7 @@
 //! leader while nothing at the index is committed) fails with `Unknown`.
 
 mod apply;
+mod peer_check;
 mod ready;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -260,8 +261,9 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
     }
 
     /// Hands a message from a peer to raft. Messages raft refuses (local
-    /// types, responses from strangers) and messages from removed members
-    /// are dropped with a log line: a peer cannot make this replica fail.
+    /// types, responses from strangers), messages from removed members and
+    /// messages no correct member sends (`peer_check.rs`) are dropped with
+    /// a log line: a peer cannot make this replica fail.
     pub fn step(&mut self, message: Message) -> Result<(), RaftError> {
         self.check_running()?;
         if message.to != self.id || message.from == self.id || message.from == INVALID_ID {
@@ -275,6 +277,16 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
         }
         if self.removed_members.contains(&message.from) {
             self.farewell_on_request(&message);
+            return Ok(());
+        }
+        if let Some(reason) = peer_check::refusal(&self.raw.raft, &message) {
+            tracing::warn!(
+                member = self.id,
+                from = message.from,
+                kind = ?message.get_msg_type(),
+                reason,
+                "peer message refused"
+            );
             return Ok(());
         }
         if let Err(error) = self.raw.step(message) {

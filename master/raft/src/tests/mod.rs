@@ -5,6 +5,7 @@ mod background_snapshots;
 mod bad_input;
 mod basics;
 mod failover;
+mod forged_messages;
 mod grpc;
 mod kv_watchers;
 mod membership;
