@@ -285,7 +285,9 @@ fn payload(n: u64) -> Vec<u8> {
 
 /// Garbage on member `id`'s peer port: raw bytes that are not HTTP/2, and
 /// a well-formed stream of bad envelopes (undecodable payload, wrong
-/// recipient, sender mismatch).
+/// recipient, sender mismatch, and messages raft-rs would die of: a
+/// heartbeat of a far later term committing past any log, an empty
+/// proposal).
 async fn throw_garbage(id: u64, addr: SocketAddr) {
     let mut raw = TcpStream::connect(addr).await.unwrap();
     let _ = raw
@@ -299,6 +301,18 @@ async fn throw_garbage(id: u64, addr: SocketAddr) {
         .await
         .unwrap();
     let misaddressed = message(2, id);
+    let sender = if id == 1 { 2 } else { 1 };
+    let mut heartbeat = message(sender, id);
+    heartbeat.set_msg_type(crate::eraftpb::MessageType::MsgHeartbeat);
+    (heartbeat.term, heartbeat.commit) = (FORGED_TERM, u64::MAX);
+    let mut proposal = message(sender, id);
+    proposal.set_msg_type(crate::eraftpb::MessageType::MsgPropose);
+    proposal.term = FORGED_TERM;
+    let forged = [heartbeat, proposal].map(|forged| RaftEnvelope {
+        from: sender,
+        to: id,
+        payload: encode_message(&forged).into(),
+    });
     let envelopes = vec![
         RaftEnvelope {
             from: 2,
@@ -315,13 +329,19 @@ async fn throw_garbage(id: u64, addr: SocketAddr) {
             to: id,
             payload: encode_message(&misaddressed).into(),
         },
-    ];
+    ]
+    .into_iter()
+    .chain(forged);
     let ack = client
         .send(tokio_stream::iter(envelopes))
         .await
         .expect("the receiver answers a stream of bad envelopes");
-    assert_eq!(ack.into_inner().received, 3);
+    assert_eq!(ack.into_inner().received, 5);
 }
+
+/// The term of forged messages: far above any the group reaches, so a
+/// member that took one would show it.
+const FORGED_TERM: u64 = 1_000;
 
 /// The whole scenario over any store: `open(id)` gives a member's fresh
 /// store; `reopen(replica)` the store a crashed member restarts from.
@@ -358,6 +378,8 @@ where
         last = commit(&members, payload(n)).await.index;
     }
     converge(&members, last).await;
+    let victim_term = members[&victim].status.borrow().leadership.term;
+    assert!(victim_term < FORGED_TERM, "a forged heartbeat was refused");
 
     // Crash the leader: the other two elect another and keep committing.
     let crashed = wait_for_leader(&members).await;
