@@ -41,6 +41,22 @@ pub use render::{app_to_json, render_app};
 /// Longest duration accepted, in seconds (about 31,700 years).
 const MAX_SECONDS: f64 = 1e12;
 
+/// Most instances one app may ask for. The leader creates every instance
+/// of a scale-up as a record in one turn of its event loop, and stores each
+/// (one key) before it answers, so an unbounded count (`u32::MAX`) runs
+/// every leader out of memory. 10,000 keeps one scale-up within about 80
+/// etcd transactions and a few MB in the loop, and is five times the largest
+/// single app Marathon's own scale tests run (2,000; mesos-marathon.md §3);
+/// a bigger fleet is several apps.
+pub const MAX_INSTANCES_PER_APP: u32 = 10_000;
+
+/// Longest app id accepted, in bytes. A task id is the app id's safe path
+/// (the id without its leading `/`, `_` for `/`), a dot and a 36-byte uuid,
+/// and task ids are at most `agora_model::ids::MAX_ID_LEN` (255) bytes: a
+/// longer app id could never launch, and a far longer one does not fit in a
+/// store key (a refused write ends the leadership).
+pub const MAX_APP_ID_BYTES: usize = agora_model::ids::MAX_ID_LEN - 36;
+
 /// `docker run` flags Agora's agents apply (as container labels and
 /// environment); any other is refused with a 422 rather than ignored.
 pub const SUPPORTED_DOCKER_PARAMETERS: [&str; 3] = ["label", "env", "e"];
@@ -77,17 +93,33 @@ fn wrong_type_path(value: &Value) -> String {
 
 /// Converts wire JSON to a validated [`App`], or every violation found.
 pub fn app_from_json(json: &AppJson, base: &PathId) -> Result<App, Vec<Violation>> {
-    let mut cx = Cx::default();
-    let id = match json.id.as_deref() {
-        None => {
-            cx.err("/id", "is required");
-            PathId::root()
-        }
-        Some(text) => PathId::parse_in(text, base).unwrap_or_else(|e| {
-            cx.err("/id", e.to_string());
-            PathId::root()
-        }),
+    convert(json, base, Limits::Request)
+}
+
+/// Converts a stored definition: as [`app_from_json`], without the limits
+/// on new requests ([`MAX_INSTANCES_PER_APP`], [`MAX_APP_ID_BYTES`]), so a
+/// limit added by a later release never makes a store unreadable (a leader
+/// that cannot load resigns, and so would every other).
+pub(crate) fn stored_app_from_json(json: &AppJson, base: &PathId) -> Result<App, Vec<Violation>> {
+    convert(json, base, Limits::Stored)
+}
+
+/// Which limits a conversion applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Limits {
+    /// A request's: every rule.
+    #[default]
+    Request,
+    /// A stored record's: the request-only limits are skipped.
+    Stored,
+}
+
+fn convert(json: &AppJson, base: &PathId, limits: Limits) -> Result<App, Vec<Violation>> {
+    let mut cx = Cx {
+        limits,
+        ..Cx::default()
     };
+    let id = cx.app_id(json.id.as_deref(), base);
     let mut app = App::new(id);
     cx.command(json, &mut app);
     cx.resources(json, &mut app);
@@ -120,11 +152,43 @@ pub fn app_from_json(json: &AppJson, base: &PathId) -> Result<App, Vec<Violation
 #[derive(Default)]
 struct Cx {
     errors: Vec<Violation>,
+    limits: Limits,
 }
 
 impl Cx {
     fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(Violation::at(path, message));
+    }
+
+    /// The app's id, resolved against `base`; the root when it is missing
+    /// or invalid (with the violation recorded).
+    fn app_id(&mut self, text: Option<&str>, base: &PathId) -> PathId {
+        let Some(text) = text else {
+            self.err("/id", "is required");
+            return PathId::root();
+        };
+        let id = PathId::parse_in(text, base).unwrap_or_else(|e| {
+            self.err("/id", e.to_string());
+            PathId::root()
+        });
+        let len = id.to_string().len();
+        if self.limits == Limits::Request && len > MAX_APP_ID_BYTES {
+            self.err(
+                "/id",
+                format!("is {len} bytes long, expected {MAX_APP_ID_BYTES} or less"),
+            );
+        }
+        id
+    }
+
+    /// `instances`: at most [`MAX_INSTANCES_PER_APP`] in a request.
+    fn instances(&mut self, n: Option<&Number>, default: u32) -> u32 {
+        let max = match self.limits {
+            Limits::Request => MAX_INSTANCES_PER_APP,
+            Limits::Stored => u32::MAX,
+        };
+        let v = self.uint(n, "/instances", u64::from(default), u64::from(max));
+        u32::try_from(v).unwrap_or(default)
     }
 
     /// A whole number in `0..=max`, or `default` when absent.
@@ -223,7 +287,7 @@ impl Cx {
 
     fn resources(&mut self, json: &AppJson, app: &mut App) {
         let r = &mut app.resources;
-        app.instances = self.u32(json.instances.as_ref(), "/instances", app.instances);
+        app.instances = self.instances(json.instances.as_ref(), app.instances);
         r.cpus = self.scalar(json.cpus.as_ref(), "/cpus", r.cpus);
         r.mem = self.scalar(json.mem.as_ref(), "/mem", r.mem);
         r.disk = self.scalar(json.disk.as_ref(), "/disk", r.disk);

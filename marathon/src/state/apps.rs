@@ -4,10 +4,11 @@
 //! planner, records new versions and the deployment, and returns the
 //! effects; the deployment itself advances in `drive.rs`.
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 use agora_marathon_planner::{
     App, AppChange, DeploymentId, DeploymentPlan, Goal, InstanceId, NetworkMode, PathId, Version,
-    change, plan_with_kills,
+    Violation, change, plan_with_kills,
 };
 use serde_json::{Value, json};
 
@@ -181,6 +182,7 @@ impl State {
             }
             version = Version(now.wall_ms);
         }
+        check_groups(&current, &target)?;
         let plan = plan_with_kills(&current, &target, &req.kills)
             .map_err(|e| ApiError::Unplannable(e.to_string()))?;
         let blocked = plan.blocked_by(self.deployments.iter().map(|(id, d)| (id, &d.plan)));
@@ -321,7 +323,9 @@ impl State {
 
     /// `DELETE /v2/deployments/{id}`: with `force` only forget it; without,
     /// start a deployment back to the original definitions (stored as new
-    /// versions so a new leader loads them as current).
+    /// versions so a new leader loads them as current). A revert that
+    /// cannot be planned, or would put an app where a group of apps now is,
+    /// is refused with nothing changed.
     pub(crate) fn cancel_deployment(
         &mut self,
         id: &DeploymentId,
@@ -332,33 +336,20 @@ impl State {
         let Some(d) = self.deployments.get(id) else {
             return Err(ApiError::DeploymentNotFound(id.0.clone()));
         };
-        let original = d.plan.original.clone();
-        let affected = d.plan.affected_apps();
+        let revert = if force {
+            None
+        } else {
+            Some(self.revert_of(&d.plan, now)?)
+        };
         let mut fx = Effects::default();
         self.drop_deployment(id, now, &mut fx, "deployment_failed");
-        if force {
+        let Some(revert) = revert else {
             return Ok((None, fx));
-        }
-        let current = self.current_apps();
-        let mut target = current.clone();
-        for app_id in &affected {
-            match original.get(app_id) {
-                Some(app) => {
-                    let mut back = app.clone();
-                    back.version = self.next_version(app_id, now);
-                    target.insert(app_id.clone(), back);
-                }
-                None => {
-                    target.remove(app_id);
-                }
-            }
-        }
-        let plan: DeploymentPlan = agora_marathon_planner::plan(&current, &target)
-            .map_err(|e| ApiError::Unplannable(e.to_string()))?;
-        self.record_targets(&current, &target, &mut fx);
+        };
+        self.record_targets(&revert.current, &revert.target, &mut fx);
         let back = Deployment {
             id: revert_id.clone(),
-            plan,
+            plan: revert.plan,
             version: Version(now.wall_ms),
             current_step: 0,
             last_progress: now.mono,
@@ -372,6 +363,33 @@ impl State {
             }),
             fx,
         ))
+    }
+
+    /// The apps now, the apps with `cancelled`'s affected apps back at
+    /// their original definitions, and the plan between the two.
+    fn revert_of(&self, cancelled: &DeploymentPlan, now: Now) -> Result<Revert, StateError> {
+        let current = self.current_apps();
+        let mut target = current.clone();
+        for app_id in &cancelled.affected_apps() {
+            match cancelled.original.get(app_id) {
+                Some(app) => {
+                    let mut back = app.clone();
+                    back.version = self.next_version(app_id, now);
+                    target.insert(app_id.clone(), back);
+                }
+                None => {
+                    target.remove(app_id);
+                }
+            }
+        }
+        check_groups(&current, &target)?;
+        let plan = agora_marathon_planner::plan(&current, &target)
+            .map_err(|e| ApiError::Unplannable(e.to_string()))?;
+        Ok(Revert {
+            current,
+            target,
+            plan,
+        })
     }
 
     /// Kills tasks without scaling: each is replaced (Marathon's `DELETE
@@ -399,6 +417,57 @@ impl State {
         }
         Ok(fx)
     }
+}
+
+/// A cancelled deployment's revert, checked and planned before anything
+/// changes.
+struct Revert {
+    current: BTreeMap<PathId, App>,
+    target: BTreeMap<PathId, App>,
+    plan: DeploymentPlan,
+}
+
+/// Refuses a target where an app's id is also another app's group (`/a`
+/// and `/a/b`), as Marathon does ("Groups and Applications may not have the
+/// same identifier", a 422): the tree `/v2/groups` shows has no place for
+/// it. Only ids new in `target` are checked, so such a pair already stored
+/// (before this check existed) does not block unrelated changes.
+fn check_groups(
+    current: &BTreeMap<PathId, App>,
+    target: &BTreeMap<PathId, App>,
+) -> Result<(), StateError> {
+    let conflict = target
+        .keys()
+        .filter(|id| !current.contains_key(*id))
+        .find_map(|id| group_conflict(target, id));
+    match conflict {
+        None => Ok(()),
+        Some((app, inside)) => Err(ApiError::Invalid(vec![Violation::at(
+            "/id",
+            format!(
+                "Groups and Applications may not have the same identifier: {app} is an app, so it cannot also be the group of the app {inside}"
+            ),
+        )])),
+    }
+}
+
+/// `(app, inside)` when `id` or one of its groups is an app of `apps` with
+/// another app within it.
+fn group_conflict(apps: &BTreeMap<PathId, App>, id: &PathId) -> Option<(PathId, PathId)> {
+    // An app at one of `id`'s groups.
+    let mut group = id.parent();
+    while !group.is_root() {
+        if apps.contains_key(&group) {
+            return Some((group, id.clone()));
+        }
+        group = group.parent();
+    }
+    // An app within `id`: ids sort by segments, so the next one after `id`
+    // is within it if any is.
+    apps.range::<PathId, _>((Bound::Excluded(id), Bound::Unbounded))
+        .next()
+        .filter(|(next, _)| next.is_within(id))
+        .map(|(next, _)| (id.clone(), next.clone()))
 }
 
 impl State {

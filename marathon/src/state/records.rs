@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::api::convert::{app_from_json, render_app};
+use crate::api::convert::{render_app, stored_app_from_json};
 use crate::api::json::AppJson;
 use crate::state::{AppState, Deployment, Instance, Placed, State};
 
@@ -73,7 +73,8 @@ pub(crate) fn encode_app(app: &App) -> Vec<u8> {
 
 fn decode_app_value(key: &str, v: Value) -> Result<App, RecordError> {
     let json: AppJson = serde_json::from_value(v).map_err(|e| bad(key, e))?;
-    app_from_json(&json, &PathId::root()).map_err(|v| bad(key, format!("invalid app: {v:?}")))
+    stored_app_from_json(&json, &PathId::root())
+        .map_err(|v| bad(key, format!("invalid app: {v:?}")))
 }
 
 fn decode_app(key: &str, bytes: &[u8]) -> Result<App, RecordError> {

@@ -483,3 +483,73 @@ fn an_unreachable_instance_is_replaced_and_the_surplus_killed_when_it_returns() 
 }
 
 mod maintenance;
+
+fn deploy_req(h: &mut Harness, req: DeployRequest) -> Result<crate::state::apps::Deployed, String> {
+    h.next += 1;
+    let id = agora_marathon_planner::DeploymentId(format!("d{}", h.next));
+    let (d, _) = h
+        .state
+        .deploy(req, h.now, id)
+        .map_err(|e| e.body().to_string())?;
+    h.drive();
+    Ok(d)
+}
+
+/// An app whose id is another app's group (or the reverse) is refused with
+/// Marathon's 422, and so is a rollback that would bring one back, with
+/// nothing changed.
+#[test]
+fn an_app_is_never_also_the_group_of_another() {
+    let mut h = Harness::new();
+    let web = PathId::parse("/web").expect("id");
+    h.deploy(app(1, "sleep 100"));
+    let fx = h.offer("agent-1");
+    let task = Harness::launched(&fx);
+    h.report(&task[0], TaskState::Running);
+    assert!(h.state.deployments.is_empty());
+    let mut inner = app(1, "sleep 100");
+    inner.id = PathId::parse("/web/api").expect("id");
+    let refused = DeployRequest {
+        apps: vec![inner.clone()],
+        ..DeployRequest::default()
+    };
+    let body = deploy_req(&mut h, refused).expect_err("an app under an app");
+    assert!(
+        body.contains("Groups and Applications may not have the same identifier")
+            && body.contains("/web is an app")
+            && body.contains("/web/api"),
+        "{body}"
+    );
+    assert!(!h.state.apps.contains_key(&inner.id));
+    // Removing /web waits for its task to die; meanwhile /web/api may be
+    // created, as Marathon frees a deleted id at once.
+    let removal = DeployRequest {
+        remove: vec![web.clone()],
+        ..DeployRequest::default()
+    };
+    let removal = deploy_req(&mut h, removal).expect("remove /web");
+    let create = DeployRequest {
+        apps: vec![inner],
+        ..DeployRequest::default()
+    };
+    deploy_req(&mut h, create).expect("/web/api once /web is going");
+    let deployments: Vec<_> = h.state.deployments.keys().cloned().collect();
+    assert_eq!(deployments.len(), 2);
+    // Reverting the removal would put /web back over /web/api.
+    let r = h.state.cancel_deployment(
+        &removal.deployment,
+        false,
+        h.now,
+        agora_marathon_planner::DeploymentId("revert".into()),
+    );
+    let err = r.expect_err("the revert is refused");
+    assert_eq!(err.status(), 422);
+    assert!(
+        err.body().to_string().contains("/web/api"),
+        "{}",
+        err.body()
+    );
+    let after: Vec<_> = h.state.deployments.keys().cloned().collect();
+    assert_eq!(after, deployments);
+    assert!(h.state.apps[&web].removing);
+}

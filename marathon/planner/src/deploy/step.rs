@@ -176,7 +176,10 @@ fn restart(app: &App, instances: &[InstanceView]) -> StepOutcome {
     // Blue-green ({1.0, 1.0}): the whole new version runs beside the old
     // one, and no healthy old instance stops until all of it is healthy and
     // ready.
-    let blue_green = min_healthy >= n && app.upgrade_strategy.max_capacity(n) >= 2 * n;
+    // Saturating: `n` comes from a request (bounded there, but the planner
+    // must not overflow on whatever definition it is given).
+    let blue_green =
+        min_healthy >= n && app.upgrade_strategy.max_capacity(n) >= n.saturating_mul(2);
     let surplus = if blue_green && new_ready < n {
         0
     } else {
@@ -245,7 +248,7 @@ pub fn capacity(app: &App, total: u32) -> u32 {
     let s = &app.upgrade_strategy;
     let (min, max) = (s.min_healthy(app.instances), s.max_capacity(app.instances));
     if min == max && total >= max {
-        max + 1
+        max.saturating_add(1)
     } else {
         max
     }

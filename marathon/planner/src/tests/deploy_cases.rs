@@ -460,3 +460,28 @@ fn surplus_new_instances_go_not_ready_first_so_the_floor_holds() {
     h.apply(&out.actions);
     assert_eq!(h.healthy(), 2);
 }
+
+/// The API caps `instances` (10,000), but the planner must not overflow on
+/// any count it is given: `2 * n` and `max + 1` saturate.
+#[test]
+fn the_largest_instance_count_does_not_overflow() {
+    let blue_green = target(u32::MAX, UpgradeStrategy::default());
+    let out = step(&StepInput {
+        action: &DeploymentAction::RestartApplication(blue_green.id.clone()),
+        app: &blue_green,
+        instances: &[],
+        now: MonoTime(0),
+        last_progress: MonoTime(0),
+    });
+    assert_eq!(
+        out.actions,
+        vec![Action::Launch {
+            app: blue_green.id.clone(),
+            count: u32::MAX,
+            config_version: blue_green.config_version(),
+        }]
+    );
+    // {1.0, 0.0} at capacity: Marathon's one extra saturates.
+    let no_surge = target(u32::MAX, strategy(1000, 0));
+    assert_eq!(crate::capacity(&no_surge, u32::MAX), u32::MAX);
+}

@@ -34,14 +34,14 @@ enum Tail {
 
 fn split(rest: &str) -> Result<(PathId, Tail), ApiError> {
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    let n = segs.len();
+    // Bound by the patterns, so no index arithmetic can go out of range.
     let (id_segs, tail) = match segs.as_slice() {
-        [.., "restart"] => (&segs[..n - 1], Tail::Restart),
-        [.., "tasks"] => (&segs[..n - 1], Tail::Tasks(None)),
-        [.., "tasks", t] => (&segs[..n - 2], Tail::Tasks(Some(t.to_string()))),
-        [.., "versions"] => (&segs[..n - 1], Tail::Versions(None)),
-        [.., "versions", v] => (&segs[..n - 2], Tail::Versions(Some(v.to_string()))),
-        _ => (&segs[..], Tail::None),
+        [id @ .., "restart"] => (id, Tail::Restart),
+        [id @ .., "tasks"] => (id, Tail::Tasks(None)),
+        [id @ .., "tasks", t] => (id, Tail::Tasks(Some(t.to_string()))),
+        [id @ .., "versions"] => (id, Tail::Versions(None)),
+        [id @ .., "versions", v] => (id, Tail::Versions(Some(v.to_string()))),
+        id => (id, Tail::None),
     };
     let id = PathId::parse(&format!("/{}", id_segs.join("/"))).map_err(|e| {
         ApiError::Invalid(vec![agora_marathon_planner::Violation::at(

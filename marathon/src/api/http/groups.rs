@@ -6,7 +6,7 @@
 //! group, as in Marathon.
 use std::sync::Arc;
 
-use agora_marathon_planner::{App, PathId};
+use agora_marathon_planner::{App, PathId, Violation};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -14,7 +14,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::{Query, ask, deployed, error, read};
-use crate::api::convert::parse_app;
+use crate::api::convert::{MAX_INSTANCES_PER_APP, parse_app};
 use crate::api::error::ApiError;
 use crate::event_loop::ApiCall;
 use crate::leader::Shared;
@@ -23,12 +23,8 @@ use crate::state::DeployRequest;
 type S = State<Arc<Shared>>;
 
 fn group_id(rest: &str) -> Result<PathId, ApiError> {
-    PathId::parse(&format!("/{}", rest.trim_matches('/'))).map_err(|e| {
-        ApiError::Invalid(vec![agora_marathon_planner::Violation::at(
-            "/id",
-            e.to_string(),
-        )])
-    })
+    PathId::parse(&format!("/{}", rest.trim_matches('/')))
+        .map_err(|e| ApiError::Invalid(vec![Violation::at("/id", e.to_string())]))
 }
 
 /// Every app of a group body, ids resolved against their groups; errors
@@ -37,10 +33,7 @@ fn apps_of(body: &Value, base: &PathId, out: &mut Vec<App>, path: &str) -> Resul
     let here = match body.get("id").and_then(Value::as_str) {
         Some(id) => PathId::parse(id)
             .map_err(|e| {
-                ApiError::Invalid(vec![agora_marathon_planner::Violation::at(
-                    format!("{path}/id"),
-                    e.to_string(),
-                )])
+                ApiError::Invalid(vec![Violation::at(format!("{path}/id"), e.to_string())])
             })?
             .canonical(base),
         None => base.clone(),
@@ -92,6 +85,42 @@ fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
     })
 }
 
+/// `scaleBy`'s factor; a body whose `scaleBy` is not a number is refused
+/// (read as a group without apps, it would remove every app in it).
+fn scale_factor(v: &Value) -> Result<f64, ApiError> {
+    v.as_f64().ok_or_else(|| ApiError::MalformedJson {
+        path: "/scaleBy".into(),
+        message: format!("expected a number, got {v}"),
+    })
+}
+
+/// Every app at `ceil(instances × factor)` (Marathon's rounding; a negative
+/// factor scales to 0), refused with a 422 when an app would need more than
+/// [`MAX_INSTANCES_PER_APP`] (an unchecked cast would saturate at
+/// `u32::MAX` instances).
+fn scaled(apps: Vec<App>, factor: f64) -> Result<Vec<App>, ApiError> {
+    let max = f64::from(MAX_INSTANCES_PER_APP);
+    // JSON's short form (`1e300`), not every digit of the float.
+    let shown = serde_json::Number::from_f64(factor).map_or_else(|| "?".into(), |n| n.to_string());
+    apps.into_iter()
+        .map(|mut a| {
+            let n = (f64::from(a.instances) * factor).ceil().max(0.0);
+            if n.is_nan() || n > max {
+                return Err(ApiError::Invalid(vec![Violation::at(
+                    "/scaleBy",
+                    format!(
+                        "scaling {} ({} instances) by {shown} gives more than {MAX_INSTANCES_PER_APP}, expected {MAX_INSTANCES_PER_APP} or less",
+                        a.id, a.instances
+                    ),
+                )]));
+            }
+            // In 0..=MAX_INSTANCES_PER_APP and whole: the cast is exact.
+            a.instances = n as u32;
+            Ok(a)
+        })
+        .collect()
+}
+
 /// `POST /v2/groups`: 201 with the version and deployment.
 pub(crate) async fn create(State(shared): S, RawQuery(q): RawQuery, body: Bytes) -> Response {
     let q = Query::parse(q.as_deref());
@@ -133,14 +162,11 @@ pub(crate) async fn update(
         Err(e) => return error(e),
     };
     let force = q.flag("force");
-    if let Some(factor) = v.get("scaleBy").and_then(Value::as_f64) {
-        let apps = current
-            .into_iter()
-            .map(|mut a| {
-                a.instances = (f64::from(a.instances) * factor).ceil().max(0.0) as u32;
-                a
-            })
-            .collect();
+    if let Some(factor) = v.get("scaleBy").filter(|f| !f.is_null()) {
+        let apps = match scale_factor(factor).and_then(|f| scaled(current, f)) {
+            Ok(apps) => apps,
+            Err(e) => return error(e),
+        };
         return deploy(
             &shared,
             DeployRequest {

@@ -1,6 +1,7 @@
 //! `/v2/info`, `/v2/leader` (GET; DELETE abdicates), `/ping`, `/metrics`
 //! (Prometheus text) and `/v2/groups` (the app tree, read-only for now).
-use std::collections::BTreeMap;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use agora_marathon_planner::PathId;
@@ -241,23 +242,31 @@ fn render_metrics(leading: bool, counts: Option<Counts>) -> Result<String, prome
 }
 
 /// The group tree under `root`: apps by their parent path.
+///
+/// Runs inside the event loop, on whatever the state holds, so it must not
+/// panic on any set of ids: an app whose id is also another app's group
+/// (`/a` and `/a/b`, refused since but possibly in a store written
+/// before) shows as an app of its parent and as that group, and is not an
+/// app inside itself.
 fn group_json(apps: &[(PathId, Value)], root: &PathId, version: &str) -> Value {
-    let direct: Vec<Value> = apps
-        .iter()
-        .filter(|(id, _)| id.parent() == *root)
-        .map(|(_, v)| v.clone())
-        .collect();
-    let mut children: Vec<PathId> = apps
-        .iter()
-        .filter(|(id, _)| id.is_within(root) && id.parent() != *root)
-        .filter_map(|(id, _)| {
-            let depth = root.segments().len() + 1;
-            PathId::from_segments(&id.segments()[..depth])
-                .ok()
-                .map(|p| p.canonical(&PathId::root()))
-        })
-        .collect();
-    children.dedup();
+    let depth = root.segments().len();
+    let mut direct: Vec<Value> = Vec::new();
+    // Sorted and unique whatever order `apps` comes in.
+    let mut children: BTreeSet<PathId> = BTreeSet::new();
+    for (id, v) in apps.iter().filter(|(id, _)| id.is_within(root)) {
+        let segments = id.segments();
+        match segments.len().cmp(&(depth + 1)) {
+            Ordering::Equal => direct.push(v.clone()),
+            // Deeper: in the child group named by its next segment.
+            Ordering::Greater => {
+                if let Some(Ok(g)) = segments.get(..=depth).map(PathId::from_segments) {
+                    children.insert(g);
+                }
+            }
+            // The group's own id: an app where this group is, not in it.
+            Ordering::Less => {}
+        }
+    }
     let groups: Vec<Value> = children
         .iter()
         .map(|g| group_json(apps, g, version))
@@ -301,5 +310,42 @@ pub(crate) async fn group(State(shared): State<Arc<Shared>>, Path(rest): Path<St
     match PathId::parse(&format!("/{}", rest.trim_matches('/'))) {
         Ok(id) => tree(&shared, id).await,
         Err(_) => error(ApiError::GroupNotFound(PathId::root())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(v: &Value, key: &str) -> Vec<String> {
+        v[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x["id"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// `/a` and `/a/b` both apps (refused now, but maybe in an old store):
+    /// the tree renders, `/a` as an app of `/` and as the group of `/a/b`.
+    #[test]
+    fn an_app_that_is_also_a_group_renders_without_panicking() {
+        let apps: Vec<(PathId, Value)> = ["/a", "/a/b", "/a/b/c/d", "/z"]
+            .iter()
+            .map(|s| {
+                let id = PathId::parse(s).unwrap();
+                (id, json!({"id": s}))
+            })
+            .collect();
+        let root = group_json(&apps, &PathId::root(), "v");
+        assert_eq!(ids(&root, "apps"), ["/a", "/z"]);
+        assert_eq!(ids(&root, "groups"), ["/a"]);
+        let a = &root["groups"][0];
+        assert_eq!(ids(a, "apps"), ["/a/b"]);
+        assert_eq!(ids(a, "groups"), ["/a/b"]);
+        let ab = &a["groups"][0];
+        assert_eq!(ids(ab, "apps"), Vec::<String>::new());
+        assert_eq!(ids(ab, "groups"), ["/a/b/c"]);
+        assert_eq!(ids(&ab["groups"][0], "apps"), ["/a/b/c/d"]);
     }
 }

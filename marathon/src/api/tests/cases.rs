@@ -748,3 +748,37 @@ fn a_marathon_get_body_is_accepted_back() {
     assert_eq!(app.ports[0].name.as_deref(), Some("default"));
     assert_eq!(app.version, Version(1_508_156_448_452));
 }
+
+/// `instances` up to `MAX_INSTANCES_PER_APP`, no further: every instance
+/// is a record the leader creates and stores in one turn of its loop.
+#[test]
+fn instances_are_capped_at_the_named_limit() {
+    use crate::api::convert::MAX_INSTANCES_PER_APP;
+    let at = ok(with(json!({"instances": MAX_INSTANCES_PER_APP})));
+    assert_eq!(at.instances, MAX_INSTANCES_PER_APP);
+    for over in [u64::from(MAX_INSTANCES_PER_APP) + 1, u64::from(u32::MAX)] {
+        let body = parse(&with(json!({"instances": over}))).unwrap_err().body();
+        assert_eq!(body["details"][0]["path"], "/instances", "{body}");
+        assert_eq!(
+            body["details"][0]["errors"][0],
+            format!("got {over}, expected {MAX_INSTANCES_PER_APP} or less"),
+        );
+    }
+}
+
+/// An app id whose task ids would be too long for a task id (and, far
+/// longer, for a store key) is refused.
+#[test]
+fn app_ids_are_capped_so_task_ids_fit() {
+    use crate::api::convert::MAX_APP_ID_BYTES;
+    let longest = format!("/{}", "a".repeat(MAX_APP_ID_BYTES - 1));
+    let app = ok(json!({"id": longest, "cmd": "x"}));
+    // A task id is the safe path, a dot and a uuid: it fits the model's.
+    let task = agora_marathon_planner::InstanceId::new(&app.id, &"u".repeat(36));
+    assert!(agora_model::TaskId::parse(task.as_str()).is_ok());
+    for len in [MAX_APP_ID_BYTES + 1, 5_000] {
+        let long = format!("/{}", "a".repeat(len - 1));
+        let body = parse(&json!({"id": long, "cmd": "x"})).unwrap_err().body();
+        assert_eq!(body["details"][0]["path"], "/id", "{body}");
+    }
+}
