@@ -112,6 +112,12 @@ impl Default for AgentConfig {
     }
 }
 
+/// The shortest period or timeout a setting may have: tokio's timers work
+/// in milliseconds, so nothing shorter can be kept, and a period of zero
+/// makes its worker spin (the GC would rescan the work dir without pause,
+/// every connection attempt would time out at once).
+const MIN_PERIOD: Duration = Duration::from_millis(1);
+
 impl AgentConfig {
     /// Rejects settings the agent cannot work with.
     pub(crate) fn validate(&self) -> Result<(), crate::AgentError> {
@@ -122,15 +128,21 @@ impl AgentConfig {
         if self.work_dir.as_os_str().is_empty() {
             return bad("work_dir: must not be empty");
         }
-        if self.status_update_backoff_min.is_zero()
+        if self.status_update_backoff_min < MIN_PERIOD
             || self.status_update_backoff_max < self.status_update_backoff_min
         {
-            return bad("status_update_backoff: need 0 < min <= max");
+            return bad("status_update_backoff: need 1 ms <= min <= max");
         }
-        if self.register_backoff_min.is_zero()
+        if self.register_backoff_min < MIN_PERIOD
             || self.register_backoff_max < self.register_backoff_min
         {
-            return bad("register_backoff: need 0 < min <= max");
+            return bad("register_backoff: need 1 ms <= min <= max");
+        }
+        if self.connect_timeout < MIN_PERIOD {
+            return bad("connect_timeout: must be at least 1 ms");
+        }
+        if self.gc.interval < MIN_PERIOD {
+            return bad("gc.interval: must be at least 1 ms");
         }
         if self.max_missed_pings == 0 {
             return bad("max_missed_pings: must be at least 1");
@@ -139,5 +151,51 @@ impl AgentConfig {
             return bad("gc.disk_usage_threshold: must be within 0..=1");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::AgentConfig;
+
+    /// Sets one duration setting of a config.
+    type Setter = fn(&mut AgentConfig, Duration);
+
+    fn usable() -> AgentConfig {
+        AgentConfig {
+            masters: vec!["127.0.0.1:5050".into()],
+            ..AgentConfig::default()
+        }
+    }
+
+    #[test]
+    fn periods_that_round_to_zero_are_refused_by_name() {
+        assert!(usable().validate().is_ok());
+        let tiny = Duration::from_nanos(1);
+        let cases: [(Setter, &str); 4] = [
+            (
+                |c, d| c.status_update_backoff_min = d,
+                "status_update_backoff",
+            ),
+            (|c, d| c.register_backoff_min = d, "register_backoff"),
+            (|c, d| c.connect_timeout = d, "connect_timeout"),
+            (|c, d| c.gc.interval = d, "gc.interval"),
+        ];
+        for (set, name) in cases {
+            for d in [Duration::ZERO, tiny] {
+                let mut c = usable();
+                set(&mut c, d);
+                let err = c.validate().err().map(|e| e.to_string());
+                assert!(
+                    err.as_deref().is_some_and(|e| e.contains(name)),
+                    "{name} = {d:?}: {err:?}"
+                );
+            }
+            let mut c = usable();
+            set(&mut c, Duration::from_millis(1));
+            assert!(c.validate().is_ok(), "{name}: 1 ms is accepted");
+        }
     }
 }

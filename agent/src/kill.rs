@@ -11,6 +11,32 @@ use crate::event_loop::{AfterWrite, Event, Goal, Lifecycle, State, TaskKey};
 use crate::health::HealthAction;
 use crate::outcome::Outcome;
 
+/// The longest kill grace period the agent honours: the bound the
+/// framework API accepts for `kill_policy.grace_period_seconds` (about 317
+/// years), so any grace a framework could ask for passes, and a larger one
+/// can only come from a broken master.
+const MAX_KILL_GRACE_SECONDS: f64 = 1e10;
+
+/// The master's grace period, if it is usable: NaN, negative and absurdly
+/// large values (over [`MAX_KILL_GRACE_SECONDS`], where
+/// `Duration::from_secs_f64` would panic past ~1.8e19) are ignored, so the
+/// task's own or the default grace applies and the kill still happens.
+fn kill_grace(seconds: Option<f64>) -> Option<Duration> {
+    let s = seconds?;
+    let grace = if s <= MAX_KILL_GRACE_SECONDS {
+        Duration::try_from_secs_f64(s).ok()
+    } else {
+        None
+    };
+    if grace.is_none() {
+        tracing::warn!(
+            grace_period_seconds = s,
+            "ignoring an unusable kill grace period from the master"
+        );
+    }
+    grace
+}
+
 impl State {
     /// `MasterMessage::Kill`. A kill of a task this agent never had (or
     /// already forgot) is answered with TASK_LOST, reason TASK_UNKNOWN, so a
@@ -23,11 +49,7 @@ impl State {
             return;
         };
         let key = (fw, task);
-        let grace = k
-            .kill_policy
-            .and_then(|p| p.grace_period_seconds)
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64);
+        let grace = kill_grace(k.kill_policy.and_then(|p| p.grace_period_seconds));
         let Some(t) = self.tasks.get(&key) else {
             if self
                 .completed
@@ -179,6 +201,36 @@ impl State {
                     self.start_kill(key, KillCause::Unhealthy, None);
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{MAX_KILL_GRACE_SECONDS, kill_grace};
+
+    #[test]
+    fn kill_grace_takes_sane_values_and_ignores_the_rest() {
+        assert_eq!(kill_grace(None), None);
+        assert_eq!(kill_grace(Some(0.0)), Some(Duration::ZERO));
+        assert_eq!(kill_grace(Some(2.5)), Some(Duration::from_millis(2500)));
+        assert_eq!(
+            kill_grace(Some(MAX_KILL_GRACE_SECONDS)),
+            Some(Duration::from_secs(10_000_000_000))
+        );
+        for bad in [
+            -1.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            MAX_KILL_GRACE_SECONDS * 1.5,
+            // Past u64::MAX seconds: from_secs_f64 would panic here.
+            1.9e19,
+            f64::MAX,
+        ] {
+            assert_eq!(kill_grace(Some(bad)), None, "{bad}");
         }
     }
 }

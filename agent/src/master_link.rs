@@ -32,6 +32,9 @@ pub(crate) const OUTBOUND_CAPACITY: usize = 256;
 
 /// Ping interval assumed when the master does not name one (Mesos 15 s).
 const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(15);
+/// Shortest ping interval taken from a master (the master's own config
+/// refuses periods below this, `master/src/config.rs`).
+const MIN_PING_INTERVAL: Duration = Duration::from_millis(1);
 
 /// Settings of the link.
 #[derive(Debug, Clone)]
@@ -142,12 +145,16 @@ async fn session(
     let (response, delivered) = register(config, &mut link, events).await?;
     let agent_id = AgentId::parse(response.agent_id.clone())
         .map_err(|e| Refused::from(format!("master sent a bad agent id: {e}")))?;
-    let ping_interval =
-        if response.ping_interval_seconds.is_finite() && response.ping_interval_seconds > 0.0 {
-            Duration::from_secs_f64(response.ping_interval_seconds.min(3600.0))
-        } else {
-            DEFAULT_PING_INTERVAL
-        };
+    // A master's ping interval below a millisecond would make every wait
+    // time out at once (the agent would reconnect in a loop): refused, as
+    // an absent one is.
+    let ping_interval = if response.ping_interval_seconds.is_finite()
+        && response.ping_interval_seconds >= MIN_PING_INTERVAL.as_secs_f64()
+    {
+        Duration::from_secs_f64(response.ping_interval_seconds.min(3600.0))
+    } else {
+        DEFAULT_PING_INTERVAL
+    };
     let quiet_limit = ping_interval * config.max_missed_pings;
 
     let hello = v1::agent_message::Hello {

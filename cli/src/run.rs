@@ -80,7 +80,7 @@ fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
         v.is_finite() && v > 0.0,
         "--{name}: {v} is not a positive number of seconds"
     );
-    Ok(Duration::from_secs_f64(v))
+    Duration::try_from_secs_f64(v).map_err(|_| anyhow::anyhow!("--{name}: {v} seconds is too long"))
 }
 
 impl MasterArgs {

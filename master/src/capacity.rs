@@ -2,8 +2,8 @@
 //! [`agora_capacity::Snapshot`] out (`Master::capacity_snapshot`), and the
 //! handlers run the pure capacity model on it outside the loop.
 use agora_capacity::{
-    AgentSnapshot, FitRequest, HistoryQuery, HistorySample, ReferenceShape, Snapshot, WhatIf,
-    breakdown, fit, fragmentation, sample, what_if,
+    AgentSnapshot, FitRequest, HistoryQuery, HistorySample, MAX_FIT, MAX_PORTS, ReferenceShape,
+    Snapshot, WhatIf, breakdown, fit, fragmentation, sample, what_if,
 };
 use agora_marathon_planner::parse_constraints;
 use agora_model::{Role, Scalar};
@@ -147,16 +147,42 @@ pub(crate) fn fit_request(query: Option<&str>) -> Result<FitRequest, QueryError>
         )
     })?;
     let role = Role::parse(get("role").unwrap_or("*")).map_err(|e| bad("/role", e))?;
-    Ok(FitRequest {
-        cpus: scalar("cpus", 0.1)?,
-        mem: scalar("mem", 128.0)?,
-        disk: scalar("disk", 0.0)?,
-        gpus: int("gpus")?.unwrap_or(0),
-        ports: int("ports")?.unwrap_or(0),
+    let (cpus, mem, disk) = (
+        scalar("cpus", 0.1)?,
+        scalar("mem", 128.0)?,
+        scalar("disk", 0.0)?,
+    );
+    let gpus = int("gpus")?.unwrap_or(0);
+    let ports = int("ports")?.unwrap_or(0);
+    if ports > MAX_PORTS {
+        return Err(bad("/ports", format!("at most {MAX_PORTS} per instance")));
+    }
+    // Refused rather than clamped: an answer for fewer than were asked
+    // would not say whether the count asked for fits.
+    let count = int("count")?;
+    if count.is_some_and(|c| c > MAX_FIT) {
+        return Err(bad(
+            "/count",
+            format!("at most {MAX_FIT} (leave it out to ask how many fit, up to {MAX_FIT})"),
+        ));
+    }
+    let req = FitRequest {
+        cpus,
+        mem,
+        disk,
+        gpus,
+        ports,
         role,
         constraints,
-        count: int("count")?,
-    })
+        count,
+    };
+    if req.asks_for_nothing() {
+        return Err(bad(
+            "/cpus",
+            "cpus, mem, disk, gpus and ports are all 0: a shape must ask for something, or any number fits",
+        ));
+    }
+    Ok(req)
 }
 
 /// "What if" changes from `add_agent=RESOURCES[@ATTR=VALUE,...]` and

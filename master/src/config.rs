@@ -60,6 +60,12 @@ pub(crate) const MAX_REFERENCE_SHAPES: usize = 16;
 /// Most refuse_seconds a filter may ask for (Mesos caps at 365 days).
 pub(crate) const MAX_REFUSE: Duration = Duration::from_secs(365 * 24 * 3600);
 
+/// The shortest period or timeout a setting may have: tokio's timers work
+/// in milliseconds, so nothing shorter can be kept, and a value that rounds
+/// to a zero `Duration` (1e-12 s) makes `tokio::time::interval` panic when
+/// the event loop starts.
+pub(crate) const MIN_PERIOD: Duration = Duration::from_millis(1);
+
 impl Default for MasterConfig {
     fn default() -> Self {
         MasterConfig {
@@ -151,7 +157,28 @@ fn secs(key: &str, v: f64) -> Result<Duration, MasterError> {
             "{key}: {v} is not a positive number of seconds"
         )));
     }
-    Ok(Duration::from_secs_f64(v))
+    let d = Duration::from_secs_f64(v);
+    if d < MIN_PERIOD {
+        return Err(MasterError::Config(format!(
+            "{key}: {v} is below the minimum of {} seconds",
+            MIN_PERIOD.as_secs_f64()
+        )));
+    }
+    Ok(d)
+}
+
+/// A period the event loop ticks at, however it was set (the file, flags
+/// or code): within [`MIN_PERIOD`]..=[`MAX_REFUSE`].
+fn check_period(key: &str, d: Duration) -> Result<(), MasterError> {
+    if d < MIN_PERIOD || d > MAX_REFUSE {
+        return Err(MasterError::Config(format!(
+            "{key}: {} s is outside {} s..={} s",
+            d.as_secs_f64(),
+            MIN_PERIOD.as_secs_f64(),
+            MAX_REFUSE.as_secs()
+        )));
+    }
+    Ok(())
 }
 
 impl MasterConfig {
@@ -235,6 +262,12 @@ impl MasterConfig {
     /// Checks values that would make the master misbehave.
     pub fn validate(&self) -> Result<(), MasterError> {
         self.group.validate()?;
+        check_period("allocation_interval_seconds", self.allocation_interval)?;
+        check_period("agent_ping_interval_seconds", self.agent_ping_interval)?;
+        check_period(
+            "framework_heartbeat_interval_seconds",
+            self.framework_heartbeat_interval,
+        )?;
         if self.max_agent_ping_misses == 0 {
             return Err(MasterError::Config(
                 "max_agent_ping_misses must be at least 1".into(),
@@ -341,6 +374,45 @@ mod tests {
                 .merge_toml("[role_weights]\nweb = 0")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn periods_that_round_to_zero_are_refused_by_name() {
+        for key in [
+            "allocation_interval_seconds",
+            "agent_ping_interval_seconds",
+            "framework_heartbeat_interval_seconds",
+            "agent_reregister_timeout_seconds",
+            "offer_timeout_seconds",
+            "default_refuse_seconds",
+            "registry_max_agent_age_seconds",
+        ] {
+            for v in ["1e-12", "0.0009", "0"] {
+                let err = MasterConfig::default()
+                    .merge_toml(&format!("{key} = {v}"))
+                    .unwrap_err()
+                    .to_string();
+                assert!(err.contains(key), "{key} = {v}: {err}");
+            }
+            assert!(
+                MasterConfig::default()
+                    .merge_toml(&format!("{key} = 0.001"))
+                    .is_ok(),
+                "{key}: the minimum itself is accepted"
+            );
+        }
+        // Set in code or by flags, the loop's periods are checked too.
+        for set in [
+            |c: &mut MasterConfig| c.allocation_interval = Duration::ZERO,
+            |c: &mut MasterConfig| c.agent_ping_interval = Duration::from_nanos(1),
+            |c: &mut MasterConfig| c.framework_heartbeat_interval = Duration::MAX,
+        ] {
+            let mut c = MasterConfig::default();
+            set(&mut c);
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains("interval_seconds"), "{err}");
+        }
+        assert!(MasterConfig::default().validate().is_ok());
     }
 
     #[test]

@@ -72,8 +72,17 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         if len > MAX_FRAME_BYTES {
             return Err(FrameError::TooLarge(len));
         }
-        self.buf.resize(len, 0);
-        self.inner.read_exact(&mut self.buf).await?;
+        // The buffer grows as the frame's bytes arrive, not to the length
+        // the header announces: a peer that sends only headers on many
+        // connections must not make us hold MAX_FRAME_BYTES for each.
+        self.buf.clear();
+        let read = (&mut self.inner)
+            .take(len as u64)
+            .read_to_end(&mut self.buf)
+            .await?;
+        if read < len {
+            return Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
         let frame = v1::LinkFrame::decode(self.buf.as_slice())?;
         if self.buf.capacity() > KEEP_BUFFER {
             self.buf = Vec::new();
@@ -362,7 +371,53 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+        assert!(
+            r.buf.capacity() <= KEEP_BUFFER,
+            "the large frame's buffer is given back"
+        );
         writer.await.unwrap().unwrap();
+        assert_eq!(r.next().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_header_alone_does_not_allocate_the_frame_it_announces() {
+        let (mut a, b) = tokio::io::duplex(64);
+        a.write_all(&(MAX_FRAME_BYTES as u32).to_be_bytes())
+            .await
+            .unwrap();
+        a.write_all(b"abcde").await.unwrap();
+        let mut r = FrameReader::new(b);
+        {
+            // One poll reads everything sent so far, then waits for more.
+            let mut next = std::pin::pin!(r.next());
+            let polled = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(next.as_mut().poll(cx).is_pending())
+            })
+            .await;
+            assert!(polled, "the frame is incomplete");
+        }
+        assert_eq!(r.buf, b"abcde");
+        assert!(
+            r.buf.capacity() < IO_BUFFER,
+            "{} bytes held for 5 received",
+            r.buf.capacity()
+        );
+
+        // The rest of a frame arriving later still makes a whole frame.
+        let frame = pong(7);
+        let bytes = frame.encode_to_vec();
+        let (mut a, b) = tokio::io::duplex(64);
+        let sender = tokio::spawn(async move {
+            a.write_all(&(bytes.len() as u32).to_be_bytes()).await?;
+            for chunk in bytes.chunks(3) {
+                a.write_all(chunk).await?;
+                tokio::task::yield_now().await;
+            }
+            Ok::<_, std::io::Error>(())
+        });
+        let mut r = FrameReader::new(b);
+        assert_eq!(r.next().await.unwrap(), Some(frame));
+        sender.await.unwrap().unwrap();
         assert_eq!(r.next().await.unwrap(), None);
     }
 

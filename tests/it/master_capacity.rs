@@ -156,6 +156,58 @@ async fn capacity_breakdown_and_what_fits() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Requests that would make the dry run unbounded (billions of port specs
+/// or placements) are 400s naming the parameter, on the API and the page;
+/// the largest accepted values are answered.
+#[tokio::test]
+async fn fit_refuses_requests_that_would_run_unbounded() -> anyhow::Result<()> {
+    let master = TestMaster::start().await;
+    let c = SimAgentConfig {
+        resources: Resources::parse("cpus:4;mem:4096;ports:[31000-31009]")?,
+        hostname: "bounded-0".into(),
+        ..SimAgentConfig::default()
+    };
+    let _sim = SimAgent::start(&master.endpoint(), c).await;
+    agora_tests::eventually("1 agent", Duration::from_secs(15), || async {
+        let (code, v) = get_json(&master, "/api/v1/capacity").await.ok()?;
+        (code == 200 && v["agents"].as_array().map(Vec::len) == Some(1)).then_some(())
+    })
+    .await?;
+    let max_fit = agora_capacity::MAX_FIT;
+    let max_ports = agora_capacity::MAX_PORTS;
+    for (query, path) in [
+        ("ports=4294967295".to_string(), "/ports"),
+        (format!("cpus=1&ports={}", max_ports + 1), "/ports"),
+        ("cpus=0&mem=0&disk=0&count=4294967295".to_string(), "/count"),
+        (format!("cpus=1&count={}", max_fit + 1), "/count"),
+        ("cpus=0&mem=0&disk=0".to_string(), "/cpus"),
+        ("cpus=0&mem=0&disk=0&count=1".to_string(), "/cpus"),
+    ] {
+        let (code, v) = get_json(&master, &format!("/api/v1/capacity/fit?{query}")).await?;
+        assert_eq!(code, 400, "{query}: {v}");
+        assert_eq!(v["details"][0]["path"], path, "{query}: {v}");
+        let (code, page) = http_get(master.addr, &format!("/ui/fit?{query}")).await?;
+        assert_eq!(code, 400, "{query}: {page}");
+        assert!(page.contains(&format!("Invalid {path}")), "{query}: {page}");
+    }
+    // The limits themselves are answered: ten ports take ten instances of
+    // a one-port shape, and no agent has a hundred ports.
+    let one_port = format!("/api/v1/capacity/fit?cpus=0&mem=0&ports=1&count={max_fit}");
+    let (code, v) = get_json(&master, &one_port).await?;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        (v["placeable"].as_u64(), v["fits"].as_bool()),
+        (Some(10), Some(false)),
+        "{v}"
+    );
+    let wide = format!("/api/v1/capacity/fit?cpus=1&ports={max_ports}");
+    let (code, v) = get_json(&master, &wide).await?;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["placeable"], 0, "{v}");
+    assert_eq!(v["agents"][0]["bottleneck"], "ports", "{v}");
+    Ok(())
+}
+
 /// The utilisation history is sampled by the leader every 10 s, replicated,
 /// and still there (the same points) at the next leader after a crash.
 #[tokio::test]

@@ -60,10 +60,32 @@ fn load(rel: &str) -> Cgroup {
     Cgroup::load_with_specified_controllers(hierarchies::auto(), rel, controllers())
 }
 
-/// v1 cpu.shares for `cpus` (in thousandths).
+/// v1 cpu.shares for `cpus` (in thousandths). Saturates: shares are
+/// clamped to the kernel's range anyway.
 pub(crate) fn cpu_shares(cpus_milli: i64) -> u64 {
-    let shares = u64::try_from(cpus_milli).unwrap_or(0) * CPU_SHARES_PER_CPU / 1000;
+    let shares = u64::try_from(cpus_milli)
+        .unwrap_or(0)
+        .saturating_mul(CPU_SHARES_PER_CPU)
+        / 1000;
     shares.clamp(CPU_SHARES_MIN, CPU_SHARES_MAX)
+}
+
+/// A memory limit in bytes for `mem_mb`, or why there is none: a negative
+/// amount, or one whose bytes do not fit the i64 the kernel and Docker
+/// take (about 8.8e12 MB, above the model's largest scalar, so only a spec
+/// built around the model's checks gets here).
+pub(crate) fn mem_limit_bytes(mem_mb: agora_model::Scalar) -> Result<i64, RuntimeError> {
+    let milli = mem_mb.milli();
+    // milli × 2^20 fits i128 for every i64 milli.
+    let bytes = i128::from(milli) * i128::from(BYTES_PER_MB) / 1000;
+    match i64::try_from(bytes) {
+        Ok(b) if b >= 0 => Ok(b),
+        _ => Err(RuntimeError::InvalidSpec(format!(
+            "memory limit of {} MB is not a byte count (0..={} bytes)",
+            mem_mb.as_f64(),
+            i64::MAX
+        ))),
+    }
 }
 
 /// v2 cpu.weight from v1 shares: the same linear map runc and systemd use
@@ -73,8 +95,9 @@ pub(crate) fn shares_to_weight(shares: u64) -> u64 {
 }
 
 /// CFS quota (µs per [`CFS_PERIOD_US`]) for `cpus` (in thousandths).
+/// Saturates for absurd cpus: the kernel then refuses the quota, naming it.
 pub(crate) fn cfs_quota_us(cpus_milli: i64) -> i64 {
-    (cpus_milli * CFS_PERIOD_US as i64 / 1000).max(CFS_QUOTA_MIN_US)
+    (cpus_milli.saturating_mul(CFS_PERIOD_US as i64) / 1000).max(CFS_QUOTA_MIN_US)
 }
 
 /// One task's cgroup: its directory in every hierarchy we use.
@@ -305,7 +328,7 @@ fn apply_limits(cg: &Cgroup, limits: &Limits) -> Result<(), String> {
     }
     if !limits.mem_mb.is_zero() {
         let mem: &MemController = cg.controller_of().ok_or("no memory controller")?;
-        let bytes = limits.mem_mb.milli() * BYTES_PER_MB / 1000;
+        let bytes = mem_limit_bytes(limits.mem_mb).map_err(|e| e.to_string())?;
         mem.set_limit(bytes)
             .map_err(|e| format!("memory limit {bytes}: {e}"))?;
         // No swap, as Docker does with memory-swap = memory: a task over its
@@ -345,6 +368,32 @@ mod tests {
         assert_eq!(shares_to_weight(2), 1);
         assert_eq!(shares_to_weight(262_144), 10_000);
         assert_eq!(shares_to_weight(1024), 39);
+    }
+
+    #[test]
+    fn absurd_limits_do_not_overflow() {
+        use agora_model::Scalar;
+        use agora_model::scalar::MAX_SCALAR_MILLI;
+        assert_eq!(
+            mem_limit_bytes(Scalar::from_units(512)).ok(),
+            Some(512 << 20)
+        );
+        assert_eq!(
+            mem_limit_bytes(Scalar::from_milli(1500)).ok(),
+            Some(1_572_864)
+        );
+        assert_eq!(mem_limit_bytes(Scalar::ZERO).ok(), Some(0));
+        // The largest scalar the model accepts still converts.
+        assert!(mem_limit_bytes(Scalar::from_milli(MAX_SCALAR_MILLI)).is_ok());
+        for bad in [i64::MAX, i64::MAX / 1000, -1, i64::MIN] {
+            let err = mem_limit_bytes(Scalar::from_milli(bad)).map_err(|e| e.to_string());
+            assert!(
+                err.as_ref().is_err_and(|e| e.contains("memory limit")),
+                "{bad}: {err:?}"
+            );
+        }
+        assert_eq!(cpu_shares(i64::MAX), CPU_SHARES_MAX);
+        assert_eq!(cfs_quota_us(i64::MAX), i64::MAX / 1000);
     }
 
     #[test]

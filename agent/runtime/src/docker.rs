@@ -277,7 +277,7 @@ impl Runtime for DockerRuntime {
         let options = CreateContainerOptionsBuilder::new().name(&name).build();
         let created = self
             .docker
-            .create_container(Some(options), container_body(spec, docker))
+            .create_container(Some(options), container_body(spec, docker)?)
             .await?;
         for w in &created.warnings {
             warn!(container = %name, warning = %w, "docker create warning");

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use agora_model::{DockerNetwork, DockerSpec};
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
 
-use crate::cgroups::{BYTES_PER_MB, CFS_PERIOD_US, cfs_quota_us, cpu_shares};
+use crate::cgroups::{CFS_PERIOD_US, cfs_quota_us, cpu_shares, mem_limit_bytes};
 use crate::{
     DOCKER_NAME_PREFIX, LABEL_AGENT_ID, LABEL_CONTAINER_ID, LABEL_FRAMEWORK_ID, LABEL_SANDBOX,
-    LABEL_TASK_ID, LaunchSpec,
+    LABEL_TASK_ID, LaunchSpec, RuntimeError,
 };
 
 /// Docker refuses memory limits below 6 MB; smaller requests are raised to it.
@@ -88,8 +88,12 @@ pub(crate) fn labels(spec: &LaunchSpec, docker: &DockerSpec) -> HashMap<String, 
     labels
 }
 
-/// The create body for `spec` (which must have `docker` set).
-pub(crate) fn container_body(spec: &LaunchSpec, docker: &DockerSpec) -> ContainerCreateBody {
+/// The create body for `spec` (which must have `docker` set), or why the
+/// spec's limits cannot be given to Docker.
+pub(crate) fn container_body(
+    spec: &LaunchSpec,
+    docker: &DockerSpec,
+) -> Result<ContainerCreateBody, RuntimeError> {
     let (entrypoint, cmd) = entrypoint_and_cmd(spec, docker);
     let mut host = HostConfig {
         network_mode: Some(
@@ -110,7 +114,7 @@ pub(crate) fn container_body(spec: &LaunchSpec, docker: &DockerSpec) -> Containe
         host.cpu_quota = Some(cfs_quota_us(cpus));
     }
     if !spec.limits.mem_mb.is_zero() {
-        let bytes = (spec.limits.mem_mb.milli() * BYTES_PER_MB / 1000).max(DOCKER_MIN_MEMORY_BYTES);
+        let bytes = mem_limit_bytes(spec.limits.mem_mb)?.max(DOCKER_MIN_MEMORY_BYTES);
         host.memory = Some(bytes);
         // Equal to memory: no swap, so going over the limit is an OOM kill.
         host.memory_swap = Some(bytes);
@@ -145,7 +149,7 @@ pub(crate) fn container_body(spec: &LaunchSpec, docker: &DockerSpec) -> Containe
         host.port_bindings = Some(bindings);
         exposed = Some(keys);
     }
-    ContainerCreateBody {
+    Ok(ContainerCreateBody {
         image: Some(docker.image.clone()),
         entrypoint,
         cmd,
@@ -155,7 +159,7 @@ pub(crate) fn container_body(spec: &LaunchSpec, docker: &DockerSpec) -> Containe
         exposed_ports: exposed,
         host_config: Some(host),
         ..Default::default()
-    }
+    })
 }
 
 #[cfg(test)]
@@ -212,7 +216,7 @@ mod tests {
             ..Default::default()
         };
         let s = spec(Some(CommandSpec::shell("echo hi")), docker.clone());
-        let b = container_body(&s, &docker);
+        let b = container_body(&s, &docker).unwrap();
         assert_eq!(b.entrypoint.unwrap(), ["/bin/sh", "-c"]);
         assert_eq!(b.cmd.unwrap(), ["echo hi"]);
         let h = b.host_config.unwrap();
@@ -236,6 +240,27 @@ mod tests {
     }
 
     #[test]
+    fn an_absurd_memory_limit_is_an_error_not_an_overflow() {
+        let docker = DockerSpec {
+            image: "img".into(),
+            ..Default::default()
+        };
+        let mut s = spec(None, docker.clone());
+        s.limits.mem_mb = Scalar::from_milli(i64::MAX);
+        let err = container_body(&s, &docker)
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        assert!(
+            err.as_ref().is_err_and(|e| e.contains("memory limit")),
+            "{err:?}"
+        );
+        // Small limits are still raised to Docker's minimum.
+        s.limits.mem_mb = Scalar::from_units(1);
+        let h = container_body(&s, &docker).unwrap().host_config.unwrap();
+        assert_eq!(h.memory, Some(DOCKER_MIN_MEMORY_BYTES));
+    }
+
+    #[test]
     fn argv_and_image_defaults() {
         let docker = DockerSpec {
             image: "img".into(),
@@ -247,7 +272,7 @@ mod tests {
             arguments: vec!["--x".into()],
             ..Default::default()
         };
-        let b = container_body(&spec(Some(argv), docker.clone()), &docker);
+        let b = container_body(&spec(Some(argv), docker.clone()), &docker).unwrap();
         assert_eq!(
             (b.entrypoint.unwrap(), b.cmd.unwrap()),
             (vec!["/ep".to_string()], vec!["--x".to_string()])
@@ -256,7 +281,7 @@ mod tests {
             image: "img".into(),
             ..Default::default()
         };
-        let b = container_body(&spec(None, plain.clone()), &plain);
+        let b = container_body(&spec(None, plain.clone()), &plain).unwrap();
         assert_eq!((b.entrypoint, b.cmd), (None, None));
         assert_eq!(b.host_config.unwrap().network_mode.as_deref(), Some("host"));
     }

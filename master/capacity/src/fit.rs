@@ -14,8 +14,17 @@ use serde::Serialize;
 
 use crate::breakdown::{AgentSnapshot, Snapshot};
 
-/// Without a count, at most this many instances are placed in a dry run.
+/// At most this many instances are placed in a dry run, with or without a
+/// count: each is a planner step and an entry in the answer, and the fit
+/// endpoints are unauthenticated, so an asked-for count above it is refused
+/// (400) rather than run, and [`fit`] never places more.
 pub const MAX_FIT: u32 = 100_000;
+
+/// The most host ports one instance may ask for. Real tasks ask for a
+/// handful; the dry run builds a port list per instance (and the app's port
+/// definitions up front), so this bounds that memory by `MAX_FIT × MAX_PORTS`
+/// numbers however large the number asked for.
+pub const MAX_PORTS: u32 = 100;
 
 /// A task shape and where it may go.
 #[derive(Debug, Clone)]
@@ -36,6 +45,20 @@ pub struct FitRequest {
     pub constraints: Vec<Constraint>,
     /// How many are wanted (None: as many as fit, up to [`MAX_FIT`]).
     pub count: Option<u32>,
+}
+
+impl FitRequest {
+    /// Does the shape ask for no resources at all? Then nothing but the
+    /// role, the constraints and the count limits how many fit, so the
+    /// HTTP handlers refuse it (as reference shapes must ask for something);
+    /// [`fit`] still answers it, placing at most [`MAX_FIT`].
+    pub fn asks_for_nothing(&self) -> bool {
+        self.cpus.is_zero()
+            && self.mem.is_zero()
+            && self.disk.is_zero()
+            && self.gpus == 0
+            && self.ports == 0
+    }
 }
 
 /// One agent's share of the answer.
@@ -119,7 +142,11 @@ fn shape_app(req: &FitRequest, count: u32) -> App {
         vec![req.role.clone(), Role::star()]
     };
     app.constraints = req.constraints.clone();
-    app.ports = (0..req.ports).map(|_| PortSpec::default()).collect();
+    // Callers refuse more than MAX_PORTS; the cap keeps an unchecked
+    // request from allocating a port spec per number it names.
+    app.ports = (0..req.ports.min(MAX_PORTS))
+        .map(|_| PortSpec::default())
+        .collect();
     app
 }
 
@@ -148,7 +175,9 @@ pub fn fit(s: &Snapshot, req: &FitRequest) -> FitAnswer {
         .unzip();
     let inventory = Inventory::of(offers.iter().map(|o| &o.agent));
     let counters = PlacementCounters::for_constraints(&req.constraints);
-    let want = req.count.unwrap_or(MAX_FIT);
+    // An explicit count is capped too: without the cap a shape that asks
+    // for nothing (or very little) would place billions.
+    let want = req.count.unwrap_or(MAX_FIT).min(MAX_FIT);
     let app = shape_app(req, want);
     let active: Vec<OfferView> = offers
         .iter()
@@ -246,4 +275,85 @@ fn funnel(
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use agora_model::{AgentId, Attributes, Resources, Role, Scalar};
+
+    use super::{FitRequest, MAX_FIT, MAX_PORTS, fit, shape_app};
+    use crate::breakdown::{AgentSnapshot, Snapshot};
+
+    fn one_agent(total: &str) -> Snapshot {
+        Snapshot {
+            agents: vec![AgentSnapshot {
+                id: AgentId::parse("a1").expect("id"),
+                hostname: "a1.example".into(),
+                attributes: Attributes::default(),
+                total: Resources::parse(total).expect("total"),
+                allocated: Resources::new(),
+                offered: Resources::new(),
+                active: true,
+                draining: false,
+            }],
+        }
+    }
+
+    fn nothing(count: Option<u32>) -> FitRequest {
+        FitRequest {
+            cpus: Scalar::ZERO,
+            mem: Scalar::ZERO,
+            disk: Scalar::ZERO,
+            gpus: 0,
+            ports: 0,
+            role: Role::star(),
+            constraints: Vec::new(),
+            count,
+        }
+    }
+
+    #[test]
+    fn a_shape_asking_for_nothing_is_recognised() {
+        assert!(nothing(None).asks_for_nothing());
+        for ask in [
+            |r: &mut FitRequest| r.cpus = Scalar::from_milli(1),
+            |r: &mut FitRequest| r.mem = Scalar::from_milli(1),
+            |r: &mut FitRequest| r.disk = Scalar::from_milli(1),
+            |r: &mut FitRequest| r.gpus = 1,
+            |r: &mut FitRequest| r.ports = 1,
+        ] {
+            let mut r = nothing(None);
+            ask(&mut r);
+            assert!(!r.asks_for_nothing(), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn an_explicit_count_is_capped_like_an_absent_one() {
+        let s = one_agent("cpus:4;mem:4096");
+        let a = fit(&s, &nothing(Some(u32::MAX)));
+        assert_eq!(a.placeable, MAX_FIT);
+        assert!(!a.fits, "more than the cap was asked for, and not placed");
+        let a = fit(&s, &nothing(None));
+        assert_eq!((a.placeable, a.fits), (MAX_FIT, true));
+        let a = fit(&s, &nothing(Some(7)));
+        assert_eq!((a.placeable, a.fits), (7, true));
+        let a = fit(&s, &nothing(Some(0)));
+        assert_eq!((a.placeable, a.fits), (0, true));
+    }
+
+    #[test]
+    fn a_huge_port_count_builds_at_most_max_ports_specs() {
+        let mut r = nothing(Some(1));
+        r.ports = u32::MAX;
+        assert_eq!(shape_app(&r, 1).ports.len(), MAX_PORTS as usize);
+        // Ten ports on the agent: not even one instance of the capped
+        // shape fits, and ports is named as the bottleneck.
+        let a = fit(&one_agent("cpus:4;mem:4096;ports:[31000-31009]"), &r);
+        assert_eq!(a.placeable, 0);
+        assert_eq!(a.agents[0].bottleneck.as_deref(), Some("ports"));
+        r.ports = 3;
+        let a = fit(&one_agent("cpus:4;mem:4096;ports:[31000-31009]"), &r);
+        assert_eq!(a.placeable, 1, "{a:?}");
+    }
 }

@@ -35,7 +35,7 @@ mod shapes;
 
 pub use amount::Amount;
 pub use breakdown::{AgentCapacity, AgentSnapshot, Breakdown, Capacity, Snapshot, breakdown};
-pub use fit::{AgentFit, FitAnswer, FitRequest, FunnelStep, MAX_FIT, fit};
+pub use fit::{AgentFit, FitAnswer, FitRequest, FunnelStep, MAX_FIT, MAX_PORTS, fit};
 pub use history::{
     CLUSTER_SCOPE, History, HistoryQuery, HistorySample, HistorySeries, MAX_HISTORY_SCOPES,
     SAMPLE_PERIOD_MS, TIERS, milli, sample,
