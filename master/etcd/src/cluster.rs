@@ -17,9 +17,21 @@ fn member(member: Member) -> pb::Member {
     pb::Member {
         id: member.id,
         name: member.name,
-        peer_ur_ls: member.peer_urls,
-        client_ur_ls: member.client_urls,
+        peer_ur_ls: member.peer_urls.into_iter().map(url).collect(),
+        client_ur_ls: member.client_urls.into_iter().map(url).collect(),
         is_learner: member.is_learner,
+    }
+}
+
+/// `address` as etcd reports a member's URLs: with a scheme, `http://`
+/// when it has none (etcd's are URLs; etcdctl prints them, and its
+/// `--cluster` commands dial them). etcdctl 3.4 dials `http://host:port`
+/// with an HTTP/2 :authority of `host:port`, which this server accepts.
+fn url(address: String) -> String {
+    if address.contains("://") {
+        address
+    } else {
+        format!("http://{address}")
     }
 }
 
@@ -62,5 +74,26 @@ impl pb::cluster_server::Cluster for ClusterApi {
         _request: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
         Err(ApiError::Unsupported("MemberPromote").into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_urls_carry_a_scheme_as_etcds_do() {
+        let listed = member(Member {
+            id: 1,
+            name: "m1".to_string(),
+            peer_urls: vec!["http://10.0.0.1:5050".to_string()],
+            client_urls: vec!["10.0.0.1:2379".to_string(), "https://h:2379".to_string()],
+            is_learner: false,
+        });
+        assert_eq!(listed.peer_ur_ls, ["http://10.0.0.1:5050"]);
+        assert_eq!(
+            listed.client_ur_ls,
+            ["http://10.0.0.1:2379", "https://h:2379"]
+        );
     }
 }

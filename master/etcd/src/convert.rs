@@ -81,39 +81,76 @@ pub(crate) fn delete_request(wire: pb::DeleteRangeRequest) -> kv::DeleteRangeReq
     }
 }
 
-/// A txn, with etcd's per-list operation limit checked at every level.
+/// A txn, checked as etcd's API layer checks one (`checkTxnRequest` in
+/// etcd 3.4's `v3rpc/key.go`) before anything is proposed, in etcd's
+/// order: no list longer than `max_txn_ops`; every compare names a key;
+/// the ops of both branches, not only the one that will run, are valid on
+/// their own. The keyspace itself checks only the path taken, against its
+/// state (leases, `ignore_*` keys), and the duplicate-key rule.
 pub(crate) fn txn_request(
     wire: pb::TxnRequest,
     limits: &Limits,
 ) -> Result<kv::TxnRequest, ApiError> {
-    let too_long = |len: usize| len > limits.max_txn_ops;
-    if too_long(wire.compare.len()) || too_long(wire.success.len()) || too_long(wire.failure.len())
-    {
+    txn_within(wire, limits.max_txn_ops)
+}
+
+/// [`txn_request`] at a nesting level with `budget` operations per list
+/// left: etcd gives a nested txn what its parent's longest list left.
+fn txn_within(wire: pb::TxnRequest, budget: usize) -> Result<kv::TxnRequest, ApiError> {
+    let longest = (wire.compare.len())
+        .max(wire.success.len())
+        .max(wire.failure.len());
+    let Some(nested_budget) = budget.checked_sub(longest) else {
         return Err(KvError::TooManyOps.into());
+    };
+    if wire.compare.iter().any(|compare| compare.key.is_empty()) {
+        return Err(KvError::EmptyKey.into());
     }
+    let compare = (wire.compare.into_iter())
+        .map(compare)
+        .collect::<Result<_, _>>()?;
     let ops = |list: Vec<pb::RequestOp>| -> Result<Vec<kv::RequestOp>, ApiError> {
-        list.into_iter().map(|op| request_op(op, limits)).collect()
+        (list.into_iter())
+            .map(|op| request_op(op, nested_budget))
+            .collect()
     };
     Ok(kv::TxnRequest {
-        compare: wire
-            .compare
-            .into_iter()
-            .map(compare)
-            .collect::<Result<_, _>>()?,
+        compare,
         success: ops(wire.success)?,
         failure: ops(wire.failure)?,
     })
 }
 
-fn request_op(wire: pb::RequestOp, limits: &Limits) -> Result<kv::RequestOp, ApiError> {
+/// One op of a txn, checked as etcd checks it whether or not its branch runs.
+fn request_op(wire: pb::RequestOp, budget: usize) -> Result<kv::RequestOp, ApiError> {
     use pb::request_op::Request;
+    let key_given = |key: &[u8]| {
+        if key.is_empty() {
+            Err(ApiError::Kv(KvError::EmptyKey))
+        } else {
+            Ok(())
+        }
+    };
     match wire.request {
-        Some(Request::RequestRange(range)) => Ok(kv::RequestOp::Range(range_request(range)?.0)),
-        Some(Request::RequestPut(put)) => Ok(kv::RequestOp::Put(put_request(put))),
+        Some(Request::RequestRange(range)) => {
+            key_given(&range.key)?;
+            Ok(kv::RequestOp::Range(range_request(range)?.0))
+        }
+        Some(Request::RequestPut(put)) => {
+            key_given(&put.key)?;
+            if put.ignore_value && !put.value.is_empty() {
+                return Err(KvError::ValueProvided.into());
+            }
+            if put.ignore_lease && put.lease != agora_kv::NO_LEASE {
+                return Err(KvError::LeaseProvided.into());
+            }
+            Ok(kv::RequestOp::Put(put_request(put)))
+        }
         Some(Request::RequestDeleteRange(delete)) => {
+            key_given(&delete.key)?;
             Ok(kv::RequestOp::DeleteRange(delete_request(delete)))
         }
-        Some(Request::RequestTxn(txn)) => Ok(kv::RequestOp::Txn(txn_request(txn, limits)?)),
+        Some(Request::RequestTxn(txn)) => Ok(kv::RequestOp::Txn(txn_within(txn, budget)?)),
         // etcd answers an empty operation this way too.
         None => Err(KvError::KeyNotFound.into()),
     }
@@ -289,6 +326,68 @@ mod tests {
         assert_eq!(
             txn_request(outer, &limits),
             Err(ApiError::Kv(KvError::TooManyOps))
+        );
+    }
+
+    #[test]
+    fn a_nested_txn_gets_what_its_parents_longest_list_left() {
+        let limits = Limits {
+            max_txn_ops: 4,
+            ..Limits::default()
+        };
+        let put = |key: &str| pb::RequestOp {
+            request: Some(pb::request_op::Request::RequestPut(pb::PutRequest {
+                key: key.as_bytes().to_vec(),
+                ..Default::default()
+            })),
+        };
+        let version_is_0 = |key: &str| pb::Compare {
+            key: key.as_bytes().to_vec(),
+            ..Default::default()
+        };
+        // Three compares are the longest list: 4 - 3 = 1 op left below.
+        let outer = |nested: Vec<pb::RequestOp>| pb::TxnRequest {
+            compare: vec![version_is_0("a"), version_is_0("b"), version_is_0("c")],
+            success: vec![pb::RequestOp {
+                request: Some(pb::request_op::Request::RequestTxn(pb::TxnRequest {
+                    failure: nested,
+                    ..Default::default()
+                })),
+            }],
+            ..Default::default()
+        };
+        assert!(txn_request(outer(vec![put("x")]), &limits).is_ok());
+        assert_eq!(
+            txn_request(outer(vec![put("x"), put("y")]), &limits),
+            Err(ApiError::Kv(KvError::TooManyOps))
+        );
+    }
+
+    #[test]
+    fn compares_and_ops_of_either_branch_must_name_a_key() {
+        let limits = Limits::default();
+        let put = |key: &str| pb::RequestOp {
+            request: Some(pb::request_op::Request::RequestPut(pb::PutRequest {
+                key: key.as_bytes().to_vec(),
+                ..Default::default()
+            })),
+        };
+        let compare = pb::TxnRequest {
+            compare: vec![pb::Compare::default()],
+            ..Default::default()
+        };
+        assert_eq!(
+            txn_request(compare, &limits),
+            Err(ApiError::Kv(KvError::EmptyKey))
+        );
+        let failure = pb::TxnRequest {
+            success: vec![put("a")],
+            failure: vec![put("")],
+            ..Default::default()
+        };
+        assert_eq!(
+            txn_request(failure, &limits),
+            Err(ApiError::Kv(KvError::EmptyKey))
         );
     }
 

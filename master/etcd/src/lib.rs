@@ -21,7 +21,10 @@
 //! - `recipes.rs`: what the lock and election services share (etcd's
 //!   client-side "wait for the keys created before mine to go" recipe).
 //! - [`server`]: [`serve`], every service on one listener, plus the
-//!   internal `agora.etcd.internal.v1.Forward` service between members.
+//!   internal `agora.etcd.internal.v1.Forward` service between members;
+//!   connections are read through `authority.rs`, which takes the scheme
+//!   off an HTTP/2 `:authority` that etcdctl 3.4 sends as a URL (h2
+//!   refuses it; etcd accepts it).
 //! - [`error`]: [`ApiError`] and its mapping to etcd's gRPC statuses.
 //!
 //! Architecture invariant: handlers never touch [`agora_kv::KvState`]; they
@@ -31,6 +34,7 @@
 //! in agora-raft and are re-exported here.
 #![forbid(unsafe_code)]
 
+mod authority;
 pub mod backend;
 mod cluster;
 pub mod config;

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_stream::StreamExt;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
+use crate::authority::FixAuthority;
 use crate::cluster::ClusterApi;
 use crate::context::Context;
 use crate::election::ElectionApi;
@@ -56,7 +58,10 @@ pub async fn serve_with(
         stop,
     };
     // Small frames (keep-alives, watch events) must not wait for delayed ACKs.
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    // Each connection is read through the `:authority` fix (authority.rs).
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .map(|connection| connection.map(FixAuthority::new));
     let signal = async move {
         shutdown.await;
         // Receivers live in the handlers; none left is fine.

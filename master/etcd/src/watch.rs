@@ -35,6 +35,12 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> 
 
 /// The watch id etcd uses for answers that concern the whole stream.
 const STREAM_WIDE: i64 = -1;
+/// The watch id etcd answers a create request it refused with.
+const NOT_CREATED: i64 = -1;
+/// etcd's cancel reason for a range that ends at or before its start.
+const EMPTY_RANGE: &str = "mvcc: watcher range is empty";
+/// etcd's cancel reason for a client-chosen id already in use.
+const DUPLICATE_ID: &str = "mvcc: duplicate watch ID provided on the WatchStream";
 
 #[tonic::async_trait]
 impl pb::watch_server::Watch for WatchApi {
@@ -125,16 +131,22 @@ impl Session {
     }
 
     async fn create(&mut self, create: pb::WatchCreateRequest) -> Result<(), Closed> {
-        let Some(client_id) = self.pick_id(create.watch_id) else {
-            // etcd's text for a client-chosen id already in use.
-            let reason = "mvcc: duplicate watch ID provided on the WatchStream";
-            return self
-                .send(self.created(create.watch_id, true, reason.to_string()))
-                .await;
+        // etcd's checks and order (`mvcc.watchStream.Watch`): the range,
+        // then the id. A refused watcher is answered under id -1 and uses
+        // up no id.
+        if empty_range(&create) {
+            let refused = self.created(NOT_CREATED, true, EMPTY_RANGE.to_string());
+            return self.send(refused).await;
+        }
+        let auto = create.watch_id == 0;
+        let Some(client_id) = self.free_id(create.watch_id) else {
+            let refused = self.created(NOT_CREATED, true, DUPLICATE_ID.to_string());
+            return self.send(refused).await;
         };
         let request = convert::watch_request(create);
         match self.ctx.backend.watch(request, self.sink.clone()).await {
             Ok((hub_id, revision)) => {
+                self.take_id(client_id, auto);
                 self.by_client.insert(client_id, hub_id);
                 self.by_hub.insert(hub_id, client_id);
                 let mut created = self.created(client_id, false, String::new());
@@ -143,6 +155,7 @@ impl Session {
             }
             // As etcd: the watcher is created, then cancelled as compacted.
             Err(ApiError::Kv(KvError::Compacted { compact_revision })) => {
+                self.take_id(client_id, auto);
                 self.send(self.created(client_id, false, String::new()))
                     .await?;
                 let mut cancelled = self.response(client_id);
@@ -151,24 +164,33 @@ impl Session {
                 self.send(cancelled).await
             }
             Err(e) => {
-                self.send(self.created(client_id, true, e.to_string()))
+                self.send(self.created(NOT_CREATED, true, e.to_string()))
                     .await
             }
         }
     }
 
     /// The client's id if it chose a free one, the next free one if it
-    /// chose none (0); `None` if its choice is taken.
-    fn pick_id(&mut self, wanted: i64) -> Option<i64> {
+    /// chose none (0); `None` if its choice is taken. Takes nothing (a
+    /// refused watcher uses up no id): see [`Session::take_id`].
+    fn free_id(&self, wanted: i64) -> Option<i64> {
         if wanted != 0 {
             return (!self.by_client.contains_key(&wanted)).then_some(wanted);
         }
-        while self.by_client.contains_key(&self.next_client_id) {
-            self.next_client_id = self.next_client_id.saturating_add(1);
+        let mut id = self.next_client_id;
+        while self.by_client.contains_key(&id) {
+            id = id.saturating_add(1);
         }
-        let id = self.next_client_id;
-        self.next_client_id = self.next_client_id.saturating_add(1);
         Some(id)
+    }
+
+    /// Counts the server's own ids on past `id` once a watcher holds it
+    /// (`auto`: the server picked it), as etcd does; ids the client picks
+    /// do not move the count.
+    fn take_id(&mut self, id: i64, auto: bool) {
+        if auto {
+            self.next_client_id = id.saturating_add(1);
+        }
     }
 
     async fn cancel(&mut self, client_id: i64) -> Result<(), Closed> {
@@ -285,6 +307,19 @@ impl Session {
     }
 }
 
+/// Whether etcd refuses the watch's range as empty: an explicit end (not
+/// `"\0"`, which means every key from `key` on) at or before its start,
+/// where an empty key starts at `"\0"`, as etcd reads it.
+fn empty_range(create: &pb::WatchCreateRequest) -> bool {
+    let start: &[u8] = if create.key.is_empty() {
+        &[0]
+    } else {
+        &create.key
+    };
+    let end = create.range_end.as_slice();
+    !end.is_empty() && end != [0] && start >= end
+}
+
 /// Splits events into responses of at most about `limit` encoded bytes, only
 /// between revisions: a client sees a revision whole, in one response (etcd
 /// splits one revision only when asked to fragment, which Agora does not),
@@ -326,6 +361,26 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn empty_ranges_are_etcds() {
+        let range = |key: &[u8], range_end: &[u8]| pb::WatchCreateRequest {
+            key: key.to_vec(),
+            range_end: range_end.to_vec(),
+            ..Default::default()
+        };
+        assert!(empty_range(&range(b"b", b"a")));
+        assert!(empty_range(&range(b"a", b"a")));
+        assert!(!empty_range(&range(b"\0", b"\0\0")));
+        assert!(!empty_range(&range(b"a", b"b")));
+        assert!(!empty_range(&range(b"a", b"")), "one key");
+        assert!(!empty_range(&range(b"z", b"\0")), "every key from z");
+        assert!(
+            !empty_range(&range(b"", b"a")),
+            "an empty key starts at \\0"
+        );
+        assert!(!empty_range(&range(b"", b"\0")), "every key");
     }
 
     #[test]

@@ -84,9 +84,9 @@ impl LogEntry {
 
     /// Decodes a log entry written by [`LogEntry::encode`].
     pub fn decode(bytes: &[u8]) -> Result<Self, KvError> {
-        postcard::from_bytes(bytes).map_err(|e| KvError::Corrupt {
+        crate::from_postcard(bytes).map_err(|reason| KvError::Corrupt {
             what: "command",
-            reason: e.to_string(),
+            reason,
         })
     }
 

@@ -79,7 +79,34 @@ pub enum ErrorCategory {
     Internal,
 }
 
+/// The variants that are their text alone (no field), so a text names one.
+const TEXT_ONLY: [KvError; 11] = [
+    KvError::EmptyKey,
+    KvError::KeyNotFound,
+    KvError::ValueProvided,
+    KvError::LeaseProvided,
+    KvError::TooManyOps,
+    KvError::DuplicateKey,
+    KvError::FutureRevision,
+    KvError::LeaseNotFound,
+    KvError::LeaseExists,
+    KvError::LeaseTtlTooLarge,
+    KvError::RequestTooLarge,
+];
+
 impl KvError {
+    /// The error whose etcd text `message` is, for variants with no field
+    /// (their texts are distinct). An error crosses members (the state
+    /// machine's answer bytes, a forwarded request's answer) as code and
+    /// text only; this gives the proposer the typed error back, so it
+    /// answers as a single member would (a keep-alive of a lost lease is
+    /// TTL 0, not an error). The caller checks the code still matches.
+    pub fn from_text(message: &str) -> Option<KvError> {
+        TEXT_ONLY
+            .into_iter()
+            .find(|error| error.to_string() == message)
+    }
+
     /// The gRPC code category etcd uses for this error.
     pub fn category(&self) -> ErrorCategory {
         match self {
@@ -97,5 +124,22 @@ impl KvError {
             KvError::LeaseExists => ErrorCategory::FailedPrecondition,
             KvError::Corrupt { .. } => ErrorCategory::Internal,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_only_errors_come_back_from_their_text() {
+        for error in TEXT_ONLY {
+            assert_eq!(KvError::from_text(&error.to_string()), Some(error));
+        }
+        let compacted = KvError::Compacted {
+            compact_revision: 3,
+        };
+        assert_eq!(KvError::from_text(&compacted.to_string()), None);
+        assert_eq!(KvError::from_text("etcdserver: something else"), None);
     }
 }

@@ -65,7 +65,7 @@ impl KvState {
             what: "snapshot",
             reason,
         };
-        let snapshot: Snapshot = postcard::from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
+        let snapshot: Snapshot = crate::from_postcard(bytes).map_err(corrupt)?;
         if snapshot.format != SNAPSHOT_FORMAT {
             return Err(corrupt(format!("unknown format {}", snapshot.format)));
         }

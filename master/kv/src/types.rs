@@ -244,7 +244,8 @@ pub enum RequestOp {
     Put(PutRequest),
     /// A delete.
     DeleteRange(DeleteRangeRequest),
-    /// A nested txn.
+    /// A nested txn (decoding refuses nesting past `MAX_TXN_DEPTH`).
+    #[serde(deserialize_with = "crate::nesting::bounded_txn")]
     Txn(TxnRequest),
 }
 

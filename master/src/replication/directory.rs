@@ -59,9 +59,9 @@ impl agora_etcd::MemberDirectory for Directory {
             id: m.id,
             name: m.name,
             peer_urls: vec![format!("http://{}", m.api_addr)],
-            // Bare `host:port`: etcdctl 3.4 turns a URL with a scheme into
-            // an HTTP/2 :authority of `http://host:port`, which Rust's h2
-            // rejects; etcd clients accept both forms.
+            // MemberList reports it as `http://host:port`, as etcd does
+            // (agora-etcd's `cluster.rs`); the etcd port takes the scheme
+            // off the :authority etcdctl then sends (`authority.rs`).
             client_urls: vec![m.etcd_addr],
             is_learner: false,
         })

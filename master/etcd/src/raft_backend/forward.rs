@@ -50,11 +50,23 @@ pub(super) enum Forwarded {
 }
 
 impl Forwarded {
-    /// Decodes a forwarded request; garbage is `InvalidArgument`.
+    /// Decodes a forwarded request; garbage is `InvalidArgument`, and so
+    /// is a command members never forward. The Forward service shares the
+    /// etcd port with clients, so what arrives here may come from anyone:
+    /// it must be no more than a client could ask through the etcd API.
+    /// Lease promotion and expiry are the leader's own duties
+    /// (`duties.rs`, proposed locally); a forged `LeasePromote` repeated
+    /// would keep every lease alive forever.
     pub(super) fn decode(bytes: &[u8]) -> Result<Forwarded, tonic::Status> {
-        postcard::from_bytes(bytes).map_err(|error| {
+        let request = agora_kv::from_postcard(bytes).map_err(|error| {
             tonic::Status::invalid_argument(format!("agora: bad forwarded request: {error}"))
-        })
+        })?;
+        match request {
+            Forwarded::Apply(Command::LeasePromote { .. } | Command::ExpireLeases { .. }) => Err(
+                tonic::Status::invalid_argument("agora: only the leader proposes lease duties"),
+            ),
+            request => Ok(request),
+        }
     }
 }
 

@@ -222,7 +222,7 @@ impl<S: KvHost> Inner<S> {
                 self.forward(leader, &request).await
             };
             match attempt {
-                Ok(result) => return result,
+                Ok(result) => return result.map_err(typed),
                 Err(Retry) if Instant::now() + pause < deadline => {
                     sleep(pause).await;
                     pause = (pause * 2).min(MAX_RETRY_PAUSE);
@@ -301,10 +301,10 @@ impl<S: KvHost> Inner<S> {
                 compact_revision,
             }) => Err(match compact_revision {
                 Some(compact_revision) => ApiError::Kv(KvError::Compacted { compact_revision }),
-                None => ApiError::Remote {
+                None => typed(ApiError::Remote {
                     code: category_code(category),
                     message,
-                },
+                }),
             }),
             None => Err(ApiError::WrongResponse("a keyspace command")),
         })
@@ -385,6 +385,23 @@ impl<S: KvHost> Inner<S> {
                 }
             }
         }
+    }
+}
+
+/// `error` as the keyspace's own error if it is one that arrived as code
+/// and text (the state machine's answer bytes, or the leader's answer to a
+/// forwarded request): handlers answer some of them as etcd does rather
+/// than fail (a keep-alive of a lost lease is TTL 0, TimeToLive is -1),
+/// and must do so on every member alike.
+fn typed(error: ApiError) -> ApiError {
+    match error {
+        ApiError::Remote { code, message } => {
+            match KvError::from_text(&message).filter(|kv| category_code(kv.category()) == code) {
+                Some(kv) => ApiError::Kv(kv),
+                None => ApiError::Remote { code, message },
+            }
+        }
+        other => other,
     }
 }
 
@@ -544,5 +561,35 @@ impl<S: KvHost> Backend for RaftBackend<S> {
             ForwardAnswer::Retry
         };
         Ok(answer.encode())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+
+    #[test]
+    fn the_keyspaces_errors_come_back_typed() {
+        let lost = KvError::LeaseNotFound.to_string();
+        let remote = |code, message: &str| ApiError::Remote {
+            code,
+            message: message.to_string(),
+        };
+        assert_eq!(
+            typed(remote(Code::NotFound, &lost)),
+            ApiError::Kv(KvError::LeaseNotFound)
+        );
+        // Same text under another code did not come from the keyspace.
+        assert_eq!(
+            typed(remote(Code::Internal, &lost)),
+            remote(Code::Internal, &lost)
+        );
+        let garbage = "agora: bad forwarded request: eof";
+        assert_eq!(
+            typed(remote(Code::InvalidArgument, garbage)),
+            remote(Code::InvalidArgument, garbage)
+        );
+        assert_eq!(typed(ApiError::NoLeader), ApiError::NoLeader);
     }
 }

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use etcd_client::{Client, Error, GetOptions, PutOptions, Txn, TxnOp, WatchOptions};
+use etcd_client::{
+    Client, Compare, CompareOp, Error, GetOptions, PutOptions, Txn, TxnOp, WatchOptions,
+};
 use tonic::Code;
 
 use agora_etcd::{LocalConfig, ServerConfig};
@@ -91,6 +93,64 @@ async fn too_many_txn_ops_unknown_lease_and_empty_key() {
         )
     );
     assert_eq!(revision(&mut client).await, before);
+    server.shutdown().await;
+}
+
+/// Txns are checked as etcd 3.4's API layer checks them, before anything
+/// runs: compares name a key, the ops of the branch that would not run are
+/// checked too, and a nested txn may have only what its parent's longest
+/// list left of the 128 operations.
+#[tokio::test]
+async fn txns_are_checked_as_etcd_checks_them() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let before = revision(&mut client).await;
+    let invalid = |message: &str| (Code::InvalidArgument, message.to_string());
+    let empty_key = invalid("etcdserver: key is not provided");
+    let compare = Compare::version("", CompareOp::Equal, 0);
+    let txn = Txn::new()
+        .when([compare])
+        .and_then([TxnOp::put("a", "1", None)]);
+    assert_eq!(status(client.txn(txn).await.unwrap_err()), empty_key);
+    // No compares: the success branch runs; the failure branch is checked.
+    let ignore_value = PutOptions::new().with_ignore_value();
+    let ignore_lease = PutOptions::new().with_ignore_lease().with_lease(5);
+    let not_run = [
+        (TxnOp::put("", "1", None), empty_key.clone()),
+        (TxnOp::get("", None), empty_key.clone()),
+        (TxnOp::delete("", None), empty_key.clone()),
+        (
+            TxnOp::put("b", "1", Some(ignore_value)),
+            invalid("etcdserver: value is provided"),
+        ),
+        (
+            TxnOp::put("b", "", Some(ignore_lease)),
+            invalid("etcdserver: lease is provided"),
+        ),
+    ];
+    for (op, refusal) in not_run {
+        let txn = Txn::new()
+            .and_then([TxnOp::put("a", "1", None)])
+            .or_else([op]);
+        assert_eq!(status(client.txn(txn).await.unwrap_err()), refusal);
+    }
+    // Two puts and a nested txn: 128 - 3 = 125 ops left for the nested one.
+    let puts = |prefix: &str, n: usize| -> Vec<TxnOp> {
+        let put = |i| TxnOp::put(format!("{prefix}{i}"), "v", None);
+        (0..n).map(put).collect()
+    };
+    let nesting = |nested: usize| {
+        let mut ops = puts("outer/", 2);
+        ops.push(TxnOp::txn(Txn::new().and_then(puts("inner/", nested))));
+        Txn::new().and_then(ops)
+    };
+    let too_many = invalid("etcdserver: too many operations in txn request");
+    assert_eq!(
+        status(client.txn(nesting(126)).await.unwrap_err()),
+        too_many
+    );
+    assert_eq!(revision(&mut client).await, before, "nothing ran");
+    assert!(client.txn(nesting(125)).await.unwrap().succeeded());
     server.shutdown().await;
 }
 

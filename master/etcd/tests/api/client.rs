@@ -466,6 +466,8 @@ async fn watch_ids_are_per_stream_and_a_taken_one_is_refused() {
         refused.cancel_reason(),
         "mvcc: duplicate watch ID provided on the WatchStream"
     );
+    // etcd names no watcher in a refusal (watch id 7 is still the live one).
+    assert_eq!(refused.watch_id(), -1);
     // Both live watchers still get their events, each under its own id.
     client.put("b", "1", None).await.unwrap();
     client.put("a", "1", None).await.unwrap();
@@ -474,6 +476,39 @@ async fn watch_ids_are_per_stream_and_a_taken_one_is_refused() {
         next(&mut stream).await.watch_id(),
     ];
     assert_eq!(ids, [7, 0]);
+    server.shutdown().await;
+}
+
+/// A range that ends at or before its start is refused as etcd 3.4 does
+/// (created, then cancelled, under id -1, with etcd's reason) and uses up
+/// no id; an empty key with an end starts at "\0" and is fine.
+#[tokio::test]
+async fn an_empty_watch_range_is_refused_as_etcd_does() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let backwards = WatchOptions::new().with_range("a");
+    let mut stream = client.watch("b", Some(backwards)).await.unwrap();
+    let mut refusals = vec![next(&mut stream).await];
+    stream
+        .watch("a", Some(WatchOptions::new().with_range("a")))
+        .await
+        .unwrap();
+    refusals.push(next(&mut stream).await);
+    for refused in refusals {
+        assert!(refused.created() && refused.canceled(), "{refused:?}");
+        assert_eq!(refused.watch_id(), -1);
+        assert_eq!(refused.cancel_reason(), "mvcc: watcher range is empty");
+    }
+    stream
+        .watch("", Some(WatchOptions::new().with_range("b")))
+        .await
+        .unwrap();
+    let created = next(&mut stream).await;
+    assert!(created.created() && !created.canceled(), "{created:?}");
+    assert_eq!(created.watch_id(), 0, "the refusals used up no id");
+    client.put("a", "1", None).await.unwrap();
+    let event = next(&mut stream).await;
+    assert_eq!((event.watch_id(), event.events().len()), (0, 1));
     server.shutdown().await;
 }
 

@@ -37,10 +37,15 @@ pub(crate) fn etcdctl_available() -> bool {
 }
 
 fn etcdctl(server: &TestServer) -> Command {
+    etcdctl_at(&server.endpoint())
+}
+
+/// etcdctl pointed at `endpoint`, `host:port` or a URL.
+fn etcdctl_at(endpoint: &str) -> Command {
     let mut command = Command::new("etcdctl");
     command
         .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={}", server.endpoint()))
+        .arg(format!("--endpoints={endpoint}"))
         .arg("--dial-timeout=3s")
         .arg("--command-timeout=10s")
         .stdin(Stdio::null())
@@ -50,7 +55,12 @@ fn etcdctl(server: &TestServer) -> Command {
 
 /// Runs etcdctl to completion; answers (success, stdout, stderr).
 async fn run(server: &TestServer, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    let mut command = etcdctl(server);
+    run_at(&server.endpoint(), args, stdin).await
+}
+
+/// [`run`] against `endpoint`, `host:port` or a URL.
+async fn run_at(endpoint: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut command = etcdctl_at(endpoint);
     command
         .args(args)
         .stdout(Stdio::piped())
@@ -226,6 +236,37 @@ async fn etcdctl_member_list_and_endpoint_status() {
         stderr.contains("is healthy"),
         "stdout: {stdout} stderr: {stderr}"
     );
+    server.shutdown().await;
+}
+
+/// The endpoint form etcd documents, a URL with a scheme, works as the
+/// bare `host:port` does (etcdctl 3.4 sends only `host:port` as the HTTP/2
+/// :authority), and so do `--cluster` commands, which dial the client URLs
+/// MemberList reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcdctl_with_an_http_url_endpoint() {
+    if !etcdctl_available() {
+        return;
+    }
+    let server = TestServer::start().await;
+    let url = format!("http://{}", server.addr);
+    let ok_at = |args: &'static [&'static str]| {
+        let url = url.clone();
+        async move {
+            let (success, stdout, stderr) = run_at(&url, args, None).await;
+            assert!(
+                success,
+                "etcdctl --endpoints={url} {args:?} failed: {stderr}"
+            );
+            stdout
+        }
+    };
+    assert_eq!(ok_at(&["put", "k", "v"]).await, "OK\n");
+    assert_eq!(ok_at(&["get", "k"]).await, "k\nv\n");
+    let members = ok_at(&["member", "list"]).await;
+    assert!(members.contains(&format!(", {url}, false")), "{members}");
+    let status = ok_at(&["endpoint", "status", "--cluster"]).await;
+    assert!(status.starts_with(&format!("{url}, 1, 3.4.0,")), "{status}");
     server.shutdown().await;
 }
 

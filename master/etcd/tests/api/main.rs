@@ -5,6 +5,7 @@
 mod bad_input;
 mod client;
 mod etcdctl;
+mod forged_forwards;
 mod harness;
 mod raft_group;
 mod raft_harness;

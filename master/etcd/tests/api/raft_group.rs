@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use agora_etcd::AutoCompaction;
+use agora_etcd::pb::etcdserverpb::{LeaseKeepAliveRequest, LeaseKeepAliveResponse};
 use agora_etcd::pb::forward::forward_client::ForwardClient;
 use agora_etcd::pb::forward::{ForwardBatch, ForwardItem, ForwardRequest};
 use agora_kv::{KvError, LogEntry};
@@ -18,6 +19,7 @@ use etcd_client::{
     WatchOptions,
 };
 use tokio::time::{Instant, sleep, timeout};
+use tonic::codegen::http::uri::PathAndQuery;
 
 use crate::etcdctl::etcdctl_available;
 use crate::harness::{eventually, next, watch};
@@ -155,14 +157,90 @@ async fn leases_work_from_a_follower<L: LogStore + Send + 'static, S: KvHost>(
     let ttl = client.lease_time_to_live(id, None).await.unwrap();
     assert!(ttl.ttl() > 0 && ttl.ttl() <= 2, "ttl {}", ttl.ttl());
     drop((keeper, answers));
-    // Not kept alive: the leader expires it and its key goes, everywhere.
-    let mut other = cluster.client(cluster.others(follower)[0]).await;
+    // Not kept alive: the leader expires it and its key goes, everywhere;
+    // asked of the other follower (not the leader), TimeToLive is etcd's -1.
+    let other_follower = followers_of(cluster, leader)[1];
+    let mut other = cluster.client(other_follower).await;
     eventually(WAIT, || {
         let mut other = other.clone();
         async move { other.get("leased", None).await.unwrap().kvs().is_empty() }
     })
     .await;
     assert_eq!(other.lease_time_to_live(id, None).await.unwrap().ttl(), -1);
+    assert_eq!(cluster.leader(), Some(leader), "asked of a follower");
+}
+
+/// A LeaseKeepAlive stream to `endpoint` that has sent a keep-alive of
+/// `id`: the sender for more, and the answers.
+async fn raw_keep_alive(
+    endpoint: String,
+    id: i64,
+) -> (
+    tokio::sync::mpsc::Sender<LeaseKeepAliveRequest>,
+    tonic::Streaming<LeaseKeepAliveResponse>,
+) {
+    let url = format!("http://{endpoint}");
+    let channel = tonic::transport::Endpoint::from_shared(url).unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel.connect().await.unwrap());
+    grpc.ready().await.unwrap();
+    let (requests, outgoing) = tokio::sync::mpsc::channel(2);
+    requests.send(LeaseKeepAliveRequest { id }).await.unwrap();
+    let outgoing = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(outgoing));
+    let path = PathAndQuery::from_static("/etcdserverpb.Lease/LeaseKeepAlive");
+    let codec = tonic_prost::ProstCodec::default();
+    let answers = grpc.streaming(outgoing, path, codec).await.unwrap();
+    (requests, answers.into_inner())
+}
+
+/// The members that follow `leader`; fails if it no longer leads, so a
+/// test that means to go through a follower does.
+fn followers_of<L: LogStore + Send + 'static, S: KvHost>(
+    cluster: &RaftCluster<L, S>,
+    leader: u64,
+) -> Vec<u64> {
+    assert_eq!(cluster.leader(), Some(leader), "leadership moved");
+    cluster.others(leader)
+}
+
+/// A lease that is gone, asked about on each follower and on the leader:
+/// a keep-alive answers TTL 0 and the stream stays open for the next one,
+/// TimeToLive answers -1 (etcd's answers, not errors), and etcdctl reports
+/// what it reports against etcd.
+async fn a_lost_lease_on_every_member<L: LogStore + Send + 'static, S: KvHost>(
+    cluster: &RaftCluster<L, S>,
+) {
+    let leader = cluster.wait_for_leader().await;
+    let mut members = followers_of(cluster, leader);
+    members.push(leader);
+    let mut granter = cluster.client(leader).await;
+    let id = granter.lease_grant(60, None).await.unwrap().id();
+    granter.lease_revoke(id).await.unwrap();
+    for member in members {
+        let mut client = cluster.client(member).await;
+        let ttl = client.lease_time_to_live(id, None).await.unwrap();
+        assert_eq!((ttl.id(), ttl.ttl()), (id, -1), "member {member}");
+        // The raw stream: etcd-client refuses a keeper whose first answer
+        // is TTL 0, which is what this checks.
+        let (requests, mut answers) = raw_keep_alive(cluster.endpoint(member), id).await;
+        for round in 0..2 {
+            let answer = timeout(WAIT, answers.message()).await.unwrap();
+            let answer = answer.unwrap_or_else(|e| panic!("member {member}: {e}"));
+            let answer = answer.unwrap_or_else(|| panic!("member {member}: stream ended"));
+            assert_eq!((answer.id, answer.ttl), (id, 0), "member {member}");
+            if round == 0 {
+                requests.send(LeaseKeepAliveRequest { id }).await.unwrap();
+            }
+        }
+        if etcdctl_available() {
+            let hex = format!("{id:016x}");
+            let endpoint = cluster.endpoint(member);
+            let ttl = etcdctl(&endpoint, &["lease", "timetolive", &hex]).await;
+            assert_eq!(ttl, format!("lease {hex} already expired\n"));
+            let kept = etcdctl(&endpoint, &["lease", "keep-alive", &hex]).await;
+            assert_eq!(kept, format!("lease {hex} expired or revoked.\n"));
+        }
+    }
+    assert_eq!(cluster.leader(), Some(leader), "leadership moved");
 }
 
 async fn garbage_on_the_forward_service_is_refused<L: LogStore + Send + 'static, S: KvHost>(
@@ -398,7 +476,9 @@ async fn etcdctl_on_followers<L: LogStore + Send + 'static, S: KvHost>(
     }
     let leader = cluster.wait_for_leader().await;
     let followers = cluster.others(leader);
-    let put = etcdctl(&cluster.endpoint(followers[0]), &["put", "ctl/a", "1"]).await;
+    // The URL form etcd documents works as `host:port` does.
+    let url = format!("http://{}", cluster.endpoint(followers[0]));
+    let put = etcdctl(&url, &["put", "ctl/a", "1"]).await;
     assert_eq!(put, "OK\n");
     let got = etcdctl(&cluster.endpoint(followers[1]), &["get", "ctl/a"]).await;
     assert_eq!(got, "ctl/a\n1\n");
@@ -425,7 +505,9 @@ async fn scenario<L: LogStore + Send + 'static, S: KvHost>(mut cluster: RaftClus
     writes_and_reads_on_any_member(&cluster).await;
     watch_on_a_follower_sees_writes_in_order(&cluster).await;
     leases_work_from_a_follower(&cluster).await;
+    a_lost_lease_on_every_member(&cluster).await;
     garbage_on_the_forward_service_is_refused(&cluster).await;
+    crate::forged_forwards::forged_forwards_are_refused(&cluster).await;
     a_burst_through_a_follower(&cluster).await;
     a_physical_compaction_on_a_follower(&cluster).await;
     etcdctl_on_followers(&cluster).await;
