@@ -71,6 +71,18 @@ pub trait Backend: Send + Sync + 'static {
     /// Identity and latest applied revision, for response headers.
     fn header(&self) -> Header;
 
+    /// Whether this member knows who leads (etcd's require-leader check).
+    fn has_leader(&self) -> bool {
+        true
+    }
+
+    /// Resolves once this member has known no leader for long enough that
+    /// etcd ends the streams of clients that require one. Never, for a
+    /// backend that is always its own leader.
+    async fn leader_lost(&self) {
+        std::future::pending::<()>().await;
+    }
+
     /// Orders and applies one command: every write, and a read that must be
     /// linearizable. The backend stamps the `now_ms` of lease commands with
     /// its own clock (the leader's, for Raft), so callers pass 0.

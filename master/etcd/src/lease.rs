@@ -2,7 +2,8 @@
 //! backend stamps them with its clock); time-to-live and the lease list
 //! are reads.
 
-use std::pin::Pin;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
 
 use agora_kv::{Command, KvError, Response as KvResponse};
 use futures_util::Stream;
@@ -13,6 +14,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::ApiError;
 use crate::context::Context;
 use crate::pb::etcdserverpb as pb;
+use crate::require_leader::{no_leader, requires_leader, stream_must_end};
 
 pub(crate) struct LeaseApi {
     pub(crate) ctx: Context,
@@ -65,9 +67,10 @@ impl pb::lease_server::Lease for LeaseApi {
         &self,
         request: Request<Streaming<pb::LeaseKeepAliveRequest>>,
     ) -> Result<Response<KeepAliveStream>, Status> {
+        let required = requires_leader(request.metadata());
         let inbound = request.into_inner();
         let (out, responses) = mpsc::channel(self.ctx.config.stream_buffer.max(1));
-        tokio::spawn(keep_alive_loop(self.ctx.clone(), inbound, out));
+        tokio::spawn(keep_alive_loop(self.ctx.clone(), inbound, out, required));
         Ok(Response::new(Box::pin(ReceiverStream::new(responses))))
     }
 
@@ -117,16 +120,24 @@ impl pb::lease_server::Lease for LeaseApi {
     }
 }
 
-/// Answers each keep-alive in order until the client or the server stops.
+/// Answers each keep-alive in order until the client or the server stops,
+/// or (for a stream that `required` one) this member lost its leader.
 async fn keep_alive_loop(
     ctx: Context,
     mut inbound: Streaming<pb::LeaseKeepAliveRequest>,
     out: mpsc::Sender<Result<pb::LeaseKeepAliveResponse, Status>>,
+    required: bool,
 ) {
+    let backend = Arc::clone(&ctx.backend);
+    let mut leader_lost = pin!(stream_must_end(&*backend, required));
     loop {
         let request = tokio::select! {
             message = inbound.message() => message,
             () = ctx.stopped() => return,
+            () = &mut leader_lost => {
+                let _ = out.send(Err(no_leader())).await;
+                return;
+            }
         };
         let id = match request {
             Ok(Some(request)) => request.id,

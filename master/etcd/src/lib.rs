@@ -50,6 +50,7 @@ mod maintenance;
 mod pipe_server;
 pub mod raft_backend;
 mod recipes;
+mod require_leader;
 pub mod server;
 mod watch;
 

@@ -7,6 +7,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::StreamExt;
+use tonic::service::InterceptorLayer;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
@@ -22,6 +23,7 @@ use crate::pb::forward::forward_server::{Forward, ForwardServer};
 use crate::pb::forward::{ForwardBatch, ForwardReply, ForwardRequest};
 use crate::pb::{etcdserverpb, v3electionpb, v3lockpb};
 use crate::pipe_server;
+use crate::require_leader::RequireLeader;
 use crate::watch::WatchApi;
 use crate::{Backend, ServerConfig};
 
@@ -52,6 +54,9 @@ pub async fn serve_with(
 ) -> Result<(), ServeError> {
     let (stop_tx, stop) = watch::channel(false);
     let max = config.limits.max_message_bytes();
+    let require_leader = RequireLeader {
+        backend: Arc::clone(&backend),
+    };
     let ctx = Context {
         backend,
         config,
@@ -69,6 +74,7 @@ pub async fn serve_with(
     };
     tracing::info!("etcd API serving");
     Server::builder()
+        .layer(InterceptorLayer::new(require_leader))
         .add_service(
             etcdserverpb::kv_server::KvServer::new(KvApi { ctx: ctx.clone() })
                 .max_decoding_message_size(max),

@@ -11,7 +11,8 @@
 //! slow (the reason goes to the client) instead of buffering without bound.
 
 use std::collections::HashMap;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
 
 use agora_kv::{CancelReason, KvError, Revision, WatchId, WatchUpdate};
 use futures_util::Stream;
@@ -26,6 +27,7 @@ use crate::context::Context;
 use crate::convert;
 use crate::pb::etcdserverpb as pb;
 use crate::pb::mvccpb;
+use crate::require_leader::{no_leader, requires_leader, stream_must_end};
 
 pub(crate) struct WatchApi {
     pub(crate) ctx: Context,
@@ -50,10 +52,11 @@ impl pb::watch_server::Watch for WatchApi {
         &self,
         request: Request<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<WatchStream>, Status> {
+        let required = requires_leader(request.metadata());
         let inbound = request.into_inner();
         let (out, responses) = mpsc::channel(self.ctx.config.stream_buffer.max(1));
         let session = Session::new(self.ctx.clone(), out);
-        tokio::spawn(session.run(inbound));
+        tokio::spawn(session.run(inbound, required));
         Ok(Response::new(Box::pin(ReceiverStream::new(responses))))
     }
 }
@@ -87,10 +90,18 @@ impl Session {
         }
     }
 
-    async fn run(mut self, mut inbound: Streaming<pb::WatchRequest>) {
+    /// Serves the stream until it ends; a stream that `required` a leader
+    /// also ends (with etcd's error) once this member has lost it.
+    async fn run(mut self, mut inbound: Streaming<pb::WatchRequest>, required: bool) {
         let ctx = self.ctx.clone();
+        let backend = Arc::clone(&ctx.backend);
+        let mut leader_lost = pin!(stream_must_end(&*backend, required));
         loop {
             let step = tokio::select! {
+                () = &mut leader_lost => {
+                    let _ = self.out.send(Err(no_leader())).await;
+                    Err(Closed)
+                }
                 request = inbound.message() => match request {
                     Ok(Some(request)) => self.request(request).await,
                     Ok(None) => Err(Closed),

@@ -141,7 +141,7 @@ impl Command {
     }
 }
 
-fn txn_bytes(txn: &TxnRequest) -> usize {
+pub(crate) fn txn_bytes(txn: &TxnRequest) -> usize {
     let compares = txn.compare.iter().map(|c| {
         let target = match &c.target {
             crate::CompareTarget::Value(v) => v.len(),

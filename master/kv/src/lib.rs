@@ -45,7 +45,7 @@ pub use command::{Command, LogEntry, MAX_REQUEST_BYTES, Response};
 pub use error::{ErrorCategory, KvError};
 pub use lease::{MAX_LEASE_TTL_SECONDS, MIN_LEASE_TTL_SECONDS, Millis};
 pub use nesting::{MAX_TXN_DEPTH, from_postcard};
-pub use txn::MAX_TXN_OPS;
+pub use txn::{MAX_TXN_OPS, ReadOnlyTxn};
 pub use types::*;
 pub use watch::{CancelReason, WATCHER_BUFFER_LIMIT, WatchHub, WatchId, WatchRequest, WatchUpdate};
 
@@ -153,6 +153,14 @@ impl KvState {
     /// Reads a range at the current or a past revision.
     pub fn range(&self, request: &RangeRequest) -> Result<RangeResponse, KvError> {
         range::range(&self.store, request, self.store.current_revision())
+    }
+
+    /// Answers a txn that only reads as applying it would, without the log.
+    pub fn read_txn(&self, request: &ReadOnlyTxn) -> Result<TxnResponse, KvError> {
+        if request.payload_bytes() > MAX_REQUEST_BYTES {
+            return Err(KvError::RequestTooLarge);
+        }
+        txn::read(&self.store, &self.leases, request)
     }
 
     fn put(&mut self, request: &PutRequest) -> Result<PutResponse, KvError> {

@@ -225,6 +225,83 @@ pub(crate) fn execute(
     }
 }
 
+/// A txn whose every op, in both branches and nested txns, only reads:
+/// answerable from a member's state without the log (etcd serves these
+/// through ReadIndex, as a range).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadOnlyTxn(TxnRequest);
+
+impl ReadOnlyTxn {
+    /// The txn, if it only reads; else it back.
+    pub fn new(request: TxnRequest) -> Result<ReadOnlyTxn, TxnRequest> {
+        if only_reads(&request) {
+            Ok(ReadOnlyTxn(request))
+        } else {
+            Err(request)
+        }
+    }
+}
+
+impl ReadOnlyTxn {
+    /// As [`crate::Command::payload_bytes`] of the txn.
+    pub(crate) fn payload_bytes(&self) -> usize {
+        crate::command::txn_bytes(&self.0)
+    }
+}
+
+fn only_reads(request: &TxnRequest) -> bool {
+    (request.success.iter().chain(&request.failure)).all(|op| match op {
+        RequestOp::Range(_) => true,
+        RequestOp::Txn(nested) => only_reads(nested),
+        RequestOp::Put(_) | RequestOp::DeleteRange(_) => false,
+    })
+}
+
+/// Answers a read-only txn exactly as applying it would (same checks, same
+/// responses, the revision unchanged), without changing anything.
+pub(crate) fn read(
+    store: &MvccStore,
+    leases: &Lessor,
+    request: &ReadOnlyTxn,
+) -> Result<TxnResponse, KvError> {
+    let request = &request.0;
+    validate(request)?;
+    let mut path = Vec::new();
+    compare_path(store, request, &mut path);
+    check_path(store, leases, request, &mut path.iter())?;
+    let at = store.current_revision();
+    // `ReadOnlyTxn` holds only reads, so every op has its response.
+    let mut response = read_path(store, request, &mut path.iter(), at).unwrap_or_default();
+    stamp_revision(&mut response, at);
+    Ok(response)
+}
+
+/// [`execute`] for a txn of reads; `None` at a write.
+fn read_path(
+    store: &MvccStore,
+    request: &TxnRequest,
+    path: &mut std::slice::Iter<'_, bool>,
+    at: Revision,
+) -> Option<TxnResponse> {
+    let succeeded = path.next().copied().unwrap_or(false);
+    let mut responses = Vec::new();
+    for op in branch(request, succeeded) {
+        responses.push(match op {
+            // Checked already, as `execute` reads.
+            RequestOp::Range(r) => {
+                ResponseOp::Range(range::range(store, r, at).unwrap_or_default())
+            }
+            RequestOp::Txn(nested) => ResponseOp::Txn(read_path(store, nested, path, at)?),
+            RequestOp::Put(_) | RequestOp::DeleteRange(_) => return None,
+        });
+    }
+    Some(TxnResponse {
+        revision: 0,
+        succeeded,
+        responses,
+    })
+}
+
 /// Sets the header revision of every (nested) response.
 pub(crate) fn stamp_revision(response: &mut TxnResponse, revision: Revision) {
     response.revision = revision;

@@ -30,8 +30,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agora_kv::{
-    Command, KvError, LeaseId, LeaseTimeToLive, LogEntry, RangeRequest, RangeResponse, Response,
-    Revision, WatchId, WatchRequest,
+    Command, KvError, LeaseId, LeaseTimeToLive, LogEntry, RangeRequest, RangeResponse, ReadOnlyTxn,
+    Response, Revision, WatchId, WatchRequest,
 };
 use agora_raft::{
     Access, KvAnswer, KvHost, KvMachine, Proposal, PublishedRevision, RaftError, Status,
@@ -81,6 +81,10 @@ pub struct RaftTimings {
     /// Longest a request waits overall: for a leader, its commit and its
     /// retries (etcd: 5 s plus two election timeouts).
     pub request_timeout: Duration,
+    /// How long a member may know no leader before it ends the streams
+    /// of clients that require one (etcd: three election timeouts, 3 s by
+    /// its defaults; the same here, far above Agora's elections).
+    pub no_leader_grace: Duration,
 }
 
 impl Default for RaftTimings {
@@ -90,6 +94,7 @@ impl Default for RaftTimings {
             progress_interval: DEFAULT_PROGRESS_INTERVAL,
             forward_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(7),
+            no_leader_grace: Duration::from_secs(3),
         }
     }
 }
@@ -419,6 +424,16 @@ fn raft_error<T>(error: RaftError) -> Attempt<T> {
     }
 }
 
+impl<S: KvHost> RaftBackend<S> {
+    /// Proposes `command` on the leader, from whichever member this is.
+    async fn propose_anywhere(&self, command: Command) -> Result<Response, ApiError> {
+        match self.inner.route(Forwarded::Apply(command)).await? {
+            forward::Answer::Response(response) => Ok(response),
+            forward::Answer::TimeToLive(_) => Err(ApiError::WrongResponse("a command")),
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl<S: KvHost> Backend for RaftBackend<S> {
     fn header(&self) -> Header {
@@ -430,6 +445,26 @@ impl<S: KvHost> Backend for RaftBackend<S> {
         }
     }
 
+    fn has_leader(&self) -> bool {
+        self.inner.status.borrow().leadership.leader.is_some()
+    }
+
+    async fn leader_lost(&self) {
+        let mut status = self.inner.status.clone();
+        loop {
+            let no_leader = |status: &Status| status.leadership.leader.is_none();
+            if status.wait_for(no_leader).await.is_err() {
+                // The runner is gone: no leader will come back here.
+                return;
+            }
+            let back = status.wait_for(|status| !no_leader(status));
+            match tokio::time::timeout(self.inner.timings.no_leader_grace, back).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) | Err(_) => return,
+            }
+        }
+    }
+
     async fn apply(&self, command: Command) -> Result<Response, ApiError> {
         match command {
             Command::Range(request) => self
@@ -437,10 +472,17 @@ impl<S: KvHost> Backend for RaftBackend<S> {
                 .linearizable(move |kv| kv.state().range(&request))
                 .await
                 .map(Response::Range),
-            command => match self.inner.route(Forwarded::Apply(command)).await? {
-                forward::Answer::Response(response) => Ok(response),
-                forward::Answer::TimeToLive(_) => Err(ApiError::WrongResponse("a command")),
+            // A txn that only reads is a read, as in etcd: ReadIndex on
+            // this member, no log entry (confd polls with such txns).
+            Command::Txn(request) => match ReadOnlyTxn::new(request) {
+                Ok(read_only) => self
+                    .inner
+                    .linearizable(move |kv| kv.state().read_txn(&read_only))
+                    .await
+                    .map(Response::Txn),
+                Err(request) => self.propose_anywhere(Command::Txn(request)).await,
             },
+            command => self.propose_anywhere(command).await,
         }
     }
 

@@ -9,3 +9,5 @@ mod forged_forwards;
 mod harness;
 mod raft_group;
 mod raft_harness;
+mod read_only_txn;
+mod require_leader;

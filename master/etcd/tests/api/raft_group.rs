@@ -508,10 +508,13 @@ async fn scenario<L: LogStore + Send + 'static, S: KvHost>(mut cluster: RaftClus
     a_lost_lease_on_every_member(&cluster).await;
     garbage_on_the_forward_service_is_refused(&cluster).await;
     crate::forged_forwards::forged_forwards_are_refused(&cluster).await;
+    crate::read_only_txn::a_read_only_txn_adds_no_log_entry(&cluster).await;
     a_burst_through_a_follower(&cluster).await;
     a_physical_compaction_on_a_follower(&cluster).await;
     etcdctl_on_followers(&cluster).await;
     the_leader_dies(&mut cluster).await;
+    crate::require_leader::a_member_without_a_leader_ends_require_leader_streams(&mut cluster)
+        .await;
     cluster.shutdown().await;
 }
 

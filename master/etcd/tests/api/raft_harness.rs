@@ -203,6 +203,7 @@ fn start_node<L: LogStore + Send + 'static, S: KvHost>(
         clock: Arc::new(SystemClock::new()),
         timings: RaftTimings {
             expiry_interval: Duration::from_millis(100),
+            no_leader_grace: Duration::from_millis(500),
             ..RaftTimings::default()
         },
         auto_compaction,

@@ -472,3 +472,78 @@ proptest! {
         let _ = hub.progress(&kv);
     }
 }
+
+/// A txn that only reads: ranges, and txns of ranges nested in a branch.
+fn read_only_txn() -> impl Strategy<Value = TxnRequest> {
+    let reads = || prop::collection::vec(range_request().prop_map(RequestOp::Range), 0..4);
+    (
+        prop::collection::vec(compare(), 0..3),
+        reads(),
+        reads(),
+        reads(),
+        any::<bool>(),
+    )
+        .prop_map(|(compare, success, failure, inner, nest_in_success)| {
+            let nested = RequestOp::Txn(TxnRequest {
+                compare: Vec::new(),
+                success: inner,
+                failure: Vec::new(),
+            });
+            let mut txn = TxnRequest {
+                compare,
+                success,
+                failure,
+            };
+            if nest_in_success {
+                txn.success.push(nested);
+            } else {
+                txn.failure.push(nested);
+            }
+            txn
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A read-only txn answered from the state (what a member serves after
+    /// ReadIndex) is what applying it through the log answers, and it
+    /// changes nothing.
+    #[test]
+    fn read_only_txns_read_as_applying_them_would(
+        commands in prop::collection::vec(model_command(), 0..30),
+        txn in read_only_txn(),
+    ) {
+        let mut kv = KvState::new();
+        for command in &commands {
+            let _ = kv.apply(command);
+        }
+        let before = kv.clone();
+        let Ok(read_only) = crate::ReadOnlyTxn::new(txn.clone()) else {
+            return Err(TestCaseError::fail("the generator made a write"));
+        };
+        let read = kv.read_txn(&read_only);
+        prop_assert_eq!(&kv, &before);
+        let applied = kv.apply(&Command::Txn(txn)).map(|response| match response {
+            crate::Response::Txn(response) => response,
+            other => panic!("{other:?}"),
+        });
+        prop_assert_eq!(read, applied);
+        prop_assert_eq!(&kv, &before, "a read-only txn through the log wrote nothing");
+    }
+
+    /// Any txn with a write is not read-only.
+    #[test]
+    fn txns_that_write_are_not_read_only(txn in nested_txn()) {
+        let writes = txn.success.iter().chain(&txn.failure).any(|op| match op {
+            RequestOp::Put(_) | RequestOp::DeleteRange(_) => true,
+            RequestOp::Txn(nested) => nested
+                .success
+                .iter()
+                .chain(&nested.failure)
+                .any(|op| !matches!(op, RequestOp::Range(_))),
+            RequestOp::Range(_) => false,
+        });
+        prop_assert_eq!(crate::ReadOnlyTxn::new(txn).is_err(), writes);
+    }
+}

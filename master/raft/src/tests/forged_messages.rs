@@ -119,27 +119,30 @@ fn build(forged: &Forged, target: u64, term: u64, last: u64, commit: u64) -> Mes
     message.reject = forged.reject;
     message.reject_hint = shifted(last, forged.reject_hint_delta);
     for (n, (index_delta, term_delta, conf)) in forged.entries.iter().enumerate() {
-        let mut entry = Entry::default();
-        entry.index = if forged.contiguous {
-            message.index.saturating_add(1 + n as u64)
-        } else {
-            shifted(last, *index_delta)
+        let mut entry = Entry {
+            index: if forged.contiguous {
+                message.index.saturating_add(1 + n as u64)
+            } else {
+                shifted(last, *index_delta)
+            },
+            term: shifted(term, *term_delta),
+            data: format!("forged-{n}").into_bytes().into(),
+            ..Entry::default()
         };
-        entry.term = shifted(term, *term_delta);
         if *conf {
             entry.set_entry_type(EntryType::EntryConfChangeV2);
         }
-        entry.data = format!("forged-{n}").into_bytes().into();
         message.entries.push(entry);
     }
     if let Some((index_delta, term_delta, voters, learners)) = &forged.snapshot {
         let mut snapshot = Snapshot::default();
         snapshot.mut_metadata().index = shifted(commit, *index_delta);
         snapshot.mut_metadata().term = shifted(term, *term_delta);
-        let mut conf = ConfState::default();
-        conf.voters = voters.clone();
-        conf.learners = learners.clone();
-        snapshot.mut_metadata().set_conf_state(conf);
+        snapshot.mut_metadata().set_conf_state(ConfState {
+            voters: voters.clone(),
+            learners: learners.clone(),
+            ..ConfState::default()
+        });
         message.set_snapshot(snapshot);
     }
     message
