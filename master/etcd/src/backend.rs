@@ -61,6 +61,17 @@ pub struct MemberStatus {
     pub errors: Vec<String>,
 }
 
+/// What [`Backend::hash_kv`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvHash {
+    /// The keyspace's hash (`KvState::hash`).
+    pub hash: u64,
+    /// The revision it was taken at.
+    pub revision: Revision,
+    /// History below this revision is gone.
+    pub compact_revision: Revision,
+}
+
 // The watch stream's message types live in agora-raft, beside the routing
 // that the replicated keyspace and `LocalBackend` share.
 pub use agora_raft::{WatchMessage, WatchSink};
@@ -136,6 +147,18 @@ pub trait Backend: Send + Sync + 'static {
 
     /// This member's status.
     async fn status(&self) -> Result<MemberStatus, ApiError>;
+
+    /// A hash of this member's keyspace (every version not compacted, and
+    /// the revisions), with its current and compact revision: equal on
+    /// members that applied the same log (etcd's HashKV at revision 0).
+    async fn hash_kv(&self) -> Result<KvHash, ApiError>;
+
+    /// Hands leadership to member `target` and waits until it leads (on
+    /// the leader only; etcd's MoveLeader).
+    async fn move_leader(&self, target: u64) -> Result<(), ApiError> {
+        drop(target);
+        Err(ApiError::Unsupported("MoveLeader"))
+    }
 
     /// Serves a request another member's backend forwarded over the
     /// internal `Forward` service (a write arriving at a follower goes to

@@ -42,6 +42,15 @@ pub enum ApiError {
     /// Lock: the caller's key vanished while it waited (its lease expired).
     #[error("session expired")]
     SessionExpired,
+    /// MoveLeader asked of a member that does not lead.
+    #[error("etcdserver: not leader")]
+    NotLeader,
+    /// MoveLeader to a member that is not a voter of the group.
+    #[error("etcdserver: bad leader transferee")]
+    BadLeaderTransferee,
+    /// MoveLeader: the transferee did not take over in time.
+    #[error("etcdserver: request timed out, leader transfer took too long")]
+    LeaderTransferTimeout,
     /// The RPC exists in etcd but Agora does not serve it (yet).
     #[error("agora: {0} is not supported")]
     Unsupported(&'static str),
@@ -77,7 +86,11 @@ impl ApiError {
         match self {
             ApiError::Kv(e) => category_code(e.category()),
             ApiError::InvalidArgument(_) => Code::InvalidArgument,
-            ApiError::Stopped | ApiError::NoLeader | ApiError::Timeout => Code::Unavailable,
+            ApiError::Stopped
+            | ApiError::NoLeader
+            | ApiError::Timeout
+            | ApiError::LeaderTransferTimeout => Code::Unavailable,
+            ApiError::NotLeader | ApiError::BadLeaderTransferee => Code::FailedPrecondition,
             ApiError::TooManyRequests => Code::ResourceExhausted,
             // etcd's lock and election servers return the concurrency
             // package's plain Go errors, which gRPC sends as Unknown.

@@ -54,7 +54,7 @@ mod require_leader;
 pub mod server;
 mod watch;
 
-pub use backend::{Backend, Header, Member, MemberStatus, WatchMessage, WatchSink};
+pub use backend::{Backend, Header, KvHash, Member, MemberStatus, WatchMessage, WatchSink};
 pub use config::{Limits, ServerConfig};
 pub use error::ApiError;
 pub use local::{Clock, LocalBackend, LocalConfig, SystemClock};

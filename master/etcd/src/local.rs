@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::ApiError;
-use crate::backend::{Backend, Header, Member, MemberStatus, WatchSink, stamp_time};
+use crate::backend::{Backend, Header, KvHash, Member, MemberStatus, WatchSink, stamp_time};
 use crate::config::DEFAULT_PROGRESS_INTERVAL;
 
 /// The backend's source of time, in milliseconds. Leases expire by it.
@@ -107,6 +107,7 @@ enum Call {
     Read(RangeRequest, Reply<RangeResponse>),
     TimeToLive(LeaseId, bool, Reply<LeaseTimeToLive>),
     Leases(Reply<Vec<LeaseId>>),
+    Hash(Reply<KvHash>),
     Watch(WatchRequest, WatchSink, Reply<(WatchId, Revision)>),
 }
 
@@ -244,6 +245,10 @@ impl Backend for LocalBackend {
         Ok(vec![self.member.clone()])
     }
 
+    async fn hash_kv(&self) -> Result<KvHash, ApiError> {
+        self.call(Call::Hash).await
+    }
+
     async fn status(&self) -> Result<MemberStatus, ApiError> {
         let applied = self.published.applied.load(Ordering::Acquire);
         Ok(MemberStatus {
@@ -256,6 +261,16 @@ impl Backend for LocalBackend {
             is_learner: false,
             errors: Vec::new(),
         })
+    }
+}
+
+/// The [`KvHash`] of `state` (here: the one module that names the state
+/// machine; the Raft backend calls it on its member's state).
+pub(crate) fn kv_hash(state: &KvState) -> KvHash {
+    KvHash {
+        hash: state.hash(),
+        revision: state.current_revision(),
+        compact_revision: state.compact_revision(),
     }
 }
 
@@ -331,6 +346,9 @@ impl Owner {
             }
             Call::Leases(reply) => {
                 let _ = reply.send(Ok(self.kv.leases()));
+            }
+            Call::Hash(reply) => {
+                let _ = reply.send(Ok(kv_hash(&self.kv)));
             }
             Call::Watch(request, sink, reply) => {
                 let _ = reply.send(self.watchers.watch(&self.kv, request, sink));

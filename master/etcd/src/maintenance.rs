@@ -1,15 +1,17 @@
-//! The Maintenance service. Status and listing alarms are served; the rest
-//! concern etcd's storage engine (defragment, snapshot, hashes) or Raft
-//! (leader transfer, downgrade) and answer `Unimplemented` for now.
+//! The Maintenance service. Status, listing alarms, HashKV (of the
+//! current keyspace) and MoveLeader are served; the rest concern etcd's
+//! storage engine (defragment, snapshot, the bolt file's Hash) or its
+//! versions (downgrade) and answer `Unimplemented`.
 
 use std::pin::Pin;
 
 use futures_util::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::ApiError;
+use crate::backend::Header;
 use crate::context::Context;
 use crate::pb::etcdserverpb as pb;
+use crate::{ApiError, convert};
 
 /// The etcd API version Agora speaks: etcdctl and clients compare it to
 /// decide which RPCs they may use; 3.4's set is what is served here.
@@ -17,6 +19,12 @@ pub(crate) const ETCD_API_VERSION: &str = "3.4.0";
 
 pub(crate) struct MaintenanceApi {
     pub(crate) ctx: Context,
+}
+
+/// etcd's HashKV answers a 32-bit hash; the keyspace's is 64 bits.
+fn fold_to_u32(hash: u64) -> u32 {
+    // Both halves count: truncation would drop half the bits.
+    ((hash >> 32) ^ hash) as u32
 }
 
 type SnapshotStream = Pin<Box<dyn Stream<Item = Result<pb::SnapshotResponse, Status>> + Send>>;
@@ -75,9 +83,24 @@ impl pb::maintenance_server::Maintenance for MaintenanceApi {
 
     async fn hash_kv(
         &self,
-        _request: Request<pb::HashKvRequest>,
+        request: Request<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
-        Err(ApiError::Unsupported("HashKV").into())
+        let revision = request.into_inner().revision;
+        let hashed = self.ctx.backend.hash_kv().await?;
+        // Only the current keyspace is hashed (what `etcdctl endpoint
+        // hashkv` asks for); etcd also hashes as of a past revision.
+        if revision != 0 && revision != hashed.revision {
+            return Err(ApiError::Unsupported("HashKV at a past or future revision").into());
+        }
+        Ok(Response::new(pb::HashKvResponse {
+            header: Some(convert::header(Header {
+                revision: hashed.revision,
+                ..self.ctx.backend.header()
+            })),
+            hash: fold_to_u32(hashed.hash),
+            compact_revision: hashed.compact_revision,
+            hash_revision: hashed.revision,
+        }))
     }
 
     type SnapshotStream = SnapshotStream;
@@ -91,9 +114,13 @@ impl pb::maintenance_server::Maintenance for MaintenanceApi {
 
     async fn move_leader(
         &self,
-        _request: Request<pb::MoveLeaderRequest>,
+        request: Request<pb::MoveLeaderRequest>,
     ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
-        Err(ApiError::Unsupported("MoveLeader").into())
+        let target = request.into_inner().target_id;
+        self.ctx.backend.move_leader(target).await?;
+        Ok(Response::new(pb::MoveLeaderResponse {
+            header: self.ctx.header_now(),
+        }))
     }
 
     async fn downgrade(

@@ -74,6 +74,9 @@ pub enum Access<S> {
     Linearizable(ReadAccess<S>),
     /// Proposes a membership change; answered once it is applied here.
     ChangeMembership(MembershipChange, oneshot::Sender<ProposalResult>),
+    /// Leader only: starts handing leadership to a member; answered once
+    /// started (watch the status for the new leader).
+    TransferLeadership(u64, oneshot::Sender<Result<(), RaftError>>),
 }
 
 impl<S> std::fmt::Debug for Access<S> {
@@ -84,6 +87,7 @@ impl<S> std::fmt::Debug for Access<S> {
             Access::ChangeMembership(change, _) => {
                 write!(f, "Access::ChangeMembership({change:?})")
             }
+            Access::TransferLeadership(to, _) => write!(f, "Access::TransferLeadership({to})"),
         }
     }
 }
@@ -418,6 +422,9 @@ fn access_batch<L: LogStore, S: StateMachine>(
                         let _ = reply.send(Err(error));
                     }
                 }
+            }
+            Access::TransferLeadership(to, reply) => {
+                let _ = reply.send(replica.transfer_leadership(to));
             }
         }
         taken += 1;

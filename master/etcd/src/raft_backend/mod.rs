@@ -39,7 +39,7 @@ use agora_raft::{
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep, timeout};
 
-use crate::backend::{Backend, Header, Member, MemberStatus, WatchSink, stamp_time};
+use crate::backend::{Backend, Header, KvHash, Member, MemberStatus, WatchSink, stamp_time};
 use crate::config::DEFAULT_PROGRESS_INTERVAL;
 use crate::error::category_code;
 use crate::{ApiError, Clock};
@@ -572,6 +572,42 @@ impl<S: KvHost> Backend for RaftBackend<S> {
             })
             .collect();
         Ok(members)
+    }
+
+    async fn hash_kv(&self) -> Result<KvHash, ApiError> {
+        (self.inner)
+            .local(|s: &mut S| crate::local::kv_hash(s.kv().state()))
+            .await
+    }
+
+    async fn move_leader(&self, target: u64) -> Result<(), ApiError> {
+        let status = self.inner.status();
+        if status.leadership.leader != Some(self.inner.member_id) {
+            return Err(ApiError::NotLeader);
+        }
+        if !status.voters.contains(&target) {
+            return Err(ApiError::BadLeaderTransferee);
+        }
+        if target == self.inner.member_id {
+            return Ok(());
+        }
+        let (reply, started) = oneshot::channel();
+        (self.inner.access)
+            .send(Access::TransferLeadership(target, reply))
+            .await
+            .map_err(|_| ApiError::Stopped)?;
+        match started.await {
+            Ok(Ok(())) => {}
+            Ok(Err(RaftError::NotLeader { .. })) => return Err(ApiError::NotLeader),
+            Ok(Err(_)) | Err(_) => return Err(ApiError::Stopped),
+        }
+        let mut watching = self.inner.status.clone();
+        let moved = watching.wait_for(|status| status.leadership.leader == Some(target));
+        match tokio::time::timeout(self.inner.timings.request_timeout, moved).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(ApiError::Stopped),
+            Err(_) => Err(ApiError::LeaderTransferTimeout),
+        }
     }
 
     async fn status(&self) -> Result<MemberStatus, ApiError> {

@@ -7,6 +7,7 @@ mod client;
 mod etcdctl;
 mod forged_forwards;
 mod harness;
+mod maintenance_ops;
 mod raft_group;
 mod raft_harness;
 mod read_only_txn;

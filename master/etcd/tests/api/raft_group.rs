@@ -484,6 +484,16 @@ async fn etcdctl_on_followers<L: LogStore + Send + 'static, S: KvHost>(
     assert_eq!(got, "ctl/a\n1\n");
     let members = etcdctl(&cluster.endpoint(followers[1]), &["member", "list"]).await;
     assert_eq!(members.lines().count(), 3, "{members}");
+    // What an operator compares members with: one line per member, and
+    // (with nothing written meanwhile) one hash.
+    let hashes = etcdctl(&url, &["endpoint", "hashkv", "--cluster"]).await;
+    assert_eq!(hashes.lines().count(), 3, "{hashes}");
+    // Hand leadership to the first follower, as before restarting a leader.
+    let target = format!("{:x}", followers[0]);
+    let leader_url = format!("http://{}", cluster.endpoint(leader));
+    let moved = etcdctl(&leader_url, &["move-leader", &target]).await;
+    assert!(moved.contains("Leadership transferred"), "{moved}");
+    assert_eq!(cluster.wait_for_leader().await, followers[0]);
 }
 
 async fn etcdctl(endpoint: &str, args: &[&str]) -> String {
@@ -509,6 +519,7 @@ async fn scenario<L: LogStore + Send + 'static, S: KvHost>(mut cluster: RaftClus
     garbage_on_the_forward_service_is_refused(&cluster).await;
     crate::forged_forwards::forged_forwards_are_refused(&cluster).await;
     crate::read_only_txn::a_read_only_txn_adds_no_log_entry(&cluster).await;
+    crate::maintenance_ops::hashes_agree_and_leadership_moves(&cluster).await;
     a_burst_through_a_follower(&cluster).await;
     a_physical_compaction_on_a_follower(&cluster).await;
     etcdctl_on_followers(&cluster).await;
