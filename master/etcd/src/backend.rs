@@ -155,8 +155,7 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Hands leadership to member `target` and waits until it leads (on
     /// the leader only; etcd's MoveLeader).
-    async fn move_leader(&self, target: u64) -> Result<(), ApiError> {
-        drop(target);
+    async fn move_leader(&self, _target: u64) -> Result<(), ApiError> {
         Err(ApiError::Unsupported("MoveLeader"))
     }
 
