@@ -58,6 +58,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// A running master: one member of the masters' group.
 pub struct MasterHandle {
+    /// This member's id in the masters' group.
+    member_id: u64,
     addr: SocketAddr,
     etcd_addr: Option<SocketAddr>,
     /// The agents' links; stopped and awaited on shutdown.
@@ -100,7 +102,11 @@ impl MasterHandle {
     }
 
     /// Stops serving, stops the core and the replica; open streams end.
+    /// A leader first hands leadership to a follower (waiting at most
+    /// `replication::HANDOFF_TIMEOUT`), so the group never waits out an
+    /// election for a member that stops on purpose.
     pub async fn shutdown(mut self) {
+        self.group.handles.hand_off_leadership(self.member_id).await;
         self.stop_member.cancel();
         if let Some(tx) = self.shutdown_server.take() {
             let _ = tx.send(());
@@ -206,6 +212,7 @@ pub async fn start(cfg: MasterConfig, listener: TcpListener) -> Result<MasterHan
     let server_task = tokio::spawn(serve::serve(listener, app, agents, server_stop_rx));
     info!(%addr, member = cfg.group.member_id, etcd = ?etcd_addr, "master started");
     Ok(MasterHandle {
+        member_id: cfg.group.member_id,
         addr,
         etcd_addr,
         forwarders,

@@ -133,3 +133,36 @@ async fn standbys_redirect_http_and_refuse_calls_with_the_leaders_address() -> a
     assert_eq!(agora_proto::leader_hint(&status), Some(leader_addr));
     Ok(())
 }
+
+/// A leader stopped on purpose (SIGTERM, a rolling restart) hands
+/// leadership to a follower before it goes: another member leads while the
+/// old one is still stopping, and nobody waits out an election timeout
+/// (10-20 ticks without a heartbeat, which the old leader sends until its
+/// replica stops at the end of its shutdown) as after a crash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_leader_hands_leadership_to_a_follower() -> anyhow::Result<()> {
+    let mut group = group().await?;
+    let old = group.leader(SETTLE).await?;
+    let term_before = leader_term(&group, old).await?;
+    let mut stopping = group.masters.remove(&old).expect("the leader is a member");
+    // An election could not even begin within this bound of the stop.
+    let election_floor = TestMaster::fast_config().group.tick * 10;
+    let started = Instant::now();
+    let (_, new) = tokio::join!(stopping.stop(), async {
+        let new = group.leader(election_floor).await;
+        (new, started.elapsed())
+    });
+    let (new, took) = (new.0?, new.1);
+    assert_ne!(new, old);
+    assert!(took < election_floor, "a follower led after {took:?}");
+    assert_eq!(leader_term(&group, new).await?, term_before + 1);
+    Ok(())
+}
+
+/// The Raft term member `id` reports on `/state`.
+async fn leader_term(group: &TestGroup, id: u64) -> anyhow::Result<u64> {
+    let state = group.masters[&id].state().await?;
+    state["replication"]["term"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("no replication.term in /state: {state}"))
+}

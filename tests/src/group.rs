@@ -38,12 +38,16 @@ impl TestGroup {
         }
         let mut peers = BTreeMap::new();
         let mut etcd_listen = BTreeMap::new();
+        // Free ports for the etcd API, released for the members to bind only
+        // once all are chosen: a probe dropped earlier could be handed out
+        // again to the next member.
+        let mut probes = Vec::new();
         for (id, listener) in &listeners {
             let addr = listener.local_addr()?.to_string();
             let etcd_addr = if etcd {
-                // A free port, released for the member to bind.
                 let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
                 let a = probe.local_addr()?;
+                probes.push(probe);
                 etcd_listen.insert(*id, a);
                 a.to_string()
             } else {
@@ -55,6 +59,7 @@ impl TestGroup {
             };
             peers.insert(*id, spec);
         }
+        drop(probes);
         let mut masters = BTreeMap::new();
         for (id, listener) in listeners {
             let mut member_config = config.clone();

@@ -10,6 +10,7 @@
 //! fsync, while the agents hold them durably (checkpointed) anyway.
 mod config;
 mod directory;
+mod handoff;
 mod machine;
 #[cfg(test)]
 mod machine_tests;
