@@ -33,6 +33,8 @@ mod mvcc;
 mod nesting;
 mod range;
 mod snapshot;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 mod txn;
 mod types;
 mod watch;

@@ -77,29 +77,8 @@ pub(crate) fn bounded_txn<'de, D: Deserializer<'de>>(decoder: D) -> Result<TxnRe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::nested_txn_bytes;
     use crate::{Command, RequestOp};
-
-    /// The postcard bytes of a `Command::Txn` whose success branch nests
-    /// `depth` txns, built without building the value (dropping a value
-    /// that deep would itself overflow the stack).
-    fn nested_txn_bytes(depth: usize) -> Vec<u8> {
-        let empty = TxnRequest::default();
-        // An empty txn is three zero lengths (compare, success, failure);
-        // what precedes them is the variant's tag.
-        let command = postcard::to_stdvec(&Command::Txn(empty.clone())).unwrap();
-        let op = postcard::to_stdvec(&RequestOp::Txn(empty)).unwrap();
-        let (command_tag, op_tag) = (&command[..command.len() - 3], &op[..op.len() - 3]);
-        let mut bytes = command_tag.to_vec();
-        for _ in 0..depth {
-            // compare: none; success: one op, a txn.
-            bytes.extend([0, 1]);
-            bytes.extend(op_tag);
-        }
-        bytes.extend([0, 0, 0]);
-        // Each enclosing txn's empty failure branch.
-        bytes.extend(std::iter::repeat_n(0, depth));
-        bytes
-    }
 
     fn depth_of(command: &Command) -> usize {
         let Command::Txn(mut txn) = command.clone() else {

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use agora_etcd::pb::forward::ForwardRequest;
 use agora_etcd::pb::forward::forward_client::ForwardClient;
-use agora_kv::{Command, MAX_TXN_DEPTH, RequestOp, TxnRequest};
+use agora_kv::testkit::nested_txn_bytes;
+use agora_kv::{Command, MAX_TXN_DEPTH};
 use agora_raft::{KvHost, LogStore};
 use tokio::time::timeout;
 
@@ -19,24 +20,6 @@ const WAIT: Duration = Duration::from_secs(10);
 fn forwarded_apply(command_bytes: &[u8]) -> Vec<u8> {
     let mut bytes = vec![0];
     bytes.extend_from_slice(command_bytes);
-    bytes
-}
-
-/// The bytes of a `Command::Txn` nesting `depth` txns, built without the
-/// value (dropping a value that deep would overflow this test's stack).
-fn nested_txn_bytes(depth: usize) -> Vec<u8> {
-    let empty = TxnRequest::default();
-    let command = postcard::to_stdvec(&Command::Txn(empty.clone())).unwrap();
-    let op = postcard::to_stdvec(&RequestOp::Txn(empty)).unwrap();
-    // An empty txn is three zero lengths; what precedes them is the tag.
-    let (command_tag, op_tag) = (&command[..command.len() - 3], &op[..op.len() - 3]);
-    let mut bytes = command_tag.to_vec();
-    for _ in 0..depth {
-        bytes.extend([0, 1]);
-        bytes.extend(op_tag);
-    }
-    bytes.extend([0, 0, 0]);
-    bytes.extend(std::iter::repeat_n(0, depth));
     bytes
 }
 
