@@ -19,6 +19,7 @@ mod marathon_api;
 mod members;
 mod plan;
 mod run;
+mod snapshot;
 mod why;
 
 /// mimalloc rather than glibc's malloc: allocation was the largest single
@@ -76,6 +77,8 @@ enum Command {
     Deployment(deployment::DeploymentArgs),
     /// List agents, frameworks, tasks, offers, roles, apps or deployments (-o table|wide|json, --watch).
     Get(get::GetArgs),
+    /// Save the masters' state to a backup file, or found a new group from one.
+    Snapshot(snapshot::SnapshotArgs),
     /// Why an app's instances wait: Marathon's queue reasons and where its shape fits now (exit 2 if some wait).
     Why(why::WhyArgs),
 }
@@ -122,6 +125,7 @@ async fn dispatch(command: Command, g: &globals::Globals) -> anyhow::Result<i32>
         Command::Dev(a) => dev::run(a).await.map(|()| 0),
         Command::Marathon(a) => marathon::run(a).await.map(|()| 0),
         Command::Master(a) => run::master(a).await.map(|()| 0),
+        Command::Snapshot(a) => snapshot::run(a).await.map(|()| 0),
         Command::Agent(a) => match a.op {
             Some(mut op) => {
                 op.resolve(g);

@@ -73,6 +73,14 @@ fn loopback_pair(ports: &[u16]) -> anyhow::Result<(SocketAddr, SocketAddr)> {
 impl MasterGroup {
     /// `n` masters on 127.0.0.1, each with its own ports.
     pub(crate) fn loopback(n: u64, extra: &[&str]) -> anyhow::Result<MasterGroup> {
+        let mut group = Self::loopback_unstarted(n, extra)?;
+        group.start_all()?;
+        Ok(group)
+    }
+
+    /// Like [`MasterGroup::loopback`], with no member started yet (their
+    /// data dirs do not exist): for a group restored from a backup.
+    pub(crate) fn loopback_unstarted(n: u64, extra: &[&str]) -> anyhow::Result<MasterGroup> {
         let ports = free_ports(2 * n as usize)?;
         let addrs = (1..=n)
             .zip(ports.chunks(2))
@@ -82,6 +90,20 @@ impl MasterGroup {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Self::build(addrs, extra)
+    }
+
+    /// Starts every member.
+    pub(crate) fn start_all(&mut self) -> anyhow::Result<()> {
+        let ids: Vec<u64> = self.members.keys().copied().collect();
+        for id in ids {
+            self.start(id)?;
+        }
+        Ok(())
+    }
+
+    /// The founding peer list, as `--peers` takes it.
+    pub(crate) fn peers(&self) -> &str {
+        &self.peers
     }
 
     /// One master per network namespace of `hosts`, on fixed ports.
@@ -94,9 +116,12 @@ impl MasterGroup {
                 Ok((id, api, etcd, Some(host.netns.clone())))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Self::build(addrs, extra)
+        let mut group = Self::build(addrs, extra)?;
+        group.start_all()?;
+        Ok(group)
     }
 
+    /// The group's members and data dirs, none started.
     fn build(
         addrs: Vec<(u64, SocketAddr, SocketAddr, Option<String>)>,
         extra: &[&str],
@@ -122,17 +147,12 @@ impl MasterGroup {
                 (id, member)
             })
             .collect();
-        let mut group = MasterGroup {
+        Ok(MasterGroup {
             members,
             peers,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             _dir: dir,
-        };
-        let ids: Vec<u64> = group.members.keys().copied().collect();
-        for id in ids {
-            group.start(id)?;
-        }
-        Ok(group)
+        })
     }
 
     /// Starts a new, empty master on loopback with `--join`: it waits for

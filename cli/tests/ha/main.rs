@@ -1,6 +1,7 @@
 //! Masters as a group of separate `agora master` processes: leader kill -9,
 //! pause, partitions (network namespaces), restarts; the etcd API and the
 //! masters' registry survive with nothing acknowledged lost.
+mod backup;
 mod group;
 mod linearizable;
 mod netns;

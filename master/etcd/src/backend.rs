@@ -153,6 +153,14 @@ pub trait Backend: Send + Sync + 'static {
     /// members that applied the same log (etcd's HashKV at revision 0).
     async fn hash_kv(&self) -> Result<KvHash, ApiError>;
 
+    /// This member's whole replicated state as a backup file's bytes
+    /// (`agora_raft::encode_backup`): etcd's Snapshot, which `etcdctl
+    /// snapshot save` writes to a file and `agora snapshot restore` founds
+    /// a new group from. Backends without a replicated state refuse.
+    async fn snapshot(&self) -> Result<Vec<u8>, ApiError> {
+        Err(ApiError::Unsupported("Snapshot"))
+    }
+
     /// Hands leadership to member `target` and waits until it leads (on
     /// the leader only; etcd's MoveLeader).
     async fn move_leader(&self, _target: u64) -> Result<(), ApiError> {

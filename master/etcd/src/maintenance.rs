@@ -1,6 +1,7 @@
 //! The Maintenance service. Status, listing alarms, HashKV (of the
-//! current keyspace) and MoveLeader are served; the rest concern etcd's
-//! storage engine (defragment, snapshot, the bolt file's Hash) or its
+//! current keyspace), MoveLeader and Snapshot (a backup of the member's
+//! replicated state, in Agora's format) are served; the rest concern
+//! etcd's storage engine (defragment, the bolt file's Hash) or its
 //! versions (downgrade) and answer `Unimplemented`.
 
 use std::pin::Pin;
@@ -25,6 +26,30 @@ pub(crate) struct MaintenanceApi {
 fn fold_to_u32(hash: u64) -> u32 {
     // Both halves count: truncation would drop half the bits.
     ((hash >> 32) ^ hash) as u32
+}
+
+/// Bytes per Snapshot message (etcd sends 32 KiB; larger chunks mean fewer
+/// messages, and 1 MiB stays far below clients' 4 MiB message limit).
+const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// `backup` as Snapshot messages, each saying how many bytes follow it.
+fn snapshot_chunks(
+    backup: Vec<u8>,
+    header: Option<pb::ResponseHeader>,
+) -> impl Iterator<Item = pb::SnapshotResponse> + Send {
+    let total = backup.len();
+    // At least one message, even for no bytes, so the client sees an end.
+    let count = total.div_ceil(SNAPSHOT_CHUNK_BYTES).max(1);
+    (0..count).map(move |i| {
+        let start = i * SNAPSHOT_CHUNK_BYTES;
+        let end = (start + SNAPSHOT_CHUNK_BYTES).min(total);
+        pb::SnapshotResponse {
+            header,
+            remaining_bytes: (total - end) as u64,
+            blob: backup[start..end].to_vec(),
+            version: ETCD_API_VERSION.to_string(),
+        }
+    })
 }
 
 type SnapshotStream = Pin<Box<dyn Stream<Item = Result<pb::SnapshotResponse, Status>> + Send>>;
@@ -105,11 +130,19 @@ impl pb::maintenance_server::Maintenance for MaintenanceApi {
 
     type SnapshotStream = SnapshotStream;
 
+    /// The member's state as a backup, in chunks: etcdctl's `snapshot
+    /// save` writes them to a file as they come. The file is Agora's
+    /// format (checksummed like etcd's), restored with `agora snapshot
+    /// restore`; etcd's `snapshot restore` and `status` cannot read it.
     async fn snapshot(
         &self,
         _request: Request<pb::SnapshotRequest>,
     ) -> Result<Response<SnapshotStream>, Status> {
-        Err(ApiError::Unsupported("Snapshot").into())
+        let backup = self.ctx.backend.snapshot().await?;
+        let header = self.ctx.header_now();
+        Ok(Response::new(Box::pin(futures_util::stream::iter(
+            snapshot_chunks(backup, header).map(Ok),
+        ))))
     }
 
     async fn move_leader(
@@ -128,5 +161,38 @@ impl pb::maintenance_server::Maintenance for MaintenanceApi {
         _request: Request<pb::DowngradeRequest>,
     ) -> Result<Response<pb::DowngradeResponse>, Status> {
         Err(ApiError::Unsupported("Downgrade").into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks_of(len: usize) -> Vec<pb::SnapshotResponse> {
+        let backup: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        snapshot_chunks(backup, None).collect()
+    }
+
+    #[test]
+    fn snapshot_chunks_carry_every_byte_in_order_and_count_down_what_follows() {
+        for len in [
+            0,
+            1,
+            SNAPSHOT_CHUNK_BYTES - 1,
+            SNAPSHOT_CHUNK_BYTES,
+            SNAPSHOT_CHUNK_BYTES + 1,
+            3 * SNAPSHOT_CHUNK_BYTES + 17,
+        ] {
+            let chunks = chunks_of(len);
+            assert_eq!(chunks.len(), len.div_ceil(SNAPSHOT_CHUNK_BYTES).max(1));
+            let joined: Vec<u8> = chunks.iter().flat_map(|c| c.blob.clone()).collect();
+            let expected: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            assert_eq!(joined, expected, "len {len}");
+            let mut sent = 0;
+            for chunk in &chunks {
+                sent += chunk.blob.len();
+                assert_eq!(chunk.remaining_bytes, (len - sent) as u64, "len {len}");
+            }
+        }
     }
 }

@@ -28,6 +28,7 @@
 //!   reaches a keyspace embedded in a bigger state machine;
 //!   `kv_machine/watchers.rs`: [`Watchers`], one member's watch streams,
 //!   fed after every `drive`.
+//! - `backup.rs`: a state machine snapshot as a checksummed backup file.
 //! - `config.rs`: [`ReplicaConfig`] and the named limits; `error.rs`: [`RaftError`].
 //!
 //! Architecture invariant: the core (`node*`, `storage`, `state_machine`,
@@ -44,6 +45,7 @@
 //! state machine's bytes.
 #![forbid(unsafe_code)]
 
+pub mod backup;
 mod config;
 mod error;
 mod kv_machine;
@@ -58,6 +60,7 @@ pub mod transport;
 #[cfg(test)]
 mod tests;
 
+pub use backup::{BackupError, decode_backup, encode_backup};
 pub use config::{
     ELECTION_TICKS, HEARTBEAT_TICKS, LOG_TAIL_KEPT, MAX_APPEND_BYTES, MAX_INFLIGHT_APPENDS,
     READ_TIMEOUT_TICKS, ReplicaConfig, SNAPSHOT_INTERVAL, SNAPSHOT_RETRY_TICKS,

@@ -123,7 +123,9 @@ impl<L: LogStore, S: StateMachine> Replica<L, S> {
     /// - A store that already holds a membership resumes from it (`peers`
     ///   is ignored): a restart.
     /// - An empty store with `peers` founds a group: every founding member
-    ///   must be given the same `peers`, which must include `id`.
+    ///   must be given the same `peers`, which must include `id`, and the
+    ///   same state machine: empty, or restored from the same backup (the
+    ///   group's log then starts after its applied index).
     /// - An empty store without peers joins an existing group: it waits for
     ///   the leader, which adds it with [`MembershipChange::AddVoter`].
     ///
@@ -575,7 +577,8 @@ fn invalid_config(why: &str) -> RaftError {
 }
 
 /// Writes the founding snapshot: membership `peers`, the state machine's
-/// initial state, at index and term 1.
+/// initial state, at term 1 and index 1 (or the restored state's applied
+/// index).
 fn bootstrap<L: LogStore, S: StateMachine>(
     id: u64,
     peers: &[u64],
@@ -591,7 +594,10 @@ fn bootstrap<L: LogStore, S: StateMachine>(
     let mut snapshot = Snapshot::default();
     snapshot.set_data(state_machine.snapshot().into());
     let meta = snapshot.mut_metadata();
-    meta.index = BOOTSTRAP_INDEX;
+    // A state machine restored from a backup has applied entries of the
+    // group it was taken from; the new log starts after them, or `apply`
+    // would skip the new group's first entries as already applied.
+    meta.index = state_machine.applied_index().max(BOOTSTRAP_INDEX);
     meta.term = BOOTSTRAP_TERM;
     meta.mut_conf_state().voters = voters;
     store.apply_snapshot(&snapshot)?;

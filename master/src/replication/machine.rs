@@ -102,6 +102,14 @@ impl MasterMachine {
         &self.members
     }
 
+    /// Drops every member's published addresses. A group founded from a
+    /// backup does this on every member alike: its members' addresses
+    /// come from its own peer list (and later publications), not from the
+    /// group the backup was taken from.
+    pub fn forget_published_members(&mut self) {
+        self.members.clear();
+    }
+
     fn apply_registry(&mut self, body: &[u8]) {
         let Ok(batch) = serde_json::from_slice::<Vec<LogEntry>>(body) else {
             // Only our own leaders propose; a newer format than this binary

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use super::machine::{MasterEntry, MasterMachine, MemberInfo};
 use crate::registry::{AgentRecord, LogEntry, RegistryCommand};
 
-fn admit(n: u8) -> LogEntry {
+pub(super) fn admit(n: u8) -> LogEntry {
     LogEntry::V1(RegistryCommand::AdmitAgent {
         id: AgentId::new_unchecked(format!("a{n}")),
         record: AgentRecord {
@@ -28,7 +28,7 @@ fn unreachable(n: u8, at: u64) -> LogEntry {
     })
 }
 
-fn put(key: u8, value: u8) -> Vec<u8> {
+pub(super) fn put(key: u8, value: u8) -> Vec<u8> {
     let entry = agora_kv::LogEntry::V1(Command::Put(PutRequest {
         key: format!("/k{key}").into_bytes(),
         value: vec![value],
@@ -37,7 +37,7 @@ fn put(key: u8, value: u8) -> Vec<u8> {
     MasterMachine::encode_kv_entry(&entry)
 }
 
-fn member(id: u64) -> Vec<u8> {
+pub(super) fn member(id: u64) -> Vec<u8> {
     MasterEntry::Member(MemberInfo {
         id,
         name: format!("master-{id}"),

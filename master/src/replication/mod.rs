@@ -15,6 +15,9 @@ mod machine;
 #[cfg(test)]
 mod machine_tests;
 mod member;
+mod restore;
+#[cfg(test)]
+mod restore_tests;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -29,8 +32,9 @@ use tokio_util::sync::CancellationToken;
 pub use agora_etcd::AutoCompaction;
 pub use config::{DEFAULT_ETCD_PORT, GroupConfig, PeerSpec};
 pub(crate) use directory::Directory;
-pub use machine::{MasterEntry, MasterMachine, MemberInfo};
+pub use machine::{MachineSnapshotError, MasterEntry, MasterMachine, MemberInfo};
 pub(crate) use member::{GroupHandles, lead_while_elected};
+pub use restore::{RestoreError, Restored, restore_data_dir};
 
 /// The etcd cluster id the masters report (one group per deployment).
 pub(crate) const CLUSTER_ID: u64 = 0x4147_4f52_4100_0001;

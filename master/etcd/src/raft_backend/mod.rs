@@ -580,6 +580,16 @@ impl<S: KvHost> Backend for RaftBackend<S> {
             .await
     }
 
+    async fn snapshot(&self) -> Result<Vec<u8>, ApiError> {
+        // The runner's thread only copies the state; encoding walks all of
+        // it, so it runs on a blocking thread (as periodic snapshots do).
+        let encode = (self.inner).local(|s: &mut S| s.snapshot_task()).await?;
+        let snapshot = tokio::task::spawn_blocking(encode)
+            .await
+            .map_err(|_| ApiError::Stopped)?;
+        Ok(agora_raft::encode_backup(&snapshot))
+    }
+
     async fn move_leader(&self, target: u64) -> Result<(), ApiError> {
         let status = self.inner.status();
         if status.leadership.leader != Some(self.inner.member_id) {

@@ -9,6 +9,7 @@ mod forged_messages;
 mod grpc;
 mod kv_watchers;
 mod membership;
+mod restored;
 mod schedules;
 mod tidy;
 
