@@ -2,8 +2,7 @@
 # cpu_probe.sh — CPU a put costs a 3-member group: the members' user+system
 # CPU time (from /proc) over one kvbench put run, divided by the puts it
 # made. On these 2-vCPU machines the members and the client share the
-# cores at 16 and 64 clients, so throughput there follows CPU per put, and
-# CPU per put varies less between runs than throughput does.
+# cores at 16 and 64 clients, so throughput there follows CPU per put.
 #
 #   benches/ha/cpu_probe.sh agora 16          # 3 runs of 8 s, one group each
 #   AGORA=/var/tmp/bins/agora-x benches/ha/cpu_probe.sh agora 64 10
