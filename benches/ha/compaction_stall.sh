@@ -18,12 +18,7 @@ SYSTEM=${SYSTEM:-agora} REPS=${REPS:-3} FILL_SECS=${FILL_SECS:-10}
 WORK=$(mktemp -d /var/tmp/compaction_stall.XXXXXX)
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$HERE/lib.sh"
-cleanup() {
-  agora_stop_all
-  etcd_stop_cluster
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
 start_cluster() {
   if [[ $SYSTEM == agora ]]; then

@@ -20,12 +20,7 @@ KVBENCH=${KVBENCH:-/var/tmp/kvbench-target/release/kvbench}
 WORK=$(mktemp -d /var/tmp/cpu_probe.XXXXXX)
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$HERE/lib.sh"
-cleanup() {
-  agora_stop_all
-  etcd_stop_cluster
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 TICKS=$(getconf CLK_TCK)
 
 # Sum of utime+stime (fields 14, 15 of /proc/PID/stat) of the given PIDs,

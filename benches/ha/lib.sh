@@ -29,6 +29,14 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
 
 load_avg() { cut -d' ' -f1-3 /proc/loadavg; }
 
+# Stops every member this script started (Agora and etcd) and removes
+# "$WORK": the EXIT trap of the benches (`trap bench_cleanup EXIT`).
+bench_cleanup() {
+  agora_stop_all
+  etcd_stop_cluster
+  rm -rf "$WORK"
+}
+
 # ---------------------------------------------------------------- agora ----
 
 # agora_group_init N: picks ports for members 1..N (does not start them).

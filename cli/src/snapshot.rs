@@ -58,12 +58,11 @@ pub(crate) async fn run(args: SnapshotArgs) -> anyhow::Result<()> {
                 Some(text) => GroupConfig::parse_peers(&text)?.into_keys().collect(),
                 None => vec![member_id],
             };
-            let restored = tokio::task::spawn_blocking(move || {
+            let dir = data_dir.clone();
+            let r = tokio::task::spawn_blocking(move || {
                 restore_data_dir(&file, &data_dir, member_id, &ids)
-                    .map(|restored| (restored, data_dir))
             })
             .await??;
-            let (r, dir) = restored;
             println!(
                 "restored member {member_id} into {}: revision {}, {} agents, {} frameworks \
                  (the old group's index {}); start it with `agora master --data-dir {0}`",
@@ -79,18 +78,14 @@ pub(crate) async fn run(args: SnapshotArgs) -> anyhow::Result<()> {
 }
 
 async fn save(file: &Path, etcd: &str) -> anyhow::Result<()> {
-    let endpoint = if etcd.contains("://") {
-        etcd.to_string()
-    } else {
-        format!("http://{etcd}")
-    };
-    let mut client = etcd_client::Client::connect([endpoint.as_str()], None)
+    // etcd-client dials `host:port` as `http://host:port`.
+    let mut client = etcd_client::Client::connect([etcd], None)
         .await
-        .with_context(|| format!("connect to {endpoint}"))?;
+        .with_context(|| format!("connect to {etcd}"))?;
     let mut stream = client
         .snapshot()
         .await
-        .with_context(|| format!("snapshot from {endpoint}"))?;
+        .with_context(|| format!("snapshot from {etcd}"))?;
     let mut bytes = Vec::new();
     while let Some(chunk) = stream.message().await? {
         bytes.extend_from_slice(chunk.blob());
