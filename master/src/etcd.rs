@@ -7,19 +7,30 @@ use agora_etcd::{AutoCompaction, RaftBackend, RaftBackendConfig, RaftTimings, Sy
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::replication::Group;
+use crate::membership::{Membership, publish_own_addresses};
+use crate::replication::{Group, MemberInfo};
+
+/// This member, as its etcd API needs it.
+pub(crate) struct EtcdMember {
+    pub(crate) id: u64,
+    /// Its configured addresses, published through the log once it is a
+    /// voter (`None`: a group of one with no peers configured).
+    pub(crate) own_addresses: Option<MemberInfo>,
+    /// Membership changes made through the etcd API (on the leader).
+    pub(crate) membership: Membership,
+    pub(crate) auto_compaction: AutoCompaction,
+}
 
 /// Everything the etcd server needs from the group, taken before spawning.
 pub(crate) fn serve(
-    member_id: u64,
+    member: EtcdMember,
     listener: TcpListener,
     group: &Group,
-    auto_compaction: AutoCompaction,
     stop: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
     let config = RaftBackendConfig {
         cluster_id: crate::replication::CLUSTER_ID,
-        member_id,
+        member_id: member.id,
         directory: group.directory.clone(),
         proposals: group.handles.proposals.clone(),
         access: group.handles.access.clone(),
@@ -27,10 +38,19 @@ pub(crate) fn serve(
         revision: group.revision.clone(),
         clock: Arc::new(SystemClock::new()),
         timings: RaftTimings::default(),
-        auto_compaction,
+        auto_compaction: member.auto_compaction,
+        member_changes: Some(Arc::new(member.membership)),
+        defragment: group.defragment.clone(),
     };
+    let access = group.handles.access.clone();
+    let status = group.handles.status.clone();
     async move {
         let backend: Arc<dyn agora_etcd::Backend> = Arc::new(RaftBackend::start(config));
+        if let Some(own) = member.own_addresses {
+            let publishing =
+                publish_own_addresses(own, backend.clone(), access, status, stop.clone());
+            tokio::spawn(publishing);
+        }
         let stopped = async move { stop.cancelled().await };
         if let Err(error) = agora_etcd::serve(listener, backend, stopped).await {
             tracing::error!(%error, "etcd API stopped");

@@ -22,8 +22,9 @@ pub(crate) struct HttpState {
     pub(crate) route: RouteRx,
     pub(crate) status: watch::Receiver<RaftStatus>,
     pub(crate) directory: Arc<Directory>,
-    /// The replica's queues, for membership changes (None in unit tests).
-    pub(crate) proposals: Option<tokio::sync::mpsc::Sender<agora_raft::runner::Proposal>>,
+    /// Membership changes (`/members`).
+    pub(crate) membership: crate::membership::Membership,
+    /// The replica's access queue, for reads of its state (None in unit tests).
     pub(crate) access: Option<
         tokio::sync::mpsc::Sender<agora_raft::runner::Access<crate::replication::MasterMachine>>,
     >,

@@ -28,6 +28,7 @@ mod harness;
 mod http;
 mod maintenance;
 mod members;
+mod membership;
 mod metrics;
 mod offers;
 mod operator;
@@ -160,6 +161,19 @@ pub async fn start(cfg: MasterConfig, listener: TcpListener) -> Result<MasterHan
     };
     let own_etcd = etcd_addr.map(|a| a.to_string()).unwrap_or_default();
     let group = replication::start_group(&cfg, addr.to_string(), own_etcd)?;
+    // This member's configured addresses, before anything published through
+    // the log is merged in: what it publishes about itself (a group of one
+    // without peers has nobody to tell).
+    let own_addresses = (!cfg.group.peers.is_empty())
+        .then(|| group.directory.member(cfg.group.member_id))
+        .flatten();
+    let membership = membership::Membership::new(
+        cfg.group.member_id,
+        group.handles.status.clone(),
+        group.directory.clone(),
+        group.handles.proposals.clone(),
+        group.handles.access.clone(),
+    );
     let (route_tx, route_rx) = tokio::sync::watch::channel(route::Route::Standby { leader: None });
     let stop_member = tokio_util::sync::CancellationToken::new();
     let member_task = tokio::spawn(replication::lead_while_elected(
@@ -176,10 +190,14 @@ pub async fn start(cfg: MasterConfig, listener: TcpListener) -> Result<MasterHan
     ));
     let etcd_task = etcd_listener.map(|l| {
         tokio::spawn(etcd::serve(
-            cfg.group.member_id,
+            etcd::EtcdMember {
+                id: cfg.group.member_id,
+                own_addresses: own_addresses.clone(),
+                membership: membership.clone(),
+                auto_compaction: cfg.group.etcd_auto_compaction,
+            },
             l,
             &group,
-            cfg.group.etcd_auto_compaction,
             stop_member.clone(),
         ))
     });
@@ -203,7 +221,7 @@ pub async fn start(cfg: MasterConfig, listener: TcpListener) -> Result<MasterHan
         route: route_rx.clone(),
         status: group.handles.status.clone(),
         directory: group.directory.clone(),
-        proposals: Some(group.handles.proposals.clone()),
+        membership,
         access: Some(group.handles.access.clone()),
         shapes: std::sync::Arc::new(cfg.reference_shapes.clone()),
     }))

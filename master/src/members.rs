@@ -2,13 +2,13 @@
 //! add a voter and `DELETE /members/{id}` to remove one (the leader; a
 //! standby redirects). `agora members` is the CLI over these.
 //!
-//! Adding is two log entries: first the new member's addresses (so every
-//! member can reach and list it), then the Raft membership change; one
-//! change at a time, as raft-rs allows. The new member must already be
-//! running with `--join`, so it can receive the leader's snapshot.
+//! Adding is two log entries (`membership.rs`): first the new member's
+//! addresses (so every member can reach and list it), then the Raft
+//! membership change. The new member may be started with `--join` before
+//! or after: the leader keeps trying to reach it.
+use agora_raft::RaftError;
 use agora_raft::StateMachine;
 use agora_raft::runner::Access;
-use agora_raft::{MembershipChange, RaftError};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -18,12 +18,8 @@ use serde::Deserialize;
 use tokio::sync::oneshot;
 
 use crate::http::{HttpState, redirect, replication_json};
-use crate::replication::{GroupConfig, MasterEntry, MasterMachine, MemberInfo};
+use crate::replication::{GroupConfig, MasterMachine, MemberInfo};
 use crate::route;
-
-/// How long a membership change may take before the caller is told it is
-/// still pending (it may complete later).
-const CHANGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub(crate) fn router() -> Router<HttpState> {
     Router::new()
@@ -111,16 +107,8 @@ async fn add(State(s): State<HttpState>, uri: Uri, body: axum::body::Bytes) -> R
         api_addr: peer.api_addr,
         etcd_addr: peer.etcd_addr,
     };
-    if let Err(e) = publish(&s, info.clone()).await {
-        return change_failed(e);
-    }
-    s.directory.merge(&[(info.id, info)].into_iter().collect());
-    match change(&s, MembershipChange::AddVoter(request.id)).await {
-        Ok(()) => {
-            let id = request.id;
-            settled(&s, |voters| voters.contains(&id)).await;
-            Json(replication_json(&s)).into_response()
-        }
+    match s.membership.add_voter(info).await {
+        Ok(()) => Json(replication_json(&s)).into_response(),
         Err(e) => change_failed(e),
     }
 }
@@ -147,24 +135,10 @@ async fn remove(State(s): State<HttpState>, uri: Uri, Path(id): Path<String>) ->
             format!("member {id} is not a member"),
         );
     }
-    match change(&s, MembershipChange::RemoveVoter(id)).await {
-        Ok(()) => {
-            settled(&s, |voters| !voters.contains(&id)).await;
-            Json(replication_json(&s)).into_response()
-        }
+    match s.membership.remove_voter(id).await {
+        Ok(()) => Json(replication_json(&s)).into_response(),
         Err(e) => change_failed(e),
     }
-}
-
-/// Waits (briefly) until the replica's published status shows the applied
-/// change: it is published after the drive that answered the change.
-async fn settled(s: &HttpState, done: impl Fn(&[u64]) -> bool) {
-    let mut status = s.status.clone();
-    let _ = tokio::time::timeout(
-        CHANGE_TIMEOUT,
-        status.wait_for(|status| done(&status.voters)),
-    )
-    .await;
 }
 
 fn change_failed(error: RaftError) -> Response {
@@ -178,37 +152,5 @@ fn change_failed(error: RaftError) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             format!("{other}; the change may or may not have been made, check GET /members"),
         ),
-    }
-}
-
-async fn publish(s: &HttpState, info: MemberInfo) -> Result<(), RaftError> {
-    let Some(proposals) = s.proposals.clone() else {
-        return Err(RaftError::Stopped);
-    };
-    let (reply, answer) = oneshot::channel();
-    proposals
-        .send((MasterEntry::Member(info).encode(), reply))
-        .await
-        .map_err(|_| RaftError::Stopped)?;
-    wait(answer).await.map(|_| ())
-}
-
-async fn change(s: &HttpState, change: MembershipChange) -> Result<(), RaftError> {
-    let Some(access) = s.access.clone() else {
-        return Err(RaftError::Stopped);
-    };
-    let (reply, answer) = oneshot::channel();
-    access
-        .send(Access::ChangeMembership(change, reply))
-        .await
-        .map_err(|_| RaftError::Stopped)?;
-    wait(answer).await.map(|_| ())
-}
-
-async fn wait<T>(answer: oneshot::Receiver<Result<T, RaftError>>) -> Result<T, RaftError> {
-    match tokio::time::timeout(CHANGE_TIMEOUT, answer).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(_)) => Err(RaftError::Stopped),
-        Err(_) => Err(RaftError::Unknown),
     }
 }

@@ -158,6 +158,15 @@ impl MasterGroup {
     /// Starts a new, empty master on loopback with `--join`: it waits for
     /// `agora members add`. Returns its `(api, etcd)` addresses.
     pub(crate) fn start_joining(&mut self, id: u64) -> anyhow::Result<(SocketAddr, SocketAddr)> {
+        let addresses = self.reserve_joining(id)?;
+        self.start(id)?;
+        Ok(addresses)
+    }
+
+    /// Gives member `id` loopback addresses and a data dir, to be started
+    /// later with `--join` (after `etcdctl member add`, say). Returns its
+    /// `(api, etcd)` addresses.
+    pub(crate) fn reserve_joining(&mut self, id: u64) -> anyhow::Result<(SocketAddr, SocketAddr)> {
         let (api, etcd) = loopback_pair(&free_ports(2)?)?;
         let data = self._dir.path().join(format!("m{id}"));
         let member = Member {
@@ -170,7 +179,6 @@ impl MasterGroup {
         };
         self.members.insert(id, member);
         self.peers = format!("{},{id}={api}/{}", self.peers, etcd.port());
-        self.start(id)?;
         Ok((api, etcd))
     }
 

@@ -2,6 +2,7 @@
 //! pause, partitions (network namespaces), restarts; the etcd API and the
 //! masters' registry survive with nothing acknowledged lost.
 mod backup;
+mod etcd_members;
 mod group;
 mod linearizable;
 mod netns;
@@ -329,7 +330,7 @@ fn etcdctl_present() -> bool {
 
 /// etcdctl 3.4 against the group of processes: member list, endpoint
 /// status of the whole cluster (through the member list's client URLs), a
-/// put on one member read on another, and a lock.
+/// put on one member read on another, a lock, and defrag of every member.
 #[tokio::test]
 async fn etcdctl_works_against_the_group() -> anyhow::Result<()> {
     if !etcdctl_present() {
@@ -378,5 +379,13 @@ async fn etcdctl_works_against_the_group() -> anyhow::Result<()> {
     assert_eq!(got.lines().collect::<Vec<_>>(), vec!["/ctl/a", "1"]);
     let locked = etcdctl(3, &["lock", "/ctl/lock", "echo", "held"])?;
     assert_eq!(locked.trim(), "held");
+    // Every member's store defragmented, as an operator's cron job does.
+    let defragmented = etcdctl(1, &["defrag", "--cluster"])?;
+    let done = defragmented
+        .matches("Finished defragmenting etcd member")
+        .count();
+    assert_eq!(done, 3, "{defragmented}");
+    let got = etcdctl(2, &["get", "--prefix", "/ctl/"])?;
+    assert_eq!(got.lines().collect::<Vec<_>>(), vec!["/ctl/a", "1"]);
     Ok(())
 }

@@ -28,7 +28,7 @@ pub struct Header {
 }
 
 /// One member of the cluster, as etcd's `Member`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Member {
     /// Member id.
     pub id: u64,
@@ -40,6 +40,17 @@ pub struct Member {
     pub client_urls: Vec<String>,
     /// A non-voting member.
     pub is_learner: bool,
+}
+
+/// New addresses for a member; `None` keeps the one it has.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MemberUpdate {
+    /// The member.
+    pub id: u64,
+    /// Where its peers reach it (`host:port`).
+    pub peer_address: Option<String>,
+    /// Where clients reach its etcd API (`host:port`).
+    pub client_address: Option<String>,
 }
 
 /// What `Maintenance.Status` reports about the answering member.
@@ -64,7 +75,7 @@ pub struct MemberStatus {
 /// What [`Backend::hash_kv`] answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KvHash {
-    /// The keyspace's hash (`KvState::hash`).
+    /// The keyspace's hash (`KvState::hash_kv`).
     pub hash: u64,
     /// The revision it was taken at.
     pub revision: Revision,
@@ -148,10 +159,12 @@ pub trait Backend: Send + Sync + 'static {
     /// This member's status.
     async fn status(&self) -> Result<MemberStatus, ApiError>;
 
-    /// A hash of this member's keyspace (every version not compacted, and
-    /// the revisions), with its current and compact revision: equal on
-    /// members that applied the same log (etcd's HashKV at revision 0).
-    async fn hash_kv(&self) -> Result<KvHash, ApiError>;
+    /// A hash of this member's keyspace as of `revision` (0: its current
+    /// one): every version at or below it not compacted, and the compact
+    /// revision (`KvState::hash_kv`), equal on members that applied the
+    /// same log that far (etcd's HashKV). `Compacted` at or below the
+    /// compaction, `FutureRevision` past the current revision.
+    async fn hash_kv(&self, revision: Revision) -> Result<KvHash, ApiError>;
 
     /// This member's whole replicated state as a backup file's bytes
     /// (`agora_raft::encode_backup`): etcd's Snapshot, which `etcdctl
@@ -159,6 +172,38 @@ pub trait Backend: Send + Sync + 'static {
     /// a new group from. Backends without a replicated state refuse.
     async fn snapshot(&self) -> Result<Vec<u8>, ApiError> {
         Err(ApiError::Unsupported("Snapshot"))
+    }
+
+    /// Adds a voting member whose peer traffic goes to `peer_address`
+    /// (`host:port`) under an id no member has had, and answers it once
+    /// this member has applied the change (etcd's MemberAdd). Its client
+    /// URL is published when it starts.
+    async fn add_member(&self, peer_address: String) -> Result<Member, ApiError> {
+        drop(peer_address);
+        Err(ApiError::Unsupported("MemberAdd"))
+    }
+
+    /// Removes member `id` and answers once this member has applied the
+    /// change (etcd's MemberRemove). A leader that is removed hands its
+    /// leadership to another member first.
+    async fn remove_member(&self, id: u64) -> Result<(), ApiError> {
+        let _ = id;
+        Err(ApiError::Unsupported("MemberRemove"))
+    }
+
+    /// Changes the addresses member `id` is reached at: its peer address,
+    /// its client address, or both (etcd's MemberUpdate, and a member
+    /// publishing its own client URL).
+    async fn update_member(&self, update: MemberUpdate) -> Result<(), ApiError> {
+        drop(update);
+        Err(ApiError::Unsupported("MemberUpdate"))
+    }
+
+    /// Rewrites this member's store files without the records it deleted
+    /// (etcd's Defragment). A backend that keeps nothing on disk has
+    /// nothing to do.
+    async fn defragment(&self) -> Result<(), ApiError> {
+        Ok(())
     }
 
     /// Hands leadership to member `target` and waits until it leads (on

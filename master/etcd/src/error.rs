@@ -51,6 +51,18 @@ pub enum ApiError {
     /// MoveLeader: the transferee did not take over in time.
     #[error("etcdserver: request timed out, leader transfer took too long")]
     LeaderTransferTimeout,
+    /// A membership request named a member the group does not have.
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    /// MemberAdd or MemberUpdate with a peer URL another member has.
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExists,
+    /// MemberAdd or MemberUpdate without one usable peer URL.
+    #[error("etcdserver: given member URLs are invalid")]
+    MemberBadUrls,
+    /// MemberPromote of a voter (Agora's members are all voters).
+    #[error("etcdserver: can only promote a learner member")]
+    MemberNotLearner,
     /// The RPC exists in etcd but Agora does not serve it (yet).
     #[error("agora: {0} is not supported")]
     Unsupported(&'static str),
@@ -90,7 +102,12 @@ impl ApiError {
             | ApiError::NoLeader
             | ApiError::Timeout
             | ApiError::LeaderTransferTimeout => Code::Unavailable,
-            ApiError::NotLeader | ApiError::BadLeaderTransferee => Code::FailedPrecondition,
+            ApiError::NotLeader
+            | ApiError::BadLeaderTransferee
+            | ApiError::PeerUrlExists
+            | ApiError::MemberNotLearner => Code::FailedPrecondition,
+            ApiError::MemberNotFound => Code::NotFound,
+            ApiError::MemberBadUrls => Code::InvalidArgument,
             ApiError::TooManyRequests => Code::ResourceExhausted,
             // etcd's lock and election servers return the concurrency
             // package's plain Go errors, which gRPC sends as Unknown.

@@ -54,12 +54,15 @@ mod require_leader;
 pub mod server;
 mod watch;
 
-pub use backend::{Backend, Header, KvHash, Member, MemberStatus, WatchMessage, WatchSink};
+pub use backend::{
+    Backend, Header, KvHash, Member, MemberStatus, MemberUpdate, WatchMessage, WatchSink,
+};
 pub use config::{Limits, ServerConfig};
 pub use error::ApiError;
 pub use local::{Clock, LocalBackend, LocalConfig, SystemClock};
 pub use raft_backend::{
-    AutoCompaction, MemberDirectory, RaftBackend, RaftBackendConfig, RaftTimings, StaticDirectory,
+    AutoCompaction, Defragment, MemberChanges, MemberDirectory, RaftBackend, RaftBackendConfig,
+    RaftTimings, StaticDirectory,
 };
 pub use server::{ServeError, serve, serve_with};
 

@@ -107,7 +107,7 @@ enum Call {
     Read(RangeRequest, Reply<RangeResponse>),
     TimeToLive(LeaseId, bool, Reply<LeaseTimeToLive>),
     Leases(Reply<Vec<LeaseId>>),
-    Hash(Reply<KvHash>),
+    Hash(Revision, Reply<KvHash>),
     Watch(WatchRequest, WatchSink, Reply<(WatchId, Revision)>),
 }
 
@@ -245,8 +245,8 @@ impl Backend for LocalBackend {
         Ok(vec![self.member.clone()])
     }
 
-    async fn hash_kv(&self) -> Result<KvHash, ApiError> {
-        self.call(Call::Hash).await
+    async fn hash_kv(&self, revision: Revision) -> Result<KvHash, ApiError> {
+        self.call(|reply| Call::Hash(revision, reply)).await
     }
 
     async fn status(&self) -> Result<MemberStatus, ApiError> {
@@ -266,12 +266,13 @@ impl Backend for LocalBackend {
 
 /// The [`KvHash`] of `state` (here: the one module that names the state
 /// machine; the Raft backend calls it on its member's state).
-pub(crate) fn kv_hash(state: &KvState) -> KvHash {
-    KvHash {
-        hash: state.hash(),
-        revision: state.current_revision(),
-        compact_revision: state.compact_revision(),
-    }
+pub(crate) fn kv_hash(state: &KvState, revision: Revision) -> Result<KvHash, KvError> {
+    let hashed = state.hash_kv(revision)?;
+    Ok(KvHash {
+        hash: hashed.hash,
+        revision: hashed.revision,
+        compact_revision: hashed.compact_revision,
+    })
 }
 
 struct Timers {
@@ -347,8 +348,8 @@ impl Owner {
             Call::Leases(reply) => {
                 let _ = reply.send(Ok(self.kv.leases()));
             }
-            Call::Hash(reply) => {
-                let _ = reply.send(Ok(kv_hash(&self.kv)));
+            Call::Hash(revision, reply) => {
+                let _ = reply.send(kv_hash(&self.kv, revision));
             }
             Call::Watch(request, sink, reply) => {
                 let _ = reply.send(self.watchers.watch(&self.kv, request, sink));

@@ -1,8 +1,9 @@
-//! The Maintenance service. Status, listing alarms, HashKV (of the
-//! current keyspace), MoveLeader and Snapshot (a backup of the member's
-//! replicated state, in Agora's format) are served; the rest concern
-//! etcd's storage engine (defragment, the bolt file's Hash) or its
-//! versions (downgrade) and answer `Unimplemented`.
+//! The Maintenance service. Status, listing alarms, HashKV (at any
+//! revision not compacted), MoveLeader, Snapshot (a backup of the member's
+//! replicated state, in Agora's format) and Defragment (of the member's
+//! RocksDB files) are served; the rest concern etcd's storage engine (the
+//! bolt file's Hash) or its versions (downgrade) and answer
+//! `Unimplemented`.
 
 use std::pin::Pin;
 
@@ -96,7 +97,10 @@ impl pb::maintenance_server::Maintenance for MaintenanceApi {
         &self,
         _request: Request<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
-        Err(ApiError::Unsupported("Defragment").into())
+        self.ctx.backend.defragment().await?;
+        Ok(Response::new(pb::DefragmentResponse {
+            header: self.ctx.header_now(),
+        }))
     }
 
     async fn hash(
@@ -111,16 +115,19 @@ impl pb::maintenance_server::Maintenance for MaintenanceApi {
         request: Request<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
         let revision = request.into_inner().revision;
-        let hashed = self.ctx.backend.hash_kv().await?;
-        // Only the current keyspace is hashed (what `etcdctl endpoint
-        // hashkv` asks for); etcd also hashes as of a past revision.
-        if revision != 0 && revision != hashed.revision {
-            return Err(ApiError::Unsupported("HashKV at a past or future revision").into());
-        }
+        let hashed = self.ctx.backend.hash_kv(revision).await?;
+        let header = self.ctx.backend.header();
         Ok(Response::new(pb::HashKvResponse {
+            // etcd's header has the store's current revision; for a hash
+            // of the current keyspace, the one it was taken at (the
+            // backend's may have moved on since).
             header: Some(convert::header(Header {
-                revision: hashed.revision,
-                ..self.ctx.backend.header()
+                revision: if revision > 0 {
+                    header.revision.max(hashed.revision)
+                } else {
+                    hashed.revision
+                },
+                ..header
             })),
             hash: fold_to_u32(hashed.hash),
             compact_revision: hashed.compact_revision,

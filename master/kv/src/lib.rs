@@ -33,6 +33,7 @@ mod mvcc;
 mod nesting;
 mod range;
 mod snapshot;
+pub use snapshot::KeyspaceHash;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 mod txn;

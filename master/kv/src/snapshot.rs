@@ -99,18 +99,7 @@ impl KvState {
             hash.write_bytes(key);
             hash.write_len(history.len());
             for version in history {
-                hash.write_i64(version.rev.main);
-                hash.write_i64(version.rev.sub);
-                match &version.live {
-                    None => hash.write_u8(0),
-                    Some(live) => {
-                        hash.write_u8(1);
-                        hash.write_i64(live.create_revision);
-                        hash.write_i64(live.version);
-                        hash.write_i64(live.lease);
-                        hash.write_bytes(&live.value);
-                    }
-                }
+                hash.write_version(version);
             }
         }
         hash.write_i64(self.leases.highest_id());
@@ -120,6 +109,58 @@ impl KvState {
             hash.write_i64(lease.expires_at_ms);
         }
         hash.finish()
+    }
+}
+
+/// What [`KvState::hash_kv`] answers (etcd's HashKV).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyspaceHash {
+    /// The digest.
+    pub hash: u64,
+    /// The revision it covers the keyspace up to.
+    pub revision: Revision,
+    /// History below this revision is gone.
+    pub compact_revision: Revision,
+}
+
+impl KvState {
+    /// A digest of the keyspace as of `revision` (0 or less: the current
+    /// one), as etcd's HashKV: every version at or below it that
+    /// compaction kept, and the compact revision; leases are not part of
+    /// it. Members that applied the same log up to the same compaction
+    /// answer the same hash for the same revision, whatever they applied
+    /// after it, so members at different revisions can be compared at a
+    /// revision they all have. A revision at or below the compaction is
+    /// `Compacted`, one above the current `FutureRevision`, as etcd's.
+    pub fn hash_kv(&self, revision: Revision) -> Result<KeyspaceHash, KvError> {
+        let current = self.store.current_revision();
+        let compact_revision = self.store.compact_revision();
+        if revision > current {
+            return Err(KvError::FutureRevision);
+        }
+        if revision > 0 && revision <= compact_revision {
+            return Err(KvError::Compacted { compact_revision });
+        }
+        let at = if revision > 0 { revision } else { current };
+        let mut hash = Fnv64::new();
+        hash.write_i64(compact_revision);
+        hash.write_i64(at);
+        for (key, history) in self.store.histories() {
+            let upto = history.partition_point(|version| version.rev.main <= at);
+            if upto == 0 {
+                continue;
+            }
+            hash.write_bytes(key);
+            hash.write_len(upto);
+            for version in &history[..upto] {
+                hash.write_version(version);
+            }
+        }
+        Ok(KeyspaceHash {
+            hash: hash.finish(),
+            revision: at,
+            compact_revision,
+        })
     }
 }
 
@@ -157,6 +198,21 @@ impl Fnv64 {
     fn write_bytes(&mut self, bytes: &[u8]) {
         self.write_len(bytes.len());
         self.write(bytes);
+    }
+
+    fn write_version(&mut self, version: &Version) {
+        self.write_i64(version.rev.main);
+        self.write_i64(version.rev.sub);
+        match &version.live {
+            None => self.write_u8(0),
+            Some(live) => {
+                self.write_u8(1);
+                self.write_i64(live.create_revision);
+                self.write_i64(live.version);
+                self.write_i64(live.lease);
+                self.write_bytes(&live.value);
+            }
+        }
     }
 
     fn finish(&self) -> u64 {

@@ -83,9 +83,9 @@ pub use runner::{
 pub use state_machine::{
     FNV_OFFSET, Register, RegisterSnapshotError, SnapshotTask, StateMachine, fnv1a,
 };
-pub use storage::{LogStore, MemLogStore, SnapshotStager};
 #[cfg(feature = "rocksdb")]
-pub use storage::{RocksLogStore, StorageError};
+pub use storage::{Defragmented, Defragmenter, RocksLogStore, StorageError};
+pub use storage::{LogStore, MemLogStore, SnapshotStager};
 pub use transport::grpc::{GrpcTransport, serve};
 pub use transport::sim::{Faults, NetStats, SimCluster, SimNetwork, SimNode, SimRng};
 pub use transport::{Transport, decode_message, encode_message};

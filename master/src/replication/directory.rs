@@ -44,6 +44,12 @@ impl Directory {
         members.get(&id).cloned()
     }
 
+    /// Every member id this member knows of.
+    pub(crate) fn ids(&self) -> Vec<u64> {
+        let members = self.members.read().unwrap_or_else(|e| e.into_inner());
+        members.keys().copied().collect()
+    }
+
     /// Adds or replaces what the log says about members.
     pub(crate) fn merge(&self, published: &BTreeMap<u64, MemberInfo>) {
         let mut members = self.members.write().unwrap_or_else(|e| e.into_inner());

@@ -49,6 +49,9 @@ pub(crate) struct Group {
     pub(crate) directory: Arc<Directory>,
     /// The keyspace's revision, published by the state machine.
     pub(crate) revision: agora_raft::PublishedRevision,
+    /// Defragments the member's RocksDB store (etcd's Defragment); `None`
+    /// for a member without a data dir.
+    pub(crate) defragment: Option<agora_etcd::Defragment>,
     /// Stops the replica's thread.
     pub(crate) stop: CancellationToken,
     /// Waits for the replica's thread to end (its store closes with it).
@@ -107,10 +110,26 @@ pub(crate) fn start_group(
                 path: path.display().to_string(),
                 reason: e.to_string(),
             })?;
-            spawn(group, &peers, store, directory)
+            let defragment = defragment_with(store.defragmenter());
+            let mut started = spawn(group, &peers, store, directory)?;
+            started.defragment = Some(defragment);
+            Ok(started)
         }
         None => spawn(group, &peers, MemLogStore::new(), directory),
     }
+}
+
+/// etcd's Defragment over `defragmenter`, saying in the log what it freed.
+fn defragment_with(defragmenter: agora_raft::Defragmenter) -> agora_etcd::Defragment {
+    Arc::new(move || {
+        let done = defragmenter.run().map_err(|e| e.to_string())?;
+        tracing::info!(
+            before = done.bytes_before,
+            after = done.bytes_after,
+            "defragmented the member's store (live table bytes)"
+        );
+        Ok(())
+    })
 }
 
 fn spawn<L: LogStore + Send + 'static>(
@@ -186,6 +205,7 @@ fn spawn<L: LogStore + Send + 'static>(
         inbound,
         directory,
         revision,
+        defragment: None,
         stop,
         join: Some(Box::new(move || {
             // A panicked replica thread has nothing left to close.

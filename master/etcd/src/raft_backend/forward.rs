@@ -21,9 +21,11 @@ use std::time::Duration;
 use tonic::Code;
 use tonic::transport::Endpoint;
 
+use super::membership::MemberRequest;
 use super::pipe::{Outcome, Pipe};
 use super::{Attempt, Inner, Retry};
 use crate::ApiError;
+use crate::backend::Member;
 use agora_kv::KvError;
 use agora_raft::KvHost;
 
@@ -47,6 +49,8 @@ pub(super) enum Forwarded {
         /// Also list its keys.
         keys: bool,
     },
+    /// A membership change (`membership.rs`).
+    Members(MemberRequest),
 }
 
 impl Forwarded {
@@ -77,6 +81,8 @@ pub(super) enum Answer {
     Response(Response),
     /// The lease's remaining time.
     TimeToLive(LeaseTimeToLive),
+    /// A membership change was made (the added member, for MemberAdd).
+    Member(Option<Member>),
 }
 
 /// The leader's answer to a [`Forwarded`] request.

@@ -21,9 +21,11 @@
 mod compactor;
 mod duties;
 mod forward;
+mod membership;
 mod pipe;
 
 pub use compactor::{AutoCompaction, Compactor, REVISION_MODE_INTERVAL};
+pub use membership::MemberChanges;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -39,7 +41,9 @@ use agora_raft::{
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep, timeout};
 
-use crate::backend::{Backend, Header, KvHash, Member, MemberStatus, WatchSink, stamp_time};
+use crate::backend::{
+    Backend, Header, KvHash, Member, MemberStatus, MemberUpdate, WatchSink, stamp_time,
+};
 use crate::config::DEFAULT_PROGRESS_INTERVAL;
 use crate::error::category_code;
 use crate::{ApiError, Clock};
@@ -68,6 +72,10 @@ impl MemberDirectory for StaticDirectory {
         self.0.get(&id).cloned()
     }
 }
+
+/// Rewrites this member's store without the records it deleted (etcd's
+/// Defragment). Blocking: the backend runs it on a blocking thread.
+pub type Defragment = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 /// Timings of a [`RaftBackend`], with etcd's values where etcd has one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +140,11 @@ pub struct RaftBackendConfig<S> {
     pub timings: RaftTimings,
     /// How much keyspace history the leader keeps before compacting it.
     pub auto_compaction: AutoCompaction,
+    /// How the host changes the group's members (MemberAdd, MemberRemove,
+    /// MemberUpdate); `None` refuses them as `Unimplemented`.
+    pub member_changes: Option<Arc<dyn MemberChanges>>,
+    /// Defragments this member's store; `None`: nothing on disk to do.
+    pub defragment: Option<Defragment>,
 }
 
 /// The etcd API's backend over a Raft group; cheap to clone. Its duty task
@@ -171,6 +184,8 @@ struct Inner<S> {
     clock: Arc<dyn Clock>,
     timings: RaftTimings,
     auto_compaction: AutoCompaction,
+    member_changes: Option<Arc<dyn MemberChanges>>,
+    defragment: Option<Defragment>,
     /// Pipes to other members' Forward services, by member id.
     /// Locked only to look up or swap an entry, never across an await.
     pipes: Mutex<BTreeMap<u64, pipe::Pipe>>,
@@ -202,6 +217,8 @@ impl<S: KvHost> RaftBackend<S> {
             clock: config.clock,
             timings: config.timings,
             auto_compaction: config.auto_compaction,
+            member_changes: config.member_changes,
+            defragment: config.defragment,
             pipes: Mutex::new(BTreeMap::new()),
         });
         tokio::spawn(duties::run(Arc::downgrade(&inner)));
@@ -281,6 +298,7 @@ impl<S: KvHost> Inner<S> {
                 let answer = self.read_index(read).await?;
                 Ok(answer.map(forward::Answer::TimeToLive))
             }
+            Forwarded::Members(request) => self.change_members(request).await,
         }
     }
 
@@ -429,7 +447,9 @@ impl<S: KvHost> RaftBackend<S> {
     async fn propose_anywhere(&self, command: Command) -> Result<Response, ApiError> {
         match self.inner.route(Forwarded::Apply(command)).await? {
             forward::Answer::Response(response) => Ok(response),
-            forward::Answer::TimeToLive(_) => Err(ApiError::WrongResponse("a command")),
+            forward::Answer::TimeToLive(_) | forward::Answer::Member(_) => {
+                Err(ApiError::WrongResponse("a command"))
+            }
         }
     }
 }
@@ -525,7 +545,9 @@ impl<S: KvHost> Backend for RaftBackend<S> {
         // The leader's clock is the one leases expire by.
         match self.inner.route(Forwarded::TimeToLive { id, keys }).await? {
             forward::Answer::TimeToLive(ttl) => Ok(ttl),
-            forward::Answer::Response(_) => Err(ApiError::WrongResponse("LeaseTimeToLive")),
+            forward::Answer::Response(_) | forward::Answer::Member(_) => {
+                Err(ApiError::WrongResponse("LeaseTimeToLive"))
+            }
         }
     }
 
@@ -574,10 +596,11 @@ impl<S: KvHost> Backend for RaftBackend<S> {
         Ok(members)
     }
 
-    async fn hash_kv(&self) -> Result<KvHash, ApiError> {
+    async fn hash_kv(&self, revision: Revision) -> Result<KvHash, ApiError> {
         (self.inner)
-            .local(|s: &mut S| crate::local::kv_hash(s.kv().state()))
-            .await
+            .local(move |s: &mut S| crate::local::kv_hash(s.kv().state(), revision))
+            .await?
+            .map_err(ApiError::from)
     }
 
     async fn snapshot(&self) -> Result<Vec<u8>, ApiError> {
@@ -601,23 +624,34 @@ impl<S: KvHost> Backend for RaftBackend<S> {
         if target == self.inner.member_id {
             return Ok(());
         }
-        let (reply, started) = oneshot::channel();
-        (self.inner.access)
-            .send(Access::TransferLeadership(target, reply))
-            .await
-            .map_err(|_| ApiError::Stopped)?;
-        match started.await {
-            Ok(Ok(())) => {}
-            Ok(Err(RaftError::NotLeader { .. })) => return Err(ApiError::NotLeader),
-            Ok(Err(_)) | Err(_) => return Err(ApiError::Stopped),
+        self.inner.transfer_leadership(target).await
+    }
+
+    async fn add_member(&self, peer_address: String) -> Result<Member, ApiError> {
+        self.add(peer_address).await
+    }
+
+    async fn defragment(&self) -> Result<(), ApiError> {
+        let Some(defragment) = self.inner.defragment.clone() else {
+            return Ok(());
+        };
+        let done = tokio::task::spawn_blocking(move || defragment()).await;
+        let failed = |message: String| ApiError::Remote {
+            code: tonic::Code::Internal,
+            message: format!("agora: defragment: {message}"),
+        };
+        match done {
+            Ok(result) => result.map_err(failed),
+            Err(_) => Err(failed("the defragmenting thread panicked".to_string())),
         }
-        let mut watching = self.inner.status.clone();
-        let moved = watching.wait_for(|status| status.leadership.leader == Some(target));
-        match tokio::time::timeout(self.inner.timings.request_timeout, moved).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(ApiError::Stopped),
-            Err(_) => Err(ApiError::LeaderTransferTimeout),
-        }
+    }
+
+    async fn remove_member(&self, id: u64) -> Result<(), ApiError> {
+        self.remove(id).await
+    }
+
+    async fn update_member(&self, update: MemberUpdate) -> Result<(), ApiError> {
+        self.update(update).await
     }
 
     async fn status(&self) -> Result<MemberStatus, ApiError> {

@@ -26,6 +26,21 @@ async fn hashes<L: LogStore + Send + 'static, S: KvHost>(
     hashes
 }
 
+/// HashKV at `revision` on `client`'s member, once it has applied that far.
+async fn eventually_hash(client: &mut etcd_client::Client, revision: i64) -> u32 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match client.hash_kv(revision).await {
+            Ok(hashed) => return hashed.hash(),
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                assert!(error.to_string().contains("future revision"), "{error}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("HashKV at {revision}: {error}"),
+        }
+    }
+}
+
 pub(crate) async fn hashes_agree_and_leadership_moves<L: LogStore + Send + 'static, S: KvHost>(
     cluster: &RaftCluster<L, S>,
 ) {
@@ -46,10 +61,20 @@ pub(crate) async fn hashes_agree_and_leadership_moves<L: LogStore + Send + 'stat
     .await;
     let (_, hash_before) = hashes(cluster).await[&leader];
     on_leader.put("mo/a", "2", None).await.unwrap();
-    let (_, hash_after) = hashes(cluster).await[&leader];
+    let (after, hash_after) = hashes(cluster).await[&leader];
     assert_ne!(hash_before, hash_after, "a write changes the hash");
-    let past = on_leader.hash_kv(revision).await.unwrap_err();
-    assert!(past.to_string().contains("not supported"), "{past}");
+    // At a past revision, every member answers the hash it had then.
+    on_leader.put("mo/c", "1", None).await.unwrap();
+    let at = on_leader.hash_kv(after).await.unwrap();
+    assert_eq!(at.hash(), hash_after);
+    assert_ne!(hashes(cluster).await[&leader].1, hash_after);
+    for id in cluster.others(leader) {
+        let mut client = cluster.client(id).await;
+        let hashed = eventually_hash(&mut client, after).await;
+        assert_eq!(hashed, hash_after, "member {id} at revision {after}");
+    }
+    let future = on_leader.hash_kv(i64::MAX).await.unwrap_err();
+    assert!(future.to_string().contains("future revision"), "{future}");
 
     let mut on_target = cluster.client(target).await;
     let refused = on_target.move_leader(target).await.unwrap_err();

@@ -207,6 +207,8 @@ fn start_node<L: LogStore + Send + 'static, S: KvHost>(
             ..RaftTimings::default()
         },
         auto_compaction,
+        member_changes: None,
+        defragment: None,
     });
     let (stop_etcd, etcd_stopped) = stopper();
     let etcd = tokio::spawn(async move {

@@ -8,8 +8,8 @@ use proptest::prelude::*;
 use super::model::Model;
 use crate::{
     Command, CompactRequest, Compare, CompareResult, CompareTarget, DeleteRangeRequest, Event,
-    EventType, KvState, PutRequest, RangeRequest, RequestOp, SortOrder, SortTarget, TxnRequest,
-    WatchHub, WatchRequest, WatchUpdate,
+    EventType, KvError, KvState, PutRequest, RangeRequest, RequestOp, SortOrder, SortTarget,
+    TxnRequest, WatchHub, WatchRequest, WatchUpdate,
 };
 
 fn key() -> impl Strategy<Value = Vec<u8>> {
@@ -545,5 +545,46 @@ proptest! {
             RequestOp::Range(_) => false,
         });
         prop_assert_eq!(crate::ReadOnlyTxn::new(txn).is_err(), writes);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// HashKV at a past revision is what a member that stopped at that
+    /// revision answers for its current one, however far the other went
+    /// and however much of its compacted history it trimmed; below the
+    /// compaction it is `Compacted`, above the current `FutureRevision`.
+    #[test]
+    fn hash_kv_at_a_past_revision_is_the_hash_then(
+        commands in prop::collection::vec(any_command(), 1..40),
+        cut in any::<prop::sample::Index>(),
+        trims in prop::collection::vec(0usize..4, 40),
+    ) {
+        let cut = cut.index(commands.len());
+        let mut stopped = KvState::new();
+        let mut went_on = KvState::new();
+        for (index, (command, trim)) in commands.iter().zip(&trims).enumerate() {
+            // A compaction after the cut would change what both hash.
+            if index >= cut && matches!(command, Command::Compact(_)) {
+                continue;
+            }
+            if index < cut {
+                let _ = stopped.apply(command);
+            }
+            let _ = went_on.apply(command);
+            went_on.trim_compacted(*trim);
+        }
+        let then = stopped.hash_kv(0).unwrap();
+        prop_assert_eq!(then.revision, stopped.current_revision());
+        let asked = went_on.hash_kv(then.revision);
+        if then.revision > then.compact_revision {
+            prop_assert_eq!(asked, Ok(then));
+        } else {
+            prop_assert_eq!(asked, Err(KvError::Compacted { compact_revision: then.compact_revision }));
+        }
+        let now = went_on.hash_kv(0).unwrap();
+        prop_assert_eq!(now.revision, went_on.current_revision());
+        prop_assert_eq!(went_on.hash_kv(now.revision + 1), Err(KvError::FutureRevision));
     }
 }

@@ -15,7 +15,7 @@ mod rocks;
 
 pub use mem::MemLogStore;
 #[cfg(feature = "rocksdb")]
-pub use rocks::{RocksLogStore, StorageError};
+pub use rocks::{Defragmented, Defragmenter, RocksLogStore, StorageError};
 
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 

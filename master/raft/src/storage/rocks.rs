@@ -44,8 +44,10 @@ use rocksdb::{
 
 use super::{LogStore, SnapshotStager};
 
+mod defrag;
 mod recent_terms;
 mod wal;
+pub use defrag::{Defragmented, Defragmenter};
 use recent_terms::RecentTerms;
 
 const CF_LOG: &str = "log";
@@ -226,6 +228,12 @@ impl RocksLogStore {
         };
         store.load()?;
         Ok(store)
+    }
+
+    /// A handle that defragments this store's files from another thread
+    /// (etcd's `Defragment`).
+    pub fn defragmenter(&self) -> Defragmenter {
+        Defragmenter::new(&self.db)
     }
 
     /// The database's directory.

@@ -1,0 +1,188 @@
+//! The masters' group changed with etcdctl, as an etcd operator would:
+//! `member add` first (through a follower), then the new master started
+//! with `--join`; it publishes its own etcd address and serves; requests
+//! etcd refuses are refused with etcd's errors and change nothing; the
+//! leader itself is removed through a follower (it hands leadership over
+//! first) and stops serving, and the rest go on.
+use std::process::Command;
+
+use serde_json::Value;
+
+use super::group::MasterGroup;
+use super::{EXTRA, SETTLE, etcdctl_present, keys_on, put_acknowledged};
+
+/// etcdctl against `endpoint`: its exit status, stdout and stderr.
+fn etcdctl(endpoint: &str, args: &[&str]) -> anyhow::Result<(bool, String, String)> {
+    let out = Command::new("etcdctl")
+        .args(["--endpoints", endpoint, "--command-timeout=10s"])
+        .args(args)
+        .env("ETCDCTL_API", "3")
+        .output()?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// etcdctl that must succeed; its stdout.
+fn etcdctl_ok(endpoint: &str, args: &[&str]) -> anyhow::Result<String> {
+    let (ok, out, err) = etcdctl(endpoint, args)?;
+    anyhow::ensure!(ok, "etcdctl {}: {err}{out}", args.join(" "));
+    Ok(out)
+}
+
+/// etcdctl that must fail; its stderr.
+fn etcdctl_refused(endpoint: &str, args: &[&str]) -> anyhow::Result<String> {
+    let (ok, out, err) = etcdctl(endpoint, args)?;
+    anyhow::ensure!(!ok, "etcdctl {} succeeded: {out}", args.join(" "));
+    Ok(err)
+}
+
+/// `member list -w json` on `endpoint`: each member's id and client URLs.
+fn member_list(endpoint: &str) -> anyhow::Result<Vec<(u64, Vec<String>)>> {
+    let listed: Value =
+        serde_json::from_str(&etcdctl_ok(endpoint, &["member", "list", "-w", "json"])?)?;
+    let members = listed["members"].as_array().cloned().unwrap_or_default();
+    Ok(members
+        .iter()
+        .map(|m| {
+            let urls = m["clientURLs"].as_array().cloned().unwrap_or_default();
+            let urls = urls.iter().filter_map(|u| u.as_str().map(str::to_string));
+            (m["ID"].as_u64().unwrap_or(0), urls.collect())
+        })
+        .collect())
+}
+
+#[tokio::test]
+async fn etcdctl_adds_and_removes_masters() -> anyhow::Result<()> {
+    if !etcdctl_present() {
+        return Ok(());
+    }
+    let mut group = MasterGroup::loopback(3, EXTRA)?;
+    let leader = group.agreed_leader(&[1, 2, 3], SETTLE).await?;
+    let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap_or(1);
+    let at = |group: &MasterGroup, id: u64| group.members[&id].etcd.to_string();
+    for i in 0..20 {
+        put_acknowledged(&group.etcd_endpoints(), &format!("/em/k{i:02}"), "v").await?;
+    }
+
+    // Added before it runs, as etcd's runbook has it; through a follower.
+    let (api4, etcd4) = group.reserve_joining(4)?;
+    let peer_url = format!("--peer-urls=http://{api4}");
+    let added = etcdctl_ok(
+        &at(&group, follower),
+        &["member", "add", "m4", &peer_url, "-w", "json"],
+    )?;
+    let added: Value = serde_json::from_str(&added)?;
+    assert_eq!(
+        added["member"]["ID"].as_u64(),
+        Some(4),
+        "a fresh id: {added}"
+    );
+    assert_eq!(
+        added["members"].as_array().map(Vec::len),
+        Some(4),
+        "{added}"
+    );
+    group.start(4)?;
+    group.agreed_leader(&[1, 2, 3, 4], SETTLE).await?;
+    let fourth = format!("http://{etcd4}");
+    agora_tests::eventually("the new master has the keyspace", SETTLE, || async {
+        (keys_on(&fourth, "/em/", true).await.ok()?.len() == 20).then_some(())
+    })
+    .await?;
+    // It published its own etcd address (MemberAdd carries only the peer URL).
+    agora_tests::eventually(
+        "member list shows the new master's etcd URL",
+        SETTLE,
+        || async {
+            let listed = member_list(&at(&group, 1)).ok()?;
+            listed.contains(&(4, vec![fourth.clone()])).then_some(())
+        },
+    )
+    .await?;
+    put_acknowledged(
+        std::slice::from_ref(&etcd4.to_string()),
+        "/em/through-4",
+        "1",
+    )
+    .await?;
+
+    // Requests etcd refuses, refused alike; the group stays as it was.
+    let one = &at(&group, 1);
+    let taken = format!("--peer-urls=http://{}", group.members[&2].api);
+    let refusals: [(&[&str], &str); 6] = [
+        (
+            &["member", "add", "x", "--peer-urls=https://127.0.0.1:1"],
+            "given member URLs are invalid",
+        ),
+        (
+            &["member", "add", "x", "--peer-urls=http://a:1,http://b:2"],
+            "given member URLs are invalid",
+        ),
+        (&["member", "add", "x", &taken], "Peer URLs already exists"),
+        (
+            &[
+                "member",
+                "add",
+                "x",
+                "--peer-urls=http://127.0.0.1:1",
+                "--learner",
+            ],
+            "not supported",
+        ),
+        (&["member", "remove", "ffff"], "member not found"),
+        (
+            &["member", "promote", "4"],
+            "can only promote a learner member",
+        ),
+    ];
+    for (args, expected) in refusals {
+        let said = etcdctl_refused(one, args)?;
+        assert!(said.contains(expected), "etcdctl {args:?}: {said}");
+    }
+    let listed = member_list(one)?;
+    let ids: Vec<u64> = listed.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids.len(), 4, "{listed:?}");
+
+    // The leader, removed through a follower: it hands leadership over and
+    // stops serving; the other three go on with every key.
+    let leader = group.agreed_leader(&[1, 2, 3, 4], SETTLE).await?;
+    let asked = [1, 2, 3, 4]
+        .into_iter()
+        .find(|id| *id != leader)
+        .unwrap_or(1);
+    etcdctl_ok(
+        &at(&group, asked),
+        &["member", "remove", &format!("{leader:x}")],
+    )?;
+    let rest: Vec<u64> = [1, 2, 3, 4]
+        .into_iter()
+        .filter(|id| *id != leader)
+        .collect();
+    let new_leader = group.agreed_leader(&rest, SETTLE).await?;
+    assert_ne!(new_leader, leader);
+    let listed = member_list(&at(&group, asked))?;
+    let ids: Vec<u64> = listed.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, rest, "{listed:?}");
+    let endpoints: Vec<String> = rest
+        .iter()
+        .map(|id| format!("http://{}", at(&group, *id)))
+        .collect();
+    put_acknowledged(&endpoints, "/em/after", "1").await?;
+    for endpoint in &endpoints {
+        assert_eq!(
+            keys_on(endpoint, "/em/", false).await?.len(),
+            22,
+            "{endpoint}"
+        );
+    }
+    let removed = at(&group, leader);
+    agora_tests::eventually("the removed master refuses writes", SETTLE, || async {
+        let (ok, _, _) = etcdctl(&removed, &["put", "/em/to-removed", "1"]).ok()?;
+        (!ok).then_some(())
+    })
+    .await?;
+    Ok(())
+}
