@@ -1,6 +1,7 @@
 //! The masters' group changed with etcdctl, as an etcd operator would:
 //! `member add` first (through a follower), then the new master started
-//! with `--join`; it publishes its own etcd address and serves; requests
+//! with `--join`; it publishes its own etcd address and serves; moved to a
+//! new address with `member update` and a restart, it catches up; requests
 //! etcd refuses are refused with etcd's errors and change nothing; the
 //! leader itself is removed through a follower (it hands leadership over
 //! first) and stops serving, and the rest go on.
@@ -109,10 +110,24 @@ async fn etcdctl_adds_and_removes_masters() -> anyhow::Result<()> {
     )
     .await?;
 
+    // Moved, as etcd's runbook moves a member: stopped, its peer URL
+    // updated, restarted at the new address; it catches up from there.
+    group.kill9(4);
+    let moved = format!("--peer-urls=http://{}", group.move_api_port(4)?);
+    etcdctl_ok(&at(&group, 1), &["member", "update", "4", &moved])?;
+    let founders: Vec<String> = [1, 2, 3].map(|id| at(&group, id)).into();
+    put_acknowledged(&founders, "/em/while-moved", "1").await?;
+    group.start(4)?;
+    agora_tests::eventually("the moved master catches up", SETTLE, || async {
+        (keys_on(&fourth, "/em/", false).await.ok()?.len() == 22).then_some(())
+    })
+    .await?;
+
     // Requests etcd refuses, refused alike; the group stays as it was.
     let one = &at(&group, 1);
     let taken = format!("--peer-urls=http://{}", group.members[&2].api);
-    let refusals: [(&[&str], &str); 6] = [
+    let nobody = ["member", "update", "ffff", "--peer-urls=http://127.0.0.1:1"];
+    let refusals: [(&[&str], &str); 8] = [
         (
             &["member", "add", "x", "--peer-urls=https://127.0.0.1:1"],
             "given member URLs are invalid",
@@ -133,6 +148,11 @@ async fn etcdctl_adds_and_removes_masters() -> anyhow::Result<()> {
             "not supported",
         ),
         (&["member", "remove", "ffff"], "member not found"),
+        (&nobody, "member not found"),
+        (
+            &["member", "update", "4", &taken],
+            "Peer URLs already exists",
+        ),
         (
             &["member", "promote", "4"],
             "can only promote a learner member",
@@ -174,7 +194,7 @@ async fn etcdctl_adds_and_removes_masters() -> anyhow::Result<()> {
     for endpoint in &endpoints {
         assert_eq!(
             keys_on(endpoint, "/em/", false).await?.len(),
-            22,
+            23,
             "{endpoint}"
         );
     }

@@ -182,6 +182,20 @@ impl MasterGroup {
         Ok((api, etcd))
     }
 
+    /// Gives stopped member `id` a new master (peer) port on loopback: in
+    /// its address and in the peer list members start with. Returns it.
+    pub(crate) fn move_api_port(&mut self, id: u64) -> anyhow::Result<SocketAddr> {
+        let ports = free_ports(1)?;
+        let new: SocketAddr = format!("127.0.0.1:{}", ports[0]).parse()?;
+        let member =
+            (self.members.get_mut(&id)).ok_or_else(|| anyhow::anyhow!("no member {id}"))?;
+        let old = std::mem::replace(&mut member.api, new);
+        self.peers = self
+            .peers
+            .replace(&format!("{id}={old}"), &format!("{id}={new}"));
+        Ok(new)
+    }
+
     /// Starts (or restarts) member `id` with its address and data.
     pub(crate) fn start(&mut self, id: u64) -> anyhow::Result<()> {
         let member = self

@@ -575,3 +575,62 @@ async fn a_stopped_runner_waits_for_its_snapshot_job_so_the_store_reopens() {
     let reopened = RocksLogStore::open(dir.path());
     assert!(reopened.is_ok(), "{:?}", reopened.err());
 }
+
+/// A member that moved (etcd's MemberUpdate, then a restart elsewhere) is
+/// followed: once its old address fails, the resolver's new one is used.
+#[tokio::test]
+async fn an_unreachable_peer_is_followed_to_its_new_address() {
+    use crate::Transport;
+    use crate::transport::grpc::inbound_channel;
+    use std::sync::{Arc, Mutex};
+    let addrs = addresses().await;
+    let (old, new) = (addrs[&2].to_string(), addrs[&3].to_string());
+    let (inbound_tx, mut inbound) = inbound_channel();
+    let listener = bind(addrs[&3]).await;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        serve(2, listener, inbound_tx, stopped).await.unwrap();
+    });
+    let resolved = Arc::new(Mutex::new(old.clone()));
+    let resolve = {
+        let resolved = Arc::clone(&resolved);
+        Arc::new(move |_peer: u64| Some(resolved.lock().unwrap().clone()))
+    };
+    let peers: BTreeMap<u64, String> = [(2, old)].into();
+    let runtime = tokio::runtime::Handle::current();
+    let mut transport = GrpcTransport::with_resolver(runtime, 1, &peers, resolve).unwrap();
+    let heartbeat = || crate::eraftpb::Message {
+        msg_type: crate::eraftpb::MessageType::MsgHeartbeat,
+        term: 1,
+        ..message(1, 2)
+    };
+    // Nobody at the old address: the peer turns unreachable, and stays put.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        transport.send(heartbeat());
+        if transport.take_unreachable() == vec![2] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never unreachable");
+        sleep(TEST_TICK).await;
+    }
+    *resolved.lock().unwrap() = new;
+    let deadline = Instant::now() + DEADLINE;
+    let arrived = loop {
+        transport.send(heartbeat());
+        let _ = transport.take_unreachable();
+        if let Ok(Some(arrived)) = timeout(TEST_TICK, inbound.recv()).await {
+            break arrived;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never delivered at the new address"
+        );
+    };
+    assert_eq!(arrived.0, 1);
+    let _ = stop.send(());
+    server.await.unwrap();
+}

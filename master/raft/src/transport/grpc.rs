@@ -83,10 +83,13 @@ pub struct TransportStats {
 struct PeerQueue {
     tx: mpsc::Sender<RaftEnvelope>,
     unreachable: Arc<AtomicBool>,
+    /// The address its task connects to, as given.
+    address: String,
 }
 
 /// Finds the address of a member the transport was not started with (one
-/// added to the group at run time).
+/// added to the group at run time), and the new address of one that
+/// moved (etcd's MemberUpdate).
 pub type PeerResolver = Arc<dyn Fn(u64) -> Option<String> + Send + Sync>;
 
 /// Sends raft messages to peers over gRPC. Create it inside a tokio
@@ -160,7 +163,7 @@ impl GrpcTransport {
             return Ok(());
         }
         let uri = if address.contains("://") {
-            address
+            address.clone()
         } else {
             format!("http://{address}")
         };
@@ -180,8 +183,31 @@ impl GrpcTransport {
             unreachable: Arc::clone(&unreachable),
         };
         self.runtime.spawn(peer_task(link, endpoint, rx));
-        self.queues.insert(peer, PeerQueue { tx, unreachable });
+        let queue = PeerQueue {
+            tx,
+            unreachable,
+            address,
+        };
+        self.queues.insert(peer, queue);
         Ok(())
+    }
+
+    /// A peer that cannot be reached may have moved: if the resolver now
+    /// gives another address for it, its queue starts over there (the old
+    /// task ends with its queue). Asked only of unreachable peers, so the
+    /// send path never pays for a lookup.
+    fn follow_move(&mut self, peer: u64) {
+        let Some(address) = self.resolver.as_ref().and_then(|resolve| resolve(peer)) else {
+            return;
+        };
+        if self.queues.get(&peer).is_none_or(|q| q.address == address) {
+            return;
+        }
+        tracing::info!(member = self.id, peer, %address, "peer moved");
+        self.queues.remove(&peer);
+        if let Err(error) = self.add_peer(peer, address) {
+            tracing::warn!(member = self.id, peer, %error, "cannot reach a moved member");
+        }
     }
 
     /// The queue of `peer`, started now if the resolver knows its address.
@@ -231,10 +257,14 @@ impl Transport for GrpcTransport {
     }
 
     fn take_unreachable(&mut self) -> Vec<u64> {
-        (self.queues.iter())
+        let unreachable: Vec<u64> = (self.queues.iter())
             .filter(|(_, queue)| queue.unreachable.swap(false, Ordering::Relaxed))
             .map(|(peer, _)| *peer)
-            .collect()
+            .collect();
+        for peer in &unreachable {
+            self.follow_move(*peer);
+        }
+        unreachable
     }
 }
 
