@@ -72,4 +72,42 @@ impl agora_etcd::MemberDirectory for Directory {
             is_learner: false,
         })
     }
+
+    fn learn(&self, member: &agora_etcd::Member) {
+        // Back from the URLs `member` above makes (the peer URL with a
+        // scheme, the client URL as published).
+        let address = |urls: &[String]| {
+            let url = urls.first().map_or("", String::as_str);
+            url.strip_prefix("http://").unwrap_or(url).to_string()
+        };
+        let info = MemberInfo {
+            id: member.id,
+            name: member.name.clone(),
+            api_addr: address(&member.peer_urls),
+            etcd_addr: address(&member.client_urls),
+        };
+        self.merge(&BTreeMap::from([(member.id, info)]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agora_etcd::MemberDirectory;
+
+    #[test]
+    fn a_learned_member_lists_as_the_leader_answered_it() {
+        let published = MemberInfo {
+            id: 4,
+            name: "master-4".to_string(),
+            api_addr: "10.0.0.4:5050".to_string(),
+            etcd_addr: "10.0.0.4:2379".to_string(),
+        };
+        let leaders = Directory::new(1, BTreeMap::from([(4, published.clone())]));
+        let answered = MemberDirectory::member(&leaders, 4).unwrap();
+        let follower = Directory::new(2, BTreeMap::new());
+        follower.learn(&answered);
+        assert_eq!(follower.member(4), Some(published));
+        assert_eq!(MemberDirectory::member(&follower, 4), Some(answered));
+    }
 }

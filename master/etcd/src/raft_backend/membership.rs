@@ -149,6 +149,7 @@ impl<S: KvHost> RaftBackend<S> {
             .await?)
             .ok_or(ApiError::WrongResponse("MemberAdd"))?;
         let id = member.id;
+        self.inner.directory.learn(&member);
         self.inner.until_voters(|voters| voters.contains(&id)).await;
         Ok(member)
     }

@@ -61,6 +61,13 @@ pub(crate) fn refusal(status: &tonic::Status) -> Vec<u8> {
 pub trait MemberDirectory: Send + Sync + 'static {
     /// Member `id`, if known.
     fn member(&self, id: u64) -> Option<Member>;
+
+    /// What the leader answered about a member just added: known here
+    /// before this member's own copy of the log's addresses catches up,
+    /// so a MemberList right after a MemberAdd lists it in full.
+    fn learn(&self, member: &Member) {
+        let _ = member;
+    }
 }
 
 /// A fixed [`MemberDirectory`].
