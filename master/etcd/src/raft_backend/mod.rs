@@ -13,6 +13,9 @@
 //!   serves them); events come from its own applied log (`KvMachine`).
 //! - The leader's duties (`duties.rs`): `LeasePromote` on each new term,
 //!   then expired leases every `expiry_interval`; and progress notices.
+//! - Membership changes (`membership.rs`) are routed to the leader as
+//!   writes are, and made there by the host's [`MemberChanges`];
+//!   Defragment runs the host's [`Defragment`] on a blocking thread.
 //!
 //! Generic over the state machine ([`KvHost`]): the keyspace may sit inside
 //! a bigger machine; the backend reaches it only through `KvHost`. It never
