@@ -14,6 +14,14 @@ pub(crate) const DEFAULT_MASTER: &str = "127.0.0.1:5050";
 /// Marathon when nothing names it (Marathon's own default port).
 pub(crate) const DEFAULT_MARATHON: &str = "127.0.0.1:8080";
 
+/// clap's parser for a member id: decimal as Agora lists ids, or `0x` and
+/// hex as etcdctl prints them (`0xa` is member 10).
+pub(crate) fn member_id(text: &str) -> Result<u64, String> {
+    agora_master::replication::parse_member_id(text).ok_or_else(|| {
+        format!("{text:?} is not a member id: decimal, or 0x and hex as etcdctl prints ids")
+    })
+}
+
 /// The top-level options every client command shares.
 #[derive(Args, Debug, Clone, Default)]
 pub(crate) struct Globals {

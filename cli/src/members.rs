@@ -23,7 +23,8 @@ pub(crate) enum MembersAction {
     List,
     /// Add a master that was started with `--join`.
     Add {
-        /// Its member id.
+        /// Its member id (decimal, or `0x` and hex).
+        #[arg(value_parser = crate::globals::member_id)]
         id: u64,
         /// Its `host:port` (master API and Raft traffic).
         address: String,
@@ -33,7 +34,8 @@ pub(crate) enum MembersAction {
     },
     /// Remove a member (not the leader itself).
     Remove {
-        /// Its member id.
+        /// Its member id (decimal, or `0x` and hex as etcdctl prints it).
+        #[arg(value_parser = crate::globals::member_id)]
         id: u64,
     },
 }

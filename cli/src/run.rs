@@ -40,8 +40,9 @@ pub(crate) struct MasterArgs {
     /// Role weights, e.g. `web=2,batch=0.5`.
     #[arg(long, value_delimiter = ',')]
     pub(crate) weights: Vec<String>,
-    /// This master's member id in its group (default 1).
-    #[arg(long = "id", env = "AGORA_MASTER_ID")]
+    /// This master's member id in its group (default 1): decimal, or `0x`
+    /// and hex as `etcdctl member add` prints it.
+    #[arg(long = "id", env = "AGORA_MASTER_ID", value_parser = crate::globals::member_id)]
     pub(crate) member_id: Option<u64>,
     /// The group's founding members, `1=HOST:PORT,2=HOST:PORT,...` (the
     /// address agents and frameworks use; add `/ETCD_PORT` when a member's
@@ -338,6 +339,17 @@ mod tests {
                 "{bad:?}: {error}"
             );
         }
+        Ok(())
+    }
+
+    #[test]
+    fn a_member_id_reads_as_etcdctl_prints_it() -> anyhow::Result<()> {
+        let id = |flags: &[&str]| config(flags).map(|c| c.group.member_id);
+        assert_eq!(id(&["--id", "10"])?, 10);
+        let peers = ["--peers", "1=a:5050,0xa=b:5050"];
+        assert_eq!(id(&[&["--id", "0xa"][..], &peers].concat())?, 10);
+        let error = id(&["--id", "a"]).expect_err("refused").to_string();
+        assert!(error.contains("0x and hex"), "{error}");
         Ok(())
     }
 }

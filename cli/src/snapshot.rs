@@ -32,8 +32,8 @@ pub(crate) enum SnapshotAction {
     Restore {
         /// The backup to restore.
         file: PathBuf,
-        /// This member's id in the new group.
-        #[arg(long = "id", default_value_t = 1)]
+        /// This member's id in the new group (decimal, or `0x` and hex).
+        #[arg(long = "id", default_value_t = 1, value_parser = crate::globals::member_id)]
         member_id: u64,
         /// The new group's members, as `agora master --peers` takes them
         /// (default: a group of this member alone).

@@ -202,10 +202,16 @@ impl MasterGroup {
             .members
             .get_mut(&id)
             .ok_or_else(|| anyhow::anyhow!("no member {id}"))?;
+        // A joining member gets its id as etcdctl prints ids (`0x` and hex).
+        let id_arg = if member.join {
+            format!("0x{id:x}")
+        } else {
+            id.to_string()
+        };
         let mut args: Vec<String> = vec![
             "master".into(),
             "--id".into(),
-            id.to_string(),
+            id_arg,
             "--peers".into(),
             self.peers.clone(),
             "--listen".into(),

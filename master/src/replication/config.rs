@@ -75,10 +75,8 @@ impl GroupConfig {
             let (id, addr) = item
                 .split_once('=')
                 .ok_or_else(|| bad("expected ID=HOST:PORT"))?;
-            let id: u64 = id
-                .trim()
-                .parse()
-                .map_err(|_| bad("the id must be a positive integer"))?;
+            let id = parse_member_id(id.trim())
+                .ok_or_else(|| bad("the id must be a positive integer (or 0x and hex)"))?;
             if id == 0 {
                 return Err(bad("member id 0 is reserved"));
             }
@@ -127,6 +125,15 @@ impl GroupConfig {
     }
 }
 
+/// A member id as Agora lists it (decimal), or as etcdctl prints it
+/// (hexadecimal) with a `0x` prefix: `0xa` is member 10.
+pub fn parse_member_id(text: &str) -> Option<u64> {
+    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,9 +152,24 @@ mod tests {
             "1=a:b",
             "1=a:1,1=b:2",
             "1=a:1/x",
+            "0x=a:1",
+            "0xg=a:1",
+            "1,2=a:1",
         ] {
             let error = GroupConfig::parse_peers(bad).unwrap_err().to_string();
             assert!(error.contains("peers["), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn member_ids_are_decimal_or_hex_as_etcdctl_prints_them() {
+        assert_eq!(parse_member_id("10"), Some(10));
+        assert_eq!(parse_member_id("0xa"), Some(10));
+        assert_eq!(parse_member_id("0XA"), Some(10));
+        for bad in ["", "a", "0x", "-1", "1.5", "0x1g", "99999999999999999999"] {
+            assert_eq!(parse_member_id(bad), None, "{bad:?}");
+        }
+        let peers = GroupConfig::parse_peers("1=a:5050,0xa=b:5050").unwrap();
+        assert_eq!(peers.keys().copied().collect::<Vec<_>>(), [1, 10]);
     }
 }

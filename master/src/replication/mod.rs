@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use agora_etcd::AutoCompaction;
-pub use config::{DEFAULT_ETCD_PORT, GroupConfig, PeerSpec};
+pub use config::{DEFAULT_ETCD_PORT, GroupConfig, PeerSpec, parse_member_id};
 pub(crate) use directory::Directory;
 pub use machine::{MachineSnapshotError, MasterEntry, MasterMachine, MemberInfo};
 pub(crate) use member::{GroupHandles, lead_while_elected};
