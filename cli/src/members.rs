@@ -21,7 +21,7 @@ pub(crate) struct MembersArgs {
 pub(crate) enum MembersAction {
     /// List the members, the leader, term and log positions (the default).
     List,
-    /// Add a master that was started with `--join`.
+    /// Add a master; start it with `--join` (before or after).
     Add {
         /// Its member id (decimal, or `0x` and hex).
         #[arg(value_parser = crate::globals::member_id)]
