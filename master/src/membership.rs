@@ -65,7 +65,7 @@ impl Membership {
     }
 
     /// Publishes `info` through the log and into this member's directory.
-    pub(crate) async fn publish(&self, info: MemberInfo) -> Result<(), RaftError> {
+    async fn publish(&self, info: MemberInfo) -> Result<(), RaftError> {
         let (reply, answer) = oneshot::channel();
         let entry = MasterEntry::Member(info.clone()).encode();
         (self.proposals.send((entry, reply)).await).map_err(|_| RaftError::Stopped)?;
