@@ -330,7 +330,8 @@ fn etcdctl_present() -> bool {
 
 /// etcdctl 3.4 against the group of processes: member list, endpoint
 /// status of the whole cluster (through the member list's client URLs), a
-/// put on one member read on another, a lock, and defrag of every member.
+/// put on one member read on another, the members' keyspace hashes at its
+/// revision, a lock, and defrag of every member.
 #[tokio::test]
 async fn etcdctl_works_against_the_group() -> anyhow::Result<()> {
     if !etcdctl_present() {
@@ -374,7 +375,31 @@ async fn etcdctl_works_against_the_group() -> anyhow::Result<()> {
         1,
         "every member names the same leader: {status}"
     );
-    etcdctl(2, &["put", "/ctl/a", "1"])?;
+    let put: serde_json::Value =
+        serde_json::from_str(&etcdctl(2, &["put", "/ctl/a", "1", "-w", "json"])?)?;
+    let revision = put["header"]["revision"].as_i64().unwrap_or_default();
+    assert!(revision > 0, "{put}");
+    // Every member's keyspace hash at that revision agrees (a member that
+    // has not applied it yet answers "future revision": ask again).
+    let rev = format!("--rev={revision}");
+    let hashes_at = || {
+        let hashed = etcdctl(1, &["endpoint", "hashkv", "--cluster", &rev, "-w", "json"]);
+        let hashed: serde_json::Value = serde_json::from_str(&hashed.ok()?).ok()?;
+        let hashes = (hashed.as_array().into_iter().flatten())
+            .filter_map(|e| e["HashKV"]["hash"].as_u64())
+            .collect::<Vec<_>>();
+        (hashes.len() == 3).then_some(hashes)
+    };
+    let mut hashes = hashes_at();
+    for _ in 0..50 {
+        if hashes.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        hashes = hashes_at();
+    }
+    let hashes = hashes.ok_or_else(|| anyhow::anyhow!("endpoint hashkv never answered for all"))?;
+    assert!(hashes.iter().all(|h| *h == hashes[0]), "{hashes:?}");
     let got = etcdctl(3, &["get", "--prefix", "/ctl/"])?;
     assert_eq!(got.lines().collect::<Vec<_>>(), vec!["/ctl/a", "1"]);
     let locked = etcdctl(3, &["lock", "/ctl/lock", "echo", "held"])?;
