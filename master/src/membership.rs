@@ -20,7 +20,7 @@ use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
-use crate::replication::{Directory, MasterEntry, MasterMachine, MemberInfo};
+use crate::replication::{Directory, MasterEntry, MasterMachine, MemberInfo, published_members};
 
 /// How long a membership change may take before the caller is told it is
 /// still pending (it may complete later).
@@ -111,12 +111,7 @@ impl Membership {
     /// The addresses members published through the log, as this member
     /// has applied them.
     async fn published(&self) -> Result<BTreeMap<u64, MemberInfo>, ApiError> {
-        let (reply, answer) = oneshot::channel();
-        let read = Access::Local(Box::new(move |machine: &mut MasterMachine| {
-            let _ = reply.send(machine.members().clone());
-        }));
-        (self.access.send(read).await).map_err(|_| ApiError::Stopped)?;
-        answer.await.map_err(|_| ApiError::Stopped)
+        (published_members(&self.access).await).ok_or(ApiError::Stopped)
     }
 
     fn ensure_leader(&self) -> Result<(), ApiError> {
@@ -270,16 +265,11 @@ pub(crate) async fn publish_own_addresses(
         if !ready {
             continue;
         }
-        let (reply, answer) = oneshot::channel();
-        let id = own.id;
-        let read = Access::Local(Box::new(move |machine: &mut MasterMachine| {
-            let _ = reply.send(machine.members().get(&id).cloned());
-        }));
-        if access.send(read).await.is_err() {
+        let Some(published) = published_members(&access).await else {
             return;
-        }
-        let Ok(published) = answer.await else { return };
-        if published.as_ref() == Some(&own) {
+        };
+        let id = own.id;
+        if published.get(&id) == Some(&own) {
             return;
         }
         let update = MemberUpdate {

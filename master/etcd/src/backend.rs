@@ -72,16 +72,9 @@ pub struct MemberStatus {
     pub errors: Vec<String>,
 }
 
-/// What [`Backend::hash_kv`] answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KvHash {
-    /// The keyspace's hash (`KvState::hash_kv`).
-    pub hash: u64,
-    /// The revision it was taken at.
-    pub revision: Revision,
-    /// History below this revision is gone.
-    pub compact_revision: Revision,
-}
+/// What [`Backend::hash_kv`] answers: the keyspace's own
+/// `KvState::hash_kv` result (hash, revision, compact revision).
+pub use agora_kv::KeyspaceHash as KvHash;
 
 // The watch stream's message types live in agora-raft, beside the routing
 // that the replicated keyspace and `LocalBackend` share.

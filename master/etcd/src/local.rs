@@ -264,17 +264,6 @@ impl Backend for LocalBackend {
     }
 }
 
-/// The [`KvHash`] of `state` (here: the one module that names the state
-/// machine; the Raft backend calls it on its member's state).
-pub(crate) fn kv_hash(state: &KvState, revision: Revision) -> Result<KvHash, KvError> {
-    let hashed = state.hash_kv(revision)?;
-    Ok(KvHash {
-        hash: hashed.hash,
-        revision: hashed.revision,
-        compact_revision: hashed.compact_revision,
-    })
-}
-
 struct Timers {
     expiry: tokio::time::Interval,
     progress: tokio::time::Interval,
@@ -349,7 +338,7 @@ impl Owner {
                 let _ = reply.send(Ok(self.kv.leases()));
             }
             Call::Hash(revision, reply) => {
-                let _ = reply.send(kv_hash(&self.kv, revision));
+                let _ = reply.send(self.kv.hash_kv(revision));
             }
             Call::Watch(request, sink, reply) => {
                 let _ = reply.send(self.watchers.watch(&self.kv, request, sink));

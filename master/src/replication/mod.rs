@@ -110,12 +110,10 @@ pub(crate) fn start_group(
                 path: path.display().to_string(),
                 reason: e.to_string(),
             })?;
-            let defragment = defragment_with(store.defragmenter());
-            let mut started = spawn(group, &peers, store, directory)?;
-            started.defragment = Some(defragment);
-            Ok(started)
+            let defragment = Some(defragment_with(store.defragmenter()));
+            spawn(group, &peers, (store, defragment), directory)
         }
-        None => spawn(group, &peers, MemLogStore::new(), directory),
+        None => spawn(group, &peers, (MemLogStore::new(), None), directory),
     }
 }
 
@@ -135,7 +133,7 @@ fn defragment_with(defragmenter: agora_raft::Defragmenter) -> agora_etcd::Defrag
 fn spawn<L: LogStore + Send + 'static>(
     group: &GroupConfig,
     peers: &BTreeMap<u64, PeerSpec>,
-    store: L,
+    (store, defragment): (L, Option<agora_etcd::Defragment>),
     directory: Arc<Directory>,
 ) -> Result<Group, MasterError> {
     // A joining member starts without a membership: the leader sends it one.
@@ -205,7 +203,7 @@ fn spawn<L: LogStore + Send + 'static>(
         inbound,
         directory,
         revision,
-        defragment: None,
+        defragment,
         stop,
         join: Some(Box::new(move || {
             // A panicked replica thread has nothing left to close.
@@ -226,15 +224,22 @@ pub(crate) async fn refresh_directory(
             () = stop.cancelled() => return,
             _ = every.tick() => {}
         }
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let read = Access::Local(Box::new(move |machine: &mut MasterMachine| {
-            let _ = reply.send(machine.members().clone());
-        }));
-        if access.send(read).await.is_err() {
-            return;
-        }
-        if let Ok(published) = answer.await {
-            directory.merge(&published);
+        match published_members(&access).await {
+            Some(published) => directory.merge(&published),
+            None => return,
         }
     }
+}
+
+/// The members' addresses as this member's state machine has applied
+/// them; `None` once the replica has stopped.
+pub(crate) async fn published_members(
+    access: &mpsc::Sender<Access<MasterMachine>>,
+) -> Option<BTreeMap<u64, MemberInfo>> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let read = Access::Local(Box::new(move |machine: &mut MasterMachine| {
+        let _ = reply.send(machine.members().clone());
+    }));
+    access.send(read).await.ok()?;
+    answer.await.ok()
 }

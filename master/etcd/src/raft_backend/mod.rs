@@ -608,7 +608,7 @@ impl<S: KvHost> Backend for RaftBackend<S> {
 
     async fn hash_kv(&self, revision: Revision) -> Result<KvHash, ApiError> {
         (self.inner)
-            .local(move |s: &mut S| crate::local::kv_hash(s.kv().state(), revision))
+            .local(move |s: &mut S| s.kv().state().hash_kv(revision))
             .await?
             .map_err(ApiError::from)
     }
