@@ -16,7 +16,9 @@
 //! Compaction is logical at once and physical in batches, as etcd's
 //! (`compactionBatchLimit`): `compact` only moves the compact revision, and
 //! `trim` later takes the changes below it off the front of `changes` and
-//! drops their versions from the key histories, a bounded number at a time.
+//! drops their versions from the key histories, a bounded number at a time;
+//! then it visits the keys changed at the compact revision itself, whose
+//! replaced versions an earlier compaction may have kept.
 //! A compaction of a long history thus never holds the Raft thread for
 //! more than one batch. Until then, `changes` and the histories still hold
 //! entries no read can see (reads below the compact revision are refused);
@@ -127,6 +129,12 @@ pub(crate) struct MvccStore {
     changes: OrdMap<Rev, Arc<[u8]>>,
     current_revision: Revision,
     compact_revision: Revision,
+    /// Where `trim` goes on with the changes made at exactly the compact
+    /// revision (`None`: none left to visit). Those stay in `changes`, since
+    /// watches from the compact revision replay them, but each may have
+    /// superseded a version its key kept from an earlier compaction; that
+    /// version's own change was trimmed then, so only this visit frees it.
+    revisit: Option<Rev>,
     /// Approximate bytes held by the stored versions, trimmed or not
     /// (etcd's `dbSize`): not part of the replicated state, since it depends
     /// on how far trimming got.
@@ -160,6 +168,7 @@ impl Default for MvccStore {
             // etcd's empty store reports revision 1; the first write is 2.
             current_revision: 1,
             compact_revision: 0,
+            revisit: None,
             held_bytes: 0,
         }
     }
@@ -303,8 +312,11 @@ impl MvccStore {
         let history = self.keys.get(key)?;
         let index = history.binary_search_by(|v| v.rev.cmp(&rev)).ok()?;
         let entry = history.get(index)?;
+        // Only a visible predecessor: one that compaction superseded is gone
+        // for etcd too, which omits prev_kv for events at the compact revision.
         let prev_kv = index
             .checked_sub(1)
+            .filter(|&i| i >= compacted_prefix(history, self.compact_revision))
             .and_then(|i| history.get(i))
             .and_then(|v| v.to_key_value(key));
         let (kind, kv) = match entry.to_key_value(key) {
@@ -316,8 +328,9 @@ impl MvccStore {
 
     /// Compacts the history at `revision`: no read below it is served any
     /// more. The versions no read at `revision` or later can see (each key
-    /// keeps its versions from `revision` on plus, if live, the last one
-    /// before it) are left for [`MvccStore::trim`]. O(1): see the module doc.
+    /// keeps its versions from `revision` on plus, if live and not replaced
+    /// at `revision`, the last one before it) are left for
+    /// [`MvccStore::trim`]. O(1): see the module doc.
     pub(crate) fn compact(&mut self, revision: Revision) -> Result<(), KvError> {
         if revision <= self.compact_revision {
             return Err(KvError::Compacted {
@@ -328,20 +341,33 @@ impl MvccStore {
             return Err(KvError::FutureRevision);
         }
         self.compact_revision = revision;
+        self.revisit = Some(Rev {
+            main: revision,
+            sub: 0,
+        });
         Ok(())
     }
 
     /// Removes up to `budget` changes below the compact revision, with the
-    /// versions of their keys that no read can see any more. Returns
-    /// whether any are left. Invisible to every read, snapshot and hash
-    /// (see the module doc); each removal is O(log n).
+    /// versions of their keys that no read can see any more, then visits
+    /// the changes at the compact revision (see `revisit`). Returns
+    /// whether any work is left. Invisible to every read, snapshot and
+    /// hash (see the module doc); each step is O(log n).
     pub(crate) fn trim(&mut self, budget: usize) -> bool {
         for _ in 0..budget {
-            let Some(rev) = self.oldest_compacted_change() else {
-                return false;
-            };
-            if let Some(key) = self.changes.remove(&rev) {
+            if let Some(rev) = self.oldest_compacted_change() {
+                if let Some(key) = self.changes.remove(&rev) {
+                    self.trim_key(&key);
+                }
+            } else if let Some((rev, key)) = self.next_revisit() {
+                self.revisit = Some(Rev {
+                    main: rev.main,
+                    sub: rev.sub.saturating_add(1),
+                });
                 self.trim_key(&key);
+            } else {
+                self.revisit = None;
+                return false;
             }
         }
         self.is_trimming()
@@ -349,12 +375,19 @@ impl MvccStore {
 
     /// Whether compacted changes are still waiting for [`MvccStore::trim`].
     pub(crate) fn is_trimming(&self) -> bool {
-        self.oldest_compacted_change().is_some()
+        self.oldest_compacted_change().is_some() || self.next_revisit().is_some()
     }
 
     fn oldest_compacted_change(&self) -> Option<Rev> {
         let (rev, _) = self.changes.get_min()?;
         (rev.main < self.compact_revision).then_some(*rev)
+    }
+
+    /// The next change at the compact revision `trim` has not visited.
+    fn next_revisit(&self) -> Option<(Rev, Arc<[u8]>)> {
+        let from = self.revisit?;
+        let (rev, key) = self.changes.range(from..).next()?;
+        (rev.main == self.compact_revision).then(|| (*rev, Arc::clone(key)))
     }
 
     /// Drops the versions of `key` that no read can see any more. A key's
@@ -429,6 +462,7 @@ impl MvccStore {
             changes,
             current_revision,
             compact_revision,
+            revisit: None,
             held_bytes,
         })
     }
@@ -436,13 +470,17 @@ impl MvccStore {
 
 /// How many of a history's oldest versions no read at `compact` or later
 /// can see: those before `compact`, except the last of them if it is live
-/// (it is the key's value at `compact`).
+/// and no version at `compact` replaced it (then it is the key's value at
+/// `compact`). As etcd's compaction, which keeps the last version at or
+/// below the compact revision.
 fn compacted_prefix(history: &[Version], compact: Revision) -> usize {
     let below = history.partition_point(|v| v.rev.main < compact);
-    let keep_last_below = below
-        .checked_sub(1)
-        .and_then(|last| history.get(last))
-        .is_some_and(|v| v.live.is_some());
+    let replaced_at_compact = history.get(below).is_some_and(|v| v.rev.main == compact);
+    let keep_last_below = !replaced_at_compact
+        && below
+            .checked_sub(1)
+            .and_then(|last| history.get(last))
+            .is_some_and(|v| v.live.is_some());
     below - usize::from(keep_last_below)
 }
 

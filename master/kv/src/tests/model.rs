@@ -299,10 +299,14 @@ impl Model {
                 continue;
             }
             let previous = self.entries[..index].iter().rfind(|e| e.key == entry.key);
-            let prev_kv = previous.and_then(|p| {
-                self.visible(&p.key, p.main)
-                    .filter(|kv| kv.mod_revision == p.main)
-            });
+            // etcd reads prev_kv at the event's revision minus one, which
+            // is compacted for an event at the compact revision.
+            let prev_kv = previous
+                .filter(|p| p.main >= self.compact || entry.main > self.compact)
+                .and_then(|p| {
+                    self.visible(&p.key, p.main)
+                        .filter(|kv| kv.mod_revision == p.main)
+                });
             let (kind, kv) = match &entry.live {
                 Some(_) => (
                     EventType::Put,

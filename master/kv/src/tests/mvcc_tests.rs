@@ -299,10 +299,11 @@ fn compaction_keeps_latest_live_version_and_drops_deleted_keys() {
     assert_eq!(kv.store().stored(), (5, 5), "nothing trimmed yet");
     assert!(kv.is_trimming());
     assert!(kv.trim_compacted(2), "two of three compacted changes");
-    assert!(!kv.trim_compacted(2), "the third, and no more");
+    assert!(!kv.trim_compacted(2), "the third and the revisit of a at 5");
     assert!(!kv.is_trimming());
-    // a keeps its version 1 (a's value just before revision 5); b is gone.
-    assert_eq!(kv.store().stored(), (3, 2));
+    // a's version 1 was replaced at revision 5, so it went (as etcd's
+    // compaction); b is gone.
+    assert_eq!(kv.store().stored(), (2, 2));
     assert_eq!((kv.hash(), kv.snapshot()), (hash, snapshot));
     assert_eq!(
         keys_of(&kv.range(&range_request("a", "z")).unwrap()),
@@ -334,15 +335,92 @@ fn compaction_defers_its_work_to_bounded_trims() {
         batches += 1;
     }
     assert_eq!(batches, 2, "3,000 changes below the line: three batches");
-    // Each key keeps its last version; k99, written at the line, also the
-    // one before it (its value just before the compact revision).
-    assert_eq!(kv.store().stored(), (101, 1));
+    // Each key keeps its last version; k99's, written at the line, replaced
+    // the one before it, which goes too (as etcd's compaction).
+    assert_eq!(kv.store().stored(), (100, 1));
     let trimmed = kv.stored_bytes();
     assert!(trimmed * 10 < held, "{trimmed} of {held} bytes still held");
     assert_eq!(
         trimmed,
         KvState::restore(&kv.snapshot()).unwrap().stored_bytes()
     );
+}
+
+/// A version replaced at exactly the compact revision is gone, as in
+/// etcd, even when an earlier compaction kept it (its own change was
+/// trimmed then, so only the revisit of the compact revision frees it).
+/// The event at the compact revision then has no prev_kv, as etcd's.
+#[test]
+fn compaction_drops_what_the_compact_revision_replaced() {
+    let mut kv = KvState::new();
+    put(&mut kv, "a", "1"); // 2
+    put(&mut kv, "b", "1"); // 3
+    compact(&mut kv, 3);
+    assert!(!kv.trim_compacted(usize::MAX));
+    assert_eq!(kv.store().stored(), (2, 1), "a@2 is a's value at 3: kept");
+    put(&mut kv, "a", "2"); // 4
+    let events = kv.events_since(4).unwrap();
+    assert_eq!(
+        events[0].prev_kv.as_ref().map(|kv| kv.value.clone()),
+        Some(b("1"))
+    );
+
+    compact(&mut kv, 4);
+    let events = kv.events_since(4).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].prev_kv, None, "replaced at the compact revision");
+    let (hash, snapshot) = (kv.hash(), kv.snapshot());
+    assert!(kv.is_trimming(), "a@2 awaits the revisit of revision 4");
+    assert!(kv.trim_compacted(1), "b's change at 3 first (b@3 stays)");
+    assert!(
+        !kv.trim_compacted(1),
+        "then the revisit of a at 4, and no more"
+    );
+    assert_eq!(kv.store().stored(), (2, 1), "a@4 and b@3 are left");
+    assert_eq!((kv.hash(), kv.snapshot()), (hash, snapshot));
+    assert_eq!(get(&kv, "a").unwrap().value, b("2"));
+}
+
+/// What a quota's operator does: delete everything, compact at the
+/// delete, trim. Every value is freed; only the tombstones, which the
+/// watch from the compact revision still replays, are left until the next
+/// compaction.
+#[test]
+fn deleting_everything_then_compacting_at_the_delete_frees_the_values() {
+    let mut kv = KvState::new();
+    let value = "v".repeat(4096);
+    for i in 0..100 {
+        put(&mut kv, &format!("k{i:03}"), &value);
+    }
+    let last_put = kv.current_revision();
+    compact(&mut kv, last_put);
+    while kv.trim_compacted(10) {}
+    let full = kv.stored_bytes();
+    delete(&mut kv, delete_request("k", "l"));
+    let revision = kv.current_revision();
+    compact(&mut kv, revision);
+    while kv.trim_compacted(10) {}
+    let emptied = kv.stored_bytes();
+    assert!(emptied * 10 < full, "{emptied} of {full} bytes still held");
+    assert_eq!(
+        kv.store().stored(),
+        (100, 100),
+        "the tombstones at the compact revision"
+    );
+    assert_eq!(kv.events_since(revision).unwrap().len(), 100);
+    let other = put(&mut kv, "other", "x").revision;
+    compact(&mut kv, other);
+    while kv.trim_compacted(10) {}
+    assert_eq!(
+        kv.store().stored(),
+        (1, 1),
+        "the tombstones went at the next compaction"
+    );
+}
+
+fn compact(kv: &mut KvState, revision: crate::Revision) {
+    kv.apply(&Command::Compact(crate::CompactRequest { revision }))
+        .unwrap();
 }
 
 #[test]
