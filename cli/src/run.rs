@@ -74,6 +74,11 @@ pub(crate) struct MasterArgs {
     /// Default: one hour (the keyspace lives in the masters' memory).
     #[arg(long)]
     pub(crate) etcd_auto_compaction_retention: Option<String>,
+    /// Bytes the etcd keyspace may hold in the masters' memory before
+    /// writes that add data are refused and the NOSPACE alarm is raised,
+    /// as etcd's `--quota-backend-bytes`. Default: 2 GiB.
+    #[arg(long)]
+    pub(crate) etcd_quota_backend_bytes: Option<u64>,
 }
 
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
@@ -142,6 +147,10 @@ impl MasterArgs {
             .map_err(|e| anyhow::anyhow!("--etcd-auto-compaction-*: {e}"))?
         {
             cfg.group.etcd_auto_compaction = v;
+        }
+        if let Some(bytes) = self.etcd_quota_backend_bytes {
+            anyhow::ensure!(bytes > 0, "--etcd-quota-backend-bytes: must be positive");
+            cfg.group.etcd_quota_backend_bytes = bytes;
         }
         if cfg.group.etcd_listen.is_none() || self.etcd_listen != "0.0.0.0:2379" {
             cfg.group.etcd_listen = parse_etcd_listen(&self.etcd_listen)?;

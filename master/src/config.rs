@@ -117,6 +117,8 @@ struct ConfigFile {
     /// A duration (`30m`, `72h`) or hours in periodic mode, a count of
     /// revisions in revision mode, `0` for off; as etcd's flag.
     etcd_auto_compaction_retention: Option<String>,
+    /// The keyspace's space quota in bytes, as etcd's `quota-backend-bytes`.
+    etcd_quota_backend_bytes: Option<u64>,
     reference_shapes: Option<Vec<ShapeFile>>,
 }
 
@@ -247,6 +249,9 @@ impl MasterConfig {
             .map_err(|e| MasterError::Config(format!("etcd_auto_compaction_*: {e}")))?
         {
             self.group.etcd_auto_compaction = v;
+        }
+        if let Some(v) = f.etcd_quota_backend_bytes {
+            self.group.etcd_quota_backend_bytes = v;
         }
         if let Some(v) = f.reference_shapes {
             self.reference_shapes = v

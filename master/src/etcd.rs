@@ -3,7 +3,9 @@
 //! the leader by the backend, reads are linearizable through ReadIndex.
 use std::sync::Arc;
 
-use agora_etcd::{AutoCompaction, RaftBackend, RaftBackendConfig, RaftTimings, SystemClock};
+use agora_etcd::{
+    AutoCompaction, Limits, RaftBackend, RaftBackendConfig, RaftTimings, ServerConfig, SystemClock,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +21,8 @@ pub(crate) struct EtcdMember {
     /// Membership changes made through the etcd API (on the leader).
     pub(crate) membership: Membership,
     pub(crate) auto_compaction: AutoCompaction,
+    /// The keyspace's space quota (etcd's `--quota-backend-bytes`).
+    pub(crate) quota_backend_bytes: u64,
 }
 
 /// Everything the etcd server needs from the group, taken before spawning.
@@ -44,6 +48,13 @@ pub(crate) fn serve(
     };
     let access = group.handles.access.clone();
     let status = group.handles.status.clone();
+    let server = ServerConfig {
+        limits: Limits {
+            quota_backend_bytes: member.quota_backend_bytes,
+            ..Limits::default()
+        },
+        ..ServerConfig::default()
+    };
     async move {
         let backend: Arc<dyn agora_etcd::Backend> = Arc::new(RaftBackend::start(config));
         if let Some(own) = member.own_addresses {
@@ -52,7 +63,7 @@ pub(crate) fn serve(
             tokio::spawn(publishing);
         }
         let stopped = async move { stop.cancelled().await };
-        if let Err(error) = agora_etcd::serve(listener, backend, stopped).await {
+        if let Err(error) = agora_etcd::serve_with(server, listener, backend, stopped).await {
             tracing::error!(%error, "etcd API stopped");
         }
     }

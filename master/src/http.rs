@@ -30,6 +30,8 @@ pub(crate) struct HttpState {
     >,
     /// The configured reference shapes (`MasterConfig::reference_shapes`).
     pub(crate) shapes: Arc<Vec<agora_capacity::ReferenceShape>>,
+    /// The etcd keyspace's size as the replica publishes it, and its quota.
+    pub(crate) keyspace: crate::metrics::KeyspaceGauges,
 }
 
 pub(crate) fn router(state: HttpState) -> Router {
@@ -201,6 +203,7 @@ async fn metrics(State(s): State<HttpState>) -> Response {
         &s.status.borrow(),
         s.directory.own_id(),
     ));
+    text.push_str(&s.keyspace.text());
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -195,6 +195,7 @@ pub async fn start(cfg: MasterConfig, listener: TcpListener) -> Result<MasterHan
                 own_addresses: own_addresses.clone(),
                 membership: membership.clone(),
                 auto_compaction: cfg.group.etcd_auto_compaction,
+                quota_backend_bytes: cfg.group.etcd_quota_backend_bytes,
             },
             l,
             &group,
@@ -224,6 +225,10 @@ pub async fn start(cfg: MasterConfig, listener: TcpListener) -> Result<MasterHan
         membership,
         access: Some(group.handles.access.clone()),
         shapes: std::sync::Arc::new(cfg.reference_shapes.clone()),
+        keyspace: metrics::KeyspaceGauges {
+            published: group.revision.clone(),
+            quota_bytes: cfg.group.etcd_quota_backend_bytes,
+        },
     }))
     .fallback(http::not_found);
     let (server_stop, server_stop_rx) = oneshot::channel::<()>();

@@ -251,6 +251,47 @@ pub(crate) fn replication_text(status: &agora_raft::runner::Status, member_id: u
     out
 }
 
+/// The etcd keyspace's size against its space quota, for an alert before
+/// writes are refused (etcd's `etcd_mvcc_db_total_size_in_bytes` and
+/// `etcd_server_quota_backend_bytes`).
+#[derive(Clone)]
+pub(crate) struct KeyspaceGauges {
+    /// The revision and held bytes the replica's thread publishes.
+    pub(crate) published: agora_raft::PublishedRevision,
+    /// `GroupConfig::etcd_quota_backend_bytes`.
+    pub(crate) quota_bytes: u64,
+}
+
+impl KeyspaceGauges {
+    pub(crate) fn text(&self) -> String {
+        let revision = u64::try_from(self.published.get()).unwrap_or(0);
+        let gauges = [
+            (
+                "etcd_keyspace_bytes",
+                "Bytes the etcd keyspace holds in this master's memory (etcd's dbSize).",
+                self.published.held_bytes(),
+            ),
+            (
+                "etcd_quota_bytes",
+                "The etcd keyspace's space quota: at it, writes are refused (NOSPACE).",
+                self.quota_bytes,
+            ),
+            (
+                "etcd_revision",
+                "The etcd keyspace's current revision on this master.",
+                revision,
+            ),
+        ];
+        let mut out = String::new();
+        for (name, help, value) in gauges {
+            out.push_str(&format!(
+                "# HELP agora_master_{name} {help}\n# TYPE agora_master_{name} gauge\nagora_master_{name} {value}\n"
+            ));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -13,7 +13,7 @@ use super::group::MasterGroup;
 use super::{EXTRA, SETTLE, etcdctl_present, keys_on, put_acknowledged};
 
 /// etcdctl against `endpoint`: its exit status, stdout and stderr.
-fn etcdctl(endpoint: &str, args: &[&str]) -> anyhow::Result<(bool, String, String)> {
+pub(super) fn etcdctl(endpoint: &str, args: &[&str]) -> anyhow::Result<(bool, String, String)> {
     let out = Command::new("etcdctl")
         .args(["--endpoints", endpoint, "--command-timeout=10s"])
         .args(args)
@@ -27,7 +27,7 @@ fn etcdctl(endpoint: &str, args: &[&str]) -> anyhow::Result<(bool, String, Strin
 }
 
 /// etcdctl that must succeed; its stdout.
-fn etcdctl_ok(endpoint: &str, args: &[&str]) -> anyhow::Result<String> {
+pub(super) fn etcdctl_ok(endpoint: &str, args: &[&str]) -> anyhow::Result<String> {
     let (ok, out, err) = etcdctl(endpoint, args)?;
     anyhow::ensure!(ok, "etcdctl {}: {err}{out}", args.join(" "));
     Ok(out)

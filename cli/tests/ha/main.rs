@@ -6,6 +6,7 @@ mod etcd_members;
 mod group;
 mod linearizable;
 mod netns;
+mod space_quota;
 mod watch_check;
 
 use std::time::{Duration, Instant};

@@ -8,8 +8,8 @@
 //! no handler ever sees time.
 
 use agora_kv::{
-    Command, LeaseId, LeaseTimeToLive, Millis, RangeRequest, RangeResponse, Response, Revision,
-    WatchId, WatchRequest,
+    AlarmMember, Command, LeaseId, LeaseTimeToLive, Millis, RangeRequest, RangeResponse, Response,
+    Revision, WatchId, WatchRequest,
 };
 
 use crate::ApiError;
@@ -72,6 +72,15 @@ pub struct MemberStatus {
     pub errors: Vec<String>,
 }
 
+/// An alarm as etcd's Status lists it among its errors (the text form of
+/// its `AlarmMember`, which etcdctl prints as it is).
+pub fn alarm_text(alarm: &AlarmMember) -> String {
+    let kind = match alarm.alarm {
+        agora_kv::AlarmKind::NoSpace => "NOSPACE",
+    };
+    format!("memberID:{} alarm:{kind} ", alarm.member_id)
+}
+
 /// What [`Backend::hash_kv`] answers: the keyspace's own
 /// `KvState::hash_kv` result (hash, revision, compact revision).
 pub use agora_kv::KeyspaceHash as KvHash;
@@ -85,6 +94,14 @@ pub use agora_raft::{WatchMessage, WatchSink};
 pub trait Backend: Send + Sync + 'static {
     /// Identity and latest applied revision, for response headers.
     fn header(&self) -> Header;
+
+    /// Approximate bytes this member's keyspace holds (etcd's `dbSize`),
+    /// as of its last apply or trim: what the space quota is checked
+    /// against, without a round trip to the state machine's thread.
+    fn held_bytes(&self) -> u64;
+
+    /// The raised alarms, as this member has applied them.
+    async fn alarms(&self) -> Result<Vec<AlarmMember>, ApiError>;
 
     /// Whether this member knows who leads (etcd's require-leader check).
     fn has_leader(&self) -> bool {
@@ -231,6 +248,7 @@ pub fn stamp_time(command: &mut Command, now: Millis) {
         | Command::DeleteRange(_)
         | Command::Txn(_)
         | Command::Compact(_)
-        | Command::LeaseRevoke { .. } => {}
+        | Command::LeaseRevoke { .. }
+        | Command::Alarm { .. } => {}
     }
 }

@@ -11,6 +11,10 @@ pub struct Limits {
     pub max_request_bytes: usize,
     /// Most operations in one list of a txn (etcd's `--max-txn-ops`, 128).
     pub max_txn_ops: usize,
+    /// Bytes the keyspace may hold before writes that add data are refused
+    /// and the `NoSpace` alarm is raised (etcd's `--quota-backend-bytes`,
+    /// 2 GiB). See `quota.rs`.
+    pub quota_backend_bytes: u64,
 }
 
 impl Default for Limits {
@@ -18,6 +22,7 @@ impl Default for Limits {
         Limits {
             max_request_bytes: agora_kv::MAX_REQUEST_BYTES,
             max_txn_ops: agora_kv::MAX_TXN_OPS,
+            quota_backend_bytes: crate::quota::DEFAULT_QUOTA_BACKEND_BYTES,
         }
     }
 }

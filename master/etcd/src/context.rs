@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use agora_kv::{
-    Command, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest,
-    RangeResponse, Response, TxnRequest, TxnResponse,
+    Command, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantResponse, LeaseId, PutRequest,
+    PutResponse, RangeRequest, RangeResponse, Response, TxnRequest, TxnResponse,
 };
 use tokio::sync::watch;
 
 use crate::convert::{self, Headers};
 use crate::pb::etcdserverpb as pb;
-use crate::{ApiError, Backend, ServerConfig};
+use crate::{ApiError, Backend, ServerConfig, quota};
 
 #[derive(Clone)]
 pub(crate) struct Context {
@@ -43,6 +43,25 @@ impl Context {
         let _ = stop.wait_for(|stopped| *stopped).await;
     }
 
+    /// A lease grant (`id` 0: the state machine picks one), after the
+    /// space quota's check.
+    pub(crate) async fn lease_grant(
+        &self,
+        id: LeaseId,
+        ttl_seconds: i64,
+    ) -> Result<LeaseGrantResponse, ApiError> {
+        quota::check(self, quota::lease_cost()).await?;
+        let command = Command::LeaseGrant {
+            id,
+            ttl_seconds,
+            now_ms: 0,
+        };
+        match self.backend.apply(command).await? {
+            Response::LeaseGrant(granted) => Ok(granted),
+            _ => Err(ApiError::WrongResponse("LeaseGrant")),
+        }
+    }
+
     pub(crate) async fn range(&self, request: RangeRequest) -> Result<RangeResponse, ApiError> {
         match self.backend.apply(Command::Range(request)).await? {
             Response::Range(response) => Ok(response),
@@ -50,7 +69,9 @@ impl Context {
         }
     }
 
+    /// A put, after the space quota's check.
     pub(crate) async fn put(&self, request: PutRequest) -> Result<PutResponse, ApiError> {
+        quota::check(self, quota::put_cost(&request)).await?;
         match self.backend.apply(Command::Put(request)).await? {
             Response::Put(response) => Ok(response),
             _ => Err(ApiError::WrongResponse("Put")),
@@ -67,7 +88,10 @@ impl Context {
         }
     }
 
+    /// A txn, after the space quota's check (even one that writes nothing,
+    /// as etcd's).
     pub(crate) async fn txn(&self, request: TxnRequest) -> Result<TxnResponse, ApiError> {
+        quota::check(self, quota::txn_cost(&request)).await?;
         match self.backend.apply(Command::Txn(request)).await? {
             Response::Txn(response) => Ok(response),
             _ => Err(ApiError::WrongResponse("Txn")),

@@ -89,6 +89,7 @@ pub fn category_code(category: ErrorCategory) -> Code {
         ErrorCategory::NotFound => Code::NotFound,
         ErrorCategory::FailedPrecondition => Code::FailedPrecondition,
         ErrorCategory::Internal => Code::Internal,
+        ErrorCategory::ResourceExhausted => Code::ResourceExhausted,
     }
 }
 

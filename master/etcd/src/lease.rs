@@ -30,20 +30,13 @@ impl pb::lease_server::Lease for LeaseApi {
         request: Request<pb::LeaseGrantRequest>,
     ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
         let wire = request.into_inner();
-        let command = Command::LeaseGrant {
-            id: wire.id,
-            ttl_seconds: wire.ttl,
-            now_ms: 0,
-        };
-        match self.ctx.backend.apply(command).await? {
-            KvResponse::LeaseGrant(granted) => Ok(Response::new(pb::LeaseGrantResponse {
-                header: self.ctx.headers().at(granted.revision),
-                id: granted.id,
-                ttl: granted.ttl,
-                error: String::new(),
-            })),
-            _ => Err(ApiError::WrongResponse("LeaseGrant").into()),
-        }
+        let granted = self.ctx.lease_grant(wire.id, wire.ttl).await?;
+        Ok(Response::new(pb::LeaseGrantResponse {
+            header: self.ctx.headers().at(granted.revision),
+            id: granted.id,
+            ttl: granted.ttl,
+            error: String::new(),
+        }))
     }
 
     async fn lease_revoke(

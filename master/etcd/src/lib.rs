@@ -34,6 +34,7 @@
 //! in agora-raft and are re-exported here.
 #![forbid(unsafe_code)]
 
+mod alarm;
 mod authority;
 pub mod backend;
 mod cluster;
@@ -48,6 +49,7 @@ pub mod local;
 mod lock;
 mod maintenance;
 mod pipe_server;
+mod quota;
 pub mod raft_backend;
 mod recipes;
 mod require_leader;
@@ -60,6 +62,7 @@ pub use backend::{
 pub use config::{Limits, ServerConfig};
 pub use error::ApiError;
 pub use local::{Clock, LocalBackend, LocalConfig, SystemClock};
+pub use quota::DEFAULT_QUOTA_BACKEND_BYTES;
 pub use raft_backend::{
     AutoCompaction, Defragment, MemberChanges, MemberDirectory, RaftBackend, RaftBackendConfig,
     RaftTimings, StaticDirectory,

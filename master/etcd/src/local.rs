@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use agora_kv::{
-    Command, KvError, KvState, LeaseId, LeaseTimeToLive, Millis, RangeRequest, RangeResponse,
-    Response, Revision, WatchId, WatchRequest,
+    AlarmMember, Command, KvError, KvState, LeaseId, LeaseTimeToLive, Millis, RangeRequest,
+    RangeResponse, Response, Revision, WatchId, WatchRequest,
 };
 use agora_raft::Watchers;
 use tokio::sync::{mpsc, oneshot};
@@ -108,6 +108,7 @@ enum Call {
     TimeToLive(LeaseId, bool, Reply<LeaseTimeToLive>),
     Leases(Reply<Vec<LeaseId>>),
     Hash(Revision, Reply<KvHash>),
+    Alarms(Reply<Vec<AlarmMember>>),
     Watch(WatchRequest, WatchSink, Reply<(WatchId, Revision)>),
 }
 
@@ -249,7 +250,16 @@ impl Backend for LocalBackend {
         self.call(|reply| Call::Hash(revision, reply)).await
     }
 
+    fn held_bytes(&self) -> u64 {
+        self.published.stored_bytes.load(Ordering::Acquire)
+    }
+
+    async fn alarms(&self) -> Result<Vec<AlarmMember>, ApiError> {
+        self.call(Call::Alarms).await
+    }
+
     async fn status(&self) -> Result<MemberStatus, ApiError> {
+        let alarms = self.alarms().await?;
         let applied = self.published.applied.load(Ordering::Acquire);
         Ok(MemberStatus {
             leader: self.member.id,
@@ -259,7 +269,7 @@ impl Backend for LocalBackend {
             db_size: i64::try_from(self.published.stored_bytes.load(Ordering::Acquire))
                 .unwrap_or(i64::MAX),
             is_learner: false,
-            errors: Vec::new(),
+            errors: alarms.iter().map(crate::backend::alarm_text).collect(),
         })
     }
 }
@@ -339,6 +349,9 @@ impl Owner {
             }
             Call::Hash(revision, reply) => {
                 let _ = reply.send(self.kv.hash_kv(revision));
+            }
+            Call::Alarms(reply) => {
+                let _ = reply.send(Ok(self.kv.alarms()));
             }
             Call::Watch(request, sink, reply) => {
                 let _ = reply.send(self.watchers.watch(&self.kv, request, sink));

@@ -1,4 +1,4 @@
-//! The Maintenance service. Status, listing alarms, HashKV (at any
+//! The Maintenance service. Status, Alarm (list, raise and disarm), HashKV (at any
 //! revision not compacted), MoveLeader, Snapshot (a backup of the member's
 //! replicated state, in Agora's format) and Defragment (of the member's
 //! RocksDB files) are served; the rest concern etcd's storage engine (the
@@ -7,13 +7,14 @@
 
 use std::pin::Pin;
 
+use agora_kv::Response as KvResponse;
 use futures_util::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::backend::Header;
 use crate::context::Context;
 use crate::pb::etcdserverpb as pb;
-use crate::{ApiError, convert};
+use crate::{ApiError, alarm, convert};
 
 /// The etcd API version Agora speaks: etcdctl and clients compare it to
 /// decide which RPCs they may use; 3.4's set is what is served here.
@@ -61,16 +62,24 @@ impl pb::maintenance_server::Maintenance for MaintenanceApi {
         &self,
         request: Request<pb::AlarmRequest>,
     ) -> Result<Response<pb::AlarmResponse>, Status> {
-        use pb::alarm_request::AlarmAction;
-        // No alarms are ever raised (no space quota, no corruption check
-        // yet), so listing answers none and nothing can be changed.
-        match AlarmAction::try_from(request.into_inner().action) {
-            Ok(AlarmAction::Get) => Ok(Response::new(pb::AlarmResponse {
-                header: self.ctx.header_now(),
-                alarms: Vec::new(),
-            })),
-            _ => Err(ApiError::Unsupported("changing alarms").into()),
-        }
+        let alarms = match alarm::decode(request.into_inner())? {
+            alarm::Decoded::List(kind) => {
+                let raised = self.ctx.backend.alarms().await?;
+                raised
+                    .into_iter()
+                    .filter(|raised| kind.is_none_or(|kind| raised.alarm == kind))
+                    .collect()
+            }
+            alarm::Decoded::Change(command) => match self.ctx.backend.apply(command).await? {
+                KvResponse::Alarm { changed, .. } => changed,
+                _ => return Err(ApiError::WrongResponse("Alarm").into()),
+            },
+            alarm::Decoded::Nothing => Vec::new(),
+        };
+        Ok(Response::new(pb::AlarmResponse {
+            header: self.ctx.header_now(),
+            alarms: alarms.iter().map(alarm::encode).collect(),
+        }))
     }
 
     async fn status(

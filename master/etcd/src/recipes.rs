@@ -11,9 +11,9 @@
 use std::sync::Arc;
 
 use agora_kv::{
-    Command, Compare, CompareResult, CompareTarget, DeleteRangeRequest, Event, EventType, KeyValue,
-    LeaseId, NO_LEASE, RangeRequest, Response as KvResponse, Revision, SortOrder, SortTarget,
-    WatchId, WatchRequest, WatchUpdate, prefix_range_end,
+    Compare, CompareResult, CompareTarget, DeleteRangeRequest, Event, EventType, KeyValue, LeaseId,
+    NO_LEASE, RangeRequest, Revision, SortOrder, SortTarget, WatchId, WatchRequest, WatchUpdate,
+    prefix_range_end,
 };
 use tokio::sync::mpsc;
 
@@ -46,15 +46,8 @@ pub(crate) async fn lease_or_grant(ctx: &Context, lease: LeaseId) -> Result<Leas
     if lease != NO_LEASE {
         return Ok(lease);
     }
-    let grant = Command::LeaseGrant {
-        id: NO_LEASE,
-        ttl_seconds: DEFAULT_SESSION_TTL,
-        now_ms: 0,
-    };
-    match ctx.backend.apply(grant).await? {
-        KvResponse::LeaseGrant(granted) => Ok(granted.id),
-        _ => Err(ApiError::WrongResponse("LeaseGrant")),
-    }
+    let granted = ctx.lease_grant(NO_LEASE, DEFAULT_SESSION_TTL).await?;
+    Ok(granted.id)
 }
 
 /// "This key's create revision is `revision`" (0: the key does not exist).

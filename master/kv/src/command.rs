@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::lease::Millis;
+use crate::{AlarmAction, AlarmMember};
 use crate::{
     CompactRequest, CompactResponse, DeleteRangeRequest, DeleteRangeResponse, ExpireLeasesResponse,
     KvError, LeaseGrantResponse, LeaseId, LeaseKeepAliveResponse, LeaseRevokeResponse, PutRequest,
@@ -66,6 +67,14 @@ pub enum Command {
         /// The new leader's clock.
         now_ms: Millis,
     },
+    /// Raise or clear an alarm (etcd's Alarm request, and a member that
+    /// finds a write would pass the space quota).
+    Alarm {
+        /// Raise or clear.
+        action: AlarmAction,
+        /// Which alarm, of which member.
+        member: AlarmMember,
+    },
 }
 
 /// A versioned log entry of the keyspace.
@@ -123,6 +132,13 @@ pub enum Response {
     LeasePromote {
         /// The store's current revision.
         revision: Revision,
+    },
+    /// Answer to [`Command::Alarm`]: the alarms it changed.
+    Alarm {
+        /// The store's current revision.
+        revision: Revision,
+        /// Raised or cleared by this command (none if already so).
+        changed: Vec<AlarmMember>,
     },
 }
 

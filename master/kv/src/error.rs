@@ -52,6 +52,11 @@ pub enum KvError {
     /// The request's keys and values exceed [`crate::MAX_REQUEST_BYTES`].
     #[error("etcdserver: request is too large")]
     RequestTooLarge,
+    /// The keyspace reached its space quota (or a `NoSpace` alarm is
+    /// raised): writes that add data are refused until an operator frees
+    /// space and disarms the alarm.
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
     /// A log entry or snapshot could not be decoded. Not an etcd error: it
     /// means a corrupt or incompatible replica, never bad client input.
     #[error("agora-kv: cannot decode {what}: {reason}")]
@@ -75,12 +80,14 @@ pub enum ErrorCategory {
     NotFound,
     /// The request conflicts with existing state (`codes.FailedPrecondition`).
     FailedPrecondition,
+    /// A quota is exhausted (`codes.ResourceExhausted`).
+    ResourceExhausted,
     /// The replica itself is broken (`codes.Internal`).
     Internal,
 }
 
 /// The variants that are their text alone (no field), so a text names one.
-const TEXT_ONLY: [KvError; 11] = [
+const TEXT_ONLY: [KvError; 12] = [
     KvError::EmptyKey,
     KvError::KeyNotFound,
     KvError::ValueProvided,
@@ -92,6 +99,7 @@ const TEXT_ONLY: [KvError; 11] = [
     KvError::LeaseExists,
     KvError::LeaseTtlTooLarge,
     KvError::RequestTooLarge,
+    KvError::NoSpace,
 ];
 
 impl KvError {
@@ -122,6 +130,7 @@ impl KvError {
             }
             KvError::LeaseNotFound => ErrorCategory::NotFound,
             KvError::LeaseExists => ErrorCategory::FailedPrecondition,
+            KvError::NoSpace => ErrorCategory::ResourceExhausted,
             KvError::Corrupt { .. } => ErrorCategory::Internal,
         }
     }

@@ -25,6 +25,7 @@
 //! protobuf types to these and maps [`KvError::category`] to a status code.
 #![forbid(unsafe_code)]
 
+mod alarm;
 mod bytes;
 mod command;
 mod error;
@@ -44,6 +45,7 @@ mod write;
 #[cfg(test)]
 mod tests;
 
+pub use alarm::{AlarmAction, AlarmKind, AlarmMember};
 pub use command::{Command, LogEntry, MAX_REQUEST_BYTES, Response};
 pub use error::{ErrorCategory, KvError};
 pub use lease::{MAX_LEASE_TTL_SECONDS, MIN_LEASE_TTL_SECONDS, Millis};
@@ -52,15 +54,18 @@ pub use txn::{MAX_TXN_OPS, ReadOnlyTxn};
 pub use types::*;
 pub use watch::{CancelReason, WATCHER_BUFFER_LIMIT, WatchHub, WatchId, WatchRequest, WatchUpdate};
 
+use alarm::Alarms;
 use lease::Lessor;
 use mvcc::MvccStore;
 use write::Writer;
 
-/// The keyspace state machine: the versioned store plus the leases.
+/// The keyspace state machine: the versioned store, the leases and the
+/// raised alarms.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KvState {
     store: MvccStore,
     leases: Lessor,
+    alarms: Alarms,
 }
 
 impl KvState {
@@ -84,6 +89,7 @@ impl KvState {
         if command.payload_bytes() > MAX_REQUEST_BYTES {
             return Err(KvError::RequestTooLarge);
         }
+        self.alarms.check(command)?;
         match command {
             Command::Range(request) => self.range(request).map(Response::Range),
             Command::Put(request) => self.put(request).map(Response::Put),
@@ -121,6 +127,10 @@ impl KvState {
                     revision: self.current_revision(),
                 })
             }
+            Command::Alarm { action, member } => Ok(Response::Alarm {
+                revision: self.current_revision(),
+                changed: self.alarms.change(*action, *member),
+            }),
         }
     }
 
@@ -151,6 +161,11 @@ impl KvState {
     /// `dbSize`. Not replicated state: members may differ while trimming.
     pub fn stored_bytes(&self) -> u64 {
         self.store.held_bytes()
+    }
+
+    /// The raised alarms, in (member, kind) order.
+    pub fn alarms(&self) -> Vec<AlarmMember> {
+        self.alarms.iter().copied().collect()
     }
 
     /// Reads a range at the current or a past revision.

@@ -1,7 +1,7 @@
 //! Snapshots and the state hash.
 //!
-//! A snapshot holds the store's histories, its two revisions and the
-//! leases; the revision index and the lease→keys sets are derived on
+//! A snapshot holds the store's histories, its two revisions, the leases
+//! and the raised alarms; the revision index and the lease→keys sets are derived on
 //! restore, so a snapshot cannot contradict itself about them.
 //!
 //! The hash is FNV-1a over a canonical encoding of the same data, written
@@ -10,13 +10,18 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::alarm::Alarms;
 use crate::bytes::{ByteBuf, BytesRef};
 use crate::lease::{Lease, Lessor};
 use crate::mvcc::{MvccStore, Version};
-use crate::{KvError, KvState, LeaseId, Revision};
+use crate::{AlarmMember, KvError, KvState, LeaseId, Revision};
 
 /// Snapshot format version, bumped when the layout changes meaning.
-const SNAPSHOT_FORMAT: u32 = 1;
+/// Format 2 is format 1 followed by the raised alarms. Format 1 is still
+/// what a state with no alarm writes, so a member of the previous release
+/// can take the snapshot while a group upgrades one member at a time.
+const SNAPSHOT_FORMAT: u32 = 2;
+const SNAPSHOT_FORMAT_NO_ALARMS: u32 = 1;
 
 /// What [`KvState::snapshot`] writes: [`Snapshot`]'s layout over borrowed
 /// data, so encoding does not first copy the whole history (serde writes a
@@ -45,8 +50,14 @@ struct Snapshot {
 impl KvState {
     /// Serializes the whole state (history, revisions, leases).
     pub fn snapshot(&self) -> Vec<u8> {
+        let alarms = self.alarms();
+        let format = if alarms.is_empty() {
+            SNAPSHOT_FORMAT_NO_ALARMS
+        } else {
+            SNAPSHOT_FORMAT
+        };
         let snapshot = SnapshotRef {
-            format: SNAPSHOT_FORMAT,
+            format,
             current_revision: self.store.current_revision(),
             compact_revision: self.store.compact_revision(),
             keys: (self.store.histories())
@@ -56,7 +67,11 @@ impl KvState {
             highest_lease_id: self.leases.highest_id(),
         };
         // Plain data with string keys: serializing cannot fail.
-        postcard::to_stdvec(&snapshot).unwrap_or_default()
+        let mut bytes = postcard::to_stdvec(&snapshot).unwrap_or_default();
+        if format == SNAPSHOT_FORMAT {
+            bytes.extend(postcard::to_stdvec(&alarms).unwrap_or_default());
+        }
+        bytes
     }
 
     /// Rebuilds a state from [`KvState::snapshot`] output.
@@ -65,10 +80,16 @@ impl KvState {
             what: "snapshot",
             reason,
         };
-        let snapshot: Snapshot = crate::from_postcard(bytes).map_err(corrupt)?;
-        if snapshot.format != SNAPSHOT_FORMAT {
-            return Err(corrupt(format!("unknown format {}", snapshot.format)));
-        }
+        // A snapshot holds no txn, so postcard's own decoder (which hands
+        // back the bytes after the value) needs no nesting guard.
+        let (snapshot, rest): (Snapshot, _) =
+            postcard::take_from_bytes(bytes).map_err(|error| corrupt(error.to_string()))?;
+        let alarms = match snapshot.format {
+            SNAPSHOT_FORMAT_NO_ALARMS => Vec::new(),
+            SNAPSHOT_FORMAT => postcard::from_bytes::<Vec<AlarmMember>>(rest)
+                .map_err(|error| corrupt(error.to_string()))?,
+            unknown => return Err(corrupt(format!("unknown format {unknown}"))),
+        };
         let mut keys = imbl::OrdMap::new();
         for (ByteBuf(key), history) in snapshot.keys {
             if history.is_empty() || keys.insert(key, history).is_some() {
@@ -86,7 +107,11 @@ impl KvState {
                 leases.attach(kv.lease, key);
             }
         }
-        Ok(KvState { store, leases })
+        Ok(KvState {
+            store,
+            leases,
+            alarms: Alarms::from_list(alarms),
+        })
     }
 
     /// A 64-bit digest of the whole state. Members that applied the same
@@ -107,6 +132,10 @@ impl KvState {
             hash.write_i64(lease.id);
             hash.write_i64(lease.ttl_seconds);
             hash.write_i64(lease.expires_at_ms);
+        }
+        for alarm in self.alarms.iter() {
+            hash.write_bytes(&alarm.member_id.to_le_bytes());
+            hash.write_u8(alarm.alarm as u8);
         }
         hash.finish()
     }

@@ -249,7 +249,7 @@ impl ReadOnlyTxn {
     }
 }
 
-fn only_reads(request: &TxnRequest) -> bool {
+pub(crate) fn only_reads(request: &TxnRequest) -> bool {
     (request.success.iter().chain(&request.failure)).all(|op| match op {
         RequestOp::Range(_) => true,
         RequestOp::Txn(nested) => only_reads(nested),

@@ -16,7 +16,7 @@
 mod watchers;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use agora_kv::{
     ErrorCategory, KvError, KvState, LogEntry, Response, Revision, WatchId, WatchRequest,
@@ -51,19 +51,32 @@ pub trait KvHost: StateMachine + Send + 'static {
     fn encode_kv_entry(entry: &LogEntry) -> Vec<u8>;
 }
 
-/// The store's current revision, published by the replica's thread for
-/// response headers read elsewhere without a round trip.
-#[derive(Debug, Clone)]
-pub struct PublishedRevision(Arc<AtomicI64>);
+/// The store's current revision and the bytes it holds, published by the
+/// replica's thread for what other threads read without a round trip:
+/// response headers, and the space quota's check before a write is
+/// proposed.
+#[derive(Debug, Clone, Default)]
+pub struct PublishedRevision {
+    revision: Arc<AtomicI64>,
+    held_bytes: Arc<AtomicU64>,
+}
 
 impl PublishedRevision {
     /// The revision as of the last apply or restore.
     pub fn get(&self) -> Revision {
-        self.0.load(Ordering::Acquire)
+        self.revision.load(Ordering::Acquire)
     }
 
-    fn set(&self, revision: Revision) {
-        self.0.store(revision, Ordering::Release);
+    /// [`KvState::stored_bytes`] as of the last apply, restore or trim.
+    pub fn held_bytes(&self) -> u64 {
+        self.held_bytes.load(Ordering::Acquire)
+    }
+
+    fn set(&self, state: &KvState) {
+        self.revision
+            .store(state.current_revision(), Ordering::Release);
+        self.held_bytes
+            .store(state.stored_bytes(), Ordering::Release);
     }
 }
 
@@ -118,12 +131,15 @@ enum WireAnswer {
 /// can hold the Raft thread at once (BENCHMARKS.md, "Compaction").
 pub const TRIM_BATCH: usize = 1000;
 
-const CATEGORIES: [ErrorCategory; 5] = [
+/// Wire codes of the categories: a category's index. New ones go last, so
+/// members of different releases read each other's answers alike.
+const CATEGORIES: [ErrorCategory; 6] = [
     ErrorCategory::InvalidArgument,
     ErrorCategory::OutOfRange,
     ErrorCategory::NotFound,
     ErrorCategory::FailedPrecondition,
     ErrorCategory::Internal,
+    ErrorCategory::ResourceExhausted,
 ];
 
 impl KvMachine {
@@ -136,7 +152,8 @@ impl KvMachine {
     /// unacknowledged events (tests shrink it).
     pub fn with_watcher_buffer(limit: usize) -> Self {
         let state = KvState::new();
-        let published = PublishedRevision(Arc::new(AtomicI64::new(state.current_revision())));
+        let published = PublishedRevision::default();
+        published.set(&state);
         KvMachine {
             state,
             applied: 0,
@@ -241,7 +258,7 @@ impl StateMachine for KvMachine {
         self.applied = index;
         let answer = KvMachine::encode_answer(self.state.apply_entry(data));
         self.watchers.mark_dirty();
-        self.published.set(self.state.current_revision());
+        self.published.set(&self.state);
         answer
     }
 
@@ -270,7 +287,7 @@ impl StateMachine for KvMachine {
         // The watchers stay: the next delivery continues each from its
         // next revision in the restored history, or cancels it as compacted.
         self.watchers.mark_dirty();
-        self.published.set(self.state.current_revision());
+        self.published.set(&self.state);
         Ok(())
     }
 
@@ -292,6 +309,7 @@ impl StateMachine for KvMachine {
 
     fn background_work(&mut self) {
         self.state.trim_compacted(TRIM_BATCH);
+        self.published.set(&self.state);
     }
 }
 

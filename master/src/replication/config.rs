@@ -39,6 +39,10 @@ pub struct GroupConfig {
     /// (etcd's `--auto-compaction-mode`/`--auto-compaction-retention`;
     /// default one hour, since the keyspace lives in memory).
     pub etcd_auto_compaction: agora_etcd::AutoCompaction,
+    /// Bytes the keyspace may hold in memory before writes that add data
+    /// are refused with the NOSPACE alarm (etcd's `--quota-backend-bytes`;
+    /// default 2 GiB, as etcd's).
+    pub etcd_quota_backend_bytes: u64,
     /// The Raft tick: elections take 10–20 ticks, heartbeats one.
     pub tick: Duration,
     /// Entries applied between snapshots (then the log is compacted); see
@@ -57,6 +61,7 @@ impl Default for GroupConfig {
             join: false,
             etcd_listen: None,
             etcd_auto_compaction: agora_etcd::AutoCompaction::default(),
+            etcd_quota_backend_bytes: agora_etcd::DEFAULT_QUOTA_BACKEND_BYTES,
             tick: agora_raft::runner::TICK_INTERVAL,
             snapshot_entries: agora_raft::SNAPSHOT_INTERVAL,
             log_tail_entries: agora_raft::LOG_TAIL_KEPT,
@@ -120,6 +125,11 @@ impl GroupConfig {
         }
         if self.tick.is_zero() {
             return Err(MasterError::Config("raft tick must be positive".into()));
+        }
+        if self.etcd_quota_backend_bytes == 0 {
+            return Err(MasterError::Config(
+                "etcd_quota_backend_bytes must be positive".into(),
+            ));
         }
         Ok(())
     }

@@ -35,8 +35,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agora_kv::{
-    Command, KvError, LeaseId, LeaseTimeToLive, LogEntry, RangeRequest, RangeResponse, ReadOnlyTxn,
-    Response, Revision, WatchId, WatchRequest,
+    AlarmMember, Command, KvError, LeaseId, LeaseTimeToLive, LogEntry, RangeRequest, RangeResponse,
+    ReadOnlyTxn, Response, Revision, WatchId, WatchRequest,
 };
 use agora_raft::{
     Access, KvAnswer, KvHost, KvMachine, Proposal, PublishedRevision, RaftError, Status,
@@ -664,9 +664,17 @@ impl<S: KvHost> Backend for RaftBackend<S> {
         self.update(update).await
     }
 
+    fn held_bytes(&self) -> u64 {
+        self.inner.revision.held_bytes()
+    }
+
+    async fn alarms(&self) -> Result<Vec<AlarmMember>, ApiError> {
+        self.inner.linearizable(|kv| Ok(kv.state().alarms())).await
+    }
+
     async fn status(&self) -> Result<MemberStatus, ApiError> {
-        let held = (self.inner)
-            .local(|s: &mut S| s.kv().state().stored_bytes())
+        let (held, alarms) = (self.inner)
+            .local(|s: &mut S| (s.kv().state().stored_bytes(), s.kv().state().alarms()))
             .await?;
         let status = self.inner.status();
         Ok(MemberStatus {
@@ -676,7 +684,7 @@ impl<S: KvHost> Backend for RaftBackend<S> {
             raft_term: status.leadership.term,
             db_size: i64::try_from(held).unwrap_or(i64::MAX),
             is_learner: false,
-            errors: Vec::new(),
+            errors: alarms.iter().map(crate::backend::alarm_text).collect(),
         })
     }
 

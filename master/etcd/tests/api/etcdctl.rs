@@ -54,7 +54,11 @@ fn etcdctl_at(endpoint: &str) -> Command {
 }
 
 /// Runs etcdctl to completion; answers (success, stdout, stderr).
-async fn run(server: &TestServer, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+pub(crate) async fn run(
+    server: &TestServer,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
     run_at(&server.endpoint(), args, stdin).await
 }
 
@@ -84,7 +88,7 @@ async fn run_at(endpoint: &str, args: &[&str], stdin: Option<&str>) -> (bool, St
     )
 }
 
-async fn ok(server: &TestServer, args: &[&str]) -> String {
+pub(crate) async fn ok(server: &TestServer, args: &[&str]) -> String {
     let (success, stdout, stderr) = run(server, args, None).await;
     assert!(success, "etcdctl {args:?} failed: {stderr}");
     stdout

@@ -1,6 +1,7 @@
 //! Tests of the keyspace state machine: unit tests per behaviour (table
 //! style) and property tests against a reference model.
 
+mod alarm_tests;
 mod command_tests;
 mod lease_tests;
 mod model;
