@@ -257,7 +257,7 @@ pub(crate) fn replication_text(status: &agora_raft::runner::Status, member_id: u
 #[derive(Clone)]
 pub(crate) struct KeyspaceGauges {
     /// The revision and held bytes the replica's thread publishes.
-    pub(crate) published: agora_raft::PublishedRevision,
+    pub(crate) published: agora_raft::PublishedKv,
     /// `GroupConfig::etcd_quota_backend_bytes`.
     pub(crate) quota_bytes: u64,
 }

@@ -81,6 +81,15 @@ pub fn alarm_text(alarm: &AlarmMember) -> String {
     format!("memberID:{} alarm:{kind} ", alarm.member_id)
 }
 
+/// A member's keyspace against its space quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Space {
+    /// Approximate bytes the keyspace holds (etcd's `dbSize`).
+    pub held_bytes: u64,
+    /// Whether a NOSPACE alarm is raised.
+    pub nospace: bool,
+}
+
 /// What [`Backend::hash_kv`] answers: the keyspace's own
 /// `KvState::hash_kv` result (hash, revision, compact revision).
 pub use agora_kv::KeyspaceHash as KvHash;
@@ -95,10 +104,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Identity and latest applied revision, for response headers.
     fn header(&self) -> Header;
 
-    /// Approximate bytes this member's keyspace holds (etcd's `dbSize`),
-    /// as of its last apply or trim: what the space quota is checked
-    /// against, without a round trip to the state machine's thread.
-    fn held_bytes(&self) -> u64;
+    /// What the space quota is checked against, as of this member's last
+    /// apply or trim, without a round trip to the state machine's thread.
+    fn space(&self) -> Space;
 
     /// The raised alarms, as this member has applied them.
     async fn alarms(&self) -> Result<Vec<AlarmMember>, ApiError>;

@@ -57,7 +57,7 @@ pub mod server;
 mod watch;
 
 pub use backend::{
-    Backend, Header, KvHash, Member, MemberStatus, MemberUpdate, WatchMessage, WatchSink,
+    Backend, Header, KvHash, Member, MemberStatus, MemberUpdate, Space, WatchMessage, WatchSink,
 };
 pub use config::{Limits, ServerConfig};
 pub use error::ApiError;

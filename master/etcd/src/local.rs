@@ -13,7 +13,7 @@
 //! the tests run against.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use agora_kv::{
@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::ApiError;
-use crate::backend::{Backend, Header, KvHash, Member, MemberStatus, WatchSink, stamp_time};
+use crate::backend::{Backend, Header, KvHash, Member, MemberStatus, Space, WatchSink, stamp_time};
 use crate::config::DEFAULT_PROGRESS_INTERVAL;
 
 /// The backend's source of time, in milliseconds. Leases expire by it.
@@ -126,6 +126,8 @@ struct Published {
     applied: AtomicU64,
     /// [`KvState::stored_bytes`] after the owner's last step.
     stored_bytes: AtomicU64,
+    /// [`KvState::nospace`] after the owner's last step.
+    nospace: AtomicBool,
 }
 
 /// A single-member [`Backend`]; cheap to clone. The owner task ends when
@@ -250,8 +252,11 @@ impl Backend for LocalBackend {
         self.call(|reply| Call::Hash(revision, reply)).await
     }
 
-    fn held_bytes(&self) -> u64 {
-        self.published.stored_bytes.load(Ordering::Acquire)
+    fn space(&self) -> Space {
+        Space {
+            held_bytes: self.published.stored_bytes.load(Ordering::Acquire),
+            nospace: self.published.nospace.load(Ordering::Acquire),
+        }
     }
 
     async fn alarms(&self) -> Result<Vec<AlarmMember>, ApiError> {
@@ -327,6 +332,9 @@ impl Owner {
             self.published
                 .stored_bytes
                 .store(self.kv.stored_bytes(), Ordering::Release);
+            self.published
+                .nospace
+                .store(self.kv.nospace(), Ordering::Release);
         }
         tracing::debug!("local etcd backend stopped");
     }

@@ -51,10 +51,22 @@ pub(crate) fn lease_cost() -> u64 {
 
 /// Refuses a write of `cost` bytes that would take this member's keyspace
 /// to its quota, after raising the `NoSpace` alarm. As etcd's, a write
-/// fits while held bytes plus its cost stay below the quota.
+/// fits while held bytes plus its cost stay below the quota. Two
+/// departures, neither of which lets more data in: a write that adds
+/// nothing (a txn that only reads or deletes) is not checked, so reads
+/// and freeing space go on past the quota (the state machine still
+/// refuses writing txns under the alarm); and a member that sees the alarm
+/// already raised refuses at once instead of raising it again through
+/// the log for every write, as etcd does.
 pub(crate) async fn check(ctx: &Context, cost: u64) -> Result<(), ApiError> {
-    let quota = ctx.config.limits.quota_backend_bytes;
-    let held = ctx.backend.held_bytes();
+    if cost == 0 {
+        return Ok(());
+    }
+    let space = ctx.backend.space();
+    if space.nospace {
+        return Err(KvError::NoSpace.into());
+    }
+    let (held, quota) = (space.held_bytes, ctx.config.limits.quota_backend_bytes);
     if held.saturating_add(cost) < quota {
         return Ok(());
     }

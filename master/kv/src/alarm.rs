@@ -62,7 +62,7 @@ impl Alarms {
         if changed { vec![member] } else { Vec::new() }
     }
 
-    fn raised(&self, kind: AlarmKind) -> bool {
+    pub(crate) fn raised(&self, kind: AlarmKind) -> bool {
         self.0.iter().any(|member| member.alarm == kind)
     }
 

@@ -168,6 +168,12 @@ impl KvState {
         self.alarms.iter().copied().collect()
     }
 
+    /// Whether a NOSPACE alarm is raised (by any member): writes that add
+    /// data are refused.
+    pub fn nospace(&self) -> bool {
+        self.alarms.raised(AlarmKind::NoSpace)
+    }
+
     /// Reads a range at the current or a past revision.
     pub fn range(&self, request: &RangeRequest) -> Result<RangeResponse, KvError> {
         range::range(&self.store, request, self.store.current_revision())

@@ -16,7 +16,7 @@
 mod watchers;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use agora_kv::{
     ErrorCategory, KvError, KvState, LogEntry, Response, Revision, WatchId, WatchRequest,
@@ -51,17 +51,18 @@ pub trait KvHost: StateMachine + Send + 'static {
     fn encode_kv_entry(entry: &LogEntry) -> Vec<u8>;
 }
 
-/// The store's current revision and the bytes it holds, published by the
-/// replica's thread for what other threads read without a round trip:
-/// response headers, and the space quota's check before a write is
-/// proposed.
+/// The store's current revision, the bytes it holds and whether NOSPACE is
+/// raised, published by the replica's thread for what other threads read
+/// without a round trip: response headers, and the space quota's check
+/// before a write is proposed.
 #[derive(Debug, Clone, Default)]
-pub struct PublishedRevision {
+pub struct PublishedKv {
     revision: Arc<AtomicI64>,
     held_bytes: Arc<AtomicU64>,
+    nospace: Arc<AtomicBool>,
 }
 
-impl PublishedRevision {
+impl PublishedKv {
     /// The revision as of the last apply or restore.
     pub fn get(&self) -> Revision {
         self.revision.load(Ordering::Acquire)
@@ -72,7 +73,13 @@ impl PublishedRevision {
         self.held_bytes.load(Ordering::Acquire)
     }
 
+    /// Whether a NOSPACE alarm is raised, as of the last apply or restore.
+    pub fn nospace(&self) -> bool {
+        self.nospace.load(Ordering::Acquire)
+    }
+
     fn set(&self, state: &KvState) {
+        self.nospace.store(state.nospace(), Ordering::Release);
         self.revision
             .store(state.current_revision(), Ordering::Release);
         self.held_bytes
@@ -89,7 +96,7 @@ pub struct KvMachine {
     /// Not replicated: this member's watch streams.
     watchers: Watchers,
     /// Not replicated: the revision for other threads' headers.
-    published: PublishedRevision,
+    published: PublishedKv,
 }
 
 impl Default for KvMachine {
@@ -152,7 +159,7 @@ impl KvMachine {
     /// unacknowledged events (tests shrink it).
     pub fn with_watcher_buffer(limit: usize) -> Self {
         let state = KvState::new();
-        let published = PublishedRevision::default();
+        let published = PublishedKv::default();
         published.set(&state);
         KvMachine {
             state,
@@ -168,7 +175,7 @@ impl KvMachine {
     }
 
     /// A handle on the current revision that other threads can read.
-    pub fn published_revision(&self) -> PublishedRevision {
+    pub fn published_revision(&self) -> PublishedKv {
         self.published.clone()
     }
 

@@ -67,7 +67,7 @@ pub use config::{
 };
 pub use error::RaftError;
 pub use kv_machine::{
-    KvAnswer, KvHost, KvMachine, PublishedRevision, TRIM_BATCH, WatchMessage, WatchSink, Watchers,
+    KvAnswer, KvHost, KvMachine, PublishedKv, TRIM_BATCH, WatchMessage, WatchSink, Watchers,
 };
 pub use node::{MembershipChange, Replica};
 pub use output::{

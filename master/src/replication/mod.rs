@@ -48,7 +48,7 @@ pub(crate) struct Group {
     pub(crate) inbound: mpsc::Sender<Inbound>,
     pub(crate) directory: Arc<Directory>,
     /// The keyspace's revision, published by the state machine.
-    pub(crate) revision: agora_raft::PublishedRevision,
+    pub(crate) revision: agora_raft::PublishedKv,
     /// Defragments the member's RocksDB store (etcd's Defragment); `None`
     /// for a member without a data dir.
     pub(crate) defragment: Option<agora_etcd::Defragment>,

@@ -38,14 +38,12 @@ use agora_kv::{
     AlarmMember, Command, KvError, LeaseId, LeaseTimeToLive, LogEntry, RangeRequest, RangeResponse,
     ReadOnlyTxn, Response, Revision, WatchId, WatchRequest,
 };
-use agora_raft::{
-    Access, KvAnswer, KvHost, KvMachine, Proposal, PublishedRevision, RaftError, Status,
-};
+use agora_raft::{Access, KvAnswer, KvHost, KvMachine, Proposal, PublishedKv, RaftError, Status};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep, timeout};
 
 use crate::backend::{
-    Backend, Header, KvHash, Member, MemberStatus, MemberUpdate, WatchSink, stamp_time,
+    Backend, Header, KvHash, Member, MemberStatus, MemberUpdate, Space, WatchSink, stamp_time,
 };
 use crate::config::DEFAULT_PROGRESS_INTERVAL;
 use crate::error::category_code;
@@ -143,7 +141,7 @@ pub struct RaftBackendConfig<S> {
     /// The runner's status after every `drive`.
     pub status: watch::Receiver<Status>,
     /// The keyspace's revision ([`KvMachine::published_revision`]).
-    pub revision: PublishedRevision,
+    pub revision: PublishedKv,
     /// This member's clock: lease times of what it proposes as leader.
     pub clock: Arc<dyn Clock>,
     /// Timings.
@@ -190,7 +188,7 @@ struct Inner<S> {
     access: mpsc::Sender<Access<S>>,
     /// From the runner: role, term, leader, indexes.
     status: watch::Receiver<Status>,
-    revision: PublishedRevision,
+    revision: PublishedKv,
     clock: Arc<dyn Clock>,
     timings: RaftTimings,
     auto_compaction: AutoCompaction,
@@ -664,8 +662,11 @@ impl<S: KvHost> Backend for RaftBackend<S> {
         self.update(update).await
     }
 
-    fn held_bytes(&self) -> u64 {
-        self.inner.revision.held_bytes()
+    fn space(&self) -> Space {
+        Space {
+            held_bytes: self.inner.revision.held_bytes(),
+            nospace: self.inner.revision.nospace(),
+        }
     }
 
     async fn alarms(&self) -> Result<Vec<AlarmMember>, ApiError> {

@@ -15,6 +15,12 @@ use crate::harness::TestServer;
 const QUOTA_BYTES: u64 = 64 * 1024;
 const NOSPACE: &str = "etcdserver: mvcc: database space exceeded";
 
+async fn ok_with_stdin(server: &TestServer, args: &[&str], stdin: &str) -> String {
+    let (success, stdout, stderr) = run(server, args, Some(stdin)).await;
+    assert!(success, "etcdctl {args:?} failed: {stderr}");
+    stdout
+}
+
 async fn quota_server() -> TestServer {
     let server = ServerConfig {
         limits: Limits {
@@ -61,6 +67,9 @@ async fn etcdctl_meets_the_space_quota_and_recovers_as_with_etcd() {
     assert!(!success && stderr.contains(NOSPACE), "{stderr}");
     let (success, _, stderr) = run(&server, &["lease", "grant", "60"], None).await;
     assert!(!success && stderr.contains(NOSPACE), "{stderr}");
+    // A txn that only reads still answers.
+    let read = ok_with_stdin(&server, &["txn"], "\nget q/000 --print-value-only\n\n\n").await;
+    assert!(read.contains("SUCCESS"), "{read}");
 
     // Reads go on, and every acknowledged put is there.
     let keys = ok(&server, &["get", "q/", "--prefix", "--keys-only"]).await;
