@@ -1,5 +1,6 @@
 //! Concurrent KV histories against the masters' etcd API while leaders are
-//! killed, paused and cut off, checked for linearizability (agora-lincheck);
+//! killed, paused, cut off, cut off from one follower only, or made to
+//! lose half their packets, checked for linearizability (agora-lincheck);
 //! then every member holds the same keyspace.
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
@@ -18,7 +19,13 @@ const OPS: usize = 10_000;
 pub(crate) enum Fault {
     Kill,
     Pause,
+    /// The leader's link down: cut off from everyone.
     Cut,
+    /// Half the leader's packets dropped, both ways.
+    Lossy,
+    /// The leader cut off from one follower only; both still reach the
+    /// third member (a partial, "bridge" partition).
+    Bridge,
 }
 
 fn config(seed: u64) -> RecordConfig {
@@ -138,11 +145,16 @@ fn inject(
     leader: u64,
     fault: Fault,
 ) -> anyhow::Result<()> {
+    let host = usize::try_from(leader - 1)?;
     match (fault, hosts) {
         (Fault::Kill, _) => group.kill9(leader),
         (Fault::Pause, _) => group.signal(leader, Signal::SIGSTOP)?,
-        (Fault::Cut, Some(hosts)) => hosts.cut(usize::try_from(leader - 1)?)?,
-        (Fault::Cut, None) => anyhow::bail!("a cut needs network namespaces"),
+        (Fault::Cut, Some(hosts)) => hosts.cut(host)?,
+        (Fault::Lossy, Some(hosts)) => hosts.lossy(host, 0.5)?,
+        (Fault::Bridge, Some(hosts)) => hosts.split(host, (host + 1) % hosts.hosts.len())?,
+        (Fault::Cut | Fault::Lossy | Fault::Bridge, None) => {
+            anyhow::bail!("{fault:?} needs network namespaces")
+        }
     }
     Ok(())
 }
@@ -153,11 +165,13 @@ fn heal(
     leader: u64,
     fault: Fault,
 ) -> anyhow::Result<()> {
+    let host = usize::try_from(leader - 1)?;
     match (fault, hosts) {
         (Fault::Kill, _) => group.start(leader)?,
         (Fault::Pause, _) => group.signal(leader, Signal::SIGCONT)?,
-        (Fault::Cut, Some(hosts)) => hosts.heal(usize::try_from(leader - 1)?)?,
-        (Fault::Cut, None) => {}
+        (Fault::Cut, Some(hosts)) => hosts.heal(host)?,
+        (Fault::Lossy | Fault::Bridge, Some(hosts)) => hosts.restore(host)?,
+        (Fault::Cut | Fault::Lossy | Fault::Bridge, None) => {}
     }
     Ok(())
 }

@@ -219,6 +219,22 @@ async fn kv_histories_under_partitions_are_linearizable() -> anyhow::Result<()> 
     linearizable::run(&mut group, Some(&hosts), &[Cut, Kill, Cut, Cut], 12).await
 }
 
+/// etcd's robustness faults on the links: half of the leader's packets
+/// dropped (DropPeerNetwork), and a partial partition that cuts the leader
+/// off from one follower while both still reach the third.
+#[tokio::test]
+async fn kv_histories_under_packet_loss_and_partial_partitions_are_linearizable()
+-> anyhow::Result<()> {
+    use linearizable::Fault::{Bridge, Lossy};
+    if !netns::usable() {
+        return Ok(());
+    }
+    let hosts = netns::Hosts::new(3)?;
+    let mut group = MasterGroup::on_hosts(&hosts, EXTRA)?;
+    let faults = [Lossy, Bridge, Lossy, Bridge, Lossy, Bridge];
+    linearizable::run(&mut group, Some(&hosts), &faults, 13).await
+}
+
 #[tokio::test]
 async fn members_are_added_and_removed_at_run_time_and_catch_up_from_snapshots()
 -> anyhow::Result<()> {

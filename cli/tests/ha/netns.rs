@@ -114,6 +114,61 @@ impl Hosts {
     pub(crate) fn heal(&self, i: usize) -> anyhow::Result<()> {
         ip(&["link", "set", &self.hosts[i].veth, "up"])
     }
+
+    /// Drops each packet host `i` sends or receives with probability
+    /// `probability` (etcd's DropPeerNetwork fault), until
+    /// [`Hosts::restore`]. iptables' `statistic` match inside the host's
+    /// namespace: this machine's kernel has no netem.
+    pub(crate) fn lossy(&self, i: usize, probability: f64) -> anyhow::Result<()> {
+        let p = format!("{probability}");
+        for chain in ["INPUT", "OUTPUT"] {
+            self.iptables(
+                i,
+                &[
+                    "-A",
+                    chain,
+                    "-m",
+                    "statistic",
+                    "--mode",
+                    "random",
+                    "--probability",
+                    &p,
+                    "-j",
+                    "DROP",
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Drops everything between hosts `i` and `j` (a partial partition:
+    /// both still reach the third), until [`Hosts::restore`] of `i`.
+    pub(crate) fn split(&self, i: usize, j: usize) -> anyhow::Result<()> {
+        let other = self.hosts[j].ip.as_str();
+        self.iptables(i, &["-A", "INPUT", "-s", other, "-j", "DROP"])?;
+        self.iptables(i, &["-A", "OUTPUT", "-d", other, "-j", "DROP"])
+    }
+
+    /// Removes host `i`'s packet filters ([`Hosts::lossy`], [`Hosts::split`]).
+    pub(crate) fn restore(&self, i: usize) -> anyhow::Result<()> {
+        self.iptables(i, &["-F", "INPUT"])?;
+        self.iptables(i, &["-F", "OUTPUT"])
+    }
+
+    fn iptables(&self, i: usize, args: &[&str]) -> anyhow::Result<()> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.hosts[i].netns, "iptables"])
+            .args(args)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "iptables {} in {}: {}",
+            args.join(" "),
+            self.hosts[i].netns,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(())
+    }
 }
 
 impl Drop for Hosts {
