@@ -352,6 +352,27 @@ mod tests {
     }
 
     #[test]
+    fn the_space_quota_flag_reads_as_etcds() -> anyhow::Result<()> {
+        let quota = |flags: &[&str]| config(flags).map(|c| c.group.etcd_quota_backend_bytes);
+        assert_eq!(
+            quota(&[])?,
+            2 * 1024 * 1024 * 1024,
+            "etcd's 2 GiB unless told"
+        );
+        assert_eq!(
+            quota(&["--etcd-quota-backend-bytes", "8589934592"])?,
+            8 * 1024 * 1024 * 1024
+        );
+        for bad in ["0", "-1", "2GB"] {
+            assert!(
+                quota(&["--etcd-quota-backend-bytes", bad]).is_err(),
+                "{bad}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
     fn a_member_id_reads_as_etcdctl_prints_it() -> anyhow::Result<()> {
         let id = |flags: &[&str]| config(flags).map(|c| c.group.member_id);
         assert_eq!(id(&["--id", "10"])?, 10);

@@ -323,6 +323,10 @@ mod tests {
         assert_eq!(c.registry_max_agent_count, d.registry_max_agent_count);
         assert_eq!(c.reference_shapes, d.reference_shapes);
         assert_eq!(c.group.etcd_auto_compaction, d.group.etcd_auto_compaction);
+        assert_eq!(
+            c.group.etcd_quota_backend_bytes,
+            d.group.etcd_quota_backend_bytes
+        );
     }
 
     #[test]

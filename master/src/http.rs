@@ -77,6 +77,7 @@ pub(crate) fn replication_json(s: &HttpState) -> serde_json::Value {
         "commit_index": status.commit_index,
         "applied_index": status.applied_index,
         "members": members,
+        "etcd": s.keyspace.json(),
     })
 }
 

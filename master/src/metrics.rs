@@ -263,6 +263,16 @@ pub(crate) struct KeyspaceGauges {
 }
 
 impl KeyspaceGauges {
+    /// The same figures for `/state`, `/members` and the cluster page.
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "revision": self.published.get(),
+            "keyspace_bytes": self.published.held_bytes(),
+            "quota_bytes": self.quota_bytes,
+            "nospace_alarm": self.published.nospace(),
+        })
+    }
+
     pub(crate) fn text(&self) -> String {
         let revision = u64::try_from(self.published.get()).unwrap_or(0);
         let gauges = [

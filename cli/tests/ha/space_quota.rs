@@ -64,6 +64,9 @@ async fn the_space_quota_refuses_writes_on_every_member_across_a_leader_kill() -
     assert_eq!(gauge("agora_master_etcd_quota_bytes "), Some(262_144));
     let held = gauge("agora_master_etcd_keyspace_bytes ").unwrap_or_default();
     assert!(held > 240_000, "keyspace bytes {held}");
+    let view = group.members_view(follower).await.unwrap_or_default();
+    assert_eq!(view["etcd"]["nospace_alarm"], true, "/members: {view}");
+    assert_eq!(view["etcd"]["quota_bytes"], 262_144, "/members: {view}");
 
     // kill -9 of the leader; back from its disk, it still refuses.
     group.kill9(leader);

@@ -69,6 +69,7 @@ fn masters(group: &serde_json::Value) -> Markup {
             " · applied index " (text(&group["applied_index"])) " · this member is "
             (text(&group["member_id"])) " (" (text(&group["role"])) ")"
         }
+        (keyspace(&group["etcd"]))
         table data-test="masters" {
             thead { tr { th { "member" } th { "address" } th { "etcd API" } th { "role" } } }
             tbody {
@@ -81,6 +82,29 @@ fn masters(group: &serde_json::Value) -> Markup {
             }
         }
     }
+}
+
+/// The etcd keyspace against its space quota, and the NOSPACE alarm that
+/// refuses writes once it is reached.
+fn keyspace(etcd: &serde_json::Value) -> Markup {
+    let held = etcd["keyspace_bytes"].as_u64().unwrap_or(0);
+    let quota = etcd["quota_bytes"].as_u64().unwrap_or(0);
+    html! {
+        p data-test="keyspace" {
+            "etcd keyspace: " span data-test="keyspace-bytes" { (mebibytes(held)) }
+            " of a " span data-test="keyspace-quota" { (mebibytes(quota)) } " quota ("
+            (percent(held as f64, quota as f64)) ") · revision " (etcd["revision"].as_i64().unwrap_or(0))
+            @if etcd["nospace_alarm"] == true {
+                " · " strong.bad data-test="nospace" {
+                    "NOSPACE alarm: writes are refused until space is freed and the alarm disarmed"
+                }
+            }
+        }
+    }
+}
+
+fn mebibytes(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 fn resources(cap: &Capacity) -> Markup {

@@ -47,7 +47,9 @@ fn cluster_html(snap: &UiSnapshot, group_by: Option<&str>) -> String {
     let group = serde_json::json!({"member_id": 1, "role": "leader", "term": 3,
         "commit_index": 42, "applied_index": 42,
         "members": [{"id": 1, "address": "m1:5050", "etcd_address": "m1:2379", "leader": true},
-                    {"id": 2, "address": "m2:5050", "etcd_address": "m2:2379", "leader": false}]});
+                    {"id": 2, "address": "m2:5050", "etcd_address": "m2:2379", "leader": false}],
+        "etcd": {"revision": 77, "keyspace_bytes": 3_145_728u64, "quota_bytes": 4_194_304u64,
+                 "nospace_alarm": true}});
     layout::page(
         "Cluster",
         "/ui",
@@ -262,4 +264,13 @@ fn a_role_history_charts_reserved_and_held() {
     assert!(html.contains("cpus held"), "{html}");
     assert!(!html.contains("cpus free"), "a role has no free series");
     assert!(html.contains(">1.5<"), "{html}");
+}
+
+#[test]
+fn the_masters_section_shows_the_etcd_keyspace_against_its_quota_and_the_alarm() {
+    let html = cluster_html(&ui(vec![]), None);
+    assert_eq!(cell(&html, "keyspace-bytes"), "3.0 MiB");
+    assert_eq!(cell(&html, "keyspace-quota"), "4.0 MiB");
+    assert!(html.contains("(75.0%) · revision 77"), "{html}");
+    assert!(cell(&html, "nospace").starts_with("NOSPACE alarm"));
 }
