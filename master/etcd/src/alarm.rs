@@ -55,6 +55,14 @@ pub(crate) fn decode(request: pb::AlarmRequest) -> Result<Decoded, ApiError> {
     }
 }
 
+/// An alarm as etcd's Status lists it among its errors (the text form of
+/// its `AlarmMember`, which etcdctl prints as it is).
+pub(crate) fn text(alarm: &AlarmMember) -> String {
+    let wire = encode(alarm);
+    let kind = pb::AlarmType::try_from(wire.alarm).unwrap_or(pb::AlarmType::None);
+    format!("memberID:{} alarm:{} ", wire.member_id, kind.as_str_name())
+}
+
 pub(crate) fn encode(alarm: &AlarmMember) -> pb::AlarmMember {
     let kind = match alarm.alarm {
         AlarmKind::NoSpace => pb::AlarmType::Nospace,
@@ -128,5 +136,6 @@ mod tests {
         };
         assert!(matches!(decode(garbage), Err(ApiError::InvalidArgument(_))));
         assert_eq!(encode(&nospace_of_7).alarm, Nospace as i32);
+        assert_eq!(text(&nospace_of_7), "memberID:7 alarm:NOSPACE ");
     }
 }

@@ -72,15 +72,6 @@ pub struct MemberStatus {
     pub errors: Vec<String>,
 }
 
-/// An alarm as etcd's Status lists it among its errors (the text form of
-/// its `AlarmMember`, which etcdctl prints as it is).
-pub fn alarm_text(alarm: &AlarmMember) -> String {
-    let kind = match alarm.alarm {
-        agora_kv::AlarmKind::NoSpace => "NOSPACE",
-    };
-    format!("memberID:{} alarm:{kind} ", alarm.member_id)
-}
-
 /// A member's keyspace against its space quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Space {

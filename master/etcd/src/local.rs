@@ -274,7 +274,7 @@ impl Backend for LocalBackend {
             db_size: i64::try_from(self.published.stored_bytes.load(Ordering::Acquire))
                 .unwrap_or(i64::MAX),
             is_learner: false,
-            errors: alarms.iter().map(crate::backend::alarm_text).collect(),
+            errors: alarms.iter().map(crate::alarm::text).collect(),
         })
     }
 }

@@ -685,7 +685,7 @@ impl<S: KvHost> Backend for RaftBackend<S> {
             raft_term: status.leadership.term,
             db_size: i64::try_from(held).unwrap_or(i64::MAX),
             is_learner: false,
-            errors: alarms.iter().map(crate::backend::alarm_text).collect(),
+            errors: alarms.iter().map(crate::alarm::text).collect(),
         })
     }
 

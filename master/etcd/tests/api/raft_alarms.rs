@@ -25,6 +25,13 @@ async fn nospace_alarms(client: &mut etcd_client::Client) -> Vec<u64> {
         .collect()
 }
 
+/// Alarm options naming `member`.
+fn of(member: u64) -> AlarmOptions {
+    let mut options = AlarmOptions::new();
+    options.with_member(member);
+    options
+}
+
 fn refused_for_space(result: Result<etcd_client::PutResponse, etcd_client::Error>) -> bool {
     match result {
         Err(etcd_client::Error::GRpcStatus(status)) => {
@@ -40,10 +47,8 @@ async fn scenario(mut cluster: RaftCluster<MemLogStore, KvMachine>) {
     let raiser = cluster.others(leader)[0];
     let mut client = cluster.client(raiser).await;
     client.put("before", "1", None).await.unwrap();
-    let mut on = AlarmOptions::new();
-    on.with_member(raiser);
     let raised = client
-        .alarm(AlarmAction::Activate, AlarmType::Nospace, Some(on))
+        .alarm(AlarmAction::Activate, AlarmType::Nospace, Some(of(raiser)))
         .await
         .unwrap();
     assert_eq!(raised.alarms().len(), 1);
@@ -68,10 +73,12 @@ async fn scenario(mut cluster: RaftCluster<MemLogStore, KvMachine>) {
     let mut client = cluster.client(survivor).await;
     assert_eq!(nospace_alarms(&mut client).await, [raiser]);
     assert!(refused_for_space(client.put("after", "1", None).await));
-    let mut off = AlarmOptions::new();
-    off.with_member(raiser);
     let cleared = client
-        .alarm(AlarmAction::Deactivate, AlarmType::Nospace, Some(off))
+        .alarm(
+            AlarmAction::Deactivate,
+            AlarmType::Nospace,
+            Some(of(raiser)),
+        )
         .await
         .unwrap();
     assert_eq!(cleared.alarms().len(), 1);
